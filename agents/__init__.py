@@ -1,0 +1,1 @@
+"""Agents: user agents (personas, populations, brains, memory) and recommender agents."""

@@ -1,0 +1,291 @@
+"""Populations: real MovieLens users (taste from their ratings) or users sampled from a spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agents.users import ROLES, Persona, UserAgent
+from recworld.catalog import Catalog
+from recworld.data.movielens import MovieLens
+from recworld.errors import ConfigError
+from recworld.state import UserArrays
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recworld.world import World
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)).astype(np.float32)
+
+
+def item_quality(ml: MovieLens, shrink: float = 10.0) -> tuple[np.ndarray, float]:
+    """Shrunk mean rating of each item minus the global mean, and the global mean."""
+    mu = float(ml.rating.mean())
+    n_items = len(ml.items)
+    s = np.bincount(ml.rating_item, weights=ml.rating, minlength=n_items)
+    c = np.bincount(ml.rating_item, minlength=n_items)
+    return ((s + shrink * mu) / (c + shrink) - mu).astype(np.float32), mu
+
+
+@dataclass
+class Split:
+    """Train/held-out split of each user's ratings (for calibration)."""
+
+    train: np.ndarray  # bool mask over ml ratings
+    test: np.ndarray
+
+
+def split_ratings(ml: MovieLens, holdout: float, rng: np.random.Generator) -> Split:
+    """Hold out a share of each user's ratings."""
+    test = rng.random(ml.n_ratings) < holdout
+    return Split(train=~test, test=test)
+
+
+@dataclass
+class PopulationStats:
+    """What was derived from data, for calibration and reporting."""
+
+    global_mean: float = 3.5
+    taste_source: str = "sampled"
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class MovieLensPopulation:
+    """The real users of a MovieLens data set.
+
+    Taste = the rating-weighted mean of the embeddings of the items a user
+    rated (centred on their own mean rating); rating bias = their mean rating
+    minus the global mean; activity from how much they rated; conformity from
+    how mainstream their items are; diversity-seeking from their genre entropy.
+
+    Args:
+        ml: the data set (its items must be the catalog's items, same order).
+        catalog: the catalog built from ``ml.items``.
+        n_users: use the first ``n_users`` users (default: all).
+        train_mask: only these ratings shape the personas (held-out evaluation).
+        seed: for trait noise.
+    """
+
+    def __init__(self, ml: MovieLens, catalog: Catalog, n_users: int | None = None, train_mask: np.ndarray | None = None, seed: int = 0) -> None:
+        if len(catalog) < len(ml.items):
+            raise ConfigError("population.source=movielens needs catalog.source=movielens (the same items)")
+        total = len(ml.users)
+        if n_users is not None and not 1 <= n_users <= total:
+            raise ConfigError(f"population.n_users={n_users} but the data set has {total} users; use 1..{total} or population.source: sampled")
+        self.ml = ml
+        self.catalog = catalog
+        self.n = n_users or total
+        self.mask = np.ones(ml.n_ratings, bool) if train_mask is None else train_mask
+        self.seed = seed
+        self.stats = PopulationStats(taste_source="movielens")
+        self.personas: list[Persona] = []
+
+    def build_arrays(self) -> tuple[UserArrays, list[Persona]]:
+        """Derive numeric state and personas from the ratings."""
+        ml, cat, n = self.ml, self.catalog, self.n
+        rng = np.random.default_rng(self.seed)
+        m = self.mask & (ml.rating_user < n)
+        ru, ri, rr = ml.rating_user[m], ml.rating_item[m], ml.rating[m].astype(np.float64)
+        mu = float(rr.mean())
+        cnt = np.bincount(ru, minlength=n)
+        umean = np.bincount(ru, weights=rr, minlength=n) / np.maximum(cnt, 1)
+        umean = np.where(cnt > 0, umean, mu)
+        centred = rr - umean[ru]
+        emb = cat.embeddings
+        taste = np.zeros((n, cat.dim))
+        np.add.at(taste, ru, centred[:, None] * emb[ri])
+        # Users who rate everything alike still have a taste: what they chose to watch.
+        liked_mean = np.zeros((n, cat.dim))
+        np.add.at(liked_mean, ru, emb[ri])
+        taste = np.where(np.linalg.norm(taste, axis=1, keepdims=True) > 1e-6, _unit(taste) + 0.5 * _unit(liked_mean), _unit(liked_mean))
+        a = UserArrays.allocate(n, cat.dim)
+        a.taste[:] = _unit(taste)
+        a.taste0[:] = a.taste
+        a.recent[:] = 0.0
+        # Activity: sessions per day, log-scaled from rating counts (20..700 in ML-100K).
+        lc = np.log1p(cnt)
+        z = (lc - lc.mean()) / max(lc.std(), 1e-6)
+        a.activity[:] = np.clip(np.exp(0.5 * z) * rng.lognormal(0, 0.15, n), 0.2, 4.0)
+        item_pop = np.log1p(np.bincount(ml.rating_item, minlength=len(ml.items)))
+        mainstream = np.bincount(ru, weights=item_pop[ri], minlength=n) / np.maximum(cnt, 1)
+        a.conformity[:] = _to_unit_interval(mainstream)
+        g = cat.tag_matrix[ri]
+        gsum = np.zeros((n, g.shape[1]))
+        np.add.at(gsum, ru, g)
+        p = gsum / np.maximum(gsum.sum(1, keepdims=True), 1e-9)
+        ent = -(p * np.log(np.where(p > 0, p, 1))).sum(1)
+        a.diversity_seeking[:] = _to_unit_interval(ent)
+        a.patience[:] = rng.beta(4, 3, n).astype(np.float32)
+        a.rating_bias[:] = (umean - mu).astype(np.float32)
+        a.next_return[:] = _first_arrivals(a.activity, rng)
+        # Genre preferences for the persona text.
+        gmean = np.zeros((n, g.shape[1]))
+        np.add.at(gmean, ru, g * centred[:, None])
+        gpref = gmean / np.maximum(gsum, 1)
+        personas = []
+        for i in range(n):
+            u = ml.users[i]
+            mine = np.flatnonzero(ru == i) if cnt[i] else np.zeros(0, int)
+            personas.append(
+                Persona(
+                    external_id=u.external_id,
+                    age=u.age,
+                    gender=u.gender,
+                    occupation=u.occupation,
+                    liked_genres=_top_tags(cat, gpref[i], gsum[i], best=True),
+                    disliked_genres=_top_tags(cat, gpref[i], gsum[i], best=False),
+                    liked_titles=[cat.titles[ri[j]] for j in mine[np.argsort(-rr[mine], kind="stable")][:3]],
+                    disliked_titles=[cat.titles[ri[j]] for j in mine[np.argsort(rr[mine], kind="stable")][:2] if rr[j] <= 2],
+                    traits=_traits(a, i),
+                    role=_role(a, i),
+                )
+            )
+        self.stats = PopulationStats(global_mean=mu, taste_source="movielens")
+        return a, personas
+
+    def populate(self, world: "World") -> None:
+        """Create the users' mesa agents and state in ``world``."""
+        arrays, personas = self.build_arrays()
+        _attach(world, arrays, personas)
+        self.personas = personas
+
+
+class SampledPopulation:
+    """Users sampled from a population spec.
+
+    Each user likes 1-3 tags (genres) of the catalog; their taste is the mean
+    embedding of items with those tags plus noise. Traits are Beta-distributed
+    with the spec's means.
+
+    Args:
+        catalog: the catalog.
+        n_users: how many users.
+        seed: sampling seed.
+        activity_mean: mean sessions per day.
+        patience, conformity, diversity_seeking: mean of each trait in (0, 1).
+        taste_noise: how far tastes scatter around their genre centroid.
+    """
+
+    OCCUPATIONS = ("student", "engineer", "artist", "writer", "educator", "programmer", "administrator", "healthcare", "retired", "other")
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        n_users: int,
+        seed: int = 0,
+        activity_mean: float = 1.0,
+        patience: float = 0.55,
+        conformity: float = 0.5,
+        diversity_seeking: float = 0.5,
+        taste_noise: float = 0.6,
+    ) -> None:
+        if n_users < 1:
+            raise ConfigError(f"population.n_users must be >= 1, got {n_users}")
+        self.catalog = catalog
+        self.n = n_users
+        self.seed = seed
+        self.activity_mean = activity_mean
+        self.means = {"patience": patience, "conformity": conformity, "diversity_seeking": diversity_seeking}
+        self.taste_noise = taste_noise
+        self.stats = PopulationStats()
+        self.personas: list[Persona] = []
+
+    def build_arrays(self) -> tuple[UserArrays, list[Persona]]:
+        cat, n = self.catalog, self.n
+        rng = np.random.default_rng(self.seed)
+        tm = cat.tag_matrix
+        usable = [t for t in range(tm.shape[1]) if tm[:, t].sum() >= 3]
+        if not usable:
+            usable = [0]
+            tm = np.ones((len(cat), 1), np.float32)
+        centroids = _unit(tm[:, usable].T @ cat.embeddings)
+        k = rng.integers(1, 4, n)
+        taste = np.zeros((n, cat.dim), np.float32)
+        liked: list[list[int]] = []
+        for i in range(n):
+            pick = rng.choice(len(usable), size=min(k[i], len(usable)), replace=False)
+            liked.append([usable[p] for p in pick])
+            taste[i] = centroids[pick].mean(0)
+        taste = _unit(_unit(taste) + self.taste_noise * _unit(rng.normal(size=taste.shape)) / np.sqrt(1 + k[:, None]))
+        a = UserArrays.allocate(n, cat.dim)
+        a.taste[:] = taste
+        a.taste0[:] = taste
+        a.activity[:] = np.clip(rng.lognormal(np.log(self.activity_mean), 0.5, n), 0.1, 6.0)
+        for name, mean in self.means.items():
+            m = float(np.clip(mean, 0.02, 0.98))
+            getattr(a, name)[:] = rng.beta(6 * m, 6 * (1 - m), n)
+        a.rating_bias[:] = rng.normal(0, 0.35, n)
+        a.next_return[:] = _first_arrivals(a.activity, rng)
+        sims = cat.embeddings @ taste.T  # (items, users)
+        personas = []
+        for i in range(n):
+            top = np.argsort(-sims[:, i])[:3]
+            bottom = np.argsort(sims[:, i])[:2]
+            personas.append(
+                Persona(
+                    external_id=f"s{i}",
+                    age=int(rng.integers(16, 70)),
+                    gender=str(rng.choice(["F", "M"])),
+                    occupation=str(rng.choice(self.OCCUPATIONS)),
+                    liked_genres=[cat.tag_names[t] for t in liked[i]],
+                    disliked_genres=[],
+                    liked_titles=[cat.titles[j] for j in top],
+                    disliked_titles=[cat.titles[j] for j in bottom],
+                    traits=_traits(a, i),
+                    role=_role(a, i),
+                )
+            )
+        return a, personas
+
+    def populate(self, world: "World") -> None:
+        arrays, personas = self.build_arrays()
+        _attach(world, arrays, personas)
+        self.personas = personas
+
+
+def _attach(world: "World", arrays: UserArrays, personas: list[Persona]) -> None:
+    world.users = arrays
+    world.user_agents = [UserAgent(world, i, p) for i, p in enumerate(personas)]
+
+
+def _first_arrivals(activity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # Users open the app for the first time spread over their usual gap.
+    return np.floor(rng.exponential(24.0 / np.maximum(activity, 0.1))).astype(np.int64)
+
+
+def _to_unit_interval(x: np.ndarray) -> np.ndarray:
+    r = np.argsort(np.argsort(x, kind="stable"), kind="stable")
+    return ((r + 0.5) / len(x)).astype(np.float32)
+
+
+def _top_tags(cat: Catalog, pref: np.ndarray, counts: np.ndarray, best: bool, n: int = 3) -> list[str]:
+    ok = np.asarray([t for t in np.flatnonzero(counts >= 2) if cat.tag_names[t] != "unknown"], dtype=int)
+    if ok.size == 0:
+        return []
+    order = ok[np.argsort(-pref[ok] if best else pref[ok], kind="stable")]
+    sel = [cat.tag_names[t] for t in order[:n] if (pref[t] > 0 if best else pref[t] < 0)]
+    return sel
+
+
+def _traits(a: UserArrays, i: int) -> dict[str, float]:
+    return {
+        "activity": round(float(a.activity[i]), 3),
+        "patience": round(float(a.patience[i]), 3),
+        "conformity": round(float(a.conformity[i]), 3),
+        "diversity_seeking": round(float(a.diversity_seeking[i]), 3),
+    }
+
+
+def _role(a: UserArrays, i: int) -> str:
+    # RecAgent-style roles from traits: who mostly watches, explores, critiques, chats or posts.
+    scores = {
+        "watcher": 0.5,
+        "explorer": float(a.diversity_seeking[i]),
+        "critic": float(abs(a.rating_bias[i])) * 1.5,
+        "chatter": float(a.conformity[i]) * 0.9,
+        "poster": float(a.activity[i]) / 4.0,
+    }
+    return max(ROLES, key=lambda r: scores[r])

@@ -1,0 +1,160 @@
+"""Events: what happened in the world, as append-only, columnar batches.
+
+The hot path produces thousands of events per tick, so events travel as
+:class:`EventBatch` columns (numpy arrays) rather than one object each.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+
+class EventType(enum.IntEnum):
+    """Kinds of events. Values are stable: they are stored in the event log."""
+
+    IMPRESSION = 1  # an item shown on a page (value = position)
+    WATCH = 2  # item watched (value = fraction watched)
+    SKIP = 3  # item shown and not watched
+    RATE = 4  # explicit rating 1..5 (value)
+    LEAVE = 5  # session ended (value = pages seen; text = reason)
+    RETURN = 6  # a user came back and started a session (value = ticks away)
+    CHURN = 7  # user left the platform for good
+    SESSION_START = 8  # first session of a user (value = 0)
+    SEARCH = 9  # a search query (text)
+    POST = 10  # user posted/shared an item to followers (text)
+    SOCIAL_WATCH = 11  # item watched from the social feed
+    CHAT = 12  # one chat message (text; value = other user id)
+    FOLLOW = 13  # value = followed user id
+    UNFOLLOW = 14  # value = unfollowed user id
+    INSTRUCTION = 15  # reflective instruction to the recommender (text)
+    FEELING = 16  # the user's stated feeling about a page (text)
+    FALLBACK = 17  # an LLM decision fell back to the utility brain
+
+    @classmethod
+    def parse(cls, name: str) -> "EventType":
+        """Parse a lower-case event type name such as ``"watch"``."""
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            valid = ", ".join(t.name.lower() for t in cls)
+            raise ValueError(f"unknown event type {name!r}; expected one of: {valid}") from None
+
+
+INT_NONE = -1  # stands for "no item/user" in integer columns
+
+
+@dataclass
+class EventBatch:
+    """A columnar batch of events of one tick.
+
+    Attributes:
+        tick: simulated time of each event.
+        user: user index.
+        type: :class:`EventType` value.
+        item: item index or ``INT_NONE``.
+        value: a float payload (rating, position, ...), NaN if none.
+        text: optional free text per event (sparse: index -> text).
+        payload: optional JSON-able dict per event (sparse: index -> dict).
+    """
+
+    tick: np.ndarray
+    user: np.ndarray
+    type: np.ndarray
+    item: np.ndarray
+    value: np.ndarray
+    text: dict[int, str] = field(default_factory=dict)
+    payload: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> "EventBatch":
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z.copy(), z.astype(np.int16), z.copy(), np.zeros(0, dtype=np.float64))
+
+    @classmethod
+    def build(
+        cls,
+        tick: int,
+        users: np.ndarray,
+        etype: EventType | np.ndarray,
+        items: np.ndarray | None = None,
+        values: np.ndarray | None = None,
+        texts: list[str | None] | None = None,
+        payloads: list[dict[str, Any] | None] | None = None,
+    ) -> "EventBatch":
+        """Build a batch of events that share a tick (and maybe a type)."""
+        users = np.asarray(users, dtype=np.int64).ravel()
+        n = users.shape[0]
+        types = (
+            np.full(n, int(etype), dtype=np.int16)
+            if isinstance(etype, (int, EventType))
+            else np.asarray(etype, dtype=np.int16).ravel()
+        )
+        items_a = (
+            np.full(n, INT_NONE, dtype=np.int64) if items is None else np.asarray(items, dtype=np.int64).ravel()
+        )
+        vals = np.full(n, np.nan) if values is None else np.asarray(values, dtype=np.float64).ravel()
+        text = {i: t for i, t in enumerate(texts) if t is not None} if texts else {}
+        payload = {i: p for i, p in enumerate(payloads) if p is not None} if payloads else {}
+        return cls(np.full(n, tick, dtype=np.int64), users, types, items_a, vals, text, payload)
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+    @staticmethod
+    def concat(batches: list["EventBatch"]) -> "EventBatch":
+        """Concatenate batches, keeping their order."""
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return EventBatch.empty()
+        text: dict[int, str] = {}
+        payload: dict[int, dict[str, Any]] = {}
+        offset = 0
+        for b in batches:
+            text.update({offset + i: t for i, t in b.text.items()})
+            payload.update({offset + i: p for i, p in b.payload.items()})
+            offset += len(b)
+        return EventBatch(
+            np.concatenate([b.tick for b in batches]),
+            np.concatenate([b.user for b in batches]),
+            np.concatenate([b.type for b in batches]),
+            np.concatenate([b.item for b in batches]),
+            np.concatenate([b.value for b in batches]),
+            text,
+            payload,
+        )
+
+    def of_type(self, *types: EventType) -> np.ndarray:
+        """Boolean mask of events whose type is one of ``types``."""
+        return np.isin(self.type, [int(t) for t in types])
+
+    def rows(self) -> Iterator[tuple[int, int, int, int | None, float | None, str | None, str | None]]:
+        """Rows as (tick, user, type, item, value, text, payload_json) with None for missing."""
+        for i in range(len(self)):
+            item = int(self.item[i])
+            val = float(self.value[i])
+            p = self.payload.get(i)
+            yield (
+                int(self.tick[i]),
+                int(self.user[i]),
+                int(self.type[i]),
+                None if item == INT_NONE else item,
+                None if val != val else val,
+                self.text.get(i),
+                None if p is None else json.dumps(p, sort_keys=True),
+            )
+
+    def digest(self, h: "hashlib._Hash | None" = None) -> str:
+        """A sha256 over the batch content (used to prove determinism)."""
+        h = h or hashlib.sha256()
+        for arr in (self.tick, self.user, self.type, self.item):
+            h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+        h.update(np.round(np.nan_to_num(self.value, nan=-999.0), 6).tobytes())
+        h.update(json.dumps(sorted(self.text.items())).encode())
+        h.update(json.dumps(sorted(self.payload.items()), sort_keys=True).encode())
+        return h.hexdigest()

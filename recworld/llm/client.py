@@ -1,0 +1,379 @@
+"""The LLM runtime: a synchronous batch API over async, bounded, fault-tolerant calls.
+
+The simulator hands over all requests of a tick at once
+(:meth:`LLMRuntime.complete_many`); they run concurrently on a private event
+loop thread, so the runtime works from any thread, with or without a loop.
+Faults never raise: they come back as ``fell_back`` results with ``error`` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from recworld.errors import ConfigError, LLMError
+from recworld.llm.breaker import CircuitBreaker
+from recworld.llm.cache import CachedResponse, ResponseCache, cache_key
+from recworld.llm.config import LLMConfig
+from recworld.llm.records import (
+    ERROR_CIRCUIT_OPEN,
+    ERROR_INVALID_OUTPUT,
+    LLMCallRecord,
+    LLMRequest,
+    LLMResult,
+    LLMTotals,
+)
+from recworld.llm.structured import render_prompt, repair_messages, schema_of, validate
+from recworld.llm.transport import Attempt, OpenAITransport, Reply, Transport, TransportError
+
+__all__ = ["LLMCallRecord", "LLMRequest", "LLMResult", "LLMRuntime", "LLMTotals", "OnCall"]
+
+OnCall = Callable[[LLMCallRecord], None]
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count (about 4 characters a token) for servers that omit ``usage``."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    request: LLMRequest
+    attempt: Attempt
+    key: str
+
+
+class _CircuitOpen(Exception):
+    pass
+
+
+class LLMRuntime:
+    """Runs batches of LLM requests with concurrency, retries, a breaker and a cache.
+
+    Example:
+        >>> with LLMRuntime(LLMConfig(backend="openai", base_url=url)) as llm:  # doctest: +SKIP
+        ...     [res] = llm.complete_many([LLMRequest([{"role": "user", "content": "Hi"}])])
+
+    Args:
+        config: The runtime configuration; defaults to the embedded model.
+        on_call: Callbacks given an :class:`LLMCallRecord` per finished call
+            (cached ones included), in request order, on the calling thread.
+            Storage subscribes here; the runtime never writes storage itself.
+        transport: A ready transport (tests, custom servers); overrides ``config.backend``.
+
+    Raises:
+        ConfigError: ``api_key_env`` names a variable that is not set.
+    """
+
+    def __init__(
+        self,
+        config: LLMConfig | None = None,
+        *,
+        on_call: Iterable[OnCall] = (),
+        transport: Transport | None = None,
+    ) -> None:
+        self.config = config or LLMConfig()
+        self.on_call: list[OnCall] = list(on_call)
+        self.totals = LLMTotals()
+        self.breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
+        self._mode: Literal["chat", "completion"] = self.config.resolved_api_mode
+        self._transport: Transport | None = transport
+        self._server: Any = None  # EmbeddedServer when backend == "embedded"
+        self._cache = ResponseCache(self.config.cache_path) if self.config.cache_path else None
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._closed = False
+        if self.config.api_key_env and self.config.api_key_env not in os.environ:
+            raise ConfigError(
+                f"api_key_env: environment variable {self.config.api_key_env!r} is not set; "
+                "export it or set api_key_env=None for servers without keys"
+            )
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"LLMRuntime(backend={c.backend!r}, model={c.model!r}, base_url={self.base_url!r}, mode={self._mode!r})"
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def base_url(self) -> str | None:
+        """The server URL in use (the embedded server's once started)."""
+        if self._server is not None:
+            return str(self._server.base_url)
+        return self.config.base_url
+
+    def start(self) -> LLMRuntime:
+        """Start the backend now (otherwise it starts on the first uncached call).
+
+        Raises:
+            LLMError: The backend could not be set up (model missing, server failed).
+        """
+        self._ensure_transport()
+        return self
+
+    def close(self) -> None:
+        """Close connections, stop the loop thread and any embedded server (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread, transport = self._loop, self._thread, self._transport
+        if loop is not None:
+            if transport is not None:
+                try:
+                    asyncio.run_coroutine_threadsafe(transport.aclose(), loop).result(timeout=5)
+                except Exception:  # noqa: BLE001 - closing must not fail on a dead connection
+                    pass
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(timeout=5)
+            loop.close()
+        elif transport is not None:
+            asyncio.run(transport.aclose())
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._cache is not None:
+            self._cache.close()
+
+    def __enter__(self) -> LLMRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise LLMError("the LLM runtime is closed; create a new LLMRuntime")
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="recworld-llm", daemon=True)
+                self._thread.start()
+            return self._loop
+
+    def _ensure_transport(self) -> Transport:
+        with self._lock:
+            if self._transport is not None:
+                return self._transport
+            c = self.config
+            api_key = os.environ[c.api_key_env] if c.api_key_env else "not-needed"
+            if c.backend == "openai":
+                self._transport = OpenAITransport(c.base_url, api_key, c.model)
+            elif c.backend == "embedded":
+                from recworld.llm.embedded import EmbeddedServer
+
+                self._server = EmbeddedServer.from_config(c).start()
+                self._transport = OpenAITransport(self._server.base_url, api_key, c.model, llguidance_json=True)
+            else:
+                from recworld.llm.transformers_backend import TransformersTransport
+
+                self._transport = TransformersTransport(c.model_dir or "", seed=c.seed)
+            return self._transport
+
+    # -- public API ----------------------------------------------------------
+
+    def complete(self, request: LLMRequest) -> LLMResult:
+        """Run one request; see :meth:`complete_many`."""
+        return self.complete_many([request])[0]
+
+    def complete_many(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
+        """Run requests concurrently; results come back in request order.
+
+        Cached answers make no server request. Network and server faults,
+        an open circuit breaker and answers that fail their ``json_schema``
+        after the repair attempt all give ``fell_back=True`` results; this
+        method does not raise for them.
+
+        Raises:
+            LLMError: The runtime is closed or its backend could not be set up.
+        """
+        prepared = [self._prepare(r) for r in requests]
+        results: list[LLMResult | None] = [None] * len(prepared)
+        hits = self._cache.get_many([p.key for p in prepared]) if self._cache else {}
+        misses: list[int] = []
+        for i, p in enumerate(prepared):
+            hit = hits.get(p.key)
+            res = self._from_cache(p, hit) if hit is not None else None
+            if res is None:
+                misses.append(i)
+            else:
+                results[i] = res
+        if misses:
+            self._ensure_transport()
+            loop = self._ensure_loop()
+            fut: Future[list[LLMResult]] = asyncio.run_coroutine_threadsafe(
+                self._run_batch([prepared[i] for i in misses]), loop
+            )
+            for i, res in zip(misses, fut.result()):
+                results[i] = res
+            if self._cache is not None:
+                self._cache.put_many(
+                    [
+                        (prepared[i].key, self.config.model, prepared[i].request.purpose,
+                         CachedResponse(results[i].text, results[i].tokens_in, results[i].tokens_out))  # type: ignore[union-attr]
+                        for i in misses
+                        if not results[i].fell_back  # type: ignore[union-attr]
+                    ]
+                )
+        done = [r for r in results if r is not None]
+        self._account(prepared, done)
+        return done
+
+    async def acomplete_many(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
+        """:meth:`complete_many` for async callers (runs in a worker thread)."""
+        return await asyncio.to_thread(self.complete_many, requests)
+
+    # -- internals -----------------------------------------------------------
+
+    def _prepare(self, request: LLMRequest) -> _Prepared:
+        c = self.config
+        attempt = Attempt(
+            mode=self._mode,
+            messages=list(request.messages),
+            max_tokens=request.max_tokens if request.max_tokens is not None else c.max_tokens,
+            temperature=request.temperature if request.temperature is not None else c.temperature,
+            seed=c.seed,
+            schema_model=request.json_schema,
+            stop=request.stop,
+        )
+        key = cache_key(
+            model=c.model,
+            api_mode=self._mode,
+            messages=attempt.messages + ([{"stop": list(request.stop)}] if request.stop else []),
+            temperature=attempt.temperature,
+            max_tokens=attempt.max_tokens,
+            schema=schema_of(request.json_schema) if request.json_schema else None,
+            seed=c.seed,
+            purpose=request.purpose,
+        )
+        return _Prepared(request, attempt, key)
+
+    def _from_cache(self, p: _Prepared, hit: CachedResponse) -> LLMResult | None:
+        parsed: BaseModel | None = None
+        if p.request.json_schema is not None:
+            parsed, _, problem = validate(p.request.json_schema, hit.text)
+            if parsed is None:
+                return None  # stale entry: ask the server again
+        return LLMResult(hit.text, parsed, hit.tokens_in, hit.tokens_out, 0.0, cached=True)
+
+    def _account(self, prepared: list[_Prepared], results: list[LLMResult]) -> None:
+        records = [
+            LLMCallRecord(
+                tick=p.request.tick,
+                user_id=p.request.user_id,
+                purpose=p.request.purpose,
+                model=self.config.model,
+                tokens_in=r.tokens_in,
+                tokens_out=r.tokens_out,
+                latency_ms=r.latency_ms,
+                cached=r.cached,
+                retries=r.retries,
+                fell_back=r.fell_back,
+                error=r.error,
+            )
+            for p, r in zip(prepared, results)
+        ]
+        with self._lock:
+            for r in results:
+                self.totals.add(r)
+        for rec in records:
+            for cb in self.on_call:
+                cb(rec)
+
+    async def _run_batch(self, batch: list[_Prepared]) -> list[LLMResult]:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.config.concurrency)
+        return list(await asyncio.gather(*(self._one(p) for p in batch)))
+
+    async def _one(self, p: _Prepared) -> LLMResult:
+        t0 = time.perf_counter()
+        attempt = p.attempt
+        retries = tokens_in = tokens_out = 0
+        repairs_left = self.config.repair_attempts
+
+        def result(text: str, **kw: Any) -> LLMResult:
+            ms = (time.perf_counter() - t0) * 1000.0
+            return LLMResult(text, tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=ms, retries=retries, **kw)
+
+        while True:
+            try:
+                reply, n_retries = await self._send(attempt, first=(retries == 0))
+            except _CircuitOpen:
+                return result("", fell_back=True, error=ERROR_CIRCUIT_OPEN)
+            except _Failed as failed:
+                retries += failed.retries
+                return result("", fell_back=True, error=failed.kind)
+            retries += n_retries
+            prompt_text = render_prompt(attempt.messages)
+            tokens_in += reply.tokens_in if reply.tokens_in is not None else estimate_tokens(prompt_text)
+            tokens_out += reply.tokens_out if reply.tokens_out is not None else estimate_tokens(reply.text)
+            schema = attempt.schema_model
+            if schema is None:
+                return result(reply.text)
+            parsed, json_text, problem = validate(schema, reply.text)
+            if parsed is not None:
+                return result(json_text, parsed=parsed)
+            if repairs_left <= 0:
+                return result(reply.text, fell_back=True, error=f"{ERROR_INVALID_OUTPUT}: {problem}"[:300])
+            # One more request, counted as a retry: re-ask with what was wrong.
+            repairs_left -= 1
+            retries += 1
+            attempt = Attempt(
+                attempt.mode, repair_messages(attempt.messages, reply.text, problem, schema),
+                attempt.max_tokens, attempt.temperature, attempt.seed, schema, attempt.stop,
+            )
+
+    async def _send(self, attempt: Attempt, *, first: bool) -> tuple[Reply, int]:
+        """One logical request with transport retries; returns the reply and retries used.
+
+        Raises:
+            _CircuitOpen: The breaker refused the very first attempt (no request made).
+            _Failed: All attempts failed, or the breaker opened between them.
+        """
+        assert self._sem is not None and self._transport is not None
+        c = self.config
+        retries = 0
+        probe = False
+        while True:
+            async with self._sem:
+                if retries == 0 and first:
+                    probe = self.breaker.state == "half_open"
+                    if not self.breaker.allow():
+                        raise _CircuitOpen
+                try:
+                    reply = await asyncio.wait_for(self._transport.send(attempt, c.timeout_s), c.timeout_s + 1.0)
+                    self.breaker.record_success()
+                    return reply, retries
+                except asyncio.TimeoutError:
+                    err = TransportError("timeout", True)
+                except TransportError as e:
+                    err = e
+            # A probe gets no retries: its one answer decides the breaker's state.
+            if not err.retryable or retries >= c.max_retries or probe:
+                self.breaker.record_failure()
+                raise _Failed(err.kind, retries)
+            delay = min(c.backoff_s * (2**retries), c.max_backoff_s)
+            if err.retry_after is not None:
+                delay = min(max(delay, err.retry_after), c.max_backoff_s)
+            await asyncio.sleep(delay)
+            if self.breaker.state != "closed":
+                raise _Failed(err.kind, retries)  # others opened it meanwhile: stop early
+            retries += 1
+
+
+class _Failed(Exception):
+    def __init__(self, kind: str, retries: int) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.retries = retries

@@ -1,0 +1,248 @@
+"""SQLModel tables of the run database.
+
+Every table carries ``run_id`` so many runs share one database. The event log
+is append-only; aggregates the dashboard needs are precomputed per tick
+(:class:`TickMetrics`) or per run end (:class:`RetentionPoint`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import Column, Index, LargeBinary, SmallInteger, Text
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class SchemaInfo(SQLModel, table=True):
+    """One row: the schema version this database was written with."""
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = SCHEMA_VERSION
+
+
+class Run(SQLModel, table=True):
+    """One simulation run: its scenario, config, seed, versions and status."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    scenario: str = ""
+    recommender: str = ""
+    brain: str = ""
+    seed: int = 0
+    config_json: str = Field(default="{}", sa_column=Column(Text))
+    versions_json: str = Field(default="{}", sa_column=Column(Text))
+    status: str = Field(default="created", index=True)  # created|running|completed|failed|interrupted
+    n_users: int = 0
+    n_items: int = 0
+    ticks_total: int = 0
+    tick_done: int = -1
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: Optional[datetime] = None
+    summary_json: str = Field(default="{}", sa_column=Column(Text))
+    error: Optional[str] = None
+
+
+class Event(SQLModel, table=True):
+    """An append-only event: tick, user, type (see ``recworld.events.EventType``), item, value, text."""
+
+    __table_args__ = (
+        Index("ix_event_run_tick", "run_id", "tick"),
+        Index("ix_event_run_user", "run_id", "user_id", "tick"),
+        Index("ix_event_run_item", "run_id", "item_id"),
+        Index("ix_event_run_type_tick", "run_id", "type", "tick"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int
+    user_id: int
+    type: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    item_id: Optional[int] = None
+    value: Optional[float] = None
+    text: Optional[str] = Field(default=None, sa_column=Column(Text))
+    payload: Optional[str] = Field(default=None, sa_column=Column(Text))
+
+
+class TickMetrics(SQLModel, table=True):
+    """Engagement, retention and exposure metrics of one tick."""
+
+    __table_args__ = (Index("ix_tickmetrics_run_tick", "run_id", "tick", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int
+    active_users: int = 0  # users with a session this tick
+    sessions: int = 0
+    returns: int = 0
+    pages: int = 0
+    pages_per_session: float = 0.0
+    impressions: int = 0
+    watches: int = 0
+    watch_rate: float = 0.0  # watches / impressions (CTR)
+    ratings: int = 0
+    mean_rating: Optional[float] = None
+    churned: int = 0  # new churns this tick
+    churned_total: int = 0
+    alive_users: int = 0  # not churned
+    coverage: float = 0.0  # share of catalog ever exposed so far
+    diversity: Optional[float] = None  # mean intra-list diversity of pages served this tick
+    consumption_diversity: Optional[float] = None  # mean pairwise distance of items watched this tick
+    gini: float = 0.0  # Gini of cumulative exposure over items
+    novelty: Optional[float] = None  # mean -log2 popularity of watched items
+    mean_satisfaction: float = 0.0
+    posts: int = 0
+    chats: int = 0
+    social_watches: int = 0
+    instructions: int = 0
+    llm_calls: int = 0
+    llm_tokens: int = 0
+    llm_cached: int = 0
+    llm_fallbacks: int = 0
+    extra_json: str = Field(default="{}", sa_column=Column(Text))
+
+
+class RetentionPoint(SQLModel, table=True):
+    """Share of a cohort (users whose first session fell in ``cohort``) active ``k`` periods later."""
+
+    __table_args__ = (Index("ix_retention_run", "run_id", "cohort", "k"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    cohort: int  # period index of first session
+    k: int  # periods after first session
+    cohort_size: int
+    active: int
+    share: float
+
+
+class UserProfile(SQLModel, table=True):
+    """A user's persona and traits, written once per run."""
+
+    __table_args__ = (Index("ix_userprofile_run_user", "run_id", "user_id", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    user_id: int
+    external_id: str = ""
+    age: Optional[int] = None
+    gender: Optional[str] = None
+    occupation: Optional[str] = None
+    activity: float = 0.0
+    patience: float = 0.0
+    conformity: float = 0.0
+    diversity_seeking: float = 0.0
+    role: str = ""
+    profile_text: str = Field(default="", sa_column=Column(Text))
+
+
+class UserSnapshot(SQLModel, table=True):
+    """A user's numeric state at a tick (written at intervals for the dashboard)."""
+
+    __table_args__ = (Index("ix_usersnapshot_run_user", "run_id", "user_id", "tick"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int
+    user_id: int
+    satisfaction: float
+    fatigue: float
+    churned: bool = False
+    sessions: int = 0
+    watches: int = 0
+
+
+class Item(SQLModel, table=True):
+    """A catalog item of a run (posts by users become items too)."""
+
+    __table_args__ = (Index("ix_item_run_item", "run_id", "item_id", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    item_id: int
+    external_id: str = ""
+    title: str = ""
+    tags: str = ""
+    year: Optional[int] = None
+    creator: Optional[int] = None
+    created_tick: int = 0
+
+
+class Edge(SQLModel, table=True):
+    """A follow edge of the social graph: ``src`` follows ``dst``."""
+
+    __table_args__ = (Index("ix_edge_run_src", "run_id", "src"), Index("ix_edge_run_dst", "run_id", "dst"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    src: int
+    dst: int
+    created_tick: int = 0
+    removed_tick: Optional[int] = None
+
+
+class LLMCall(SQLModel, table=True):
+    """One LLM request made (or served from cache) for a run."""
+
+    __table_args__ = (Index("ix_llmcall_run_tick", "run_id", "tick"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int = 0
+    user_id: Optional[int] = None
+    purpose: str = ""  # decide|post|chat|instruction|reflection|...
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cached: bool = False
+    retries: int = 0
+    fell_back: bool = False
+    error: Optional[str] = None
+
+
+class MemoryRecord(SQLModel, table=True):
+    """A user's long-term memory entry (observation or reflection)."""
+
+    __table_args__ = (Index("ix_memory_run_user", "run_id", "user_id", "tick"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    user_id: int
+    tick: int
+    kind: str = "observation"
+    importance: float = 0.0
+    text: str = Field(default="", sa_column=Column(Text))
+
+
+class Checkpoint(SQLModel, table=True):
+    """The complete state of a run after ``tick`` (pickled), written with that tick's events."""
+
+    __table_args__ = (Index("ix_checkpoint_run_tick", "run_id", "tick"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int
+    state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EvalResult(SQLModel, table=True):
+    """A policy evaluation (``recworld eval``): metric mean and confidence interval over seeds."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    policy: str
+    metric: str
+    mean: float
+    ci_low: float
+    ci_high: float
+    n_seeds: int
+    created_at: datetime = Field(default_factory=utcnow)
+    detail_json: str = Field(default="{}", sa_column=Column(Text))

@@ -1,0 +1,419 @@
+"""The World: a mesa.Model that advances the platform one tick at a time.
+
+Users, their brain and the recommender are injected. The hot path (serve
+pages, decide, update state, log) works on batches of users at once; mesa
+agents remain the handles that give each user an identity, persona and memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import mesa
+import numpy as np
+
+from recworld import metrics as M
+from recworld.catalog import Catalog
+from recworld.config import WorldConfig
+from recworld.errors import RecWorldError
+from recworld.events import INT_NONE, EventBatch, EventType
+from recworld.protocols import Brain, Feedback, PageDecision, Population, RecContext, Recommender, TickObserver
+from recworld.seeding import Seeder
+from recworld.state import UserArrays
+
+TickHook = Callable[["World", int], EventBatch]
+
+
+class World(mesa.Model):
+    """A simulated recommendation platform.
+
+    Args:
+        catalog: the items.
+        population: creates the users (mesa agents + :class:`UserArrays`).
+        brain: decides what users do on a page.
+        recommender: serves pages and learns from feedback.
+        config: session, return and churn dynamics.
+        seed: root seed; every subsystem draws from its own child stream.
+
+    Attributes:
+        tick: the next tick to simulate (0-based).
+        users: per-user numeric state.
+        seen: (n_users, capacity) bool, items each user was shown.
+        exposure: (capacity,) times each item was shown.
+        watch_counts: (capacity,) times each item was watched.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        population: Population,
+        brain: Brain,
+        recommender: Recommender,
+        config: WorldConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(seed=seed)
+        self.config = config or WorldConfig()
+        self.catalog = catalog
+        self.brain = brain
+        self.recommender = recommender
+        self.seeder = Seeder(seed)
+        self.seed_value = int(seed)
+        self.world_rng = self.seeder.rng("world")
+        self.brain_rng = self.seeder.rng("brain")
+        self.rec_rng = self.seeder.rng("recommender")
+        self.tick = 0
+        self.users: UserArrays = UserArrays.allocate(0, catalog.dim)
+        self.observers: list[TickObserver] = []
+        self.tick_hooks: list[TickHook] = []
+        self.instructions: dict[int, str] = {}
+        self.instruction_embeddings: dict[int, np.ndarray] = {}
+        self.instruction_encoder: Callable[[list[str]], np.ndarray] | None = None
+        population.populate(self)
+        n = len(self.users)
+        if n == 0:
+            raise RecWorldError("the population is empty; set population.n_users >= 1")
+        cap = len(catalog) + self.config.post_capacity
+        self.seen = np.zeros((n, cap), dtype=bool)
+        self.exposure = np.zeros(cap, dtype=np.int64)
+        self.watch_counts = np.zeros(cap, dtype=np.int64)
+        self.churned_total = 0
+        self._active_periods: list[np.ndarray] = []
+        self._stats = _TickStats()
+        self._batches: list[EventBatch] = []
+        self.last_events = EventBatch.empty()
+        self.last_metrics: dict[str, Any] = {}
+        self.recommender.setup(n, catalog.embeddings, self.rec_rng)
+
+    # ------------------------------------------------------------------ API
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    def subscribe(self, observer: TickObserver) -> None:
+        """Receive each tick's events and metrics."""
+        self.observers.append(observer)
+
+    def add_tick_hook(self, hook: TickHook) -> None:
+        """Run ``hook(world, tick)`` after the sessions of each tick (e.g. the social layer)."""
+        self.tick_hooks.append(hook)
+
+    def ensure_item_capacity(self) -> None:
+        """Grow per-item arrays when user-created items outgrow the reserved room."""
+        n = len(self.catalog)
+        cap = self.seen.shape[1]
+        if n <= cap:
+            return
+        extra = max(n - cap, cap // 2)
+        self.seen = np.concatenate([self.seen, np.zeros((self.n_users, extra), bool)], axis=1)
+        self.exposure = np.concatenate([self.exposure, np.zeros(extra, np.int64)])
+        self.watch_counts = np.concatenate([self.watch_counts, np.zeros(extra, np.int64)])
+
+    def context(self, page: int = 0) -> RecContext:
+        """What the recommender sees now."""
+        n_items = len(self.catalog)
+        return RecContext(
+            tick=self.tick,
+            n_items=n_items,
+            item_embeddings=self.catalog.embeddings,
+            seen=self.seen,
+            rng=self.rec_rng,
+            page=page,
+            instructions=self.instructions,
+            instruction_embeddings=self.instruction_embeddings,
+        )
+
+    def step(self) -> None:
+        """Simulate one tick: sessions page by page, social hooks, metrics, observers."""
+        active = self.begin_tick()
+        while active.size:
+            result = self.serve_page(active)
+            active = active[~result.leave]
+        self.end_tick()
+
+    def begin_tick(self) -> np.ndarray:
+        """Start the sessions due this tick; returns the users now in session.
+
+        Finer-grained than :meth:`step` so environments can control pages:
+        ``begin_tick()``, then :meth:`serve_page` until nobody is in session,
+        then :meth:`end_tick`.
+        """
+        self._stats = _TickStats()
+        self._batches = []
+        self._page_of: dict[int, int] = {}
+        u = self.users
+        due = np.flatnonzero(~u.churned & ~u.in_session & (u.next_return <= self.tick))
+        if due.size:
+            self._batches.append(self._start_sessions(due, self.tick, self._stats))
+        return due
+
+    def in_session(self) -> np.ndarray:
+        """Users currently in a session."""
+        return np.flatnonzero(self.users.in_session)
+
+    def serve_page(self, users: np.ndarray, slates: np.ndarray | None = None) -> "PageResult":
+        """Serve one page to each of ``users`` (all in session) and apply their decisions.
+
+        Args:
+            users: users in session.
+            slates: (len(users), k) items to show; ``None`` asks the recommender.
+
+        Returns:
+            The page's events, decisions and who left.
+        """
+        page = int(self.users.pages_in_session[users].min()) if users.size else 0
+        ev, leave, dec, slates = self._serve_page(users, page, self.tick, self._stats, slates)
+        self._batches.append(ev)
+        ending = users[leave]
+        end_ev = EventBatch.empty()
+        if ending.size:
+            end_ev = self._end_sessions(ending, self.tick, self._stats)
+            self._batches.append(end_ev)
+        return PageResult(users, slates, dec, leave, EventBatch.concat([ev, end_ev]))
+
+    def end_tick(self) -> dict[str, Any]:
+        """Close the tick: end leftover sessions, run hooks, compute metrics, notify observers."""
+        tick = self.tick
+        left = self.in_session()
+        if left.size:
+            self._batches.append(self._end_sessions(left, tick, self._stats))
+        for hook in self.tick_hooks:
+            self._batches.append(hook(self, tick))
+        events = EventBatch.concat(self._batches)
+        metrics = self._tick_metrics(tick, events, self._stats)
+        self.last_events = events
+        self.last_metrics = metrics
+        for obs in self.observers:
+            obs.on_tick(self, events, metrics)
+        self._batches = []
+        self.tick += 1
+        return metrics
+
+    def run(self, ticks: int, progress: Callable[[int], Any] | None = None) -> None:
+        """Step ``ticks`` times, calling ``progress(tick)`` after each."""
+        for _ in range(ticks):
+            self.step()
+            if progress is not None:
+                progress(self.tick)
+
+    # ------------------------------------------------------------ internals
+    def _start_sessions(self, due: np.ndarray, tick: int, stats: "_TickStats") -> EventBatch:
+        u = self.users
+        first = u.first_session[due] < 0
+        away = np.where(first, 0, tick - u.last_session[due])
+        # Fatigue recovers while away (exponential decay with the away time).
+        u.fatigue[due] *= np.exp(-np.maximum(away, 1) / self.config.fatigue_recovery_ticks).astype(np.float32)
+        u.first_session[due[first]] = tick
+        u.last_session[due] = tick
+        u.sessions[due] += 1
+        u.in_session[due] = True
+        u.pages_in_session[due] = 0
+        # Interests drift back a little towards the user's core taste each session.
+        a = self.config.anchor_rate
+        if a > 0:
+            t = (1 - a) * u.taste[due] + a * u.taste0[due]
+            u.taste[due] = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-8)
+        self._mark_active(due, tick)
+        stats.sessions += int(due.size)
+        stats.returns += int((~first).sum())
+        types = np.where(first, int(EventType.SESSION_START), int(EventType.RETURN))
+        return EventBatch.build(tick, due, types, values=away.astype(np.float64))
+
+    def _mark_active(self, users: np.ndarray, tick: int) -> None:
+        period = tick // self.config.period_ticks
+        while len(self._active_periods) <= period:
+            self._active_periods.append(np.zeros(self.n_users, bool))
+        self._active_periods[period][users] = True
+
+    def _validate_slates(self, slates: np.ndarray, b: int, k: int) -> np.ndarray:
+        slates = np.asarray(slates)
+        name = getattr(self.recommender, "name", type(self.recommender).__name__)
+        if slates.shape != (b, k) or not np.issubdtype(slates.dtype, np.integer):
+            raise RecWorldError(f"recommender {name!r} returned slates of shape {slates.shape} {slates.dtype}; expected ({b}, {k}) integers")
+        n_items = len(self.catalog)
+        if slates.size and (slates.min() < 0 or slates.max() >= n_items):
+            raise RecWorldError(f"recommender {name!r} returned item ids outside [0, {n_items}); fix its recommend()")
+        s = np.sort(slates, axis=1)
+        if k > 1 and (s[:, 1:] == s[:, :-1]).any():
+            raise RecWorldError(f"recommender {name!r} returned a slate with duplicate items; slates must hold k distinct items")
+        return slates.astype(np.int64)
+
+    def _serve_page(self, active: np.ndarray, page: int, tick: int, stats: "_TickStats", slates: np.ndarray | None = None) -> tuple[EventBatch, np.ndarray, PageDecision, np.ndarray]:
+        cfg = self.config
+        u = self.users
+        k = min(cfg.slate_size, len(self.catalog))
+        if slates is None:
+            slates = self.recommender.recommend(active, k, self.context(page))
+        else:
+            k = np.asarray(slates).shape[1] if np.asarray(slates).ndim == 2 else k
+        slates = self._validate_slates(slates, active.size, k)
+        dec: PageDecision = self.brain.decide(self, active, slates)
+        watched = np.asarray(dec.watched, bool)
+        ratings = np.asarray(dec.ratings, np.float64)
+        leave = np.asarray(dec.leave, bool) | (u.pages_in_session[active] + 1 >= cfg.max_pages)
+        b = active.size
+        rows = np.repeat(active, k)
+        flat_items = slates.ravel()
+        self.seen[rows, flat_items] = True
+        np.add.at(self.exposure, flat_items, 1)
+        w_items = slates[watched]
+        np.add.at(self.watch_counts, w_items, 1)
+
+        # --- state updates -------------------------------------------------
+        n_w = watched.sum(axis=1)
+        u.watches[active] += n_w
+        u.pages_in_session[active] += 1
+        rated = ~np.isnan(ratings) & watched
+        r_norm = np.where(rated, (ratings - 1.0) / 4.0, 0.0)
+        r_cnt = rated.sum(axis=1)
+        mean_r = np.where(r_cnt > 0, r_norm.sum(axis=1) / np.maximum(r_cnt, 1), 0.5)
+        # Page quality: how much of the page was worth watching, and how good it was.
+        quality = np.where(n_w > 0, 0.35 + 0.25 * np.minimum(n_w / 3.0, 1.0) + 0.4 * mean_r, 0.1)
+        eta = cfg.satisfaction_rate
+        u.satisfaction[active] = ((1 - eta) * u.satisfaction[active] + eta * quality).astype(np.float32)
+        u.fatigue[active] += np.float32(cfg.fatigue_per_page)
+        if w_items.size:
+            emb = self.catalog.embeddings
+            wsum = np.einsum("bk,bkd->bd", watched.astype(np.float32), emb[slates])
+            has = n_w > 0
+            wmean = wsum[has] / n_w[has, None]
+            au = active[has]
+            u.recent[au] = 0.6 * u.recent[au] + 0.4 * wmean
+            if cfg.drift_rate > 0:
+                t = u.taste[au] + cfg.drift_rate * n_w[has, None] * (wmean - u.taste[au])
+                u.taste[au] = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-8)
+
+        # --- events --------------------------------------------------------
+        positions = np.tile(np.arange(k, dtype=np.float64), b)
+        wflat = watched.ravel()
+        frac = (np.asarray(dec.watch_frac, np.float64).ravel() if dec.watch_frac is not None else wflat.astype(np.float64))
+        batches = []
+        if cfg.log_impressions:
+            batches.append(EventBatch.build(tick, rows, EventType.IMPRESSION, flat_items, positions))
+        types = np.where(wflat, int(EventType.WATCH), int(EventType.SKIP))
+        values = np.where(wflat, frac, positions)
+        batches.append(EventBatch.build(tick, rows, types, flat_items, values))
+        rflat = rated.ravel()
+        if rflat.any():
+            batches.append(EventBatch.build(tick, rows[rflat], EventType.RATE, flat_items[rflat], ratings.ravel()[rflat]))
+        if dec.feelings:
+            us = sorted(dec.feelings)
+            batches.append(EventBatch.build(tick, active[us], EventType.FEELING, texts=[dec.feelings[i] for i in us]))
+        instr: dict[int, str] = {}
+        if dec.instructions:
+            us = sorted(dec.instructions)
+            texts = [dec.instructions[i] for i in us]
+            batches.append(EventBatch.build(tick, active[us], EventType.INSTRUCTION, texts=texts))
+            instr = {int(active[i]): dec.instructions[i] for i in us}
+            self.instructions.update(instr)
+            if self.instruction_encoder is not None:
+                vecs = self.instruction_encoder(texts)
+                for uid, v in zip((int(active[i]) for i in us), vecs):
+                    self.instruction_embeddings[uid] = v
+            stats.instructions += len(instr)
+        if dec.fallback is not None and np.any(dec.fallback):
+            fb = np.flatnonzero(dec.fallback)
+            batches.append(EventBatch.build(tick, active[fb], EventType.FALLBACK))
+        ev = EventBatch.concat(batches)
+
+        stats.pages += b
+        stats.impressions += b * k
+        stats.watches += int(n_w.sum())
+        stats.ratings += int(rated.sum())
+        stats.rating_sum += float(ratings[rated].sum())
+        stats.watched_items.append(w_items)
+        stats.diversity.append(M.pairwise_diversity(self.catalog.embeddings, slates))
+        if k > 1:
+            stats.consumption.append(M.pairwise_diversity(self.catalog.embeddings, slates, watched))
+
+        self.recommender.observe(Feedback(tick, active, slates, watched, ratings, leave, ev, instr))
+        return ev, leave, dec, slates
+
+    def _end_sessions(self, ending: np.ndarray, tick: int, stats: "_TickStats") -> EventBatch:
+        cfg = self.config
+        u = self.users
+        rng = self.world_rng
+        u.in_session[ending] = False
+        s = u.satisfaction[ending].astype(np.float64)
+        p_churn = np.clip(cfg.churn_base * np.exp(cfg.churn_sensitivity * (0.5 - s)), 0.0, 0.95)
+        churn = rng.random(ending.size) < p_churn
+        mean_gap = cfg.mean_return_ticks / np.maximum(u.activity[ending], 1e-3) * np.exp(-cfg.return_sensitivity * (s - 0.5))
+        gap = 1 + np.floor(rng.exponential(mean_gap)).astype(np.int64)
+        u.next_return[ending] = tick + gap
+        leave_ev = EventBatch.build(tick, ending, EventType.LEAVE, values=u.pages_in_session[ending].astype(np.float64))
+        churners = ending[churn]
+        u.churned[churners] = True
+        self.churned_total += int(churners.size)
+        stats.churned += int(churners.size)
+        return EventBatch.concat([leave_ev, EventBatch.build(tick, churners, EventType.CHURN)])
+
+    def retention_rows(self) -> list[tuple[int, int, int, int]]:
+        """Cohort retention rows (cohort, k, size, active) over complete periods so far."""
+        n_periods = self.tick // self.config.period_ticks
+        if n_periods == 0 or not self._active_periods:
+            return []
+        active = np.stack(self._active_periods[:n_periods] + [np.zeros(self.n_users, bool)] * max(0, n_periods - len(self._active_periods)), axis=1)
+        first = np.where(self.users.first_session >= 0, self.users.first_session // self.config.period_ticks, -1)
+        return M.retention_table(active, first, n_periods)
+
+    def _tick_metrics(self, tick: int, events: EventBatch, stats: "_TickStats") -> dict[str, Any]:
+        n_items = len(self.catalog)
+        watched = np.concatenate(stats.watched_items) if stats.watched_items else np.zeros(0, np.int64)
+        div = np.concatenate(stats.diversity) if stats.diversity else np.zeros(0)
+        cons = np.concatenate(stats.consumption) if stats.consumption else np.zeros(0)
+        cons = cons[~np.isnan(cons)]
+        alive = ~self.users.churned
+        t = events.type
+        return {
+            "tick": tick,
+            "active_users": stats.sessions,
+            "sessions": stats.sessions,
+            "returns": stats.returns,
+            "pages": stats.pages,
+            "pages_per_session": stats.pages / stats.sessions if stats.sessions else 0.0,
+            "impressions": stats.impressions,
+            "watches": stats.watches,
+            "watch_rate": stats.watches / stats.impressions if stats.impressions else 0.0,
+            "ratings": stats.ratings,
+            "mean_rating": stats.rating_sum / stats.ratings if stats.ratings else None,
+            "churned": stats.churned,
+            "churned_total": self.churned_total,
+            "alive_users": int(alive.sum()),
+            "coverage": float((self.exposure[:n_items] > 0).mean()),
+            "diversity": float(div.mean()) if div.size else None,
+            "consumption_diversity": float(cons.mean()) if cons.size else None,
+            "gini": M.gini(self.exposure[:n_items]),
+            "novelty": M.novelty(watched, self.watch_counts[:n_items]),
+            "mean_satisfaction": float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
+            "posts": int((t == EventType.POST).sum()),
+            "chats": int((t == EventType.CHAT).sum()),
+            "social_watches": int((t == EventType.SOCIAL_WATCH).sum()),
+            "instructions": stats.instructions,
+        }
+
+
+@dataclass
+class PageResult:
+    """What happened on one page for a batch of users."""
+
+    users: np.ndarray
+    slates: np.ndarray
+    decision: PageDecision
+    leave: np.ndarray
+    events: EventBatch
+
+
+class _TickStats:
+    __slots__ = ("sessions", "returns", "pages", "impressions", "watches", "ratings", "rating_sum", "churned", "instructions", "watched_items", "diversity", "consumption")
+
+    def __init__(self) -> None:
+        self.sessions = self.returns = self.pages = self.impressions = 0
+        self.watches = self.ratings = self.churned = self.instructions = 0
+        self.rating_sum = 0.0
+        self.watched_items: list[np.ndarray] = []
+        self.diversity: list[np.ndarray] = []
+        self.consumption: list[np.ndarray] = []
+
+
+__all__ = ["INT_NONE", "PageResult", "TickHook", "World"]
