@@ -197,6 +197,20 @@ class World(mesa.Model):
             if progress is not None:
                 progress(self.tick)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Observers hold database connections; they are re-attached on resume.
+        state = self.__dict__.copy()
+        state["observers"] = []
+        state["instruction_encoder"] = None
+        # The seen matrix is most of the state: store it as bits.
+        state["seen"] = (np.packbits(self.seen, axis=1), self.seen.shape)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        bits, shape = state["seen"]
+        state["seen"] = np.unpackbits(bits, axis=1, count=shape[1]).astype(bool)
+        self.__dict__.update(state)
+
     # ------------------------------------------------------------ internals
     def _start_sessions(self, due: np.ndarray, tick: int, stats: "_TickStats") -> EventBatch:
         u = self.users

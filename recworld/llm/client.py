@@ -297,6 +297,14 @@ class LLMRuntime:
         return list(await asyncio.gather(*(self._one(p) for p in batch)))
 
     async def _one(self, p: _Prepared) -> LLMResult:
+        # A slot is held for the whole call, backoff included: ``concurrency``
+        # bounds calls in flight, and queued calls see the breaker open at once
+        # instead of piling retries onto a failing server.
+        assert self._sem is not None
+        async with self._sem:
+            return await self._one_unbounded(p)
+
+    async def _one_unbounded(self, p: _Prepared) -> LLMResult:
         t0 = time.perf_counter()
         attempt = p.attempt
         retries = tokens_in = tokens_out = 0
@@ -341,24 +349,23 @@ class LLMRuntime:
             _CircuitOpen: The breaker refused the very first attempt (no request made).
             _Failed: All attempts failed, or the breaker opened between them.
         """
-        assert self._sem is not None and self._transport is not None
+        assert self._transport is not None
         c = self.config
         retries = 0
         probe = False
         while True:
-            async with self._sem:
-                if retries == 0 and first:
-                    probe = self.breaker.state == "half_open"
-                    if not self.breaker.allow():
-                        raise _CircuitOpen
-                try:
-                    reply = await asyncio.wait_for(self._transport.send(attempt, c.timeout_s), c.timeout_s + 1.0)
-                    self.breaker.record_success()
-                    return reply, retries
-                except asyncio.TimeoutError:
-                    err = TransportError("timeout", True)
-                except TransportError as e:
-                    err = e
+            if retries == 0 and first:
+                probe = self.breaker.state == "half_open"
+                if not self.breaker.allow():
+                    raise _CircuitOpen
+            try:
+                reply = await asyncio.wait_for(self._transport.send(attempt, c.timeout_s), c.timeout_s + 1.0)
+                self.breaker.record_success()
+                return reply, retries
+            except asyncio.TimeoutError:
+                err = TransportError("timeout", True)
+            except TransportError as e:
+                err = e
             # A probe gets no retries: its one answer decides the breaker's state.
             if not err.retryable or retries >= c.max_retries or probe:
                 self.breaker.record_failure()

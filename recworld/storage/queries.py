@@ -1,0 +1,106 @@
+"""Read-side queries over the run database (used by the CLI summary and the dashboard).
+
+Aggregates are computed in SQL or read from per-tick metrics; nothing here
+loads a run's whole event log into Python.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from recworld.storage.models import RetentionPoint, Run, TickMetrics
+
+
+def get_run(engine: Engine, run_id: int) -> Run | None:
+    """The Run row or None."""
+    from sqlmodel import Session
+
+    with Session(engine) as s:
+        return s.get(Run, run_id)
+
+
+def retention_curve(engine: Engine, run_id: int) -> dict[int, float]:
+    """Pooled share of users active k periods after their first session."""
+    q = (
+        select(RetentionPoint.k, func.sum(RetentionPoint.active), func.sum(RetentionPoint.cohort_size))
+        .where(RetentionPoint.run_id == run_id)
+        .group_by(RetentionPoint.k)
+        .order_by(RetentionPoint.k)
+    )
+    with engine.connect() as con:
+        return {int(k): (float(a) / float(n) if n else 0.0) for k, a, n in con.execute(q)}
+
+
+def run_summary(engine: Engine, run_id: int) -> dict[str, Any]:
+    """Headline KPIs of a run from its per-tick metrics and retention table."""
+    t = TickMetrics
+    q = select(
+        func.count(t.id),
+        func.sum(t.sessions),
+        func.sum(t.pages),
+        func.sum(t.impressions),
+        func.sum(t.watches),
+        func.sum(t.ratings),
+        func.sum(t.mean_rating * t.ratings),
+        func.max(t.churned_total),
+        func.avg(t.diversity),
+        func.avg(t.novelty),
+        func.sum(t.posts),
+        func.sum(t.chats),
+        func.sum(t.instructions),
+        func.sum(t.llm_calls),
+        func.sum(t.llm_cached),
+        func.sum(t.llm_fallbacks),
+        func.sum(t.llm_tokens),
+    ).where(t.run_id == run_id)
+    last_q = select(t.coverage, t.gini, t.alive_users, t.mean_satisfaction, t.consumption_diversity).where(t.run_id == run_id).order_by(t.tick.desc()).limit(1)
+    with engine.connect() as con:
+        (ticks, sessions, pages, imps, watches, ratings, rsum, churned, div, nov, posts, chats, instr, calls, cached, fb, toks) = con.execute(q).one()
+        last = con.execute(last_q).first()
+    run = get_run(engine, run_id)
+    n_users = run.n_users if run else 0
+    ret = retention_curve(engine, run_id)
+    f = lambda x: float(x) if x is not None else None  # noqa: E731
+    out: dict[str, Any] = {
+        "ticks": int(ticks or 0),
+        "users": n_users,
+        "sessions": int(sessions or 0),
+        "pages_per_session": (pages or 0) / sessions if sessions else 0.0,
+        "watch_rate": (watches or 0) / imps if imps else 0.0,
+        "mean_rating": (rsum / ratings) if ratings else None,
+        "churn": (churned or 0) / n_users if n_users else 0.0,
+        "coverage": f(last[0]) if last else 0.0,
+        "gini": f(last[1]) if last else 0.0,
+        "diversity": f(div),
+        "novelty": f(nov),
+        "mean_satisfaction": f(last[3]) if last else None,
+        "posts": int(posts or 0),
+        "chats": int(chats or 0),
+        "instructions": int(instr or 0),
+        "llm_calls": int(calls or 0),
+        "llm_cached": int(cached or 0),
+        "llm_fallbacks": int(fb or 0),
+        "llm_tokens": int(toks or 0),
+    }
+    for k in (1, 3, 7):
+        if k in ret:
+            out[f"retention_d{k}"] = ret[k]
+    return out
+
+
+def list_runs(engine: Engine, limit: int = 100, offset: int = 0) -> list[Run]:
+    """Runs, newest first."""
+    from sqlmodel import Session
+    from sqlmodel import select as sselect
+
+    with Session(engine) as s:
+        return list(s.exec(sselect(Run).order_by(Run.id.desc()).offset(offset).limit(limit)))
+
+
+def run_config(run: Run) -> dict[str, Any]:
+    """The scenario dict stored with a run."""
+    return json.loads(run.config_json or "{}")

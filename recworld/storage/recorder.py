@@ -1,0 +1,270 @@
+"""The run recorder: subscribes to a World and writes its events and metrics in batches.
+
+A tick's events, its metrics row and (optionally) a checkpoint are committed
+in one transaction, so the database never holds half a tick.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from sqlalchemy import delete, insert, update
+from sqlalchemy.engine import Engine
+
+from recworld.events import EventBatch
+from recworld.storage.models import (
+    Checkpoint,
+    Edge,
+    Event,
+    Item,
+    LLMCall,
+    MemoryRecord,
+    RetentionPoint,
+    Run,
+    TickMetrics,
+    UserProfile,
+    UserSnapshot,
+    utcnow,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recworld.world import World
+
+METRIC_FIELDS = [c.name for c in TickMetrics.__table__.columns if c.name not in ("id", "run_id", "tick", "extra_json")]
+
+
+def versions() -> dict[str, str]:
+    """Versions of RecWorld and its key dependencies (stored with each run)."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("recworld", "numpy", "mesa", "gymnasium", "sqlmodel", "openai", "transformers"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def create_run(engine: Engine, name: str, *, scenario: str = "", recommender: str = "", brain: str = "", seed: int = 0, config: dict[str, Any] | None = None, ticks_total: int = 0) -> int:
+    """Insert a Run row (status 'created') and return its id."""
+    with engine.begin() as con:
+        res = con.execute(
+            insert(Run).values(
+                name=name,
+                scenario=scenario,
+                recommender=recommender,
+                brain=brain,
+                seed=seed,
+                config_json=json.dumps(config or {}, sort_keys=True, default=str),
+                versions_json=json.dumps(versions(), sort_keys=True),
+                status="created",
+                ticks_total=ticks_total,
+                created_at=utcnow(),
+                summary_json="{}",
+            )
+        )
+        return int(res.inserted_primary_key[0])
+
+
+def set_status(engine: Engine, run_id: int, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None) -> None:
+    """Update a run's status (and finish time for terminal states)."""
+    values: dict[str, Any] = {"status": status}
+    if status in ("completed", "failed", "interrupted"):
+        values["finished_at"] = utcnow()
+    if error is not None:
+        values["error"] = error[:2000]
+    if summary is not None:
+        values["summary_json"] = json.dumps(summary, sort_keys=True, default=float)
+    with engine.begin() as con:
+        con.execute(update(Run).where(Run.id == run_id).values(**values))
+
+
+class RunRecorder:
+    """Writes a world's events, metrics and snapshots to the run database.
+
+    Args:
+        engine: the database.
+        run_id: the run's id (see :func:`create_run`).
+        flush_every: ticks buffered before a write (1 = every tick, the
+            durable default; larger batches are faster on big runs).
+        snapshot_every: ticks between user-state snapshots (0 = never).
+        checkpointer: optional ``f(world) -> bytes`` whose result is stored
+            as a checkpoint in the same transaction as the flushed ticks.
+    """
+
+    def __init__(self, engine: Engine, run_id: int, flush_every: int = 1, snapshot_every: int = 24, checkpointer: Callable[["World"], bytes] | None = None, checkpoint_every: int = 1) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.flush_every = max(1, flush_every)
+        self.snapshot_every = snapshot_every
+        self.checkpointer = checkpointer
+        self.checkpoint_every = max(1, checkpoint_every)
+        self._events: list[EventBatch] = []
+        self._metrics: list[dict[str, Any]] = []
+        self._snapshots: list[dict[str, Any]] = []
+        self._llm: list[dict[str, Any]] = []
+        self._memories: list[dict[str, Any]] = []
+        self._edges: list[dict[str, Any]] = []
+        self._items: list[dict[str, Any]] = []
+        self._ticks_buffered = 0
+        self.events_written = 0
+        self.last_tick = -1
+
+    # -------------------------------------------------------------- static data
+    def write_world(self, world: "World") -> None:
+        """Write the catalog and user profiles (once, at the start of a run)."""
+        cat = world.catalog
+        items = [
+            {
+                "run_id": self.run_id,
+                "item_id": i,
+                "external_id": cat.external_ids[i],
+                "title": cat.titles[i],
+                "tags": "|".join(cat.tags[i]),
+                "year": int(cat.years[i]) if cat.years[i] > 0 else None,
+                "creator": int(cat.creators[i]) if cat.creators[i] >= 0 else None,
+                "created_tick": int(cat.created_tick[i]),
+            }
+            for i in range(len(cat))
+        ]
+        u = world.users
+        profiles = []
+        for i, agent in enumerate(getattr(world, "user_agents", [])):
+            p = agent.persona
+            profiles.append(
+                {
+                    "run_id": self.run_id,
+                    "user_id": i,
+                    "external_id": p.external_id,
+                    "age": p.age,
+                    "gender": p.gender,
+                    "occupation": p.occupation,
+                    "activity": float(u.activity[i]),
+                    "patience": float(u.patience[i]),
+                    "conformity": float(u.conformity[i]),
+                    "diversity_seeking": float(u.diversity_seeking[i]),
+                    "role": p.role,
+                    "profile_text": p.profile_text(),
+                }
+            )
+        with self.engine.begin() as con:
+            con.execute(delete(Item).where(Item.run_id == self.run_id))
+            con.execute(delete(UserProfile).where(UserProfile.run_id == self.run_id))
+            _bulk(con, Item, items)
+            _bulk(con, UserProfile, profiles)
+            con.execute(update(Run).where(Run.id == self.run_id).values(n_users=world.n_users, n_items=len(cat), status="running"))
+
+    def add_edges(self, edges: Iterable[tuple[int, int, int]]) -> None:
+        """Queue follow edges (src, dst, tick) for the next flush."""
+        self._edges.extend({"run_id": self.run_id, "src": s, "dst": d, "created_tick": t} for s, d, t in edges)
+
+    def add_items(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Queue user-created items for the next flush."""
+        self._items.extend({"run_id": self.run_id, **r} for r in rows)
+
+    def add_llm_call(self, record: Any) -> None:
+        """Queue an LLM call record (an object or dict with the LLMCall fields)."""
+        d = record if isinstance(record, dict) else {k: getattr(record, k) for k in ("tick", "user_id", "purpose", "model", "tokens_in", "tokens_out", "latency_ms", "cached", "retries", "fell_back", "error")}
+        self._llm.append({"run_id": self.run_id, **d})
+
+    def add_memory(self, user_id: int, tick: int, kind: str, importance: float, text: str) -> None:
+        """Queue a memory record."""
+        self._memories.append({"run_id": self.run_id, "user_id": user_id, "tick": tick, "kind": kind, "importance": importance, "text": text})
+
+    # ------------------------------------------------------------------ ticks
+    def on_tick(self, world: "World", events: EventBatch, metrics: dict[str, Any]) -> None:
+        """TickObserver hook: buffer this tick, flush when due."""
+        self._events.append(events)
+        row = {"run_id": self.run_id, "tick": int(metrics["tick"])}
+        extra = {}
+        for k, v in metrics.items():
+            if k == "tick":
+                continue
+            if k in METRIC_FIELDS:
+                row[k] = v
+            else:
+                extra[k] = v
+        llm = [r for r in self._llm if r["tick"] == row["tick"]]
+        row["llm_calls"] = sum(1 for r in llm if not r["cached"])
+        row["llm_cached"] = sum(1 for r in llm if r["cached"])
+        row["llm_tokens"] = sum(r["tokens_in"] + r["tokens_out"] for r in llm)
+        row["llm_fallbacks"] = sum(1 for r in llm if r["fell_back"])
+        row["extra_json"] = json.dumps(extra, sort_keys=True, default=float)
+        self._metrics.append(row)
+        tick = int(metrics["tick"])
+        if self.snapshot_every and tick % self.snapshot_every == 0:
+            u = world.users
+            self._snapshots.extend(
+                {
+                    "run_id": self.run_id,
+                    "tick": tick,
+                    "user_id": i,
+                    "satisfaction": float(u.satisfaction[i]),
+                    "fatigue": float(u.fatigue[i]),
+                    "churned": bool(u.churned[i]),
+                    "sessions": int(u.sessions[i]),
+                    "watches": int(u.watches[i]),
+                }
+                for i in range(world.n_users)
+            )
+        self._ticks_buffered += 1
+        self.last_tick = tick
+        if self._ticks_buffered >= self.flush_every:
+            self.flush(world)
+
+    def flush(self, world: "World | None" = None) -> None:
+        """Write everything buffered in one transaction (with a checkpoint when configured)."""
+        if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._items):
+            return
+        ev = EventBatch.concat(self._events)
+        rows = [
+            {"run_id": self.run_id, "tick": t, "user_id": u, "type": ty, "item_id": it, "value": v, "text": tx, "payload": p}
+            for (t, u, ty, it, v, tx, p) in ev.rows()
+        ]
+        blob = None
+        if self.checkpointer is not None and world is not None and (self.last_tick + 1) % self.checkpoint_every == 0:
+            blob = self.checkpointer(world)
+        with self.engine.begin() as con:
+            _bulk(con, Event, rows)
+            _bulk(con, TickMetrics, self._metrics)
+            _bulk(con, UserSnapshot, self._snapshots)
+            _bulk(con, LLMCall, self._llm)
+            _bulk(con, MemoryRecord, self._memories)
+            _bulk(con, Edge, self._edges)
+            _bulk(con, Item, self._items)
+            if blob is not None:
+                con.execute(insert(Checkpoint).values(run_id=self.run_id, tick=self.last_tick, state=blob, created_at=utcnow()))
+                # Keep only the two newest checkpoints: older ones are never needed to resume.
+                con.execute(
+                    delete(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.tick < self.last_tick - 1)
+                )
+            if self.last_tick >= 0:
+                con.execute(update(Run).where(Run.id == self.run_id).values(tick_done=self.last_tick))
+        self.events_written += len(rows)
+        self._events, self._metrics, self._snapshots = [], [], []
+        self._llm, self._memories, self._edges, self._items = [], [], [], []
+        self._ticks_buffered = 0
+
+    def write_retention(self, world: "World") -> None:
+        """Replace the run's cohort retention table with the world's current one."""
+        rows = [
+            {"run_id": self.run_id, "cohort": c, "k": k, "cohort_size": n, "active": a, "share": a / n if n else 0.0}
+            for c, k, n, a in world.retention_rows()
+        ]
+        with self.engine.begin() as con:
+            con.execute(delete(RetentionPoint).where(RetentionPoint.run_id == self.run_id))
+            _bulk(con, RetentionPoint, rows)
+
+
+def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:  # noqa: ANN001
+    if not rows:
+        return
+    table = model.__table__
+    for i in range(0, len(rows), chunk):
+        con.execute(insert(table), rows[i : i + chunk])
+
+
+__all__ = ["RunRecorder", "create_run", "set_status", "versions"]

@@ -1,0 +1,1 @@
+"""Scenarios: the YAML schema, the runner, the shipped scenario files and the ``recworld`` CLI."""

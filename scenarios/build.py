@@ -1,0 +1,90 @@
+"""Build a World from a validated Scenario (catalog, population, brain, recommender)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from agents.brains import ScriptedBrain, UtilityBrain, UtilityParams
+from agents.population import MovieLensPopulation, SampledPopulation, item_quality
+from agents.recommenders import make_recommender
+from recworld.catalog import Catalog
+from recworld.data import load_items_file, load_movielens
+from recworld.data.movielens import MovieLens
+from recworld.errors import ConfigError
+from recworld.world import World
+from scenarios.schema import Scenario
+
+
+@lru_cache(maxsize=4)
+def _movielens(path: str | None) -> MovieLens:
+    return load_movielens(path)
+
+
+@lru_cache(maxsize=4)
+def _catalog(source: str, path: str | None, dim: int | None) -> tuple[Catalog, MovieLens | None]:
+    if source == "items_file":
+        return Catalog.build(load_items_file(path), progress=True, dim=dim), None
+    ml = _movielens(path if source == "movielens_dir" else None)
+    quality, _ = item_quality(ml)
+    return Catalog.build(ml.items, quality=quality, progress=True, dim=dim), ml
+
+
+def build_catalog(scenario: Scenario) -> tuple[Catalog, MovieLens | None]:
+    """The scenario's catalog (cached per process; a fresh copy's arrays are shared read-only)."""
+    c = scenario.catalog
+    cat, ml = _catalog(c.source, c.path, c.embedding_dim)
+    # Worlds may grow their catalog (posts): hand each one its own copy.
+    import copy
+
+    return copy.deepcopy(cat), ml
+
+
+def build_brain(scenario: Scenario, world_hint: dict[str, Any] | None = None) -> Any:
+    """The scenario's brain."""
+    b = scenario.brain
+    if b.kind == "utility":
+        try:
+            return UtilityBrain(UtilityParams(**b.params))
+        except Exception as exc:  # pydantic ValidationError
+            raise ConfigError(f"field 'brain.params': {str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else exc}; see UtilityParams") from None
+    if b.kind == "scripted":
+        allowed = {"rating", "pages", "instruction"}
+        bad = set(b.params) - allowed
+        if bad:
+            raise ConfigError(f"field 'brain.params': unknown key(s) {sorted(bad)} for the scripted brain; allowed: {sorted(allowed)}")
+        return ScriptedBrain(**b.params)
+    from scenarios.llm_setup import build_llm_brain
+
+    return build_llm_brain(scenario)
+
+
+def build_world(scenario: Scenario) -> World:
+    """Assemble the World described by ``scenario`` (not yet stepped)."""
+    catalog, ml = build_catalog(scenario)
+    p = scenario.population
+    if p.source == "movielens":
+        if ml is None:
+            raise ConfigError("population.source=movielens needs catalog.source movielens or movielens_dir")
+        population = MovieLensPopulation(ml, catalog, n_users=p.n_users, seed=scenario.seed)
+    else:
+        population = SampledPopulation(
+            catalog,
+            n_users=p.n_users or 1000,
+            seed=scenario.seed,
+            activity_mean=p.activity_mean,
+            patience=p.patience,
+            conformity=p.conformity,
+            diversity_seeking=p.diversity_seeking,
+            taste_noise=p.taste_noise,
+        )
+    brain = build_brain(scenario)
+    rec = make_recommender(scenario.recommender.name, scenario.recommender.params)
+    if scenario.world.slate_size > len(catalog):
+        raise ConfigError(f"field 'world.slate_size': {scenario.world.slate_size} is larger than the catalog ({len(catalog)} items); lower it")
+    world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed)
+    world.scenario_name = scenario.name
+    setup = getattr(brain, "attach", None)
+    if callable(setup):
+        setup(world)
+    return world

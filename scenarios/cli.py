@@ -1,0 +1,331 @@
+"""The ``recworld`` command line: run, list, resume, compare scenarios; serve the dashboard; export; train; eval."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from recworld.errors import RecWorldError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump, exit 2
+        self.exit(EXIT_USAGE, f"recworld: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+SUMMARY_ROWS = [
+    ("users", "users"),
+    ("ticks", "ticks"),
+    ("sessions", "sessions"),
+    ("pages_per_session", "pages / session"),
+    ("watch_rate", "watch rate (CTR)"),
+    ("mean_rating", "mean rating"),
+    ("retention_d1", "retention day 1"),
+    ("retention_d3", "retention day 3"),
+    ("retention_d7", "retention day 7"),
+    ("churn", "churned share"),
+    ("coverage", "catalog coverage"),
+    ("diversity", "intra-list diversity"),
+    ("gini", "Gini of exposure"),
+    ("novelty", "novelty (bits)"),
+    ("posts", "posts"),
+    ("chats", "chat messages"),
+    ("instructions", "reflective instructions"),
+    ("llm_calls", "LLM calls"),
+    ("llm_cached", "LLM cache hits"),
+    ("llm_fallbacks", "LLM fallbacks"),
+]
+
+
+def summary_table(summary: dict[str, Any], title: str) -> Table:
+    """A two-column table of a run's headline KPIs."""
+    t = Table(title=title, show_header=True, header_style="bold")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key, label in SUMMARY_ROWS:
+        if key in summary and not (key.startswith(("llm_", "posts", "chats", "instructions")) and not summary[key]):
+            t.add_row(label, _fmt(summary[key]))
+    return t
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "ticks": getattr(args, "ticks", None),
+        "seed": getattr(args, "seed", None),
+        "population.n_users": getattr(args, "users", None),
+        "recommender.name": getattr(args, "recommender", None),
+        "brain.kind": getattr(args, "brain", None),
+    }
+
+
+def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from scenarios.runner import run_scenario
+    from scenarios.schema import load_scenario
+
+    scenario = load_scenario(args.scenario).with_overrides(**_overrides(args))
+    db = args.db or os.environ.get("RECWORLD_DB") or scenario.storage.url
+    server = None
+    if args.dashboard:
+        from scenarios.serve import start_dashboard
+
+        server = start_dashboard(db, host="127.0.0.1", port=args.port)
+        err.print(f"dashboard: http://127.0.0.1:{server.port}/")
+    try:
+        outcome = run_scenario(scenario, db_url=db, progress=not args.quiet, console=err)
+    except KeyboardInterrupt:
+        err.print("stopped; the run is marked interrupted. Resume it with `recworld resume RUN_ID --db ...`.")
+        return 130
+    finally:
+        if server is not None and not args.keep_dashboard:
+            server.stop()
+    out.print(summary_table(outcome.summary, f"run {outcome.run_id} · {scenario.name} · {scenario.recommender.name} · {scenario.brain.kind} · seed {scenario.seed}"))
+    if outcome.status == "interrupted":
+        err.print(f"interrupted at tick {outcome.ticks_done}; resume with: recworld resume {outcome.run_id} --db {db}")
+        return 130
+    err.print(f"run {outcome.run_id} completed; events in {db}. Browse with: recworld dashboard --db {db}")
+    if server is not None and args.keep_dashboard:
+        err.print("dashboard still serving; Ctrl-C to stop")
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            server.stop()
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from scenarios.runner import resume_run
+
+    db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
+    try:
+        outcome = resume_run(args.run_id, db_url=db, progress=not args.quiet, console=err)
+    except KeyboardInterrupt:
+        err.print(f"stopped again; resume with `recworld resume {args.run_id} --db {db}`")
+        return 130
+    out.print(summary_table(outcome.summary, f"run {outcome.run_id} (resumed)"))
+    return 0 if outcome.status == "completed" else 130
+
+
+def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from scenarios.schema import load_scenario, shipped
+
+    t = Table(title="shipped scenarios", header_style="bold")
+    for col in ("name", "recommender", "brain", "users", "ticks", "description"):
+        t.add_column(col)
+    for name, path in shipped().items():
+        s = load_scenario(path)
+        t.add_row(name, s.recommender.name, s.brain.kind, str(s.population.n_users or "all"), str(s.ticks), s.description)
+    out.print(t)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from recworld.storage import connect
+    from recworld.storage.queries import list_runs
+
+    db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
+    engine = connect(db, create=False)
+    t = Table(title=f"runs in {db}", header_style="bold")
+    for col in ("id", "name", "recommender", "brain", "seed", "status", "ticks", "users"):
+        t.add_column(col)
+    for r in list_runs(engine, limit=args.limit):
+        t.add_row(str(r.id), r.name, r.recommender, r.brain, str(r.seed), r.status, f"{r.tick_done + 1}/{r.ticks_total}", str(r.n_users))
+    out.print(t)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from scenarios.runner import run_scenario
+    from scenarios.schema import load_scenario
+
+    base = load_scenario(args.scenario).with_overrides(**_overrides(args))
+    db = args.db or os.environ.get("RECWORLD_DB") or base.storage.url
+    names = [n.strip() for n in args.recommenders.split(",") if n.strip()]
+    if not names:
+        raise RecWorldError("--recommenders is empty; pass e.g. --recommenders random,popularity,mf,linucb")
+    results = []
+    for name in names:
+        s = base.with_overrides(**{"recommender.name": name})
+        err.print(f"[bold]{name}[/]")
+        o = run_scenario(s, db_url=db, progress=not args.quiet, console=err, run_name=f"{base.name}:{name}")
+        results.append((name, o))
+    keys = [k for k in ("watch_rate", "mean_rating", "pages_per_session", "retention_d1", "retention_d7", "churn", "coverage", "diversity", "gini", "novelty") if k in results[0][1].summary]
+    t = Table(title=f"{base.name}: {base.population.n_users or 'all'} users, {base.ticks} ticks, seed {base.seed}", header_style="bold")
+    t.add_column("recommender")
+    t.add_column("run")
+    for k in keys:
+        t.add_column(k, justify="right")
+    for name, o in results:
+        t.add_row(name, str(o.run_id), *[_fmt(o.summary.get(k)) for k in keys])
+    out.print(t)
+    if args.markdown:
+        print("| recommender | " + " | ".join(keys) + " |")
+        print("|---|" + "---:|" * len(keys))
+        for name, o in results:
+            print(f"| {name} | " + " | ".join(_fmt(o.summary.get(k)) for k in keys) + " |")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from scenarios.serve import serve_dashboard
+
+    db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
+    return serve_dashboard(db, host=args.host, port=args.port, allow_remote=args.allow_remote, token=args.token or os.environ.get("RECWORLD_DASHBOARD_TOKEN"), console=err)
+
+
+def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from recworld.export import export_conversations
+    from recworld.storage import connect
+
+    db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
+    engine = connect(db, create=False)
+    n = export_conversations(engine, args.run_id, args.out)
+    err.print(f"wrote {n} conversations to {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
+    try:
+        from envs.train import train
+    except ImportError as exc:
+        raise RecWorldError(f"training needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
+    path = train(algo=args.algo, timesteps=args.timesteps, seed=args.seed, out_path=args.out, progress=not args.quiet)
+    err.print(f"saved policy to {path}; use it in a scenario with recommender: {{name: policy, params: {{path: {path}}}}}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, out: Console, err: Console) -> int:
+    try:
+        from envs.evaluate import evaluate, store_results
+    except ImportError as exc:
+        raise RecWorldError(f"evaluation needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
+    policies: dict[str, str] = {}
+    for spec in args.policies.split(","):
+        spec = spec.strip()
+        if not spec:
+            continue
+        name, _, target = spec.partition("=")
+        policies[name] = target or name
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    results = evaluate(policies, seeds=seeds, episodes=args.episodes)
+    db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
+    store_results(db, args.name, results)
+    t = Table(title=f"evaluation on held-out seeds {seeds[0]}..{seeds[-1]}", header_style="bold")
+    for col in ("policy", "metric", "mean", "95% CI"):
+        t.add_column(col)
+    for r in results:
+        t.add_row(r["policy"], r["metric"], f"{r['mean']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+    out.print(t)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="recworld", description="RecWorld: a simulated recommendation platform with LLM users and RL recommenders.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", help="run a scenario (a .yaml file or a shipped name)")
+    r.add_argument("scenario")
+    r.add_argument("--ticks", type=int, help="override the number of ticks")
+    r.add_argument("--users", type=int, help="override population.n_users")
+    r.add_argument("--seed", type=int, help="override the seed")
+    r.add_argument("--recommender", help="override the recommender name")
+    r.add_argument("--brain", choices=["utility", "scripted", "hybrid", "llm"], help="override the brain")
+    r.add_argument("--db", help="database URL or SQLite file (default: the scenario's storage.url)")
+    r.add_argument("--dashboard", action="store_true", help="serve the dashboard while the run goes on")
+    r.add_argument("--keep-dashboard", action="store_true", help="keep serving the dashboard after the run")
+    r.add_argument("--port", type=int, default=8000, help="dashboard port (0 = any free port)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="run a scenario once per recommender and print a side-by-side table")
+    c.add_argument("scenario")
+    c.add_argument("--recommenders", default="random,popularity,mf,linucb")
+    c.add_argument("--ticks", type=int)
+    c.add_argument("--users", type=int)
+    c.add_argument("--seed", type=int)
+    c.add_argument("--db")
+    c.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("resume", help="continue an interrupted or killed run from its last checkpoint")
+    s.add_argument("run_id", type=int)
+    s.add_argument("--db")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_resume)
+
+    ls = sub.add_parser("list", help="list the shipped scenarios")
+    ls.set_defaults(func=cmd_list)
+
+    rs = sub.add_parser("runs", help="list the runs in a database")
+    rs.add_argument("--db")
+    rs.add_argument("--limit", type=int, default=50)
+    rs.set_defaults(func=cmd_runs)
+
+    d = sub.add_parser("dashboard", help="serve the web dashboard over a run database")
+    d.add_argument("--db")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8000)
+    d.add_argument("--allow-remote", action="store_true", help="required to bind an address other than loopback")
+    d.add_argument("--token", help="access token (required with --allow-remote; or RECWORLD_DASHBOARD_TOKEN)")
+    d.set_defaults(func=cmd_dashboard)
+
+    e = sub.add_parser("export", help="export data of a run")
+    e.add_argument("what", choices=["conversations"])
+    e.add_argument("run_id", type=int)
+    e.add_argument("--db")
+    e.add_argument("--out", default="conversations.jsonl")
+    e.set_defaults(func=cmd_export)
+
+    t = sub.add_parser("train", help="train an RL recommender on RecWorld/Feed-v0")
+    t.add_argument("--algo", choices=["ppo", "slate_pg"], default="slate_pg")
+    t.add_argument("--timesteps", type=int, default=50_000)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default="runs/policy.zip")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="compare policies over held-out seeds with confidence intervals")
+    ev.add_argument("--policies", default="random,popularity", help="comma list of NAME or NAME=path/to/policy")
+    ev.add_argument("--seeds", type=int, default=10)
+    ev.add_argument("--seed-start", type=int, default=1000)
+    ev.add_argument("--episodes", type=int, default=8)
+    ev.add_argument("--name", default="eval")
+    ev.add_argument("--db")
+    ev.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``recworld`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        return int(args.func(args, out, err) or 0)
+    except RecWorldError as exc:
+        err.print(f"recworld: error: {exc}", markup=False, highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("recworld: interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

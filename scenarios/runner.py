@@ -1,0 +1,205 @@
+"""Run a scenario end to end: build the world, log to SQL, show progress, summarise; resume after a crash."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from sqlalchemy import delete, select
+
+from recworld.checkpoint import dump_world, load_world
+from recworld.errors import ConfigError, RecWorldError
+from recworld.storage import connect
+from recworld.storage.models import Checkpoint, Event, LLMCall, MemoryRecord, TickMetrics, UserSnapshot, Edge, Item
+from recworld.storage.queries import get_run, run_config, run_summary
+from recworld.storage.recorder import RunRecorder, create_run, set_status
+from recworld.world import World
+from scenarios.build import build_world
+from scenarios.schema import Scenario, validate
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or interrupted) run left behind."""
+
+    run_id: int
+    db_url: str
+    status: str
+    summary: dict[str, Any]
+    ticks_done: int
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM: the run finishes its tick, checkpoints and stops."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:  # noqa: ANN001
+        if self.stop:  # second Ctrl-C: give up waiting
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def restore(self) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+
+
+def _attach_extras(world: World, recorder: RunRecorder) -> None:
+    """Let the world's optional layers (LLM, social, memory) report to the recorder."""
+    for part in (world.brain, *getattr(world, "extensions", [])):
+        hook = getattr(part, "attach_recorder", None)
+        if callable(hook):
+            hook(recorder)
+
+
+def _loop(world: World, recorder: RunRecorder, ticks_total: int, progress: bool, console: Console, stop: _StopFlag, on_tick: Callable[[World], None] | None) -> int:
+    start = world.tick
+    if progress:
+        bar = Progress(
+            TextColumn("[bold]tick"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[kpi]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        task = bar.add_task("run", total=ticks_total, completed=start, kpi="")
+        bar.start()
+    try:
+        while world.tick < ticks_total and not stop.stop:
+            world.step()
+            if on_tick is not None:
+                on_tick(world)
+            if progress:
+                m = world.last_metrics
+                bar.update(task, completed=world.tick, kpi=f"active {m.get('active_users', 0):>5}  watch {m.get('watch_rate', 0):.2f}  churned {m.get('churned_total', 0)}")
+    finally:
+        if progress:
+            bar.stop()
+    recorder.flush(world)
+    return world.tick - start
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    db_url: str | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+    on_tick: Callable[[World], None] | None = None,
+    run_name: str | None = None,
+) -> RunOutcome:
+    """Run ``scenario`` from tick 0 and log it.
+
+    Returns:
+        The run id, final status and summary KPIs.
+    """
+    console = console or Console(stderr=True)
+    url = db_url or scenario.storage.url
+    engine = connect(url)
+    world = build_world(scenario)
+    run_id = create_run(
+        engine,
+        run_name or scenario.name,
+        scenario=scenario.name,
+        recommender=scenario.recommender.name,
+        brain=scenario.brain.kind,
+        seed=scenario.seed,
+        config=scenario.model_dump(mode="json"),
+        ticks_total=scenario.ticks,
+    )
+    return _drive(world, scenario, engine, url, run_id, progress, console, on_tick, fresh=True)
+
+
+def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, progress: bool, console: Console, on_tick, fresh: bool) -> RunOutcome:  # noqa: ANN001
+    st = scenario.storage
+    recorder = RunRecorder(
+        engine,
+        run_id,
+        flush_every=st.flush_every,
+        snapshot_every=st.snapshot_every,
+        checkpointer=dump_world if st.checkpoint_every else None,
+        checkpoint_every=max(1, st.checkpoint_every),
+    )
+    if fresh:
+        recorder.write_world(world)
+    else:
+        set_status(engine, run_id, "running")
+    _attach_extras(world, recorder)
+    world.subscribe(recorder)
+    stop = _StopFlag()
+    stop.install()
+    try:
+        _loop(world, recorder, scenario.ticks, progress, console, stop, on_tick)
+    except KeyboardInterrupt:
+        recorder.flush(world)
+        set_status(engine, run_id, "interrupted")
+        raise
+    except RecWorldError as exc:
+        set_status(engine, run_id, "failed", error=str(exc))
+        raise
+    except Exception as exc:
+        set_status(engine, run_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
+        raise
+    finally:
+        stop.restore()
+        closer = getattr(world.brain, "close", None)
+        if callable(closer):
+            closer()
+    recorder.write_retention(world)
+    status = "interrupted" if world.tick < scenario.ticks else "completed"
+    summary = run_summary(engine, run_id)
+    set_status(engine, run_id, status, summary=summary)
+    return RunOutcome(run_id, url, status, summary, world.tick)
+
+
+def resume_run(run_id: int, *, db_url: str, progress: bool = True, console: Console | None = None, on_tick: Callable[[World], None] | None = None) -> RunOutcome:
+    """Continue run ``run_id`` from its last checkpoint.
+
+    Events written after that checkpoint (from a killed process) are deleted
+    first, so the resumed log has neither gaps nor duplicates.
+
+    Raises:
+        ConfigError: no such run, a completed run, or no checkpoint.
+    """
+    console = console or Console(stderr=True)
+    engine = connect(db_url, create=False)
+    run = get_run(engine, run_id)
+    if run is None:
+        raise ConfigError(f"no run with id {run_id} in {db_url}; see `recworld runs --db {db_url}`")
+    if run.status == "completed":
+        raise ConfigError(f"run {run_id} is already completed; nothing to resume")
+    scenario = validate(run_config(run), source=f"run {run_id}")
+    with engine.connect() as con:
+        row = con.execute(select(Checkpoint.tick, Checkpoint.state).where(Checkpoint.run_id == run_id).order_by(Checkpoint.tick.desc()).limit(1)).first()
+    if row is None:
+        world = build_world(scenario)
+        ck_tick = -1
+    else:
+        ck_tick, blob = int(row[0]), bytes(row[1])
+        world = load_world(blob)
+        reattach = getattr(world.brain, "reattach", None)
+        if callable(reattach):
+            reattach(world, scenario)
+    with engine.begin() as con:
+        for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
+            con.execute(delete(model).where(model.run_id == run_id, model.tick > ck_tick))
+        con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > ck_tick))
+        con.execute(delete(Item).where(Item.run_id == run_id, Item.created_tick > ck_tick, Item.created_tick > 0))
+        con.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.tick > ck_tick))
+    console.print(f"[dim]resuming run {run_id} from tick {ck_tick + 1} of {scenario.ticks}[/]")
+    return _drive(world, scenario, engine, db_url, run_id, progress, console, on_tick, fresh=row is None)
