@@ -11,7 +11,10 @@ Gemma server's generated tokens per second at 1 and 4 concurrent requests.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from recworld.llm import LLMConfig, LLMRequest, LLMRuntime
@@ -25,15 +28,45 @@ class Args:
     concurrency: tuple[int, ...] = (1, 4, 16, 32)
     embedded: bool = False
     embedded_tokens: int = 64
+    server_process: bool = False
+
+
+def _serve(latency: float, urls: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
+    with ScriptedLLMServer(latency_s=latency) as srv:
+        urls.put(srv.base_url)
+        stop.wait()
+
+
+@contextmanager
+def scripted_server(latency: float, server_process: bool) -> Iterator[str]:
+    """A ScriptedLLMServer's base_url, in this process or a child process.
+
+    A child process keeps the fake server off the client's GIL, but on a
+    2-core machine the extra process contends for CPU and measured worse.
+    """
+    if not server_process:
+        with ScriptedLLMServer(latency_s=latency) as srv:
+            yield srv.base_url
+        return
+    ctx = mp.get_context("spawn")
+    urls, stop = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_serve, args=(latency, urls, stop), daemon=True)
+    proc.start()
+    try:
+        yield urls.get(timeout=60)
+    finally:
+        stop.set()
+        proc.join(10)
 
 
 def bench_scripted(args: Args) -> None:
     latency = args.latency_ms / 1000.0
-    print(f"ScriptedLLMServer, fixed latency {args.latency_ms:g} ms, chat completions, cache off")
+    where = "in a child process" if args.server_process else "in this process"
+    print(f"ScriptedLLMServer ({where}), fixed latency {args.latency_ms:g} ms, chat completions, cache off")
     print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'efficiency':>10}")
-    with ScriptedLLMServer(latency_s=latency) as srv:
+    with scripted_server(latency, args.server_process) as url:
         for c in args.concurrency:
-            config = LLMConfig(backend="openai", base_url=srv.base_url, cache_path=None, concurrency=c, timeout_s=10)
+            config = LLMConfig(backend="openai", base_url=url, cache_path=None, concurrency=c, timeout_s=10)
             n = max(c * 4, min(args.calls, int(c / latency * 2)))  # about 2 s of ideal work per row
             with LLMRuntime(config) as rt:
                 rt.complete_many([LLMRequest([{"role": "user", "content": "warm"}])] * c)  # open connections
@@ -70,8 +103,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=Args.calls)
     parser.add_argument("--embedded", action="store_true", help="also measure the embedded model's tokens/s")
     parser.add_argument("--embedded-tokens", type=int, default=Args.embedded_tokens)
+    parser.add_argument("--server-process", action="store_true", help="run the scripted server in a child process")
     ns = parser.parse_args()
-    args = Args(latency_ms=ns.latency_ms, calls=ns.calls, embedded=ns.embedded, embedded_tokens=ns.embedded_tokens)
+    args = Args(latency_ms=ns.latency_ms, calls=ns.calls, embedded=ns.embedded, embedded_tokens=ns.embedded_tokens,
+                server_process=ns.server_process)
     bench_scripted(args)
     if args.embedded:
         bench_embedded(args)

@@ -79,3 +79,17 @@ def retention_curve(rows: list[tuple[int, int, int, int]]) -> dict[int, float]:
         size[k] = size.get(k, 0) + n
         act[k] = act.get(k, 0) + a
     return {k: act[k] / size[k] for k in sorted(size) if size[k] > 0}
+
+
+def spread(vectors: np.ndarray) -> float | None:
+    """1 - mean pairwise cosine of the non-zero rows (self-pairs included): how different users' consumption is.
+
+    Uses mean pairwise cosine = ||mean of unit vectors||^2, so it is O(n d).
+    """
+    norms = np.linalg.norm(vectors, axis=1)
+    ok = norms > 1e-8
+    if ok.sum() < 2:
+        return None
+    unit = vectors[ok] / norms[ok, None]
+    m = unit.mean(axis=0)
+    return float(1.0 - m @ m)

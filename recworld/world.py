@@ -184,10 +184,12 @@ class World(mesa.Model):
         metrics = self._tick_metrics(tick, events, self._stats)
         self.last_events = events
         self.last_metrics = metrics
+        self._batches = []
+        # The tick is complete before observers see it, so a checkpoint taken
+        # by an observer resumes at the next tick.
+        self.tick += 1
         for obs in self.observers:
             obs.on_tick(self, events, metrics)
-        self._batches = []
-        self.tick += 1
         return metrics
 
     def run(self, ticks: int, progress: Callable[[int], Any] | None = None) -> None:
@@ -400,6 +402,7 @@ class World(mesa.Model):
             "gini": M.gini(self.exposure[:n_items]),
             "novelty": M.novelty(watched, self.watch_counts[:n_items]),
             "mean_satisfaction": float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
+            "population_diversity": M.spread(self.users.recent[alive]),
             "posts": int((t == EventType.POST).sum()),
             "chats": int((t == EventType.CHAT).sum()),
             "social_watches": int((t == EventType.SOCIAL_WATCH).sum()),

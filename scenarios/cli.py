@@ -320,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args, out, err) or 0)
     except RecWorldError as exc:
-        err.print(f"recworld: error: {exc}", markup=False, highlight=False)
+        # Plain write: one line whatever the terminal width.
+        sys.stderr.write(f"recworld: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.print("recworld: interrupted")

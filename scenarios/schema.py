@@ -99,6 +99,10 @@ class Scenario(_Strict):
     def with_overrides(self, **changes: Any) -> "Scenario":
         """A copy with dotted-path overrides, validated again (e.g. ``{"population.n_users": 100}``)."""
         data = self.model_dump()
+        new_rec = changes.get("recommender.name")
+        if new_rec is not None and new_rec != self.recommender.name and "recommender.params" not in changes:
+            # Parameters belong to the recommender they were written for.
+            data["recommender"]["params"] = {}
         for path, value in changes.items():
             if value is None:
                 continue

@@ -39,9 +39,10 @@ class UtilityParams(BaseModel):
     seen_penalty: float = Field(1.5, description="logit penalty for an item shown before")
     no_click: float = Field(2.2, description="utility of the no-click option")
     rating_mean: float = Field(3.53, description="global mean rating")
-    rating_affinity: float = Field(0.35, description="rating points per std of affinity")
+    rating_affinity: float = Field(0.2, description="rating points per std of affinity")
+    rating_affinity_offset: float = Field(0.4, description="affinity (in stds) of a typical rated item; ratings centre on it")
     rating_quality: float = Field(1.0, description="weight of item quality in ratings")
-    rating_noise: float = Field(0.85, description="std of rating noise (rating points)")
+    rating_noise: float = Field(0.95, description="std of rating noise (rating points)")
     rate_probability: float = Field(0.7, description="chance a watched item gets an explicit rating")
     leave_base: float = Field(-0.3, description="leave hazard intercept (logit)")
     leave_fatigue: float = Field(1.6, description="leave hazard per unit of fatigue")
@@ -116,7 +117,7 @@ class UtilityBrain:
             p.rating_mean
             + world.users.rating_bias[users, None]
             + p.rating_quality * world.catalog.quality[slates]
-            + p.rating_affinity * aff
+            + p.rating_affinity * (aff - p.rating_affinity_offset)
             + p.rating_noise * rng.standard_normal(slates.shape)
         )
         return np.clip(np.rint(raw), 1, 5)

@@ -247,6 +247,8 @@ class LLMRuntime:
             schema_model=request.json_schema,
             stop=request.stop,
         )
+        if self._cache is None:
+            return _Prepared(request, attempt, "")  # no cache: skip hashing the prompt
         key = cache_key(
             model=c.model,
             api_mode=self._mode,
@@ -323,8 +325,10 @@ class LLMRuntime:
                 retries += failed.retries
                 return result("", fell_back=True, error=failed.kind)
             retries += n_retries
-            prompt_text = render_prompt(attempt.messages)
-            tokens_in += reply.tokens_in if reply.tokens_in is not None else estimate_tokens(prompt_text)
+            if reply.tokens_in is not None:
+                tokens_in += reply.tokens_in
+            else:
+                tokens_in += estimate_tokens(render_prompt(attempt.messages))
             tokens_out += reply.tokens_out if reply.tokens_out is not None else estimate_tokens(reply.text)
             schema = attempt.schema_model
             if schema is None:
@@ -359,7 +363,10 @@ class LLMRuntime:
                 if not self.breaker.allow():
                     raise _CircuitOpen
             try:
-                reply = await asyncio.wait_for(self._transport.send(attempt, c.timeout_s), c.timeout_s + 1.0)
+                # A guard over the whole attempt (httpx's timeout is per read);
+                # asyncio.timeout costs no extra task, unlike wait_for.
+                async with asyncio.timeout(c.timeout_s + 1.0):
+                    reply = await self._transport.send(attempt, c.timeout_s)
                 self.breaker.record_success()
                 return reply, retries
             except asyncio.TimeoutError:

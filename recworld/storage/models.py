@@ -96,6 +96,7 @@ class TickMetrics(SQLModel, table=True):
     consumption_diversity: Optional[float] = None  # mean pairwise distance of items watched this tick
     gini: float = 0.0  # Gini of cumulative exposure over items
     novelty: Optional[float] = None  # mean -log2 popularity of watched items
+    population_diversity: Optional[float] = None  # 1 - mean cosine between users' recent consumption (homogenisation)
     mean_satisfaction: float = 0.0
     posts: int = 0
     chats: int = 0

@@ -270,7 +270,7 @@ def test_close_is_idempotent_and_final(server, make_runtime):
     rt.close()
     with pytest.raises(LLMError, match="closed"):
         rt.complete(ask())
-    assert not any(t.name == "recworld-llm" and t.is_alive() for t in threading.enumerate() if t is not None) or True
+    assert rt._thread is not None and not rt._thread.is_alive()
 
 
 def test_empty_batch(make_runtime):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 
@@ -113,5 +112,4 @@ def test_reset_counts():
     with ScriptedLLMServer() as srv:
         client(srv).completions.create(model="x", prompt="a")
         srv.reset_counts()
-        assert srv.request_count == 0 and srv.max_in_flight == 0
-        json.dumps(srv.base_url)
+        assert srv.request_count == 0 and srv.faults_served == 0 and srv.max_in_flight <= 1

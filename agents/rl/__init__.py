@@ -1,0 +1,1 @@
+"""Reinforcement-learning recommenders: slate policy networks and CleanRL-style training scripts."""

@@ -1,0 +1,298 @@
+"""JSON API under ``/api``: typed, paginated, read-only."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from typing import Annotated, AsyncIterator, Literal, Optional
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+from sqlalchemy.engine import Engine
+
+from dashboard import schemas as S
+from dashboard import service
+from recworld.events import EventType
+from recworld.storage import queries_dashboard as Q
+
+MAX_ID = 2**62
+MAX_OFFSET = 10**9
+router = APIRouter(prefix="/api", tags=["api"])
+
+EventName = enum.Enum("EventName", {t.name.lower(): t.name.lower() for t in EventType}, type=str)  # type: ignore[misc]
+
+
+def engine_of(request: Request) -> Engine:
+    """The app's database engine."""
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(engine_of)]
+RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]
+UserId = Annotated[int, Path(ge=0, le=MAX_ID, description="user id (index within the run)")]
+ItemId = Annotated[int, Path(ge=0, le=MAX_ID, description="item id (index within the run)")]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+Text = Annotated[Optional[str], Query(max_length=200)]
+Order = Annotated[Literal["asc", "desc"], Query()]
+RunSort = Literal[
+    "id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total",
+    "watch_rate", "retention_d1", "churn", "sessions", "mean_rating", "coverage", "gini",
+]  # fmt: skip
+
+
+def parse_run_ids(runs: str) -> list[int]:
+    """``"1,2,3"`` -> ``[1, 2, 3]`` (1 to 8 distinct ids), else a 422."""
+    try:
+        ids = [int(x) for x in runs.split(",") if x.strip()]
+    except ValueError:
+        raise HTTPException(422, f"runs must be comma-separated run ids such as 1,2,3; got {runs!r}") from None
+    ids = list(dict.fromkeys(ids))
+    if not 1 <= len(ids) <= 8 or any(not 1 <= i <= MAX_ID for i in ids):
+        raise HTTPException(422, f"expected 1 to 8 positive run ids, got {runs!r}")
+    return ids
+
+
+@router.get("/health")
+def health(engine: EngineDep) -> dict[str, object]:
+    """Liveness and the number of runs in the database."""
+    total, _ = Q.find_runs(engine, limit=1)
+    return {"ok": True, "runs": total}
+
+
+@router.get("/filters", response_model=S.Filters)
+def run_filters(engine: EngineDep) -> dict:
+    """Distinct scenarios, statuses, recommenders and brains of the runs."""
+    return {"values": Q.distinct_run_values(engine)}
+
+
+@router.get("/runs", response_model=S.Page[S.RunOut])
+def list_runs(
+    engine: EngineDep,
+    scenario: Text = None,
+    status: Text = None,
+    recommender: Text = None,
+    q: Text = None,
+    sort: RunSort = "id",
+    order: Order = "desc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    """Runs with their KPIs, filtered and sorted."""
+    return service.runs_list(engine, scenario=scenario, status=status, recommender=recommender, q=q, sort=sort, order=order, limit=limit, offset=offset)
+
+
+@router.get("/compare", response_model=S.CompareOut)
+def compare(engine: EngineDep, runs: Annotated[str, Query(min_length=1, max_length=200, description="comma-separated run ids; the first is the baseline")]) -> dict:
+    """Runs side by side with KPI deltas against the first."""
+    return service.compare(engine, parse_run_ids(runs))
+
+
+@router.get("/runs/{run_id}", response_model=S.RunOut)
+def get_run(engine: EngineDep, run_id: RunId) -> dict:
+    """One run with its KPIs."""
+    return service.run_out(engine, service.get_run(engine, run_id))
+
+
+@router.get("/runs/{run_id}/overview", response_model=S.RunOverview)
+def overview(engine: EngineDep, run_id: RunId) -> dict:
+    """KPIs, per-tick metrics, retention and LLM usage of a run."""
+    return service.overview(engine, run_id)
+
+
+@router.get("/runs/{run_id}/ticks", response_model=list[S.TickRow])
+def ticks(engine: EngineDep, run_id: RunId, after: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1) -> list:
+    """Per-tick metrics with ``tick > after``."""
+    service.get_run(engine, run_id)
+    return service.ticks_out(engine, run_id, after=after)
+
+
+@router.get("/runs/{run_id}/retention", response_model=S.RetentionOut)
+def retention(engine: EngineDep, run_id: RunId) -> dict:
+    """Retention curve and cohort table (stored at run end, live before)."""
+    return service.retention_out(engine, service.get_run(engine, run_id))
+
+
+@router.get(
+    "/runs/{run_id}/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events: `ticks` (new TickMetrics rows and the run's KPIs), `end` (terminal status)"}},
+)
+async def stream(request: Request, engine: EngineDep, run_id: RunId, after: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1) -> StreamingResponse:
+    """Server-sent events with each new TickMetrics row as it lands; ends when the run is terminal.
+
+    Reconnecting clients resume after ``Last-Event-ID`` (the last tick sent).
+    """
+    st = await run_in_threadpool(Q.status_and_tick, engine, run_id)
+    if st is None:
+        raise HTTPException(404, f"no run with id {run_id}")
+    last_id = request.headers.get("last-event-id", "")
+    if last_id.lstrip("-").isdigit() and len(last_id) < 19:
+        after = max(after, int(last_id))
+    settings = request.app.state.settings
+    return StreamingResponse(
+        _events(engine, run_id, after, settings.poll_interval, settings.stream_max_seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event: str, data: object, id_: int | None = None) -> str:
+    head = f"event: {event}\n" + (f"id: {id_}\n" if id_ is not None else "")
+    return head + "data: " + json.dumps(jsonable_encoder(data), separators=(",", ":")) + "\n\n"
+
+
+async def _events(engine: Engine, run_id: int, after: int, poll: float, max_seconds: float) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    started = last_ping = loop.time()
+    last = after
+    yield "retry: 2000\n\n"
+    while True:
+        # Status first, then rows: if the status was terminal, every row is already committed.
+        st = await run_in_threadpool(Q.status_and_tick, engine, run_id)
+        rows = await run_in_threadpool(service.ticks_out, engine, run_id, last)
+        if rows:
+            last = rows[-1]["tick"]
+            run = await run_in_threadpool(lambda: service.run_out(engine, service.get_run(engine, run_id)))
+            yield _sse("ticks", {"ticks": rows, "run": run}, id_=last)
+        if st is None or st[0] in Q.TERMINAL_STATUSES:
+            yield _sse("end", {"status": st[0] if st else "deleted", "tick_done": st[1] if st else last}, id_=last)
+            return
+        now = loop.time()
+        if now - started > max_seconds:
+            return  # the browser reconnects with Last-Event-ID
+        if now - last_ping > 5:
+            last_ping = now
+            yield ": ping\n\n"
+        await asyncio.sleep(poll)
+
+
+@router.get("/runs/{run_id}/events", response_model=S.Page[S.EventOut])
+def run_events(
+    engine: EngineDep,
+    run_id: RunId,
+    user_id: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
+    item_id: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
+    type: Annotated[Optional[list[EventName]], Query(description="event types (repeatable)")] = None,  # noqa: A002
+    tick_min: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
+    tick_max: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
+    order: Order = "asc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    """The event log of a run, filtered and paginated."""
+    service.get_run(engine, run_id)
+    types = [int(EventType[t.value.upper()]) for t in type] if type else None
+    total, rows = Q.events(engine, run_id, user_id=user_id, item_id=item_id, types=types, tick_min=tick_min, tick_max=tick_max, limit=limit, offset=offset, descending=order == "desc")
+    return {"total": total or 0, "limit": limit, "offset": offset, "items": rows}
+
+
+# ------------------------------------------------------------------ users
+@router.get("/runs/{run_id}/user-filters", response_model=S.Filters)
+def user_filters(engine: EngineDep, run_id: RunId) -> dict:
+    """Distinct roles and occupations of a run's users."""
+    service.get_run(engine, run_id)
+    return {"values": Q.user_filter_values(engine, run_id)}
+
+
+@router.get("/runs/{run_id}/users", response_model=S.Page[S.UserOut])
+def users(
+    engine: EngineDep,
+    run_id: RunId,
+    q: Text = None,
+    role: Text = None,
+    occupation: Text = None,
+    sort: Literal["user_id", "age", "activity", "patience", "conformity", "diversity_seeking", "role", "occupation"] = "user_id",
+    order: Order = "asc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    """A run's users: search persona text, filter by role/occupation."""
+    service.get_run(engine, run_id)
+    total, rows = Q.find_users(engine, run_id, q=q, role=role, occupation=occupation, order_by=sort, descending=order == "desc", limit=limit, offset=offset)
+    return {"total": total, "limit": limit, "offset": offset, "items": rows}
+
+
+@router.get("/runs/{run_id}/users/{user_id}", response_model=S.UserDetail)
+def user(engine: EngineDep, run_id: RunId, user_id: UserId) -> dict:
+    """A user's persona, traits, state over time, first pages of sessions, memory, chats, posts and instructions."""
+    return service.user_detail(engine, run_id, user_id)
+
+
+@router.get("/runs/{run_id}/users/{user_id}/events", response_model=S.Page[S.EventOut])
+def user_events(
+    engine: EngineDep,
+    run_id: RunId,
+    user_id: UserId,
+    type: Annotated[Optional[list[EventName]], Query()] = None,  # noqa: A002
+    order: Order = "desc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    """A user's events (newest first by default)."""
+    service.get_user(engine, run_id, user_id)
+    types = [int(EventType[t.value.upper()]) for t in type] if type else None
+    return service.user_events_page(engine, run_id, user_id, types, limit, offset, descending=order == "desc")
+
+
+@router.get("/runs/{run_id}/users/{user_id}/sessions", response_model=S.Page[S.SessionOut])
+def user_sessions(engine: EngineDep, run_id: RunId, user_id: UserId, limit: Limit = 50, offset: Offset = 0) -> dict:
+    """A user's activity per tick, newest first."""
+    service.get_user(engine, run_id, user_id)
+    return service.user_sessions_page(engine, run_id, user_id, limit, offset)
+
+
+@router.get("/runs/{run_id}/users/{user_id}/memory", response_model=S.Page[S.MemoryOut])
+def user_memory(engine: EngineDep, run_id: RunId, user_id: UserId, limit: Limit = 50, offset: Offset = 0) -> dict:
+    """A user's memory records, newest first."""
+    service.get_user(engine, run_id, user_id)
+    return service.user_memory_page(engine, run_id, user_id, limit, offset)
+
+
+@router.get("/runs/{run_id}/users/{user_id}/snapshots", response_model=list[S.Snapshot])
+def user_snapshots(engine: EngineDep, run_id: RunId, user_id: UserId) -> list:
+    """A user's numeric state over time."""
+    service.get_user(engine, run_id, user_id)
+    return Q.user_snapshots(engine, run_id, user_id)
+
+
+# ------------------------------------------------------------------ items
+@router.get("/runs/{run_id}/items", response_model=S.Page[S.ItemOut])
+def items(
+    engine: EngineDep,
+    run_id: RunId,
+    q: Text = None,
+    tag: Text = None,
+    sort: Literal["item_id", "title", "year", "created_tick", "watches", "impressions"] = "item_id",
+    order: Order = "asc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    """A run's catalog with watch counts; sort by popularity with ``sort=watches&order=desc``."""
+    service.get_run(engine, run_id)
+    total, rows = Q.find_items(engine, run_id, q=q, tag=tag, order_by=sort, descending=order == "desc", limit=limit, offset=offset)
+    return {"total": total, "limit": limit, "offset": offset, "items": rows}
+
+
+@router.get("/runs/{run_id}/items/{item_id}", response_model=S.ItemDetail)
+def item(engine: EngineDep, run_id: RunId, item_id: ItemId, limit: Limit = 50, offset: Offset = 0) -> dict:
+    """An item's popularity over time, who watched it, and its share cascades."""
+    return service.item_detail(engine, run_id, item_id, limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}/items/{item_id}/watchers", response_model=S.Page[S.Watcher])
+def item_watchers(engine: EngineDep, run_id: RunId, item_id: ItemId, limit: Limit = 50, offset: Offset = 0) -> dict:
+    """Users who watched an item."""
+    service.get_item(engine, run_id, item_id)
+    total, rows = Q.item_watchers(engine, run_id, item_id, limit=limit, offset=offset)
+    return {"total": total, "limit": limit, "offset": offset, "items": rows}
+
+
+# ------------------------------------------------------------------ graph
+@router.get("/runs/{run_id}/graph", response_model=S.GraphOut)
+def graph(engine: EngineDep, run_id: RunId, max_nodes: Annotated[int, Query(ge=1, le=1000)] = 300) -> dict:
+    """The highest-degree part of the follow graph, laid out server-side."""
+    return service.graph(engine, run_id, max_nodes=max_nodes)

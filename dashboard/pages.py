@@ -1,0 +1,238 @@
+"""Server-rendered pages (Jinja2). Tables and KPIs render without JavaScript; charts use plotly.js."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, Optional
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from dashboard import service
+from dashboard.api import MAX_OFFSET, EngineDep, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
+from recworld.events import EventType
+from recworld.storage import queries_dashboard as Q
+
+router = APIRouter(include_in_schema=False)
+PAGE = 25
+
+# Charts of the run overview (and, first series only, of the compare page): (TickMetrics field, label, kind).
+CHARTS: list[dict[str, Any]] = [
+    {"id": "activity", "title": "Active users and sessions", "series": [["active_users", "active users", "line"], ["returns", "returning", "line"], ["alive_users", "not churned", "line"]]},
+    {"id": "pages", "title": "Pages per session", "series": [["pages_per_session", "pages / session", "line"]]},
+    {"id": "watch_rate", "title": "Watch rate (watches / impressions)", "series": [["watch_rate", "watch rate", "line"]], "pct": True},
+    {"id": "rating", "title": "Mean rating and satisfaction", "series": [["mean_rating", "mean rating (1-5)", "line"], ["mean_satisfaction", "mean satisfaction (0-1)", "line"]]},
+    {"id": "churn", "title": "Churn", "series": [["churned_total", "churned (total)", "line"], ["churned", "new churns", "bar"]]},
+    {"id": "exposure", "title": "Coverage, diversity and Gini of exposure", "series": [["coverage", "catalog coverage", "line"], ["diversity", "intra-list diversity", "line"], ["consumption_diversity", "consumption diversity", "line"], ["gini", "Gini of exposure", "line"]]},
+    {"id": "novelty", "title": "Novelty of watched items (bits)", "series": [["novelty", "novelty", "line"]]},
+    {"id": "social", "title": "Social activity", "series": [["posts", "posts", "bar"], ["chats", "chat messages", "bar"], ["social_watches", "watches from the social feed", "line"], ["instructions", "reflective instructions", "line"]]},
+    {"id": "llm", "title": "LLM calls", "series": [["llm_calls", "calls", "line"], ["llm_cached", "cache hits", "line"], ["llm_fallbacks", "fallbacks", "line"]]},
+    {"id": "llm_tokens", "title": "LLM tokens", "series": [["llm_tokens", "tokens", "bar"]]},
+]
+
+# KPI tiles: (key, label, format).
+TILES = [
+    ("watch_rate", "watch rate", "pct"),
+    ("retention_d1", "retention day 1", "pct"),
+    ("churn", "churned", "pct"),
+    ("sessions", "sessions", "int"),
+    ("pages_per_session", "pages / session", "f2"),
+    ("mean_rating", "mean rating", "f2"),
+    ("mean_satisfaction", "satisfaction", "f2"),
+    ("coverage", "coverage", "pct"),
+    ("diversity", "diversity", "f3"),
+    ("gini", "Gini", "f3"),
+    ("posts", "posts", "int"),
+    ("chats", "chats", "int"),
+    ("llm_calls", "LLM calls", "int"),
+    ("llm_tokens", "LLM tokens", "int"),
+]
+
+
+def fmt(v: Any, kind: str = "f3") -> str:
+    """Format a KPI for a tile or table (``-`` for missing)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if kind == "pct":
+        return f"{100 * v:.1f}%"
+    if kind == "int":
+        return f"{int(v):,}"
+    if kind == "f2":
+        return f"{v:.2f}"
+    if kind == "signed":
+        return f"{v:+.3g}"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def install_filters(templates: Jinja2Templates) -> None:
+    """Jinja filters and globals of the pages."""
+    templates.env.filters["fmt"] = fmt
+    # Page data embeds datetimes (run created/finished): serialise them as ISO strings.
+    templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}
+    templates.env.globals["TILES"] = TILES
+    templates.env.globals["CHARTS"] = CHARTS
+    templates.env.globals["TERMINAL"] = sorted(Q.TERMINAL_STATUSES)
+
+
+def _render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, name, ctx)
+
+
+def _pager(request: Request, total: int, limit: int, offset: int, param: str = "offset") -> dict[str, Any]:
+    """Prev/next links keeping the other query parameters."""
+    params = {k: v for k, v in request.query_params.multi_items() if k not in (param, "token")}
+
+    def link(off: int) -> str:
+        return "?" + urlencode([*params.items(), (param, off)])
+
+    return {
+        "total": total,
+        "first": offset + 1 if total else 0,
+        "last": min(offset + limit, total),
+        "prev": link(max(0, offset - limit)) if offset > 0 else None,
+        "next": link(offset + limit) if offset + limit < total else None,
+    }
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/runs", status_code=307)
+
+
+@router.get("/runs")
+def runs_page(
+    request: Request,
+    engine: EngineDep,
+    scenario: Text = None,
+    status: Text = None,
+    recommender: Text = None,
+    q: Text = None,
+    sort: RunSort = "id",
+    order: Order = "desc",
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    data = service.runs_list(engine, scenario=scenario, status=status, recommender=recommender, q=q, sort=sort, order=order, limit=PAGE, offset=offset)
+    filters = Q.distinct_run_values(engine)
+    base = {k: v for k, v in request.query_params.items() if k not in ("sort", "order", "offset", "token")}
+
+    def sort_link(col: str) -> str:
+        new_order = "asc" if (sort == col and order == "desc") else "desc"
+        return "?" + urlencode({**base, "sort": col, "order": new_order})
+
+    return _render(
+        request, "runs.html", data=data, filters=filters, sel={"scenario": scenario, "status": status, "recommender": recommender, "q": q or ""},
+        sort=sort, order=order, sort_link=sort_link, pager=_pager(request, data["total"], PAGE, offset),
+    )  # fmt: skip
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, engine: EngineDep, run_id: RunId) -> HTMLResponse:
+    data = service.overview(engine, run_id)
+    return _render(request, "run.html", run=data["run"], data=data)
+
+
+@router.get("/compare")
+def compare_page(request: Request, engine: EngineDep, runs: Annotated[Optional[str], Query(max_length=200)] = None) -> HTMLResponse:
+    if not runs:
+        total, rows = Q.find_runs(engine, limit=100)
+        return _render(request, "compare.html", data=None, choices=rows)
+    data = service.compare(engine, parse_run_ids(runs))
+    return _render(request, "compare.html", data=data, choices=None)
+
+
+@router.get("/runs/{run_id}/users")
+def users_page(
+    request: Request,
+    engine: EngineDep,
+    run_id: RunId,
+    q: Text = None,
+    role: Text = None,
+    occupation: Text = None,
+    sort: Literal["user_id", "age", "activity", "patience", "conformity", "diversity_seeking", "role", "occupation"] = "user_id",
+    order: Order = "asc",
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    run = service.run_out(engine, service.get_run(engine, run_id))
+    total, rows = Q.find_users(engine, run_id, q=q, role=role, occupation=occupation, order_by=sort, descending=order == "desc", limit=PAGE, offset=offset)
+    base = {k: v for k, v in request.query_params.items() if k not in ("sort", "order", "offset", "token")}
+
+    def sort_link(col: str) -> str:
+        return "?" + urlencode({**base, "sort": col, "order": "desc" if (sort == col and order == "asc") else "asc"})
+
+    return _render(
+        request, "users.html", run=run, rows=rows, filters=Q.user_filter_values(engine, run_id),
+        sel={"q": q or "", "role": role, "occupation": occupation}, sort_link=sort_link, pager=_pager(request, total, PAGE, offset),
+    )  # fmt: skip
+
+
+EVENT_FILTERS = ["all", *[t.name.lower() for t in EventType]]
+
+
+@router.get("/runs/{run_id}/users/{user_id}")
+def user_page(
+    request: Request,
+    engine: EngineDep,
+    run_id: RunId,
+    user_id: UserId,
+    type: Annotated[Literal[tuple(EVENT_FILTERS)], Query()] = "all",  # type: ignore[valid-type]  # noqa: A002
+    eoffset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    soffset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    run = service.run_out(engine, service.get_run(engine, run_id))
+    data = service.user_detail(engine, run_id, user_id, limit=PAGE)
+    types = None if type == "all" else [int(EventType[type.upper()])]
+    ev = service.user_events_page(engine, run_id, user_id, types, PAGE, eoffset)
+    sessions = service.user_sessions_page(engine, run_id, user_id, PAGE, soffset)
+    return _render(
+        request, "user.html", run=run, data=data, events=ev, sessions=sessions, etype=type, event_filters=EVENT_FILTERS,
+        epager=_pager(request, ev["total"], PAGE, eoffset, "eoffset"), spager=_pager(request, sessions["total"], PAGE, soffset, "soffset"),
+    )  # fmt: skip
+
+
+@router.get("/runs/{run_id}/items")
+def items_page(
+    request: Request,
+    engine: EngineDep,
+    run_id: RunId,
+    q: Text = None,
+    tag: Text = None,
+    sort: Literal["item_id", "title", "year", "created_tick", "watches", "impressions"] = "watches",
+    order: Order = "desc",
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    run = service.run_out(engine, service.get_run(engine, run_id))
+    total, rows = Q.find_items(engine, run_id, q=q, tag=tag, order_by=sort, descending=order == "desc", limit=PAGE, offset=offset)
+    base = {k: v for k, v in request.query_params.items() if k not in ("sort", "order", "offset", "token")}
+
+    def sort_link(col: str) -> str:
+        return "?" + urlencode({**base, "sort": col, "order": "asc" if (sort == col and order == "desc") else "desc"})
+
+    return _render(request, "items.html", run=run, rows=rows, sel={"q": q or "", "tag": tag or ""}, sort_link=sort_link, pager=_pager(request, total, PAGE, offset))
+
+
+@router.get("/runs/{run_id}/items/{item_id}")
+def item_page(request: Request, engine: EngineDep, run_id: RunId, item_id: ItemId, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> HTMLResponse:
+    run = service.run_out(engine, service.get_run(engine, run_id))
+    data = service.item_detail(engine, run_id, item_id, limit=PAGE, offset=offset)
+    return _render(request, "item.html", run=run, data=data, pager=_pager(request, data["watchers"]["total"], PAGE, offset))
+
+
+@router.get("/runs/{run_id}/graph")
+def graph_page(
+    request: Request,
+    engine: EngineDep,
+    run_id: RunId,
+    n: Annotated[int, Query(ge=10, le=1000)] = 300,
+    color: Literal["role", "activity", "degree"] = "role",
+) -> HTMLResponse:
+    run = service.run_out(engine, service.get_run(engine, run_id))
+    data = service.graph(engine, run_id, max_nodes=n)
+    return _render(request, "graph.html", run=run, data=data, color=color, n=n)

@@ -1,0 +1,342 @@
+"""Typed response models of the dashboard's JSON API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Optional, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of results: ``items[offset : offset + limit]`` out of ``total``."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[T]
+
+
+class KPIs(BaseModel):
+    """Headline KPIs of a run (None where the run has no data for it yet)."""
+
+    ticks: Optional[int] = None
+    users: Optional[int] = None
+    sessions: Optional[int] = None
+    pages_per_session: Optional[float] = None
+    watch_rate: Optional[float] = None
+    mean_rating: Optional[float] = None
+    churn: Optional[float] = None
+    retention_d1: Optional[float] = None
+    retention_d3: Optional[float] = None
+    retention_d7: Optional[float] = None
+    coverage: Optional[float] = None
+    gini: Optional[float] = None
+    diversity: Optional[float] = None
+    novelty: Optional[float] = None
+    mean_satisfaction: Optional[float] = None
+    posts: Optional[int] = None
+    chats: Optional[int] = None
+    instructions: Optional[int] = None
+    llm_calls: Optional[int] = None
+    llm_cached: Optional[int] = None
+    llm_fallbacks: Optional[int] = None
+    llm_tokens: Optional[int] = None
+
+
+class RunOut(BaseModel):
+    """A run with its KPIs."""
+
+    id: int
+    name: str
+    scenario: str
+    recommender: str
+    brain: str
+    seed: int
+    status: str
+    n_users: int
+    n_items: int
+    ticks_total: int
+    tick_done: int
+    created_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    error: Optional[str] = None
+    kpis: KPIs
+
+
+class TickRow(BaseModel):
+    """One row of per-tick metrics."""
+
+    tick: int
+    active_users: int
+    sessions: int
+    returns: int
+    pages: int
+    pages_per_session: float
+    impressions: int
+    watches: int
+    watch_rate: float
+    ratings: int
+    mean_rating: Optional[float] = None
+    churned: int
+    churned_total: int
+    alive_users: int
+    coverage: float
+    diversity: Optional[float] = None
+    consumption_diversity: Optional[float] = None
+    gini: float
+    novelty: Optional[float] = None
+    mean_satisfaction: float
+    posts: int
+    chats: int
+    social_watches: int
+    instructions: int
+    llm_calls: int
+    llm_tokens: int
+    llm_cached: int
+    llm_fallbacks: int
+
+
+class RetentionCell(BaseModel):
+    """Cohort ``cohort`` (period of first session), ``k`` periods later."""
+
+    cohort: int
+    k: int
+    cohort_size: int
+    active: int
+    share: float
+
+
+class RetentionOut(BaseModel):
+    """Retention curve (pooled over cohorts) and the cohort table."""
+
+    source: str = Field(description="'stored' (written at run end) or 'live' (derived from session events so far)")
+    period_ticks: int
+    curve: dict[int, float]
+    cohorts: list[RetentionCell]
+
+
+class LLMPurpose(BaseModel):
+    """LLM usage of one purpose."""
+
+    purpose: str
+    calls: int
+    cached: int
+    fallbacks: int
+    tokens: int
+    mean_latency_ms: Optional[float] = None
+
+
+class RunOverview(BaseModel):
+    """Everything the run overview page shows."""
+
+    run: RunOut
+    ticks: list[TickRow]
+    retention: RetentionOut
+    llm_by_purpose: list[LLMPurpose]
+
+
+class EventOut(BaseModel):
+    """One logged event."""
+
+    id: int
+    tick: int
+    user_id: int
+    type: int
+    type_name: str
+    item_id: Optional[int] = None
+    item_title: Optional[str] = None
+    value: Optional[float] = None
+    text: Optional[str] = None
+    payload: Optional[Any] = None
+
+
+class Snapshot(BaseModel):
+    """A user's numeric state at a tick."""
+
+    tick: int
+    satisfaction: float
+    fatigue: float
+    churned: bool
+    sessions: int
+    watches: int
+
+
+class UserOut(BaseModel):
+    """A user's persona and traits (with the newest state snapshot)."""
+
+    user_id: int
+    external_id: str
+    age: Optional[int] = None
+    gender: Optional[str] = None
+    occupation: Optional[str] = None
+    activity: float
+    patience: float
+    conformity: float
+    diversity_seeking: float
+    role: str
+    profile_text: str
+    latest: Optional[Snapshot] = None
+
+
+class MemoryOut(BaseModel):
+    """A long-term memory entry."""
+
+    tick: int
+    kind: str
+    importance: float
+    text: str
+
+
+class SessionOut(BaseModel):
+    """A user's activity in one tick."""
+
+    tick: int
+    session: bool
+    events: int
+    impressions: int
+    watches: int
+    social_watches: int
+    ratings: int
+    mean_rating: Optional[float] = None
+    pages: Optional[float] = None
+    leave_reason: Optional[str] = None
+    posts: int
+    chats: int
+    churn: int
+
+
+class UserDetail(BaseModel):
+    """Everything the user page shows on first load (long lists are paginated endpoints)."""
+
+    run_id: int
+    user: UserOut
+    event_counts: dict[str, int]
+    snapshots: list[Snapshot]
+    sessions: Page[SessionOut]
+    memory: Page[MemoryOut]
+    chats: Page[EventOut]
+    posts: Page[EventOut]
+    instructions: Page[EventOut]
+
+
+class ItemOut(BaseModel):
+    """A catalog item with its counts."""
+
+    item_id: int
+    external_id: str
+    title: str
+    tags: str
+    year: Optional[int] = None
+    creator: Optional[int] = None
+    created_tick: int
+    impressions: int = 0
+    watches: int = 0
+    posts: int = 0
+
+
+class ItemTick(BaseModel):
+    """An item's activity in one tick."""
+
+    tick: int
+    impressions: int
+    watches: int
+    social_watches: int
+    ratings: int
+    posts: int
+
+
+class Watcher(BaseModel):
+    """A user who watched an item."""
+
+    user_id: int
+    watches: int
+    social_watches: int
+    first_tick: Optional[int] = None
+    rating: Optional[float] = None
+
+
+class CascadePost(BaseModel):
+    """A POST event in a share cascade; ``parent``/``children`` index ``posts``."""
+
+    index: int
+    event_id: int
+    tick: int
+    user_id: int
+    text: Optional[str] = None
+    parent_user: Optional[int] = None
+    parent: Optional[int] = None
+    children: list[int]
+
+
+class Cascade(BaseModel):
+    """A share tree rooted at ``posts[root]``."""
+
+    root: int
+    depth: int
+    size: int
+
+
+class Cascades(BaseModel):
+    """Share cascades of an item."""
+
+    posts: list[CascadePost]
+    cascades: list[Cascade]
+    truncated: bool
+
+
+class ItemDetail(BaseModel):
+    """Everything the item page shows on first load."""
+
+    run_id: int
+    item: ItemOut
+    timeseries: list[ItemTick]
+    watchers: Page[Watcher]
+    cascades: Cascades
+
+
+class GraphNode(BaseModel):
+    """A user in the graph sample with its layout position."""
+
+    user_id: int
+    x: float
+    y: float
+    degree: int
+    role: Optional[str] = None
+    activity: Optional[float] = None
+
+
+class GraphOut(BaseModel):
+    """A sample of the follow graph with a deterministic 2-D layout."""
+
+    run_id: int
+    total_nodes: int
+    total_edges: int
+    nodes: list[GraphNode]
+    edges: list[tuple[int, int]] = Field(description="(src, dst) user ids, both in nodes")
+
+
+class Delta(BaseModel):
+    """A KPI of each compared run, and its change against the first run."""
+
+    metric: str
+    values: list[Optional[float]]
+    deltas: list[Optional[float]]
+    relative: list[Optional[float]]
+
+
+class CompareOut(BaseModel):
+    """Runs side by side: per-tick series, retention curves and KPI deltas vs the first run."""
+
+    runs: list[RunOut]
+    ticks: dict[int, list[TickRow]]
+    retention: dict[int, dict[int, float]]
+    deltas: list[Delta]
+
+
+class Filters(BaseModel):
+    """Distinct values usable as filters."""
+
+    values: dict[str, list[str]]

@@ -1,0 +1,237 @@
+"""What the pages and the JSON API show, as plain dicts (one place for both)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException
+from sqlalchemy.engine import Engine
+
+from recworld.events import EventType
+from recworld.storage import queries_dashboard as Q
+
+KPI_FIELDS = (
+    "ticks", "users", "sessions", "pages_per_session", "watch_rate", "mean_rating", "churn",
+    "retention_d1", "retention_d3", "retention_d7", "coverage", "gini", "diversity", "novelty",
+    "mean_satisfaction", "posts", "chats", "instructions", "llm_calls", "llm_cached", "llm_fallbacks", "llm_tokens",
+)  # fmt: skip
+# KPIs compared across runs (in this order) on the compare page.
+COMPARE_KPIS = (
+    "watch_rate", "retention_d1", "retention_d3", "churn", "sessions", "pages_per_session", "mean_rating",
+    "mean_satisfaction", "coverage", "diversity", "gini", "novelty", "posts", "chats", "llm_calls", "llm_tokens",
+)  # fmt: skip
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def get_run(engine: Engine, run_id: int) -> dict[str, Any]:
+    """The run or a 404."""
+    run = Q.run_row(engine, run_id)
+    if run is None:
+        raise HTTPException(404, f"no run with id {run_id}")
+    return run
+
+
+def run_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
+    """A run as :class:`~dashboard.schemas.RunOut` data."""
+    kpis = Q.run_kpis(engine, run)
+    out = {k: run[k] for k in ("id", "name", "scenario", "recommender", "brain", "seed", "status", "n_users", "n_items", "ticks_total", "tick_done", "created_at", "finished_at", "error")}
+    out["kpis"] = {k: _clean(kpis.get(k)) for k in KPI_FIELDS}
+    return out
+
+
+def retention_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
+    """Retention as :class:`~dashboard.schemas.RetentionOut` data."""
+    r = Q.retention(engine, run)
+    return {
+        "source": r["source"],
+        "period_ticks": r["period_ticks"],
+        "curve": {int(k): float(v) for k, v in r["curve"].items()},
+        "cohorts": [{"cohort": c, "k": k, "cohort_size": n, "active": a, "share": (a / n if n else 0.0)} for c, k, n, a in r["rows"]],
+    }
+
+
+def ticks_out(engine: Engine, run_id: int, after: int = -1) -> list[dict[str, Any]]:
+    """Per-tick metrics with non-finite floats as None."""
+    return [{k: _clean(v) for k, v in row.items()} for row in Q.tick_rows(engine, run_id, after=after)]
+
+
+def overview(engine: Engine, run_id: int) -> dict[str, Any]:
+    """Everything the run overview shows."""
+    run = get_run(engine, run_id)
+    return {
+        "run": run_out(engine, run),
+        "ticks": ticks_out(engine, run_id),
+        "retention": retention_out(engine, run),
+        "llm_by_purpose": Q.llm_by_purpose(engine, run_id),
+    }
+
+
+def runs_list(engine: Engine, *, scenario, status, recommender, q, sort, order, limit, offset) -> dict[str, Any]:  # noqa: ANN001
+    """A page of runs with KPIs; KPI sorts are done over the (filtered) runs in Python."""
+    desc = order == "desc"
+    if sort in ("id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total"):
+        total, rows = Q.find_runs(engine, scenario=scenario, status=status, recommender=recommender, q=q, order_by=sort, descending=desc, limit=limit, offset=offset)
+        items = [run_out(engine, r) for r in rows]
+    else:  # a KPI: runs are few (hundreds), their KPIs are stored summaries
+        total, rows = Q.find_runs(engine, scenario=scenario, status=status, recommender=recommender, q=q, limit=2000, offset=0)
+        all_items = [run_out(engine, r) for r in rows]
+        have = [r for r in all_items if r["kpis"].get(sort) is not None]
+        missing = [r for r in all_items if r["kpis"].get(sort) is None]
+        have.sort(key=lambda r: r["kpis"][sort], reverse=desc)
+        items = (have + missing)[offset : offset + limit]
+    return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def compare(engine: Engine, run_ids: list[int]) -> dict[str, Any]:
+    """Runs overlaid: their ticks, retention curves and KPI deltas vs the first."""
+    runs = [get_run(engine, i) for i in run_ids]
+    outs = [run_out(engine, r) for r in runs]
+    deltas = []
+    for m in COMPARE_KPIS:
+        vals = [o["kpis"].get(m) for o in outs]
+        base = vals[0]
+        ds = [None if v is None or base is None else v - base for v in vals]
+        rel = [None if d is None or not base else d / abs(base) for d in ds]
+        deltas.append({"metric": m, "values": vals, "deltas": ds, "relative": rel})
+    return {
+        "runs": outs,
+        "ticks": {r["id"]: ticks_out(engine, r["id"]) for r in runs},
+        "retention": {r["id"]: retention_out(engine, r)["curve"] for r in runs},
+        "deltas": deltas,
+    }
+
+
+def _page(total: int | None, limit: int, offset: int, items: list) -> dict[str, Any]:  # noqa: ANN001
+    return {"total": int(total or 0), "limit": limit, "offset": offset, "items": items}
+
+
+def get_user(engine: Engine, run_id: int, user_id: int) -> dict[str, Any]:
+    """A user's profile with latest snapshot, or a 404."""
+    get_run(engine, run_id)
+    prof = Q.user_profile(engine, run_id, user_id)
+    if prof is None:
+        raise HTTPException(404, f"run {run_id} has no user {user_id}")
+    prof["latest"] = Q.latest_snapshots(engine, run_id, [user_id]).get(user_id)
+    return prof
+
+
+def user_events_page(engine: Engine, run_id: int, user_id: int, types: list[int] | None, limit: int, offset: int, descending: bool = True) -> dict[str, Any]:
+    """A page of a user's events (newest first by default)."""
+    total, rows = Q.events(engine, run_id, user_id=user_id, types=types, limit=limit, offset=offset, descending=descending)
+    return _page(total, limit, offset, rows)
+
+
+def user_sessions_page(engine: Engine, run_id: int, user_id: int, limit: int, offset: int) -> dict[str, Any]:
+    total, rows = Q.user_sessions(engine, run_id, user_id, limit=limit, offset=offset)
+    for r in rows:
+        r["session"] = bool(r["session"])
+    return _page(total, limit, offset, rows)
+
+
+def user_memory_page(engine: Engine, run_id: int, user_id: int, limit: int, offset: int) -> dict[str, Any]:
+    total, rows = Q.user_memory(engine, run_id, user_id, limit=limit, offset=offset)
+    return _page(total, limit, offset, rows)
+
+
+def user_detail(engine: Engine, run_id: int, user_id: int, limit: int = 20) -> dict[str, Any]:
+    """Everything the user page shows on first load."""
+    user = get_user(engine, run_id, user_id)
+    counts = Q.event_type_counts(engine, run_id, user_id=user_id)
+    return {
+        "run_id": run_id,
+        "user": user,
+        "event_counts": {Q._type_name(t): n for t, n in sorted(counts.items())},
+        "snapshots": Q.user_snapshots(engine, run_id, user_id),
+        "sessions": user_sessions_page(engine, run_id, user_id, limit, 0),
+        "memory": user_memory_page(engine, run_id, user_id, limit, 0),
+        "chats": user_events_page(engine, run_id, user_id, [int(EventType.CHAT)], limit, 0),
+        "posts": user_events_page(engine, run_id, user_id, [int(EventType.POST)], limit, 0),
+        "instructions": user_events_page(engine, run_id, user_id, [int(EventType.INSTRUCTION)], limit, 0),
+    }
+
+
+def get_item(engine: Engine, run_id: int, item_id: int) -> dict[str, Any]:
+    """An item with its counts, or a 404."""
+    get_run(engine, run_id)
+    item = Q.item_row(engine, run_id, item_id)
+    if item is None:
+        raise HTTPException(404, f"run {run_id} has no item {item_id}")
+    item.update(Q.item_counts(engine, run_id, [item_id]).get(item_id, {"impressions": 0, "watches": 0, "posts": 0}))
+    return item
+
+
+def item_detail(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """Everything the item page shows on first load."""
+    item = get_item(engine, run_id, item_id)
+    total, watchers = Q.item_watchers(engine, run_id, item_id, limit=limit, offset=offset)
+    return {
+        "run_id": run_id,
+        "item": item,
+        "timeseries": Q.item_timeseries(engine, run_id, item_id),
+        "watchers": _page(total, limit, offset, watchers),
+        "cascades": Q.item_cascades(engine, run_id, item_id),
+    }
+
+
+def spring_layout(n: int, edges: np.ndarray, iterations: int = 60, seed: int = 0) -> np.ndarray:
+    """A deterministic Fruchterman-Reingold layout of ``n`` nodes in [0, 1]^2.
+
+    Args:
+        n: number of nodes.
+        edges: (m, 2) node indices.
+        iterations: cooling steps (O(n^2) each; n is a few hundred).
+        seed: seed of the initial positions (same seed, same picture).
+    """
+    if n == 0:
+        return np.zeros((0, 2))
+    if n == 1:
+        return np.array([[0.5, 0.5]])
+    rng = np.random.default_rng(seed)
+    pos = rng.random((n, 2))
+    adj = np.zeros((n, n))
+    if len(edges):
+        adj[edges[:, 0], edges[:, 1]] = 1.0
+        adj[edges[:, 1], edges[:, 0]] = 1.0
+    k = 1.0 / math.sqrt(n)
+    t = 0.1
+    dt = t / (iterations + 1)
+    for _ in range(iterations):
+        delta = pos[:, None, :] - pos[None, :, :]
+        dist = np.maximum(np.linalg.norm(delta, axis=-1), 0.01)
+        force = k * k / dist**2 - adj * dist / k  # repulsion minus attraction, per unit vector
+        disp = (delta * force[:, :, None]).sum(axis=1)
+        length = np.maximum(np.linalg.norm(disp, axis=-1), 0.01)
+        pos += disp * (np.minimum(length, t) / length)[:, None]
+        t -= dt
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
+    return (pos - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+
+
+def graph(engine: Engine, run_id: int, max_nodes: int = 300) -> dict[str, Any]:
+    """A laid-out sample of a run's follow graph."""
+    get_run(engine, run_id)
+    g = Q.graph_sample(engine, run_id, max_nodes=max_nodes)
+    nodes = g["nodes"]
+    index = {u: i for i, u in enumerate(nodes)}
+    e = np.array([(index[s], index[d]) for s, d in g["edges"] if s in index and d in index], dtype=np.int64).reshape(-1, 2)
+    pos = spring_layout(len(nodes), e, seed=run_id)
+    profs = Q.profiles_of(engine, run_id, nodes)
+    out_nodes = [
+        {
+            "user_id": u,
+            "x": float(pos[i, 0]),
+            "y": float(pos[i, 1]),
+            "degree": g["degree"][i],
+            "role": profs.get(u, {}).get("role"),
+            "activity": profs.get(u, {}).get("activity"),
+        }
+        for i, u in enumerate(nodes)
+    ]
+    return {"run_id": run_id, "total_nodes": g["total_nodes"], "total_edges": g["total_edges"], "nodes": out_nodes, "edges": g["edges"]}

@@ -1,0 +1,455 @@
+"""The simulation core shared by the RecWorld environments.
+
+A :class:`FeedCore` owns one :class:`~recworld.world.World` and drives it in
+*env time*: one call to :meth:`FeedCore.step` is one world tick in which every
+user in session sees exactly one page (sessions therefore span consecutive
+ticks). The first ``num_focal`` users of the world are *focal*: their pages
+come from the caller (an RL agent); the other (background) users are served
+by a background recommender in the same batched ``World.serve_page`` call, so
+the whole world advances as one numpy batch per step.
+
+Two return models for focal users:
+
+* ``"immediate"`` (Feed envs): when a focal session ends and the user did not
+  churn, the next session starts at the next tick, with the user's state
+  updated as if the away time the world drew had passed (fatigue recovery,
+  ``RETURN`` event value). Focal users live on a compressed clock, so an
+  episode of T steps is T pages of the user's life.
+* ``"world"`` (Platform / competition envs): users come back when the world's
+  return-time model says so; steps in between serve them nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recworld.catalog import Catalog
+from recworld.config import WorldConfig
+from recworld.errors import ConfigError
+from recworld.world import World
+
+_CATALOG: Catalog | None = None
+_CATALOG_LOCK = threading.Lock()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)).astype(np.float32)
+
+
+def default_catalog() -> Catalog:
+    """The MovieLens-100K catalog, built once per process (embeddings are cached on disk)."""
+    global _CATALOG
+    with _CATALOG_LOCK:
+        if _CATALOG is None:
+            from agents.population import item_quality
+            from recworld.data import load_movielens
+
+            ml = load_movielens()
+            q, _ = item_quality(ml)
+            _CATALOG = Catalog.build(ml.items, quality=q)
+        return _CATALOG
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """Frozen, validated configuration of a feed simulation.
+
+    Attributes:
+        num_candidates: N candidate items offered per page (drawn from unseen items).
+        slate_size: k items shown per page.
+        embed_dims: leading principal components of the item embedding in features.
+        n_background: background users living in the same world.
+        brain: user brain name (``"utility"``, ``"scripted"``) or a Brain instance.
+        background_recommender: recommender name (or instance) serving background users.
+        watch_reward: reward per watched item.
+        rating_weight: reward per rated item times ``(rating - 3) / 2``.
+        return_bonus: reward when a session ends and the user will come back.
+        churn_penalty: subtracted when the user churns.
+        warmup_ticks: ticks the background world lives before focal users arrive.
+        activity_mean, patience, conformity, diversity_seeking, taste_noise: population spec.
+        world: the kernel's :class:`WorldConfig` (``slate_size`` is overridden by ``slate_size``).
+    """
+
+    num_candidates: int = 10
+    slate_size: int = 2
+    embed_dims: int = 8
+    n_background: int = 200
+    brain: Any = "utility"
+    background_recommender: Any = "popularity"
+    watch_reward: float = 1.0
+    rating_weight: float = 0.5
+    return_bonus: float = 0.2
+    churn_penalty: float = 5.0
+    warmup_ticks: int = 24
+    activity_mean: float = 1.0
+    patience: float = 0.55
+    conformity: float = 0.5
+    diversity_seeking: float = 0.5
+    taste_noise: float = 0.6
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_candidates < 1:
+            raise ConfigError(f"num_candidates must be >= 1, got {self.num_candidates}")
+        if not 1 <= self.slate_size <= self.num_candidates:
+            raise ConfigError(f"slate_size must be in 1..num_candidates={self.num_candidates}, got {self.slate_size}")
+        if self.embed_dims < 1:
+            raise ConfigError(f"embed_dims must be >= 1, got {self.embed_dims}")
+        if self.n_background < 0:
+            raise ConfigError(f"n_background must be >= 0, got {self.n_background}")
+        if self.warmup_ticks < 0:
+            raise ConfigError(f"warmup_ticks must be >= 0, got {self.warmup_ticks}")
+
+
+# Observation layout (shared with PolicyRecommender, which rebuilds it from logs).
+USER_SCALARS = ("page_in_session", "last_watch_share", "last_rating", "sessions")
+N_USER_SCALARS = len(USER_SCALARS)
+
+
+def user_dim(embed_dims: int) -> int:
+    """Length of the user feature vector."""
+    return N_USER_SCALARS + embed_dims
+
+
+def item_dim(embed_dims: int) -> int:
+    """Length of one candidate's feature vector: embedding dims + popularity + quality."""
+    return embed_dims + 2
+
+
+def item_static_features(catalog: Catalog, embed_dims: int) -> np.ndarray:
+    """(n_items, embed_dims + 1): scaled leading embedding dims and quality, in [-1, 1]."""
+    d = min(embed_dims, catalog.dim)
+    emb = catalog.embeddings[:, :d] * np.sqrt(catalog.dim / d)
+    out = np.zeros((len(catalog), embed_dims + 1), np.float32)
+    out[:, :d] = np.clip(emb, -1, 1)
+    out[:, embed_dims] = np.clip(catalog.quality / 2.0, -1, 1)
+    return out
+
+
+def user_features(recent: np.ndarray, pages: np.ndarray, max_pages: int, last_share: np.ndarray, last_rating: np.ndarray, sessions: np.ndarray, embed_dims: int, dim: int) -> np.ndarray:
+    """(B, user_dim) features from what a platform logs about a user."""
+    b = recent.shape[0]
+    d = min(embed_dims, dim)
+    out = np.zeros((b, user_dim(embed_dims)), np.float32)
+    out[:, 0] = np.minimum(pages / max(max_pages, 1), 1.0)
+    out[:, 1] = last_share
+    out[:, 2] = last_rating
+    out[:, 3] = np.minimum(np.log1p(sessions) / np.log(101.0), 1.0)
+    out[:, N_USER_SCALARS : N_USER_SCALARS + d] = np.clip(recent[:, :d] * np.sqrt(dim / d), -1, 1)
+    return out
+
+
+def candidate_features(static: np.ndarray, watch_counts: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """(B, N, item_dim) features of candidate items ``cand`` (B, N)."""
+    b, n = cand.shape
+    e = static.shape[1] - 1
+    out = np.empty((b, n, e + 2), np.float32)
+    out[:, :, :e] = static[cand, :e]
+    top = np.log1p(max(int(watch_counts.max()) if watch_counts.size else 0, 1))
+    out[:, :, e] = np.log1p(watch_counts[cand]) / top
+    out[:, :, e + 1] = static[cand, e]
+    return out
+
+
+def sample_unseen(rng: np.random.Generator, seen: np.ndarray, n_items: int, n: int) -> np.ndarray:
+    """(B, n) distinct items per row, unseen ones first (uniformly at random).
+
+    Rejection sampling on a few extra draws per row keeps this O(B * n); rows that
+    have seen almost everything fall back to an exact draw (seen items fill up).
+    """
+    b = seen.shape[0]
+    if b == 0:
+        return np.zeros((0, n), np.int64)
+    m = min(2 * n + 8, max(n_items, n))
+    draw = rng.integers(0, n_items, size=(b, m))
+    rows = np.arange(b)[:, None]
+    invalid = seen[rows, draw]
+    order = np.argsort(draw, axis=1, kind="stable")
+    srt = np.take_along_axis(draw, order, axis=1)
+    dup = np.zeros_like(invalid)
+    np.put_along_axis(dup, order[:, 1:], srt[:, 1:] == srt[:, :-1], axis=1)
+    valid = ~(invalid | dup)
+    key = np.where(valid, 0, 1) * m + np.arange(m)
+    pick = np.argsort(key, axis=1, kind="stable")[:, :n]
+    out = np.take_along_axis(draw, pick, axis=1)
+    bad = np.flatnonzero(valid.sum(axis=1) < n)
+    for r in bad:
+        unseen = np.flatnonzero(~seen[r, :n_items])
+        if unseen.size >= n:
+            out[r] = rng.choice(unseen, size=n, replace=False)
+        else:
+            rest = np.setdiff1d(np.arange(n_items), unseen)
+            out[r] = np.concatenate([rng.permutation(unseen), rng.choice(rest, size=n - unseen.size, replace=False)])
+    return out.astype(np.int64)
+
+
+def dedupe_slates(action: np.ndarray, n: int) -> np.ndarray:
+    """Turn (B, k) candidate indices into k *distinct* indices per row.
+
+    A position that repeats an earlier position's candidate (or is out of
+    range) is replaced by the lowest-index candidate not used yet in that row.
+    """
+    a = np.asarray(action, np.int64).reshape(action.shape[0], -1).copy()
+    b, k = a.shape
+    used = np.zeros((b, n), bool)
+    rows = np.arange(b)
+    for j in range(k):
+        col = a[:, j]
+        bad = (col < 0) | (col >= n)
+        col = np.clip(col, 0, n - 1)
+        bad |= used[rows, col]
+        if bad.any():
+            col = np.where(bad, np.argmax(~used, axis=1), col)
+        used[rows, col] = True
+        a[:, j] = col
+    return a
+
+
+def make_brain(spec: Any) -> Any:
+    """A Brain from a name or an instance."""
+    if not isinstance(spec, str):
+        return spec
+    from agents.brains import ScriptedBrain, UtilityBrain
+
+    if spec == "utility":
+        return UtilityBrain()
+    if spec == "scripted":
+        return ScriptedBrain()
+    raise ConfigError(f"brain={spec!r}; expected 'utility', 'scripted' or a Brain instance (LLM brains: pass an instance)")
+
+
+def _make_rec(spec: Any) -> Any:
+    if not isinstance(spec, str):
+        return spec
+    from agents.recommenders import make_recommender
+
+    return make_recommender(spec)
+
+
+@dataclass
+class StepResult:
+    """What happened to the focal users in one :meth:`FeedCore.step`."""
+
+    served: np.ndarray  # (F,) bool, focal user saw a page this step
+    slates: np.ndarray  # (F, k) item ids (-1 where not served)
+    watched: np.ndarray  # (F, k) bool
+    ratings: np.ndarray  # (F, k) float, NaN when not rated
+    session_end: np.ndarray  # (F,) bool
+    churned: np.ndarray  # (F,) bool, churned on this step
+    reward: np.ndarray  # (F,) float
+
+
+class FeedCore:
+    """One world, ``num_focal`` focal users steered by the caller, background users living around them.
+
+    Args:
+        config: the feed configuration.
+        num_focal: focal users (indices ``0..num_focal-1`` in the world).
+        seed: root seed of the world and population (all randomness derives from it).
+        catalog: the catalog (default: the cached MovieLens catalog).
+        returns: ``"immediate"`` or ``"world"`` (see the module docstring).
+        start: open the first tick after the warm-up (``False``: the caller calls :meth:`begin`).
+    """
+
+    def __init__(self, config: FeedConfig, num_focal: int, seed: int, catalog: Catalog | None = None, returns: str = "immediate", start: bool = True) -> None:
+        from agents.population import SampledPopulation
+
+        if returns not in ("immediate", "world"):
+            raise ConfigError(f"returns={returns!r}; expected 'immediate' or 'world'")
+        self.cfg = config
+        self.F = int(num_focal)
+        self.returns = returns
+        self.catalog = catalog or default_catalog()
+        self.k = config.slate_size
+        self.N = config.num_candidates
+        root = np.random.SeedSequence(int(seed))
+        s_world, s_pop, s_new, s_cand = root.spawn(4)
+        self._new_user_rng = np.random.default_rng(s_new)
+        self.cand_rng = np.random.default_rng(s_cand)
+        wcfg = config.world.model_copy(update={"slate_size": self.k})
+        pop = SampledPopulation(
+            self.catalog,
+            self.F + config.n_background,
+            seed=int(s_pop.generate_state(1)[0]),
+            activity_mean=config.activity_mean,
+            patience=config.patience,
+            conformity=config.conformity,
+            diversity_seeking=config.diversity_seeking,
+            taste_noise=config.taste_noise,
+        )
+        self._pop_kwargs = dict(activity_mean=config.activity_mean, patience=config.patience, conformity=config.conformity, diversity_seeking=config.diversity_seeking, taste_noise=config.taste_noise)
+        self.world = World(self.catalog, pop, make_brain(config.brain), _make_rec(config.background_recommender), wcfg, seed=int(s_world.generate_state(1)[0]))
+        self.focal = np.arange(self.F)
+        self.static = item_static_features(self.catalog, config.embed_dims)
+        self.last_share = np.zeros(self.F, np.float32)
+        self.last_rating = np.full(self.F, 0.5, np.float32)
+        self.candidates = np.zeros((self.F, self.N), np.int64)
+        u = self.world.users
+        if returns == "immediate":
+            u.next_return[: self.F] = config.warmup_ticks
+        else:
+            u.next_return[: self.F] += config.warmup_ticks
+        for _ in range(config.warmup_ticks):
+            self.begin()
+            self.step(None)
+        if start:
+            self.begin()
+            self.draw_candidates()
+
+    # ------------------------------------------------------------ stepping
+    def step(self, focal_slates: np.ndarray | None) -> StepResult:
+        """One tick: a page for every user in session; focal rows come from ``focal_slates`` (F, k) item ids."""
+        w, u, F, k = self.world, self.world.users, self.F, self.k
+        served = u.in_session[:F].copy() if F else np.zeros(0, bool)
+        fids = np.flatnonzero(served)
+        bg = F + np.flatnonzero(u.in_session[F:])
+        parts_u, parts_s = [], []
+        if fids.size:
+            if focal_slates is None:
+                raise ConfigError("focal users are in session but no slates were given")
+            parts_u.append(fids)
+            parts_s.append(np.asarray(focal_slates, np.int64)[fids])
+        if bg.size:
+            parts_u.append(bg)
+            parts_s.append(w.recommender.recommend(bg, k, w.context()))
+        slates = np.full((F, k), -1, np.int64)
+        watched = np.zeros((F, k), bool)
+        ratings = np.full((F, k), np.nan)
+        session_end = np.zeros(F, bool)
+        churned = np.zeros(F, bool)
+        if parts_u:
+            users = np.concatenate(parts_u)
+            res = w.serve_page(users, np.concatenate(parts_s).astype(np.int64))
+            nf = fids.size
+            slates[fids] = res.slates[:nf]
+            watched[fids] = np.asarray(res.decision.watched, bool)[:nf]
+            ratings[fids] = np.asarray(res.decision.ratings, np.float64)[:nf]
+            session_end[fids] = res.leave[:nf]
+            churned[fids] = u.churned[fids] & res.leave[:nf]
+            n_w = watched[fids].sum(axis=1)
+            self.last_share[fids] = n_w / k
+            rated = ~np.isnan(ratings[fids]) & watched[fids]
+            rsum = np.where(rated, (ratings[fids] - 1.0) / 4.0, 0.0).sum(axis=1)
+            self.last_rating[fids] = np.where(rated.any(axis=1), rsum / np.maximum(rated.sum(axis=1), 1), 0.5)
+        reward = self.reward(watched, ratings, session_end, churned)
+        # Sessions span ticks in env time: hide open sessions from end_tick, which would close them.
+        open_ = w.in_session()
+        u.in_session[open_] = False
+        w.end_tick()
+        u.in_session[open_] = True
+        if self.returns == "immediate":
+            back = np.flatnonzero(session_end & ~churned)
+            self.compress_return(back)
+        return StepResult(served, slates, watched, ratings, session_end, churned, reward)
+
+    def begin(self) -> np.ndarray:
+        """Start the sessions due at the (new) current tick."""
+        return self.world.begin_tick()
+
+    def compress_return(self, focal_idx: np.ndarray) -> None:
+        """Bring focal users back at the current tick as if their drawn away time had passed."""
+        if focal_idx.size == 0:
+            return
+        u, t = self.world.users, self.world.tick
+        away = u.next_return[focal_idx] - u.last_session[focal_idx]
+        u.last_session[focal_idx] = t - away
+        u.next_return[focal_idx] = t
+
+    def reward(self, watched: np.ndarray, ratings: np.ndarray, session_end: np.ndarray, churned: np.ndarray) -> np.ndarray:
+        c = self.cfg
+        rated = watched & ~np.isnan(ratings)
+        bonus = np.where(rated, (np.nan_to_num(ratings, nan=3.0) - 3.0) / 2.0, 0.0).sum(axis=1)
+        r = c.watch_reward * watched.sum(axis=1) + c.rating_weight * bonus
+        r = r + c.return_bonus * (session_end & ~churned) - c.churn_penalty * churned
+        return r.astype(np.float64)
+
+    # ------------------------------------------------------------ users
+    def replace_users(self, focal_idx: np.ndarray) -> None:
+        """Replace focal users by fresh users (same spec as the population) who arrive at the current tick."""
+        if focal_idx.size == 0:
+            return
+        w, u = self.world, self.world.users
+        fresh = self._sample_users(int(focal_idx.size))
+        for name, arr in fresh.items():
+            getattr(u, name)[focal_idx] = arr
+        for name in ("fatigue", "watches", "sessions", "pages_in_session"):
+            getattr(u, name)[focal_idx] = 0
+        u.recent[focal_idx] = 0.0
+        u.satisfaction[focal_idx] = 0.6
+        u.churned[focal_idx] = False
+        u.in_session[focal_idx] = False
+        u.first_session[focal_idx] = -1
+        u.last_session[focal_idx] = -1
+        first = np.floor(self._new_user_rng.exponential(24.0 / np.maximum(fresh["activity"], 0.1))).astype(np.int64)
+        u.next_return[focal_idx] = w.tick if self.returns == "immediate" else w.tick + first
+        w.seen[focal_idx] = False
+        self.last_share[focal_idx] = 0.0
+        self.last_rating[focal_idx] = 0.5
+
+    def _sample_users(self, n: int) -> dict[str, np.ndarray]:
+        # The distribution of agents.population.SampledPopulation (taste around 1-3 genre
+        # centroids, Beta traits), vectorised and without personas: autoreset stays cheap.
+        rng, cat = self._new_user_rng, self.catalog
+        if not hasattr(self, "_centroids"):
+            tm = cat.tag_matrix
+            usable = np.flatnonzero(tm.sum(axis=0) >= 3)
+            if usable.size == 0:
+                self._centroids = _unit(cat.embeddings.mean(axis=0, keepdims=True))
+            else:
+                c = np.ascontiguousarray(tm[:, usable].T).astype(np.float64) @ cat.embeddings.astype(np.float64)
+                self._centroids = _unit(c)
+        cen = self._centroids
+        g = cen.shape[0]
+        k = np.minimum(rng.integers(1, 4, n), g)
+        order = np.argsort(rng.random((n, g)), axis=1)
+        mask = np.arange(g)[None, :] < k[:, None]
+        pick = np.zeros((n, g), np.float64)
+        np.put_along_axis(pick, order, mask.astype(np.float64), axis=1)
+        taste = (pick @ cen) / k[:, None]
+        kw = self._pop_kwargs
+        taste = _unit(_unit(taste) + kw["taste_noise"] * _unit(rng.normal(size=taste.shape)) / np.sqrt(1 + k[:, None]))
+        out = {"taste": taste, "taste0": taste.copy()}
+        out["activity"] = np.clip(rng.lognormal(np.log(kw["activity_mean"]), 0.5, n), 0.1, 6.0)
+        for name in ("patience", "conformity", "diversity_seeking"):
+            m = float(np.clip(kw[name], 0.02, 0.98))
+            out[name] = rng.beta(6 * m, 6 * (1 - m), n)
+        out["rating_bias"] = rng.normal(0, 0.35, n)
+        return out
+
+    # ------------------------------------------------------------ observations
+    def draw_candidates(self, rows: np.ndarray | None = None) -> None:
+        """Draw N unseen candidates for focal users ``rows`` (default: all)."""
+        rows = self.focal if rows is None else rows
+        if rows.size:
+            self.candidates[rows] = sample_unseen(self.cand_rng, self.world.seen[rows], len(self.catalog), self.N)
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """Fresh observation arrays for all focal users: ``user`` (F, U) and ``items`` (F, N, I)."""
+        u, F = self.world.users, self.F
+        uf = user_features(u.recent[:F], u.pages_in_session[:F], self.world.config.max_pages, self.last_share, self.last_rating, u.sessions[:F], self.cfg.embed_dims, self.catalog.dim)
+        it = candidate_features(self.static, self.world.watch_counts[: len(self.catalog)], self.candidates)
+        return {"user": uf, "items": it}
+
+    def slates_from_action(self, action: np.ndarray) -> np.ndarray:
+        """(F, k) item ids from (F, k) candidate indices (duplicates replaced, see :func:`dedupe_slates`)."""
+        idx = dedupe_slates(np.asarray(action), self.N)
+        return np.take_along_axis(self.candidates, idx, axis=1)
+
+
+__all__ = [
+    "FeedConfig",
+    "FeedCore",
+    "StepResult",
+    "candidate_features",
+    "dedupe_slates",
+    "default_catalog",
+    "item_dim",
+    "item_static_features",
+    "sample_unseen",
+    "user_dim",
+    "user_features",
+]

@@ -1,0 +1,165 @@
+"""``RecWorld/Feed-v0``: the recommender is the agent, an episode is one user's multi-session life."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.core import FeedConfig, FeedCore, item_dim, user_dim
+from recworld.catalog import Catalog
+from recworld.errors import ConfigError
+
+
+def feed_spaces(cfg: FeedConfig) -> tuple[spaces.Dict, spaces.MultiDiscrete]:
+    """Single-user observation and action spaces of the Feed env."""
+    obs = spaces.Dict(
+        {
+            "user": spaces.Box(-1.0, 1.0, shape=(user_dim(cfg.embed_dims),), dtype=np.float32),
+            "items": spaces.Box(-1.0, 1.0, shape=(cfg.num_candidates, item_dim(cfg.embed_dims)), dtype=np.float32),
+        }
+    )
+    act = spaces.MultiDiscrete(np.full(cfg.slate_size, cfg.num_candidates, dtype=np.int64))
+    return obs, act
+
+
+def make_config(kwargs: dict[str, Any]) -> FeedConfig:
+    try:
+        return FeedConfig(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"RecWorld/Feed-v0: bad argument ({exc}); see the FeedEnv docstring for accepted arguments") from None
+
+
+class FeedEnv(gym.Env):
+    """A slate recommender serving one focal user on a living platform.
+
+    ## Description
+    The agent is the platform's recommender for one *focal* user. The focal
+    user lives in a RecWorld :class:`~recworld.world.World` together with
+    ``n_background`` other users, who are served by a background recommender
+    (popularity by default) in the same batched step, so item popularity and
+    the platform evolve around the focal user. Each step the agent picks a
+    slate of ``slate_size`` items out of ``num_candidates`` candidates drawn
+    from items the focal user has not seen; the user's brain (the vectorised
+    ``utility`` choice model by default) watches, rates and decides whether
+    to leave the session. When a session ends the world draws the user's
+    churn and away time from their satisfaction (KuaiSim-style return model);
+    if they stay, their next session starts on the next step with their state
+    updated as if that away time had passed (a compressed clock: one step is
+    one page of the user's life and one tick of the background world).
+
+    ## Action space
+    ``MultiDiscrete([num_candidates] * slate_size)``: the candidate index shown
+    at each slate position, best first. Duplicate (or out-of-range) positions
+    are replaced by the lowest-index candidate not used yet, so every page
+    holds ``slate_size`` distinct items.
+
+    ## Observation space
+    ``Dict`` of two ``float32`` boxes in [-1, 1] (what a platform can log):
+
+    - ``"user"`` (``4 + embed_dims``): page number in the session / max pages,
+      share of the last page watched, mean normalised rating of the last page
+      (0.5 if none), log-scaled sessions so far, then the leading
+      ``embed_dims`` principal components of the user's recent-consumption
+      embedding (an EMA of watched items).
+    - ``"items"`` (``num_candidates, embed_dims + 2``): for each candidate, its
+      leading ``embed_dims`` embedding components, platform popularity
+      (log watch count / log max count) and prior quality (rating points / 2).
+
+    ## Rewards
+    ``watch_reward`` per watched item + ``rating_weight * (rating - 3) / 2``
+    per rated item + ``return_bonus`` when a session ends and the user will
+    come back − ``churn_penalty`` when the user churns. Defaults 1, 0.5, 0.2, 5.
+
+    ## Starting state
+    A world of ``1 + n_background`` users sampled from a population spec
+    (user 0 is focal) lives ``warmup_ticks`` ticks, then the focal user opens
+    their first session. ``reset(seed=s)`` rebuilds the world from ``s``;
+    ``reset()`` without a seed keeps the world and replaces the focal user by
+    a fresh one (cheap), so all randomness still derives from the last seed.
+
+    ## Episode end
+    ``terminated`` when the focal user churns; ``truncated`` by the
+    ``TimeLimit`` of the registration (``max_episode_steps=200`` pages).
+
+    ## Arguments
+    ``gym.make("RecWorld/Feed-v0", num_candidates=10, slate_size=2,
+    embed_dims=8, n_background=200, brain="utility",
+    background_recommender="popularity", watch_reward=1.0, rating_weight=0.5,
+    return_bonus=0.2, churn_penalty=5.0, warmup_ticks=24, activity_mean=1.0,
+    patience=0.55, conformity=0.5, diversity_seeking=0.5, taste_noise=0.6,
+    world=WorldConfig(...), render_mode=None)``; a ``catalog`` keyword swaps
+    the MovieLens-100K catalog. ``brain`` may be any Brain instance.
+
+    ## Version history
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, catalog: Catalog | None = None, **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"render_mode={render_mode!r}; expected None or 'ansi'")
+        self.render_mode = render_mode
+        self.config = make_config(kwargs)
+        self._catalog = catalog
+        self.observation_space, self.action_space = feed_spaces(self.config)
+        self.core: FeedCore | None = None
+        self._last: dict[str, Any] = {}
+        self._return = 0.0
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        o = self.core.observation()
+        return {"user": o["user"][0], "items": o["items"][0]}
+
+    def _info(self) -> dict[str, Any]:
+        u = self.core.world.users
+        return {"tick": int(self.core.world.tick), "sessions": int(u.sessions[0]), "watches": int(u.watches[0]), "satisfaction": float(u.satisfaction[0])}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if self.core is None or seed is not None:
+            world_seed = int(self.np_random.integers(0, 2**31 - 1))
+            self.core = FeedCore(self.config, 1, world_seed, self._catalog, returns="immediate")
+        else:
+            core = self.core
+            f = np.zeros(1, np.int64)
+            if core.world.users.in_session[0]:
+                # The old focal user's open session is abandoned with them.
+                core.world.users.in_session[0] = False
+            core.replace_users(f)
+            core.begin()
+            core.draw_candidates()
+        self._last = {}
+        self._return = 0.0
+        return self._obs(), self._info()
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self.core is None:
+            raise ConfigError("call reset() before step()")
+        core = self.core
+        act = np.asarray(action, np.int64).reshape(1, -1)
+        slates = core.slates_from_action(act)
+        res = core.step(slates)
+        core.begin()
+        core.draw_candidates()
+        reward = float(res.reward[0])
+        self._return += reward
+        terminated = bool(res.churned[0])
+        info = self._info()
+        info.update(watched=int(res.watched[0].sum()), session_end=bool(res.session_end[0]), churned=terminated)
+        self._last = {"slate": res.slates[0].tolist(), "watched": res.watched[0].tolist(), "ratings": res.ratings[0].tolist(), "reward": reward}
+        return self._obs(), reward, terminated, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.core is None:
+            return None
+        w, u = self.core.world, self.core.world.users
+        lines = [f"tick {w.tick}  sessions {int(u.sessions[0])}  page {int(u.pages_in_session[0])}  satisfaction {float(u.satisfaction[0]):.2f}  return {self._return:.2f}"]
+        if self._last:
+            for item, wt, r in zip(self._last["slate"], self._last["watched"], self._last["ratings"]):
+                mark = ("watched" + (f", rated {r:.0f}" if r == r else "")) if wt else "skipped"
+                lines.append(f"  {w.catalog.describe(item)[:70]:70s} {mark}")
+        return "\n".join(lines) + "\n"

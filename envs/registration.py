@@ -1,0 +1,27 @@
+"""Registration of the RecWorld environment ids (string entry points: registry, not imports)."""
+
+from __future__ import annotations
+
+ENV_IDS = ("RecWorld/Feed-v0", "RecWorld/Platform-v0")
+
+
+def register_all() -> None:
+    """Register every RecWorld env id with Gymnasium (idempotent)."""
+    from gymnasium.envs.registration import register, registry
+
+    if "RecWorld/Feed-v0" not in registry:
+        register(
+            id="RecWorld/Feed-v0",
+            entry_point="envs.feed:FeedEnv",
+            vector_entry_point="envs.feed_vector:FeedVectorEnv",
+            max_episode_steps=200,
+        )
+    if "RecWorld/Platform-v0" not in registry:
+        register(
+            id="RecWorld/Platform-v0",
+            entry_point="envs.platform:PlatformEnv",
+            max_episode_steps=168,
+        )
+
+
+__all__ = ["ENV_IDS", "register_all"]

@@ -1,0 +1,628 @@
+"""Read-side SQL for the dashboard: paginated, filtered and aggregated in SQL.
+
+Every function takes an engine and returns plain dicts/lists. Nothing here
+loads a run's event log into Python: per-run aggregates come from
+:class:`~recworld.storage.models.TickMetrics` / :class:`RetentionPoint`, and
+event queries are bounded by ``limit`` and served by the Event indexes
+``(run_id, tick)``, ``(run_id, user_id, tick)``, ``(run_id, item_id)`` and
+``(run_id, type, tick)``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import numpy as np
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.engine import Engine
+
+from recworld.events import EventType
+from recworld.metrics import retention_curve, retention_table
+from recworld.storage.models import (
+    Edge,
+    Event,
+    Item,
+    LLMCall,
+    MemoryRecord,
+    RetentionPoint,
+    Run,
+    TickMetrics,
+    UserProfile,
+    UserSnapshot,
+)
+from recworld.storage.queries import run_summary
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
+TICK_FIELDS = [c.name for c in TickMetrics.__table__.columns if c.name not in ("id", "run_id", "extra_json")]
+RUN_FIELDS = [c.name for c in Run.__table__.columns if c.name not in ("config_json", "versions_json", "summary_json")]
+PROFILE_FIELDS = [c.name for c in UserProfile.__table__.columns if c.name not in ("id", "run_id")]
+ITEM_FIELDS = [c.name for c in Item.__table__.columns if c.name not in ("id", "run_id")]
+SESSION_TYPES = (int(EventType.SESSION_START), int(EventType.RETURN))
+WATCH_TYPES = (int(EventType.WATCH), int(EventType.SOCIAL_WATCH))
+# Keys a POST payload may use to name the post it re-shares (or the user it came from).
+PARENT_KEYS = ("parent", "parent_user", "parent_user_id", "from_user", "via", "source_user")
+
+
+def _rows(con, q) -> list[dict[str, Any]]:  # noqa: ANN001
+    return [dict(r._mapping) for r in con.execute(q)]
+
+
+# --------------------------------------------------------------------- runs
+def run_row(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    """A run's columns (with its parsed config) or None."""
+    with engine.connect() as con:
+        r = con.execute(select(Run).where(Run.id == run_id)).first()
+    if r is None:
+        return None
+    d = dict(r._mapping)
+    out = {k: d[k] for k in RUN_FIELDS}
+    out["config"] = _loads(d.get("config_json")) or {}
+    out["summary"] = _loads(d.get("summary_json")) or {}
+    return out
+
+
+def period_ticks(run: dict[str, Any]) -> int:
+    """Ticks per retention period of a run (its ``world.period_ticks``, 24 by default)."""
+    try:
+        return max(1, int(run.get("config", {}).get("world", {}).get("period_ticks", 24)))
+    except (TypeError, ValueError, AttributeError):
+        return 24
+
+
+def run_kpis(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
+    """Headline KPIs: the stored summary of a finished run, else computed from TickMetrics."""
+    if run["status"] in TERMINAL_STATUSES and run.get("summary"):
+        return dict(run["summary"])
+    kpis = run_summary(engine, run["id"])
+    if "retention_d1" not in kpis:
+        ret = retention(engine, run)
+        for k in (1, 3, 7):
+            if k in ret["curve"]:
+                kpis[f"retention_d{k}"] = ret["curve"][k]
+    return kpis
+
+
+def distinct_run_values(engine: Engine) -> dict[str, list[str]]:
+    """Distinct scenarios, statuses and recommenders (for the runs filter)."""
+    out = {}
+    with engine.connect() as con:
+        for col in ("scenario", "status", "recommender", "brain"):
+            c = getattr(Run, col)
+            out[col] = [v for (v,) in con.execute(select(c).distinct().order_by(c)) if v]
+    return out
+
+
+def find_runs(
+    engine: Engine,
+    *,
+    scenario: str | None = None,
+    status: str | None = None,
+    recommender: str | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    order_by: str = "id",
+    descending: bool = True,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Runs matching the filters, ordered by a Run column; returns (total, rows)."""
+    conds = []
+    if scenario:
+        conds.append(Run.scenario == scenario)
+    if status:
+        conds.append(Run.status == status)
+    if recommender:
+        conds.append(Run.recommender == recommender)
+    if q:
+        like = f"%{q}%"
+        conds.append(or_(Run.name.like(like), Run.scenario.like(like), Run.recommender.like(like), Run.brain.like(like)))
+    where = and_(*conds) if conds else True
+    col = getattr(Run, order_by)
+    with engine.connect() as con:
+        total = con.execute(select(func.count(Run.id)).where(where)).scalar_one()
+        rows = con.execute(
+            select(Run).where(where).order_by(col.desc() if descending else col.asc(), Run.id.desc()).limit(limit).offset(offset)
+        ).all()
+    out = []
+    for r in rows:
+        d = dict(r._mapping)
+        item = {k: d[k] for k in RUN_FIELDS}
+        item["config"] = _loads(d.get("config_json")) or {}
+        item["summary"] = _loads(d.get("summary_json")) or {}
+        out.append(item)
+    return int(total), out
+
+
+# ------------------------------------------------------------ tick metrics
+def tick_rows(engine: Engine, run_id: int, after: int = -1, limit: int = 100_000) -> list[dict[str, Any]]:
+    """TickMetrics rows with ``tick > after``, in tick order."""
+    cols = [getattr(TickMetrics, f) for f in TICK_FIELDS]
+    q = select(*cols).where(TickMetrics.run_id == run_id, TickMetrics.tick > after).order_by(TickMetrics.tick).limit(limit)
+    with engine.connect() as con:
+        return _rows(con, q)
+
+
+def status_and_tick(engine: Engine, run_id: int) -> tuple[str, int] | None:
+    """(status, tick_done) of a run, or None."""
+    with engine.connect() as con:
+        r = con.execute(select(Run.status, Run.tick_done).where(Run.id == run_id)).first()
+    return None if r is None else (str(r[0]), int(r[1]))
+
+
+# --------------------------------------------------------------- retention
+def retention(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
+    """Cohort retention of a run.
+
+    Uses the stored :class:`RetentionPoint` table when the run has one (written
+    at the end of a run); while a run is going, derives it from session-start
+    events grouped in SQL by (user, period) — one row per active user-period.
+    """
+    run_id = run["id"]
+    period = period_ticks(run)
+    with engine.connect() as con:
+        stored = con.execute(
+            select(RetentionPoint.cohort, RetentionPoint.k, RetentionPoint.cohort_size, RetentionPoint.active)
+            .where(RetentionPoint.run_id == run_id)
+            .order_by(RetentionPoint.cohort, RetentionPoint.k)
+        ).all()
+        if stored:
+            rows = [tuple(int(x) for x in r) for r in stored]
+            source = "stored"
+        else:
+            n_periods = (int(run.get("tick_done", -1)) + 1) // period
+            rows = []
+            source = "live"
+            if n_periods > 0:
+                p = Event.tick // period
+                q = (
+                    select(Event.user_id, p.label("p"))
+                    .where(Event.run_id == run_id, Event.type.in_(SESSION_TYPES), Event.tick < n_periods * period)
+                    .group_by(Event.user_id, p)
+                )
+                pairs = np.array([(int(u), int(pp)) for u, pp in con.execute(q)], dtype=np.int64).reshape(-1, 2)
+                if len(pairs):
+                    users, inv = np.unique(pairs[:, 0], return_inverse=True)
+                    active = np.zeros((len(users), n_periods), bool)
+                    active[inv, pairs[:, 1]] = True
+                    first = active.argmax(axis=1)
+                    rows = retention_table(active, first, n_periods)
+    curve = retention_curve(rows)
+    return {"source": source, "period_ticks": period, "rows": rows, "curve": curve}
+
+
+# ----------------------------------------------------------------- events
+def event_type_counts(engine: Engine, run_id: int, user_id: int | None = None, item_id: int | None = None) -> dict[int, int]:
+    """Number of events of each type (for a run, a user or an item)."""
+    q = select(Event.type, func.count()).where(Event.run_id == run_id)
+    if user_id is not None:
+        q = q.where(Event.user_id == user_id)
+    if item_id is not None:
+        q = q.where(Event.item_id == item_id)
+    with engine.connect() as con:
+        return {int(t): int(n) for t, n in con.execute(q.group_by(Event.type))}
+
+
+def events(
+    engine: Engine,
+    run_id: int,
+    *,
+    user_id: int | None = None,
+    item_id: int | None = None,
+    types: Iterable[int] | None = None,
+    tick_min: int | None = None,
+    tick_max: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    descending: bool = False,
+    count: bool = True,
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """Events filtered by user/item/type/tick range, paginated; returns (total or None, rows)."""
+    conds = [Event.run_id == run_id]
+    if user_id is not None:
+        conds.append(Event.user_id == user_id)
+    if item_id is not None:
+        conds.append(Event.item_id == item_id)
+    types = list(types) if types is not None else None
+    if types:
+        conds.append(Event.type.in_(types))
+    if tick_min is not None:
+        conds.append(Event.tick >= tick_min)
+    if tick_max is not None:
+        conds.append(Event.tick <= tick_max)
+    order = (Event.tick.desc(), Event.id.desc()) if descending else (Event.tick.asc(), Event.id.asc())
+    cols = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Item.title.label("item_title"))
+    q = (
+        select(*cols)
+        .select_from(Event)
+        .outerjoin(Item, and_(Item.run_id == Event.run_id, Item.item_id == Event.item_id))
+        .where(*conds)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    with engine.connect() as con:
+        total = con.execute(select(func.count()).select_from(Event).where(*conds)).scalar_one() if count else None
+        rows = _rows(con, q)
+    for r in rows:
+        r["type_name"] = _type_name(r["type"])
+        r["payload"] = _loads(r["payload"])
+    return (None if total is None else int(total)), rows
+
+
+def _type_name(t: int) -> str:
+    try:
+        return EventType(int(t)).name.lower()
+    except ValueError:
+        return f"type_{t}"
+
+
+def _loads(s: str | None) -> Any:
+    if not s:
+        return None
+    try:
+        return json.loads(s)
+    except (ValueError, TypeError):
+        return {"raw": s}
+
+
+# ------------------------------------------------------------------ users
+def user_filter_values(engine: Engine, run_id: int) -> dict[str, list[str]]:
+    """Distinct roles and occupations of a run's users."""
+    out = {}
+    with engine.connect() as con:
+        for col in ("role", "occupation"):
+            c = getattr(UserProfile, col)
+            out[col] = [v for (v,) in con.execute(select(c).where(UserProfile.run_id == run_id).distinct().order_by(c).limit(200)) if v]
+    return out
+
+
+def find_users(
+    engine: Engine,
+    run_id: int,
+    *,
+    q: str | None = None,
+    role: str | None = None,
+    occupation: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    order_by: str = "user_id",
+    descending: bool = False,
+) -> tuple[int, list[dict[str, Any]]]:
+    """User profiles matching text/role/occupation, with their latest snapshot; returns (total, rows)."""
+    conds = [UserProfile.run_id == run_id]
+    if q:
+        like = f"%{q}%"
+        conds.append(or_(UserProfile.profile_text.like(like), UserProfile.external_id == q, UserProfile.occupation.like(like)))
+    if role:
+        conds.append(UserProfile.role == role)
+    if occupation:
+        conds.append(UserProfile.occupation == occupation)
+    col = getattr(UserProfile, order_by)
+    cols = [getattr(UserProfile, f) for f in PROFILE_FIELDS]
+    with engine.connect() as con:
+        total = con.execute(select(func.count()).select_from(UserProfile).where(*conds)).scalar_one()
+        rows = _rows(con, select(*cols).where(*conds).order_by(col.desc() if descending else col.asc(), UserProfile.user_id).limit(limit).offset(offset))
+    snaps = latest_snapshots(engine, run_id, [r["user_id"] for r in rows])
+    for r in rows:
+        r["latest"] = snaps.get(r["user_id"])
+    return int(total), rows
+
+
+def latest_snapshots(engine: Engine, run_id: int, user_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The newest UserSnapshot of each of ``user_ids`` (index (run_id, user_id, tick))."""
+    if not user_ids:
+        return {}
+    s = UserSnapshot
+    sub = (
+        select(s.user_id, func.max(s.tick).label("mt"))
+        .where(s.run_id == run_id, s.user_id.in_(user_ids))
+        .group_by(s.user_id)
+        .subquery()
+    )
+    q = select(s.user_id, s.tick, s.satisfaction, s.fatigue, s.churned, s.sessions, s.watches).join(
+        sub, and_(s.user_id == sub.c.user_id, s.tick == sub.c.mt)
+    ).where(s.run_id == run_id)
+    with engine.connect() as con:
+        return {r["user_id"]: r for r in _rows(con, q)}
+
+
+def user_profile(engine: Engine, run_id: int, user_id: int) -> dict[str, Any] | None:
+    """A user's profile row or None."""
+    cols = [getattr(UserProfile, f) for f in PROFILE_FIELDS]
+    with engine.connect() as con:
+        r = con.execute(select(*cols).where(UserProfile.run_id == run_id, UserProfile.user_id == user_id)).first()
+    return None if r is None else dict(r._mapping)
+
+
+def user_snapshots(engine: Engine, run_id: int, user_id: int, limit: int = 5000) -> list[dict[str, Any]]:
+    """A user's state over time."""
+    s = UserSnapshot
+    q = (
+        select(s.tick, s.satisfaction, s.fatigue, s.churned, s.sessions, s.watches)
+        .where(s.run_id == run_id, s.user_id == user_id)
+        .order_by(s.tick)
+        .limit(limit)
+    )
+    with engine.connect() as con:
+        return _rows(con, q)
+
+
+def user_memory(engine: Engine, run_id: int, user_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """A user's memory records, newest first."""
+    m = MemoryRecord
+    conds = (m.run_id == run_id, m.user_id == user_id)
+    with engine.connect() as con:
+        total = con.execute(select(func.count()).select_from(m).where(*conds)).scalar_one()
+        rows = _rows(con, select(m.tick, m.kind, m.importance, m.text).where(*conds).order_by(m.tick.desc(), m.id.desc()).limit(limit).offset(offset))
+    return int(total), rows
+
+
+def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """A user's activity per tick (a session lives within a tick), newest first: counts per kind of event."""
+    e = Event
+
+    def n(t: EventType):  # noqa: ANN202
+        return func.sum(case((e.type == int(t), 1), else_=0))
+
+    conds = (e.run_id == run_id, e.user_id == user_id)
+    q = (
+        select(
+            e.tick,
+            n(EventType.IMPRESSION).label("impressions"),
+            n(EventType.WATCH).label("watches"),
+            n(EventType.SOCIAL_WATCH).label("social_watches"),
+            n(EventType.RATE).label("ratings"),
+            func.avg(case((e.type == int(EventType.RATE), e.value))).label("mean_rating"),
+            func.max(case((e.type == int(EventType.LEAVE), e.value))).label("pages"),
+            func.max(case((e.type == int(EventType.LEAVE), e.text))).label("leave_reason"),
+            func.max(case((e.type.in_(SESSION_TYPES), 1), else_=0)).label("session"),
+            n(EventType.POST).label("posts"),
+            n(EventType.CHAT).label("chats"),
+            n(EventType.CHURN).label("churn"),
+            func.count().label("events"),
+        )
+        .where(*conds)
+        .group_by(e.tick)
+        .order_by(e.tick.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    with engine.connect() as con:
+        total = con.execute(select(func.count(func.distinct(e.tick))).where(*conds)).scalar_one()
+        rows = _rows(con, q)
+    return int(total), rows
+
+
+# ------------------------------------------------------------------ items
+def find_items(
+    engine: Engine,
+    run_id: int,
+    *,
+    q: str | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    order_by: str = "item_id",
+    descending: bool = False,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Catalog items matching title/tag text with their watch and impression counts."""
+    conds = [Item.run_id == run_id]
+    if q:
+        conds.append(or_(Item.title.like(f"%{q}%"), Item.external_id == q))
+    if tag:
+        conds.append(Item.tags.like(f"%{tag}%"))
+    cols = [getattr(Item, f) for f in ITEM_FIELDS]
+    with engine.connect() as con:
+        total = int(con.execute(select(func.count()).select_from(Item).where(*conds)).scalar_one())
+        if order_by in ("watches", "impressions"):
+            # Rank by popularity: one GROUP BY over the (run_id, type, tick) index.
+            t = int(EventType.WATCH) if order_by == "watches" else int(EventType.IMPRESSION)
+            pop = (
+                select(Event.item_id.label("iid"), func.count().label("n"))
+                .where(Event.run_id == run_id, Event.type == t)
+                .group_by(Event.item_id)
+                .subquery()
+            )
+            n = func.coalesce(pop.c.n, 0)
+            rows = _rows(
+                con,
+                select(*cols)
+                .outerjoin(pop, pop.c.iid == Item.item_id)
+                .where(*conds)
+                .order_by(n.desc() if descending else n.asc(), Item.item_id)
+                .limit(limit)
+                .offset(offset),
+            )
+        else:
+            col = getattr(Item, order_by)
+            rows = _rows(con, select(*cols).where(*conds).order_by(col.desc() if descending else col.asc(), Item.item_id).limit(limit).offset(offset))
+    stats = item_counts(engine, run_id, [r["item_id"] for r in rows])
+    for r in rows:
+        r.update(stats.get(r["item_id"], {"impressions": 0, "watches": 0, "posts": 0}))
+    return total, rows
+
+
+def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Impressions, watches (incl. social) and posts of some items (index (run_id, item_id))."""
+    if not item_ids:
+        return {}
+    e = Event
+    q = (
+        select(
+            e.item_id,
+            func.sum(case((e.type == int(EventType.IMPRESSION), 1), else_=0)).label("impressions"),
+            func.sum(case((e.type.in_(WATCH_TYPES), 1), else_=0)).label("watches"),
+            func.sum(case((e.type == int(EventType.POST), 1), else_=0)).label("posts"),
+        )
+        .where(e.run_id == run_id, e.item_id.in_(item_ids))
+        .group_by(e.item_id)
+    )
+    with engine.connect() as con:
+        return {r["item_id"]: {k: int(r[k] or 0) for k in ("impressions", "watches", "posts")} for r in _rows(con, q)}
+
+
+def item_row(engine: Engine, run_id: int, item_id: int) -> dict[str, Any] | None:
+    """An item's catalog row or None."""
+    cols = [getattr(Item, f) for f in ITEM_FIELDS]
+    with engine.connect() as con:
+        r = con.execute(select(*cols).where(Item.run_id == run_id, Item.item_id == item_id)).first()
+    return None if r is None else dict(r._mapping)
+
+
+def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str, Any]]:
+    """Per-tick impressions, watches, social watches, ratings and posts of an item."""
+    e = Event
+
+    def n(*ts: EventType):  # noqa: ANN202
+        return func.sum(case((e.type.in_([int(t) for t in ts]), 1), else_=0))
+
+    q = (
+        select(
+            e.tick,
+            n(EventType.IMPRESSION).label("impressions"),
+            n(EventType.WATCH).label("watches"),
+            n(EventType.SOCIAL_WATCH).label("social_watches"),
+            n(EventType.RATE).label("ratings"),
+            n(EventType.POST).label("posts"),
+        )
+        .where(e.run_id == run_id, e.item_id == item_id)
+        .group_by(e.tick)
+        .order_by(e.tick)
+    )
+    with engine.connect() as con:
+        return _rows(con, q)
+
+
+def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """Users who watched an item: watches, first tick, rating."""
+    e = Event
+    conds = (e.run_id == run_id, e.item_id == item_id)
+    watched = func.sum(case((e.type.in_(WATCH_TYPES), 1), else_=0))
+    q = (
+        select(
+            e.user_id,
+            watched.label("watches"),
+            func.sum(case((e.type == int(EventType.SOCIAL_WATCH), 1), else_=0)).label("social_watches"),
+            func.min(case((e.type.in_(WATCH_TYPES), e.tick))).label("first_tick"),
+            func.avg(case((e.type == int(EventType.RATE), e.value))).label("rating"),
+        )
+        .where(*conds)
+        .group_by(e.user_id)
+        .having(watched > 0)
+        .order_by(func.min(case((e.type.in_(WATCH_TYPES), e.tick))), e.user_id)
+    )
+    with engine.connect() as con:
+        total = con.execute(select(func.count(func.distinct(e.user_id))).where(*conds, e.type.in_(WATCH_TYPES))).scalar_one()
+        rows = _rows(con, q.limit(limit).offset(offset))
+    return int(total), rows
+
+
+def item_cascades(engine: Engine, run_id: int, item_id: int, limit: int = 500) -> dict[str, Any]:
+    """Share cascades of an item: its POST events linked into trees.
+
+    A post's parent is read from its JSON payload (``parent`` or a similar key,
+    naming a user id or ``{"user": .., "tick": ..}``); a post whose parent is
+    missing or unknown starts a new cascade.
+    """
+    _, posts = events(engine, run_id, item_id=item_id, types=[int(EventType.POST)], limit=limit, count=False)
+    latest_by_user: dict[int, int] = {}
+    nodes = []
+    for i, p in enumerate(posts):
+        parent_user = _parent_user(p.get("payload"))
+        parent = latest_by_user.get(parent_user) if parent_user is not None else None
+        nodes.append({"index": i, "event_id": p["id"], "tick": p["tick"], "user_id": p["user_id"], "text": p.get("text"), "parent_user": parent_user, "parent": parent, "children": []})
+        latest_by_user[p["user_id"]] = i
+    roots = []
+    for nd in nodes:
+        if nd["parent"] is None:
+            roots.append(nd["index"])
+        else:
+            nodes[nd["parent"]]["children"].append(nd["index"])
+
+    def depth_size(i: int) -> tuple[int, int]:
+        stack, size, depth = [(i, 1)], 0, 0
+        while stack:
+            j, d = stack.pop()
+            size += 1
+            depth = max(depth, d)
+            stack.extend((c, d + 1) for c in nodes[j]["children"])
+        return depth, size
+
+    cascades = []
+    for r in roots:
+        depth, size = depth_size(r)
+        cascades.append({"root": r, "depth": depth, "size": size})
+    cascades.sort(key=lambda c: (-c["size"], c["root"]))
+    return {"posts": nodes, "cascades": cascades, "truncated": len(posts) >= limit}
+
+
+def _parent_user(payload: Any) -> int | None:
+    if not isinstance(payload, dict):
+        return None
+    for k in PARENT_KEYS:
+        v = payload.get(k)
+        if isinstance(v, dict):
+            v = v.get("user") if v.get("user") is not None else v.get("user_id")
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)) and v == v:
+            return int(v)
+        if isinstance(v, str) and v.lstrip("-").isdigit():
+            return int(v)
+    return None
+
+
+# ------------------------------------------------------------------ graph
+def graph_sample(engine: Engine, run_id: int, max_nodes: int = 300) -> dict[str, Any]:
+    """The current follow graph restricted to its ``max_nodes`` highest-degree users.
+
+    Returns:
+        ``{"nodes": [user ids], "degree": [...], "edges": [(src, dst)], "total_edges": n, "total_nodes": m}``.
+    """
+    live = (Edge.run_id == run_id, Edge.removed_tick.is_(None))
+    with engine.connect() as con:
+        total_edges = int(con.execute(select(func.count()).select_from(Edge).where(*live)).scalar_one())
+        if total_edges == 0:
+            return {"nodes": [], "degree": [], "edges": [], "total_edges": 0, "total_nodes": 0}
+        ends = select(Edge.src.label("u")).where(*live).union_all(select(Edge.dst.label("u")).where(*live)).subquery()
+        deg = con.execute(select(ends.c.u, func.count().label("d")).group_by(ends.c.u).order_by(func.count().desc(), ends.c.u).limit(max_nodes)).all()
+        total_nodes = int(con.execute(select(func.count(func.distinct(ends.c.u)))).scalar_one())
+        nodes = [int(u) for u, _ in deg]
+        degree = [int(d) for _, d in deg]
+        edges = [
+            (int(s), int(d))
+            for s, d in con.execute(select(Edge.src, Edge.dst).where(*live, Edge.src.in_(nodes), Edge.dst.in_(nodes)).limit(20_000))
+        ]
+    return {"nodes": nodes, "degree": degree, "edges": edges, "total_edges": total_edges, "total_nodes": total_nodes}
+
+
+def profiles_of(engine: Engine, run_id: int, user_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Role and activity of some users."""
+    out: dict[int, dict[str, Any]] = {}
+    with engine.connect() as con:
+        for i in range(0, len(user_ids), 500):
+            chunk = user_ids[i : i + 500]
+            q = select(UserProfile.user_id, UserProfile.role, UserProfile.activity).where(UserProfile.run_id == run_id, UserProfile.user_id.in_(chunk))
+            out.update({r["user_id"]: r for r in _rows(con, q)})
+    return out
+
+
+# -------------------------------------------------------------------- llm
+def llm_by_purpose(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    """LLM calls of a run grouped by purpose: count, cached, fallbacks, tokens, mean latency."""
+    c = LLMCall
+    q = (
+        select(
+            c.purpose,
+            func.count().label("calls"),
+            func.sum(case((c.cached, 1), else_=0)).label("cached"),
+            func.sum(case((c.fell_back, 1), else_=0)).label("fallbacks"),
+            func.sum(c.tokens_in + c.tokens_out).label("tokens"),
+            func.avg(c.latency_ms).label("mean_latency_ms"),
+        )
+        .where(c.run_id == run_id)
+        .group_by(c.purpose)
+        .order_by(func.count().desc())
+    )
+    with engine.connect() as con:
+        return _rows(con, q)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from agents.population import MovieLensPopulation, SampledPopulation
+from recworld.errors import ConfigError
+
+
+def test_movielens_personas_from_real_ratings(ml, catalog):
+    pop = MovieLensPopulation(ml, catalog)
+    arrays, personas = pop.build_arrays()
+    assert len(personas) == 943
+    p = personas[0]
+    assert p.age == 24 and p.occupation == "technician" and p.liked_genres and p.liked_titles
+    text = p.profile_text()
+    assert "24-year-old" in text and "Loves" in text
+    assert np.allclose(np.linalg.norm(arrays.taste, axis=1), 1, atol=1e-4)
+    # Heavier raters are more active.
+    cnt = np.bincount(ml.rating_user, minlength=943)
+    assert np.corrcoef(cnt, arrays.activity)[0, 1] > 0.5
+    for trait in ("patience", "conformity", "diversity_seeking"):
+        v = getattr(arrays, trait)
+        assert 0 <= v.min() and v.max() <= 1
+
+
+def test_taste_points_at_the_users_liked_items(ml, catalog):
+    arrays, _ = MovieLensPopulation(ml, catalog).build_arrays()
+    sims = arrays.taste @ catalog.embeddings.T
+    liked = ml.rating >= 4
+    disliked = ml.rating <= 2
+    s_like = sims[ml.rating_user[liked], ml.rating_item[liked]].mean()
+    s_dis = sims[ml.rating_user[disliked], ml.rating_item[disliked]].mean()
+    assert s_like > s_dis + 0.05
+
+
+def test_sampled_population_follows_spec(catalog):
+    a, personas = SampledPopulation(catalog, 500, seed=1, patience=0.8, conformity=0.2).build_arrays()
+    assert abs(a.patience.mean() - 0.8) < 0.05 and abs(a.conformity.mean() - 0.2) < 0.05
+    assert personas[3].external_id == "s3" and personas[3].liked_genres
+
+
+def test_bad_sizes(ml, catalog):
+    with pytest.raises(ConfigError, match="943 users"):
+        MovieLensPopulation(ml, catalog, n_users=5000)
+    with pytest.raises(ConfigError, match=">= 1"):
+        SampledPopulation(catalog, 0)

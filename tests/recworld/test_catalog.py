@@ -1,0 +1,40 @@
+import numpy as np
+
+from recworld.catalog import Catalog
+from recworld.data.records import RawItem
+from recworld.embeddings import TextEncoder
+
+
+def test_movielens_catalog_shape_and_norms(catalog):
+    assert len(catalog) == 1682
+    assert catalog.embeddings.shape == (1682, 64)
+    assert np.allclose(np.linalg.norm(catalog.embeddings, axis=1), 1.0, atol=1e-4)
+    assert "Sci-Fi" in catalog.tag_names
+    assert catalog.describe(0).startswith("Toy Story (1995)")
+
+
+def test_embeddings_are_semantic(catalog):
+    # Two Star Wars films should be closer to each other than to a random comedy.
+    titles = catalog.titles
+    sw = [i for i, t in enumerate(titles) if t.startswith("Star Wars") or t.startswith("Return of the Jedi")][:2]
+    comedy = titles.index("Toy Story")
+    e = catalog.embeddings
+    assert e[sw[0]] @ e[sw[1]] > e[sw[0]] @ e[comedy]
+
+
+def test_encoder_cache_is_used(tmp_path):
+    enc = TextEncoder(cache_path=tmp_path / "emb.sqlite")
+    v1 = enc.embed(["a quiet film about the sea"])
+    enc2 = TextEncoder(cache_path=tmp_path / "emb.sqlite")
+    v2 = enc2.embed(["a quiet film about the sea"])
+    assert enc2._model is None  # served from the cache, model never loaded
+    assert np.allclose(v1, v2)
+
+
+def test_add_item_grows_catalog(tmp_path):
+    enc = TextEncoder(cache_path=tmp_path / "emb.sqlite")
+    items = [RawItem(str(i), f"Movie {i}", tags=("Drama",) if i % 2 else ("Comedy",)) for i in range(8)]
+    cat = Catalog.build(items, encoder=enc, dim=4)
+    idx = cat.add_item("my post", "about dramas", np.ones(4, np.float32), tags=("Drama", "Nope"), creator=3, tick=5)
+    assert idx == 8 and len(cat) == 9 and cat.tags[8] == ("Drama",) and cat.creators[8] == 3
+    assert cat.embeddings.shape == (9, 4)

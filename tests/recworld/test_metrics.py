@@ -1,0 +1,33 @@
+import numpy as np
+
+from recworld import metrics as M
+
+
+def test_gini_extremes():
+    assert M.gini(np.ones(10)) == 0.0
+    assert M.gini(np.array([0, 0, 0, 10])) > 0.7
+    assert M.gini(np.zeros(5)) == 0.0
+
+
+def test_pairwise_diversity_identical_vs_orthogonal():
+    emb = np.eye(4, dtype=np.float32)
+    same = M.pairwise_diversity(np.vstack([emb[0], emb[0]]), np.array([[0, 1]]))
+    orth = M.pairwise_diversity(emb, np.array([[0, 1, 2]]))
+    assert same[0] == 0.0 and orth[0] == 1.0
+    masked = M.pairwise_diversity(emb, np.array([[0, 1, 2]]), np.array([[True, False, False]]))
+    assert np.isnan(masked[0])
+
+
+def test_novelty_prefers_rare_items():
+    pop = np.array([100, 1, 1, 1])
+    assert M.novelty(np.array([1]), pop) > M.novelty(np.array([0]), pop)
+    assert M.novelty(np.array([], dtype=int), pop) is None
+
+
+def test_retention_table_and_curve():
+    active = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1]], bool)
+    first = np.array([0, 0, 1])
+    rows = M.retention_table(active, first, 3)
+    assert (0, 0, 2, 2) in rows and (0, 1, 2, 1) in rows and (1, 1, 1, 1) in rows
+    curve = M.retention_curve(rows)
+    assert curve[0] == 1.0 and abs(curve[1] - 2 / 3) < 1e-9

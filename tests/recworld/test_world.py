@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+from agents.brains import ScriptedBrain
+from recworld.errors import RecWorldError
+from recworld.events import EventBatch, EventType
+
+
+def test_world_is_a_mesa_model_with_one_agent_per_user(make_world):
+    import mesa
+
+    w = make_world(n=30)
+    assert isinstance(w, mesa.Model)
+    assert len(w.agents) == 30 and w.n_users == 30
+
+
+def test_sessions_pages_and_events_are_consistent(make_world, collect):
+    w = make_world(n=80)
+    c = collect()
+    w.subscribe(c)
+    w.run(48)
+    ev = EventBatch.concat(c.events)
+    starts = ev.of_type(EventType.SESSION_START, EventType.RETURN).sum()
+    leaves = ev.of_type(EventType.LEAVE).sum()
+    assert starts == leaves == sum(m["sessions"] for m in c.metrics) > 0
+    shown = ev.of_type(EventType.WATCH, EventType.SKIP).sum()
+    assert shown == sum(m["impressions"] for m in c.metrics)
+    # No user is shown the same item twice.
+    shown_mask = ev.of_type(EventType.WATCH, EventType.SKIP)
+    pairs = ev.user[shown_mask] * 100_000 + ev.item[shown_mask]
+    assert np.unique(pairs).size == pairs.size
+    # Each user's first session is a SESSION_START, later ones RETURNs.
+    first = ev.user[ev.of_type(EventType.SESSION_START)]
+    assert np.unique(first).size == first.size
+
+
+def test_scripted_brain_is_followed_exactly(make_world, collect):
+    w = make_world(n=20, brain=ScriptedBrain(pages=3), churn_base=0.0)
+    c = collect()
+    w.subscribe(c)
+    w.run(24)
+    ev = EventBatch.concat(c.events)
+    watched = ev.item[ev.of_type(EventType.WATCH)]
+    skipped = ev.item[ev.of_type(EventType.SKIP)]
+    assert (watched % 2 == 0).all() and (skipped % 2 == 1).all()
+    assert (ev.value[ev.of_type(EventType.LEAVE)] == 3).all()
+    assert (ev.value[ev.of_type(EventType.RATE)] == 4).all()
+
+
+def test_low_satisfaction_churns_more(make_world, collect):
+    def run(rule):
+        w = make_world(n=150, brain=ScriptedBrain(rule=rule, rating=1.0, pages=2), seed=3)
+        w.run(96)
+        return w.churned_total
+
+    assert run(lambda s: np.zeros(s.shape, bool)) > run(lambda s: np.ones(s.shape, bool)) + 10
+
+
+def test_interests_drift_towards_consumption(make_world):
+    w = make_world(n=40, recommender="popularity", drift_rate=0.1, anchor_rate=0.0)
+    t0 = w.users.taste.copy()
+    w.run(48)
+    moved = np.linalg.norm(w.users.taste - t0, axis=1)
+    assert (moved[w.users.watches > 0] > 0.01).all()
+
+
+def test_bad_recommender_output_is_a_clear_error(make_world):
+    class Dup:
+        name = "dup"
+
+        def setup(self, *a):
+            pass
+
+        def recommend(self, users, k, ctx):
+            return np.zeros((users.size, k), dtype=np.int64)
+
+        def observe(self, fb):
+            pass
+
+    w = make_world(n=10)
+    w.recommender = Dup()
+    with pytest.raises(RecWorldError, match="duplicate items"):
+        w.run(30)
+
+
+def test_same_seed_same_events_different_seed_differs(make_world, collect):
+    def digest(seed):
+        w = make_world(n=60, recommender="mf", seed=seed)
+        c = collect()
+        w.subscribe(c)
+        w.run(36)
+        return EventBatch.concat(c.events).digest()
+
+    assert digest(5) == digest(5)
+    assert digest(5) != digest(6)
+
+
+def test_checkpoint_roundtrip_continues_identically(make_world, collect):
+    from recworld.checkpoint import dump_world, load_world
+
+    a = make_world(n=40, recommender="linucb", seed=9)
+    a.run(10)
+    b = load_world(dump_world(a))
+    ca, cb = collect(), collect()
+    a.subscribe(ca)
+    b.subscribe(cb)
+    a.run(15)
+    b.run(15)
+    assert EventBatch.concat(ca.events).digest() == EventBatch.concat(cb.events).digest()
+
+
+def test_corrupt_checkpoint_is_refused():
+    from recworld.checkpoint import load_world
+
+    with pytest.raises(RecWorldError, match="not a RecWorld checkpoint"):
+        load_world(b"garbage")
+    with pytest.raises(RecWorldError, match="corrupt"):
+        load_world(b"RWCK1" + b"\x00" * 20)

@@ -1,0 +1,48 @@
+import subprocess
+import sys
+
+import pytest
+
+from scenarios.cli import main
+
+
+def test_run_prints_summary_table(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    rc = main(["run", "quickstart", "--ticks", "6", "--users", "40", "--db", db, "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 0
+    assert "watch rate (CTR)" in out.out and "run 1" in out.out
+    assert main(["runs", "--db", db]) == 0
+    assert "completed" in capsys.readouterr().out
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "quickstart" in out and "filter_bubble" in out and "cold_start" in out
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "nope"], "unknown scenario 'nope'"),
+        (["run", "quickstart", "--recommender", "magic"], "unknown recommender 'magic'"),
+        (["run", "quickstart", "--ticks", "0"], "field 'ticks'"),
+        (["run", "quickstart", "--ticks", "x"], "invalid int value"),
+        (["resume", "99", "--db", "/nonexistent/dir/x.db"], "does not exist"),
+        (["dashboard", "--host", "0.0.0.0"], "refusing to bind 0.0.0.0"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_one_line_no_traceback(args, needle):
+    p = subprocess.run([sys.executable, "-m", "scenarios.cli", *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0
+    assert needle in p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_compare_prints_side_by_side(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert main(["compare", "quickstart", "--recommenders", "random,mf", "--ticks", "6", "--users", "30", "--db", db, "--quiet", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| random |" in out and "| mf |" in out
