@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import schemas as S
 from dashboard import service
@@ -151,12 +152,17 @@ async def _events(engine: Engine, run_id: int, after: int, poll: float, max_seco
     last = after
     yield "retry: 2000\n\n"
     while True:
-        # Status first, then rows: if the status was terminal, every row is already committed.
-        st = await run_in_threadpool(Q.status_and_tick, engine, run_id)
-        rows = await run_in_threadpool(service.ticks_out, engine, run_id, last)
+        try:
+            # Status first, then rows: if the status was terminal, every row is already committed.
+            st = await run_in_threadpool(Q.status_and_tick, engine, run_id)
+            rows = await run_in_threadpool(service.ticks_out, engine, run_id, last)
+            run = await run_in_threadpool(lambda: service.run_out(engine, service.get_run(engine, run_id))) if rows else None
+        except (SQLAlchemyError, HTTPException) as exc:
+            # The response has started: report in-band; the browser reconnects and resumes.
+            yield _sse("error", {"detail": f"the run database could not answer ({exc.__class__.__name__})"})
+            return
         if rows:
             last = rows[-1]["tick"]
-            run = await run_in_threadpool(lambda: service.run_out(engine, service.get_run(engine, run_id)))
             yield _sse("ticks", {"ticks": rows, "run": run}, id_=last)
         if st is None or st[0] in Q.TERMINAL_STATUSES:
             yield _sse("end", {"status": st[0] if st else "deleted", "tick_done": st[1] if st else last}, id_=last)

@@ -25,7 +25,7 @@ CHARTS: list[dict[str, Any]] = [
     {"id": "watch_rate", "title": "Watch rate (watches / impressions)", "series": [["watch_rate", "watch rate", "line"]], "pct": True},
     {"id": "rating", "title": "Mean rating and satisfaction", "series": [["mean_rating", "mean rating (1-5)", "line"], ["mean_satisfaction", "mean satisfaction (0-1)", "line"]]},
     {"id": "churn", "title": "Churn", "series": [["churned_total", "churned (total)", "line"], ["churned", "new churns", "bar"]]},
-    {"id": "exposure", "title": "Coverage, diversity and Gini of exposure", "series": [["coverage", "catalog coverage", "line"], ["diversity", "intra-list diversity", "line"], ["consumption_diversity", "consumption diversity", "line"], ["gini", "Gini of exposure", "line"]]},
+    {"id": "exposure", "title": "Coverage, diversity and Gini of exposure", "series": [["coverage", "catalog coverage", "line"], ["diversity", "intra-list diversity", "line"], ["consumption_diversity", "consumption diversity", "line"], ["population_diversity", "population diversity", "line"], ["gini", "Gini of exposure", "line"]]},
     {"id": "novelty", "title": "Novelty of watched items (bits)", "series": [["novelty", "novelty", "line"]]},
     {"id": "social", "title": "Social activity", "series": [["posts", "posts", "bar"], ["chats", "chat messages", "bar"], ["social_watches", "watches from the social feed", "line"], ["instructions", "reflective instructions", "line"]]},
     {"id": "llm", "title": "LLM calls", "series": [["llm_calls", "calls", "line"], ["llm_cached", "cache hits", "line"], ["llm_fallbacks", "fallbacks", "line"]]},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Optional, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -67,7 +67,9 @@ class RunOut(BaseModel):
 
 
 class TickRow(BaseModel):
-    """One row of per-tick metrics."""
+    """One row of per-tick metrics (columns newer than this schema pass through as extra fields)."""
+
+    model_config = ConfigDict(extra="allow")
 
     tick: int
     active_users: int
@@ -88,6 +90,7 @@ class TickRow(BaseModel):
     consumption_diversity: Optional[float] = None
     gini: float
     novelty: Optional[float] = None
+    population_diversity: Optional[float] = None
     mean_satisfaction: float
     posts: int
     chats: int

@@ -148,10 +148,11 @@ def candidate_features(static: np.ndarray, watch_counts: np.ndarray, cand: np.nd
     b, n = cand.shape
     e = static.shape[1] - 1
     out = np.empty((b, n, e + 2), np.float32)
-    out[:, :, :e] = static[cand, :e]
+    g = static[cand]  # whole rows: one contiguous gather
+    out[:, :, :e] = g[:, :, :e]
+    out[:, :, e + 1] = g[:, :, e]
     top = np.log1p(max(int(watch_counts.max()) if watch_counts.size else 0, 1))
-    out[:, :, e] = np.log1p(watch_counts[cand]) / top
-    out[:, :, e + 1] = static[cand, e]
+    out[:, :, e] = np.log1p(watch_counts[cand].astype(np.float32)) / np.float32(top)
     return out
 
 
@@ -167,16 +168,20 @@ def sample_unseen(rng: np.random.Generator, seen: np.ndarray, n_items: int, n: i
     m = min(2 * n + 8, max(n_items, n))
     draw = rng.integers(0, n_items, size=(b, m))
     rows = np.arange(b)[:, None]
-    invalid = seen[rows, draw]
-    order = np.argsort(draw, axis=1, kind="stable")
-    srt = np.take_along_axis(draw, order, axis=1)
-    dup = np.zeros_like(invalid)
-    np.put_along_axis(dup, order[:, 1:], srt[:, 1:] == srt[:, :-1], axis=1)
-    valid = ~(invalid | dup)
-    key = np.where(valid, 0, 1) * m + np.arange(m)
-    pick = np.argsort(key, axis=1, kind="stable")[:, :n]
-    out = np.take_along_axis(draw, pick, axis=1)
-    bad = np.flatnonzero(valid.sum(axis=1) < n)
+    # First occurrence of each drawn item per row, without sorting: write positions in
+    # reverse order so that the earliest position is the one that sticks.
+    first = np.empty((b, n_items), np.int32)
+    pos = np.broadcast_to(np.arange(m, dtype=np.int32), (b, m))
+    first[rows, draw[:, ::-1]] = pos[:, ::-1]
+    valid = ~seen[rows, draw] & (first[rows, draw] == pos)
+    ok = valid.sum(axis=1) >= n
+    take = valid & (np.cumsum(valid, axis=1) <= n)
+    out = np.empty((b, n), np.int64)
+    if ok.all():
+        out[:] = draw[take].reshape(b, n)
+    else:
+        out[ok] = draw[ok][take[ok]].reshape(-1, n)
+    bad = np.flatnonzero(~ok)
     for r in bad:
         unseen = np.flatnonzero(~seen[r, :n_items])
         if unseen.size >= n:
@@ -427,11 +432,12 @@ class FeedCore:
         if rows.size:
             self.candidates[rows] = sample_unseen(self.cand_rng, self.world.seen[rows], len(self.catalog), self.N)
 
-    def observation(self) -> dict[str, np.ndarray]:
-        """Fresh observation arrays for all focal users: ``user`` (F, U) and ``items`` (F, N, I)."""
-        u, F = self.world.users, self.F
-        uf = user_features(u.recent[:F], u.pages_in_session[:F], self.world.config.max_pages, self.last_share, self.last_rating, u.sessions[:F], self.cfg.embed_dims, self.catalog.dim)
-        it = candidate_features(self.static, self.world.watch_counts[: len(self.catalog)], self.candidates)
+    def observation(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Fresh observation arrays of focal users ``rows`` (default all): ``user`` (B, U), ``items`` (B, N, I)."""
+        u = self.world.users
+        r = self.focal if rows is None else rows
+        uf = user_features(u.recent[r], u.pages_in_session[r], self.world.config.max_pages, self.last_share[r], self.last_rating[r], u.sessions[r], self.cfg.embed_dims, self.catalog.dim)
+        it = candidate_features(self.static, self.world.watch_counts[: len(self.catalog)], self.candidates[r])
         return {"user": uf, "items": it}
 
     def slates_from_action(self, action: np.ndarray) -> np.ndarray:

@@ -125,8 +125,9 @@ def run_episodes(policy: EnvPolicy, seed: int, episodes: int, max_episode_steps:
             sessions[done] = fi["sessions"][done]
             finished |= done
     env.close()
-    ret_rate = (sessions - churned) / np.maximum(sessions, 1)
-    return {"retention": float(ret_rate.mean()), "survival": float((~churned).mean()), "engagement": float(watches.mean()), "sessions": float(sessions.mean()), "return": float(returns.mean())}
+    # Pooled over the seed's users: the share of ended sessions after which the user came back.
+    ret_rate = 1.0 - churned.sum() / max(float(sessions.sum()), 1.0)
+    return {"retention": float(ret_rate), "survival": float((~churned).mean()), "engagement": float(watches.mean()), "sessions": float(sessions.mean()), "return": float(returns.mean())}
 
 
 def mean_ci(values: list[float]) -> tuple[float, float, float]:
@@ -151,8 +152,8 @@ def evaluate(policies: dict[str, Any], seeds: list[int] | range = range(1000, 10
         seeds: world seeds (use seeds never used in training).
         episodes: focal users (episodes) per seed; they share one world.
         max_episode_steps: pages per episode at most.
-        metrics: which of ``retention`` (share of a user's sessions after which
-            they came back, averaged over episodes), ``survival`` (share of users
+        metrics: which of ``retention`` (share of sessions after which the user
+            came back, pooled over the seed's episodes), ``survival`` (share of users
             not churned by the end of the episode), ``engagement`` (watches per
             episode), ``sessions``, ``return`` (episode reward) to report.
         **env_kwargs: Feed-v0 arguments (``n_background``, ``slate_size``, ...).

@@ -89,10 +89,10 @@ class FeedVectorEnv(VectorEnv):
         if done.size:
             # Final observation of finished episodes (candidates of the page they would have seen next).
             core.draw_candidates(done)
-            final = core.observation()
+            final = core.observation(done)
             final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in done.tolist():
-                final_obs[i] = {"user": final["user"][i], "items": final["items"][i]}
+            for j, i in enumerate(done.tolist()):
+                final_obs[i] = {"user": final["user"][j], "items": final["items"][j]}
             mask = np.zeros(self.num_envs, bool)
             mask[done] = True
             final_info = {

@@ -5,27 +5,37 @@ from __future__ import annotations
 import numpy as np
 
 
-def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def slate_gram(emb: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """(B, k, k) cosine similarities between the items of each slate."""
+    e = emb[slates]
+    return np.matmul(e, e.transpose(0, 2, 1))
+
+
+def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None = None, gram: np.ndarray | None = None) -> np.ndarray:
     """Mean pairwise cosine distance (1 - cos) within each row of ``slates``.
 
     Args:
         emb: (n_items, d) unit vectors.
         slates: (B, k) item indices.
         mask: optional (B, k) bool; only masked items count.
+        gram: optional precomputed :func:`slate_gram` (saves the main cost).
 
     Returns:
         (B,) diversities; NaN for rows with fewer than two counted items.
     """
     if slates.size == 0:
         return np.zeros(0)
-    e = emb[slates]  # (B, k, d)
-    g = np.einsum("bid,bjd->bij", e, e)
-    w = np.ones(slates.shape, np.float32) if mask is None else mask.astype(np.float32)
-    pair = w[:, :, None] * w[:, None, :]
-    idx = np.arange(slates.shape[1])
-    pair[:, idx, idx] = 0.0
-    n = pair.sum(axis=(1, 2))
-    total = (pair * (1.0 - g)).sum(axis=(1, 2))
+    g = slate_gram(emb, slates) if gram is None else gram
+    k = slates.shape[1]
+    if mask is None:
+        total = k * k - g.sum(axis=(1, 2)) - (k - np.trace(g, axis1=1, axis2=2))
+        n = k * (k - 1)
+        return total / n if n else np.full(slates.shape[0], np.nan)
+    w = mask.astype(np.float32)
+    cnt = w.sum(axis=1)
+    n = cnt * cnt - cnt
+    wg = np.einsum("bi,bij,bj->b", w, g, w) - np.einsum("bi,bii->b", w, g)
+    total = n - wg
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 

@@ -339,9 +339,10 @@ class World(mesa.Model):
         stats.ratings += int(rated.sum())
         stats.rating_sum += float(ratings[rated].sum())
         stats.watched_items.append(w_items)
-        stats.diversity.append(M.pairwise_diversity(self.catalog.embeddings, slates))
         if k > 1:
-            stats.consumption.append(M.pairwise_diversity(self.catalog.embeddings, slates, watched))
+            gram = M.slate_gram(self.catalog.embeddings, slates)
+            stats.diversity.append(M.pairwise_diversity(self.catalog.embeddings, slates, gram=gram))
+            stats.consumption.append(M.pairwise_diversity(self.catalog.embeddings, slates, watched, gram=gram))
 
         self.recommender.observe(Feedback(tick, active, slates, watched, ratings, leave, ev, instr))
         return ev, leave, dec, slates

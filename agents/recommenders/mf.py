@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.recommenders.base import Recommender, instruction_boost, topk_unseen
+from agents.recommenders.base import Recommender, instruction_boost, scatter_add_rows, topk_unseen
 from recworld.protocols import Feedback, RecContext
 
 
@@ -76,7 +76,8 @@ class MFRecommender(Recommender):
         lr, reg = self.lr, self.reg
         gp = err[:, None] * q - reg * p
         gq = err[:, None] * p - reg * q
-        # Each user appears once per page, so per-user updates are accumulated then applied.
-        np.add.at(self.P, users, lr * gp)
-        np.add.at(self.Q, items, lr * gq)
-        np.add.at(self.bias, items, lr * (err - reg * self.bias[items]))
+        k = feedback.slates.shape[1]
+        # Each user appears once per page: sum their k item gradients directly.
+        self.P[feedback.users] += lr * gp.reshape(-1, k, self.factors).sum(axis=1)
+        scatter_add_rows(self.Q, items, lr * gq)
+        self.bias += lr * np.bincount(items, weights=err - reg * self.bias[items], minlength=self.bias.size).astype(np.float32)

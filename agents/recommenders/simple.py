@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.recommenders.base import Recommender, topk_unseen
+from agents.recommenders.base import Recommender, topk_shared_order, topk_unseen
 from recworld.protocols import Feedback, RecContext
 
 
@@ -45,8 +45,8 @@ class PopularityRecommender(Recommender):
     def recommend(self, users: np.ndarray, k: int, context: RecContext) -> np.ndarray:
         self.ensure_items(context.n_items)
         base = self.counts[: context.n_items] + self.jitter * context.rng.random(context.n_items)
-        scores = np.broadcast_to(base.astype(np.float32), (users.size, context.n_items)).copy()
-        return topk_unseen(scores, context.seen[users], k)
+        order = np.argsort(-base, kind="stable")
+        return topk_shared_order(order, context.seen[users], k)
 
     def observe(self, feedback: Feedback) -> None:
         if feedback.tick != self._tick and self.decay < 1.0:

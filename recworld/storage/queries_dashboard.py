@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterable
 
 import numpy as np
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, inspect, literal, or_, select
 from sqlalchemy.engine import Engine
 
 from recworld.events import EventType
@@ -36,6 +36,7 @@ from recworld.storage.queries import run_summary
 TERMINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
 TICK_FIELDS = [c.name for c in TickMetrics.__table__.columns if c.name not in ("id", "run_id", "extra_json")]
 RUN_FIELDS = [c.name for c in Run.__table__.columns if c.name not in ("config_json", "versions_json", "summary_json")]
+_RUN_ALL = [*RUN_FIELDS, "config_json", "summary_json"]
 PROFILE_FIELDS = [c.name for c in UserProfile.__table__.columns if c.name not in ("id", "run_id")]
 ITEM_FIELDS = [c.name for c in Item.__table__.columns if c.name not in ("id", "run_id")]
 SESSION_TYPES = (int(EventType.SESSION_START), int(EventType.RETURN))
@@ -48,11 +49,46 @@ def _rows(con, q) -> list[dict[str, Any]]:  # noqa: ANN001
     return [dict(r._mapping) for r in con.execute(q)]
 
 
+def _nx(col):  # noqa: ANN001, ANN202
+    """``col + 0``: the same value, but no index on ``col`` can serve it.
+
+    Without ANALYZE statistics SQLite prefers ``(run_id, type, tick)`` for any
+    filter or GROUP BY on ``type``, scanning a whole run's events; hiding the
+    column steers it to the selective ``(run_id, user_id, tick)`` or
+    ``(run_id, item_id)`` index. Harmless on other databases.
+    """
+    return col + 0
+
+
+_PRESENT: dict[tuple[int, str], frozenset[str]] = {}
+
+
+def _present(engine: Engine, model: type) -> frozenset[str]:
+    """Columns of ``model``'s table that exist in this database.
+
+    A database written by an older RecWorld may lack columns added since; the
+    dashboard reads what is there and reports the rest as None.
+    """
+    key = (id(engine), model.__tablename__)
+    if key not in _PRESENT:
+        try:
+            _PRESENT[key] = frozenset(c["name"] for c in inspect(engine).get_columns(model.__tablename__))
+        except Exception:  # noqa: BLE001 - a missing table reads as "no columns"
+            return frozenset()
+    return _PRESENT[key]
+
+
+def _columns(engine: Engine, model: type, names: Iterable[str]) -> list:
+    """Column expressions for ``names``: the real column where present, else a NULL labelled with the name."""
+    have = _present(engine, model)
+    return [getattr(model, n) if n in have else literal(None).label(n) for n in names]
+
+
 # --------------------------------------------------------------------- runs
 def run_row(engine: Engine, run_id: int) -> dict[str, Any] | None:
     """A run's columns (with its parsed config) or None."""
     with engine.connect() as con:
-        r = con.execute(select(Run).where(Run.id == run_id)).first()
+        r = con.execute(select(*_columns(engine, Run, _RUN_ALL)).where(Run.id == run_id)).first()
     if r is None:
         return None
     d = dict(r._mapping)
@@ -121,7 +157,7 @@ def find_runs(
     with engine.connect() as con:
         total = con.execute(select(func.count(Run.id)).where(where)).scalar_one()
         rows = con.execute(
-            select(Run).where(where).order_by(col.desc() if descending else col.asc(), Run.id.desc()).limit(limit).offset(offset)
+            select(*_columns(engine, Run, _RUN_ALL)).where(where).order_by(col.desc() if descending else col.asc(), Run.id.desc()).limit(limit).offset(offset)
         ).all()
     out = []
     for r in rows:
@@ -136,7 +172,7 @@ def find_runs(
 # ------------------------------------------------------------ tick metrics
 def tick_rows(engine: Engine, run_id: int, after: int = -1, limit: int = 100_000) -> list[dict[str, Any]]:
     """TickMetrics rows with ``tick > after``, in tick order."""
-    cols = [getattr(TickMetrics, f) for f in TICK_FIELDS]
+    cols = _columns(engine, TickMetrics, TICK_FIELDS)
     q = select(*cols).where(TickMetrics.run_id == run_id, TickMetrics.tick > after).order_by(TickMetrics.tick).limit(limit)
     with engine.connect() as con:
         return _rows(con, q)
@@ -165,41 +201,54 @@ def retention(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
             .where(RetentionPoint.run_id == run_id)
             .order_by(RetentionPoint.cohort, RetentionPoint.k)
         ).all()
-        if stored:
-            rows = [tuple(int(x) for x in r) for r in stored]
-            source = "stored"
-        else:
-            n_periods = (int(run.get("tick_done", -1)) + 1) // period
-            rows = []
-            source = "live"
-            if n_periods > 0:
-                p = Event.tick // period
-                q = (
-                    select(Event.user_id, p.label("p"))
-                    .where(Event.run_id == run_id, Event.type.in_(SESSION_TYPES), Event.tick < n_periods * period)
-                    .group_by(Event.user_id, p)
-                )
-                pairs = np.array([(int(u), int(pp)) for u, pp in con.execute(q)], dtype=np.int64).reshape(-1, 2)
-                if len(pairs):
-                    users, inv = np.unique(pairs[:, 0], return_inverse=True)
-                    active = np.zeros((len(users), n_periods), bool)
-                    active[inv, pairs[:, 1]] = True
-                    first = active.argmax(axis=1)
-                    rows = retention_table(active, first, n_periods)
+    if stored:
+        rows = [tuple(int(x) for x in r) for r in stored]
+        source = "stored"
+    else:
+        rows = live_retention_rows(engine, run_id, period, int(run.get("tick_done", -1)))
+        source = "live"
     curve = retention_curve(rows)
     return {"source": source, "period_ticks": period, "rows": rows, "curve": curve}
+
+
+def live_retention_rows(engine: Engine, run_id: int, period: int, tick_done: int) -> list[tuple[int, int, int, int]]:
+    """Cohort retention rows (cohort, k, size, active) over the complete periods up to ``tick_done``.
+
+    One SQL GROUP BY over session-start events (index ``(run_id, type, tick)``)
+    gives each user's active periods; the table is built in numpy with the
+    kernel's :func:`recworld.metrics.retention_table`, as the world does.
+    """
+    n_periods = (tick_done + 1) // period
+    if n_periods <= 0:
+        return []
+    p = Event.tick // period
+    q = (
+        select(Event.user_id, p.label("p"))
+        .where(Event.run_id == run_id, Event.type.in_(SESSION_TYPES), Event.tick < n_periods * period)
+        .group_by(Event.user_id, p)
+    )
+    with engine.connect() as con:
+        pairs = np.array([(int(u), int(pp)) for u, pp in con.execute(q)], dtype=np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return []
+    _, inv = np.unique(pairs[:, 0], return_inverse=True)
+    active = np.zeros((int(inv.max()) + 1, n_periods), bool)
+    active[inv, pairs[:, 1]] = True
+    return retention_table(active, active.argmax(axis=1), n_periods)
 
 
 # ----------------------------------------------------------------- events
 def event_type_counts(engine: Engine, run_id: int, user_id: int | None = None, item_id: int | None = None) -> dict[int, int]:
     """Number of events of each type (for a run, a user or an item)."""
-    q = select(Event.type, func.count()).where(Event.run_id == run_id)
+    scoped = user_id is not None or item_id is not None
+    t = _nx(Event.type) if scoped else Event.type
+    q = select(t, func.count()).where(Event.run_id == run_id)
     if user_id is not None:
         q = q.where(Event.user_id == user_id)
     if item_id is not None:
         q = q.where(Event.item_id == item_id)
     with engine.connect() as con:
-        return {int(t): int(n) for t, n in con.execute(q.group_by(Event.type))}
+        return {int(ty): int(n) for ty, n in con.execute(q.group_by(t))}
 
 
 def events(
@@ -223,13 +272,15 @@ def events(
     if item_id is not None:
         conds.append(Event.item_id == item_id)
     types = list(types) if types is not None else None
+    scoped = user_id is not None or item_id is not None
     if types:
-        conds.append(Event.type.in_(types))
+        conds.append((_nx(Event.type) if scoped else Event.type).in_(types))
     if tick_min is not None:
         conds.append(Event.tick >= tick_min)
     if tick_max is not None:
         conds.append(Event.tick <= tick_max)
-    order = (Event.tick.desc(), Event.id.desc()) if descending else (Event.tick.asc(), Event.id.asc())
+    tick = _nx(Event.tick) if (item_id is not None and user_id is None) else Event.tick
+    order = (tick.desc(), Event.id.desc()) if descending else (tick.asc(), Event.id.asc())
     cols = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Item.title.label("item_title"))
     q = (
         select(*cols)
@@ -298,7 +349,7 @@ def find_users(
     if occupation:
         conds.append(UserProfile.occupation == occupation)
     col = getattr(UserProfile, order_by)
-    cols = [getattr(UserProfile, f) for f in PROFILE_FIELDS]
+    cols = _columns(engine, UserProfile, PROFILE_FIELDS)
     with engine.connect() as con:
         total = con.execute(select(func.count()).select_from(UserProfile).where(*conds)).scalar_one()
         rows = _rows(con, select(*cols).where(*conds).order_by(col.desc() if descending else col.asc(), UserProfile.user_id).limit(limit).offset(offset))
@@ -328,7 +379,7 @@ def latest_snapshots(engine: Engine, run_id: int, user_ids: list[int]) -> dict[i
 
 def user_profile(engine: Engine, run_id: int, user_id: int) -> dict[str, Any] | None:
     """A user's profile row or None."""
-    cols = [getattr(UserProfile, f) for f in PROFILE_FIELDS]
+    cols = _columns(engine, UserProfile, PROFILE_FIELDS)
     with engine.connect() as con:
         r = con.execute(select(*cols).where(UserProfile.run_id == run_id, UserProfile.user_id == user_id)).first()
     return None if r is None else dict(r._mapping)
@@ -411,28 +462,18 @@ def find_items(
         conds.append(or_(Item.title.like(f"%{q}%"), Item.external_id == q))
     if tag:
         conds.append(Item.tags.like(f"%{tag}%"))
-    cols = [getattr(Item, f) for f in ITEM_FIELDS]
+    cols = _columns(engine, Item, ITEM_FIELDS)
     with engine.connect() as con:
         total = int(con.execute(select(func.count()).select_from(Item).where(*conds)).scalar_one())
         if order_by in ("watches", "impressions"):
-            # Rank by popularity: one GROUP BY over the (run_id, type, tick) index.
+            # Rank by popularity: counts come from one cached GROUP BY per run state.
             t = int(EventType.WATCH) if order_by == "watches" else int(EventType.IMPRESSION)
-            pop = (
-                select(Event.item_id.label("iid"), func.count().label("n"))
-                .where(Event.run_id == run_id, Event.type == t)
-                .group_by(Event.item_id)
-                .subquery()
-            )
-            n = func.coalesce(pop.c.n, 0)
-            rows = _rows(
-                con,
-                select(*cols)
-                .outerjoin(pop, pop.c.iid == Item.item_id)
-                .where(*conds)
-                .order_by(n.desc() if descending else n.asc(), Item.item_id)
-                .limit(limit)
-                .offset(offset),
-            )
+            pop = item_popularity(engine, run_id, t)
+            ids = [int(i) for (i,) in con.execute(select(Item.item_id).where(*conds))]
+            ids.sort(key=lambda i: (-pop.get(i, 0), i) if descending else (pop.get(i, 0), i))
+            page = ids[offset : offset + limit]
+            by_id = {r["item_id"]: r for r in _rows(con, select(*cols).where(Item.run_id == run_id, Item.item_id.in_(page)))} if page else {}
+            rows = [by_id[i] for i in page if i in by_id]
         else:
             col = getattr(Item, order_by)
             rows = _rows(con, select(*cols).where(*conds).order_by(col.desc() if descending else col.asc(), Item.item_id).limit(limit).offset(offset))
@@ -440,6 +481,23 @@ def find_items(
     for r in rows:
         r.update(stats.get(r["item_id"], {"impressions": 0, "watches": 0, "posts": 0}))
     return total, rows
+
+
+_POPULARITY: dict[tuple, dict[int, int]] = {}
+
+
+def item_popularity(engine: Engine, run_id: int, etype: int) -> dict[int, int]:
+    """Events of type ``etype`` per item; cached until the run writes another tick."""
+    st = status_and_tick(engine, run_id)
+    key = (id(engine), run_id, etype, st)
+    if key not in _POPULARITY:
+        q = select(Event.item_id, func.count()).where(Event.run_id == run_id, Event.type == etype, Event.item_id.is_not(None)).group_by(Event.item_id)
+        with engine.connect() as con:
+            counts = {int(i): int(n) for i, n in con.execute(q)}
+        if len(_POPULARITY) > 64:
+            _POPULARITY.clear()
+        _POPULARITY[key] = counts
+    return _POPULARITY[key]
 
 
 def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -463,7 +521,7 @@ def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, d
 
 def item_row(engine: Engine, run_id: int, item_id: int) -> dict[str, Any] | None:
     """An item's catalog row or None."""
-    cols = [getattr(Item, f) for f in ITEM_FIELDS]
+    cols = _columns(engine, Item, ITEM_FIELDS)
     with engine.connect() as con:
         r = con.execute(select(*cols).where(Item.run_id == run_id, Item.item_id == item_id)).first()
     return None if r is None else dict(r._mapping)
@@ -478,7 +536,7 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
 
     q = (
         select(
-            e.tick,
+            _nx(e.tick).label("tick"),
             n(EventType.IMPRESSION).label("impressions"),
             n(EventType.WATCH).label("watches"),
             n(EventType.SOCIAL_WATCH).label("social_watches"),
@@ -486,8 +544,8 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
             n(EventType.POST).label("posts"),
         )
         .where(e.run_id == run_id, e.item_id == item_id)
-        .group_by(e.tick)
-        .order_by(e.tick)
+        .group_by(_nx(e.tick))
+        .order_by(_nx(e.tick))
     )
     with engine.connect() as con:
         return _rows(con, q)
@@ -500,19 +558,19 @@ def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, of
     watched = func.sum(case((e.type.in_(WATCH_TYPES), 1), else_=0))
     q = (
         select(
-            e.user_id,
+            _nx(e.user_id).label("user_id"),
             watched.label("watches"),
             func.sum(case((e.type == int(EventType.SOCIAL_WATCH), 1), else_=0)).label("social_watches"),
             func.min(case((e.type.in_(WATCH_TYPES), e.tick))).label("first_tick"),
             func.avg(case((e.type == int(EventType.RATE), e.value))).label("rating"),
         )
         .where(*conds)
-        .group_by(e.user_id)
+        .group_by(_nx(e.user_id))
         .having(watched > 0)
-        .order_by(func.min(case((e.type.in_(WATCH_TYPES), e.tick))), e.user_id)
+        .order_by(func.min(case((e.type.in_(WATCH_TYPES), e.tick))), _nx(e.user_id))
     )
     with engine.connect() as con:
-        total = con.execute(select(func.count(func.distinct(e.user_id))).where(*conds, e.type.in_(WATCH_TYPES))).scalar_one()
+        total = con.execute(select(func.count(func.distinct(e.user_id))).where(*conds, _nx(e.type).in_(WATCH_TYPES))).scalar_one()
         rows = _rows(con, q.limit(limit).offset(offset))
     return int(total), rows
 
@@ -540,7 +598,7 @@ def item_cascades(engine: Engine, run_id: int, item_id: int, limit: int = 500) -
             nodes[nd["parent"]]["children"].append(nd["index"])
 
     def depth_size(i: int) -> tuple[int, int]:
-        stack, size, depth = [(i, 1)], 0, 0
+        stack, size, depth = [(i, 0)], 0, 0
         while stack:
             j, d = stack.pop()
             size += 1

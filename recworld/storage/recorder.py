@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Engine
 
-from recworld.events import EventBatch
+import numpy as np
+
+from recworld.events import INT_NONE, EventBatch
 from recworld.storage.models import (
     Checkpoint,
     Edge,
@@ -220,15 +222,12 @@ class RunRecorder:
         if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._items):
             return
         ev = EventBatch.concat(self._events)
-        rows = [
-            {"run_id": self.run_id, "tick": t, "user_id": u, "type": ty, "item_id": it, "value": v, "text": tx, "payload": p}
-            for (t, u, ty, it, v, tx, p) in ev.rows()
-        ]
+        rows = event_tuples(self.run_id, ev)
         blob = None
         if self.checkpointer is not None and world is not None and (self.last_tick + 1) % self.checkpoint_every == 0:
             blob = self.checkpointer(world)
         with self.engine.begin() as con:
-            _bulk(con, Event, rows)
+            insert_events(con, rows)
             _bulk(con, TickMetrics, self._metrics)
             _bulk(con, UserSnapshot, self._snapshots)
             _bulk(con, LLMCall, self._llm)
@@ -257,6 +256,38 @@ class RunRecorder:
         with self.engine.begin() as con:
             con.execute(delete(RetentionPoint).where(RetentionPoint.run_id == self.run_id))
             _bulk(con, RetentionPoint, rows)
+
+
+EVENT_COLUMNS = ("run_id", "tick", "user_id", "type", "item_id", "value", "text", "payload")
+
+
+def event_tuples(run_id: int, ev: EventBatch) -> list[tuple]:
+    """Rows of the event table as tuples (built column-wise: this is the hot path of logging)."""
+    n = len(ev)
+    if n == 0:
+        return []
+    items = ev.item.astype(object)
+    items[ev.item == INT_NONE] = None
+    values = ev.value.astype(object)
+    values[np.isnan(ev.value)] = None
+    texts: list = [None] * n
+    for i, t in ev.text.items():
+        texts[i] = t
+    payloads: list = [None] * n
+    for i, p in ev.payload.items():
+        payloads[i] = json.dumps(p, sort_keys=True)
+    return list(zip([run_id] * n, ev.tick.tolist(), ev.user.tolist(), ev.type.tolist(), items.tolist(), values.tolist(), texts, payloads))
+
+
+def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:  # noqa: ANN001
+    """Bulk-insert event tuples with the driver's executemany (no per-row ORM work)."""
+    if not rows:
+        return
+    style = con.dialect.paramstyle
+    marks = ", ".join(["?"] * 8 if style == "qmark" else ["%s"] * 8 if style in ("format", "pyformat") else [f":{i}" for i in range(1, 9)])
+    sql = f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})"
+    for i in range(0, len(rows), chunk):
+        con.exec_driver_sql(sql, rows[i : i + chunk])
 
 
 def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:  # noqa: ANN001

@@ -36,8 +36,8 @@ def test_trained_slate_pg_beats_popularity_and_random(tmp_path):
     from envs.evaluate import evaluate
 
     path = tmp_path / "pg.pt"
-    train(Args(total_timesteps=60_000, seed=0, n_background=100, out_path=str(path)))
-    rows = evaluate({"slate_pg": str(path), "popularity": "popularity", "random": "random"}, seeds=range(1000, 1004), episodes=32, metrics=("retention", "engagement"), n_background=100)
+    train(Args(total_timesteps=150_000, seed=0, n_background=100, out_path=str(path)))
+    rows = evaluate({"slate_pg": str(path), "popularity": "popularity", "random": "random"}, seeds=range(1000, 1006), episodes=64, metrics=("retention", "engagement"), n_background=100)
     r = {(x["policy"], x["metric"]): x for x in rows}
     for metric in ("retention", "engagement"):
         pg = r[("slate_pg", metric)]

@@ -1,0 +1,80 @@
+"""User-page decisions per second of the utility world, at 1,000 and 10,000 users, single process.
+
+A decision is one user looking at one page (k items): watch/skip per item,
+ratings, leave-or-next. Reports the world alone and the world logging every
+event to SQLite, plus peak memory (max RSS of this process).
+
+    .venv/bin/python benchmarks/bench_world.py [--users 1000 10000] [--ticks 24] [--recommenders popularity mf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def bench(n_users: int, ticks: int, recommender: str, db: bool) -> dict:
+    from scenarios.build import build_world
+    from scenarios.schema import load_scenario
+    from recworld.storage import connect
+    from recworld.storage.recorder import RunRecorder, create_run
+
+    s = load_scenario("quickstart").with_overrides(
+        **{
+            "population.source": "sampled",
+            "population.n_users": n_users,
+            "population.activity_mean": 8.0,
+            "recommender.name": recommender,
+            "ticks": ticks,
+        }
+    )
+    world = build_world(s)
+    if db:
+        tmp = tempfile.mkdtemp()
+        eng = connect(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        rid = create_run(eng, "bench")
+        rec = RunRecorder(eng, rid, flush_every=1, snapshot_every=0)
+        world.subscribe(rec)
+    world.run(2)  # warm-up: first sessions, caches
+    pages = 0
+    events = 0
+
+    class Count:
+        def on_tick(self, w, ev, m):
+            nonlocal pages, events
+            pages += m["pages"]
+            events += len(ev)
+
+    world.subscribe(Count())
+    t0 = time.perf_counter()
+    world.run(ticks)
+    dt = time.perf_counter() - t0
+    return {"pages": pages, "events": events, "seconds": dt, "rate": pages / dt, "ev_rate": events / dt}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--ticks", type=int, default=12)
+    ap.add_argument("--recommenders", nargs="+", default=["random", "popularity", "mf", "linucb"])
+    args = ap.parse_args()
+    t = Table(title="RecWorld utility world: user-page decisions per second (single process)", header_style="bold")
+    for col in ("users", "recommender", "logging", "pages", "seconds", "decisions/s", "events/s"):
+        t.add_column(col, justify="right")
+    for n in args.users:
+        for rec in args.recommenders:
+            for db in (False, True):
+                r = bench(n, args.ticks, rec, db)
+                t.add_row(str(n), rec, "SQLite" if db else "none", f"{r['pages']:,}", f"{r['seconds']:.2f}", f"{r['rate']:,.0f}", f"{r['ev_rate']:,.0f}")
+    Console().print(t)
+    print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

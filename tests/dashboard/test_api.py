@@ -1,0 +1,204 @@
+"""The JSON API over a real run: shapes, filters, pagination, 404/422, never a 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_runs_list_has_kpis_and_filters(client, run_db):
+    r = client.get("/api/runs")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["total"] == 2
+    ids = [x["id"] for x in body["items"]]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    run = next(x for x in body["items"] if x["id"] == run_db.run_id)
+    assert run["status"] == "completed" and run["scenario"] == "quickstart" and run["recommender"] == "linucb"
+    assert run["n_users"] == 80 and run["tick_done"] == 29
+    assert 0 < run["kpis"]["watch_rate"] < 1
+    assert run["kpis"]["sessions"] > 0
+
+    only = client.get("/api/runs", params={"recommender": "random"}).json()
+    assert [x["id"] for x in only["items"]] == [run_db.other_run_id]
+    assert client.get("/api/runs", params={"status": "running"}).json()["total"] == 0
+    by_rate = client.get("/api/runs", params={"sort": "watch_rate", "order": "asc"}).json()["items"]
+    rates = [x["kpis"]["watch_rate"] for x in by_rate]
+    assert rates == sorted(rates)
+    assert client.get("/api/runs", params={"limit": 1, "offset": 1}).json()["items"][0]["id"] == min(ids)
+    assert set(client.get("/api/filters").json()["values"]["recommender"]) == {"linucb", "random"}
+
+
+def test_overview_matches_tick_metrics(client, run_db):
+    r = client.get(f"/api/runs/{run_db.run_id}/overview")
+    assert r.status_code == 200
+    body = r.json()
+    ticks = body["ticks"]
+    assert [t["tick"] for t in ticks] == list(range(30))
+    assert sum(t["sessions"] for t in ticks) == body["run"]["kpis"]["sessions"]
+    watches = sum(t["watches"] for t in ticks)
+    assert body["run"]["kpis"]["watch_rate"] == pytest.approx(watches / sum(t["impressions"] for t in ticks))
+    ret = body["retention"]
+    assert ret["period_ticks"] == 24 and ret["curve"]["0"] == 1.0
+    assert {p["purpose"] for p in body["llm_by_purpose"]} == {"decide", "chat"}
+    assert client.get(f"/api/runs/{run_db.run_id}/ticks", params={"after": 27}).json()[0]["tick"] == 28
+
+
+def test_live_retention_equals_stored(run_db, tmp_path):
+    """While a run goes on (no RetentionPoint rows yet) retention comes from session events; it must agree."""
+    from recworld.storage import connect
+    from recworld.storage import queries_dashboard as Q
+
+    engine = connect(run_db.url, create=False)
+    run = Q.run_row(engine, run_db.run_id)
+    stored = Q.retention(engine, run)
+    assert stored["source"] == "stored" and stored["rows"]
+    assert Q.live_retention_rows(engine, run_db.run_id, 24, run["tick_done"]) == stored["rows"]
+    # with 12-tick periods, 30 ticks hold two complete periods: cohorts 0 and 1
+    assert {c for c, *_ in Q.live_retention_rows(engine, run_db.run_id, 12, run["tick_done"])} <= {0, 1}
+    # 12 ticks: no complete day yet, nothing stored, nothing live
+    short = Q.run_row(engine, run_db.other_run_id)
+    assert Q.retention(engine, short) == {"source": "live", "period_ticks": 24, "rows": [], "curve": {}}
+
+
+def test_events_filter_and_paginate(client, run_db):
+    base = f"/api/runs/{run_db.run_id}/events"
+    page = client.get(base, params={"type": ["watch", "rate"], "limit": 7, "offset": 3}).json()
+    assert page["limit"] == 7 and page["offset"] == 3 and len(page["items"]) == 7
+    assert {e["type_name"] for e in page["items"]} <= {"watch", "rate"}
+    total = client.get(base, params={"type": "watch"}).json()["total"]
+    kpi_watches = sum(t["watches"] for t in client.get(f"/api/runs/{run_db.run_id}/ticks").json())
+    assert total == kpi_watches
+    posts = client.get(base, params={"item_id": run_db.item_id, "type": "post"}).json()
+    assert posts["total"] == 6
+    assert posts["items"][1]["payload"] == {"parent": run_db.user_id}
+    assert client.get(base, params={"type": "nope"}).status_code == 422
+
+
+def test_users_search_and_detail(client, run_db):
+    base = f"/api/runs/{run_db.run_id}/users"
+    page = client.get(base, params={"limit": 10}).json()
+    assert page["total"] == 80 and len(page["items"]) == 10
+    assert page["items"][0]["latest"] is not None
+    role = page["items"][0]["role"]
+    by_role = client.get(base, params={"role": role, "limit": 500}).json()
+    assert by_role["items"] and all(u["role"] == role for u in by_role["items"])
+    occ = next(u["occupation"] for u in page["items"] if u["occupation"])
+    found = client.get(base, params={"q": occ}).json()
+    assert found["total"] >= 1 and all(occ in (u["profile_text"] + (u["occupation"] or "")) for u in found["items"])
+    assert client.get(base, params={"q": "no such persona text"}).json()["total"] == 0
+    assert set(client.get(f"/api/runs/{run_db.run_id}/user-filters").json()["values"]) == {"role", "occupation"}
+
+    d = client.get(f"{base}/{run_db.user_id}").json()
+    assert d["user"]["profile_text"]
+    assert d["chats"]["total"] == 1 and "so good" in d["chats"]["items"][0]["text"]
+    assert d["posts"]["total"] == 1 and d["instructions"]["items"][0]["text"].startswith("fewer romances")
+    assert [m["kind"] for m in d["memory"]["items"]] == ["reflection", "observation"]  # newest first
+    assert d["snapshots"] and d["snapshots"][0]["tick"] == 0
+    assert d["event_counts"]["post"] == 1
+    sessions = client.get(f"{base}/{run_db.user_id}/sessions", params={"limit": 2}).json()
+    assert sessions["total"] >= 1
+    ev = client.get(f"{base}/{run_db.user_id}/events", params={"limit": 5}).json()
+    ticks = [e["tick"] for e in ev["items"]]
+    assert ticks == sorted(ticks, reverse=True)
+
+
+def test_items_popularity_watchers_and_cascades(client, run_db):
+    base = f"/api/runs/{run_db.run_id}/items"
+    page = client.get(base, params={"sort": "watches", "order": "desc", "limit": 5}).json()
+    w = [i["watches"] for i in page["items"]]
+    assert w == sorted(w, reverse=True) and w[0] > 0
+    top = page["items"][0]["item_id"]
+    d = client.get(f"{base}/{top}").json()
+    assert sum(t["watches"] + t["social_watches"] for t in d["timeseries"]) == d["item"]["watches"]
+    assert d["watchers"]["total"] >= 1
+    assert client.get(base, params={"q": "Toy Story"}).json()["items"][0]["title"] == "Toy Story"
+    assert client.get(base, params={"tag": "Drama", "limit": 3}).json()["total"] > 0
+
+    c = client.get(f"{base}/{run_db.item_id}").json()["cascades"]
+    posts = c["posts"]
+    assert len(posts) == 6
+    biggest = c["cascades"][0]
+    assert biggest["size"] == 4 and biggest["depth"] == 2  # user -> 1 -> 2, user -> 3
+    assert posts[biggest["root"]]["user_id"] == run_db.user_id
+    assert len(c["cascades"]) == 3  # the malformed and unknown-parent posts start their own
+
+
+def test_graph_sample_and_layout(client, run_db):
+    g = client.get(f"/api/runs/{run_db.run_id}/graph").json()
+    assert g["total_edges"] == 9  # the removed edge is not shown
+    assert {n["user_id"] for n in g["nodes"]} == {0, 1, 2, 3, 4, 5, 6}
+    assert all(0.0 <= n["x"] <= 1.0 and 0.0 <= n["y"] <= 1.0 for n in g["nodes"])
+    assert g == client.get(f"/api/runs/{run_db.run_id}/graph").json()  # deterministic
+    small = client.get(f"/api/runs/{run_db.run_id}/graph", params={"max_nodes": 2}).json()
+    assert len(small["nodes"]) == 2
+    empty = client.get(f"/api/runs/{run_db.other_run_id}/graph").json()
+    assert empty["nodes"] == [] and empty["total_edges"] == 0
+
+
+def test_compare_deltas(client, run_db):
+    r = client.get("/api/compare", params={"runs": f"{run_db.run_id},{run_db.other_run_id}"}).json()
+    assert [x["id"] for x in r["runs"]] == [run_db.run_id, run_db.other_run_id]
+    d = next(x for x in r["deltas"] if x["metric"] == "watch_rate")
+    assert d["deltas"][0] == 0.0
+    assert d["deltas"][1] == pytest.approx(d["values"][1] - d["values"][0])
+    assert len(r["ticks"][str(run_db.other_run_id)]) == 12
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/runs/999", "/api/runs/999/overview", "/api/runs/1/users/100000", "/api/runs/1/items/100000", "/api/runs/999/graph", "/api/compare?runs=1,999", "/api/runs/999/stream"],
+)
+def test_unknown_ids_are_404(client, url):
+    assert client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/runs/abc", "/api/runs/0", "/api/runs?limit=0", "/api/runs?limit=501", "/api/runs?offset=-1", "/api/runs?sort=bogus",
+        "/api/runs/1/users?order=sideways", "/api/runs/1/users/-1", "/api/compare?runs=a,b", "/api/compare?runs=", "/api/compare?runs=1,2,3,4,5,6,7,8,9",
+        "/api/runs/99999999999999999999999", "/api/runs/1/events?user_id=1e400", "/api/runs/1/ticks?after=-2",
+    ],
+)  # fmt: skip
+def test_bad_params_are_422(client, url):
+    assert client.get(url).status_code == 422
+
+
+def test_read_only(client):
+    for method in ("post", "put", "delete", "patch"):
+        assert getattr(client, method)("/api/runs").status_code == 405
+
+
+def test_database_errors_are_503_not_500(run_db, tmp_path):
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from dashboard.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    sqlite3.connect(tmp_path / "broken.db").execute("CREATE TABLE unrelated (x)").connection.commit()
+    with TestClient(create_app(url), raise_server_exceptions=False) as c:
+        r = c.get("/api/runs")
+        assert r.status_code == 503 and "database" in r.json()["detail"]
+        assert c.get("/runs").status_code == 503
+
+
+def test_missing_database_is_a_config_error(tmp_path):
+    from dashboard.app import create_app
+    from recworld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        create_app(f"sqlite:///{tmp_path / 'nope.db'}")
+
+
+def test_openapi_lists_typed_routes(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for p in ("/api/runs", "/api/runs/{run_id}/overview", "/api/runs/{run_id}/users/{user_id}", "/api/runs/{run_id}/items/{item_id}", "/api/runs/{run_id}/graph", "/api/compare", "/api/runs/{run_id}/stream"):
+        assert p in paths and "get" in paths[p]
+    assert all(set(ops) <= {"get"} for ops in paths.values())
+    assert "RunOverview" in spec["components"]["schemas"]
+    assert json.dumps(spec)  # serialisable

@@ -1,0 +1,95 @@
+"""Server-rendered pages: readable without JavaScript, escaped, linked, paginated."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+
+def _data(html: str) -> dict:
+    m = re.search(r'<script type="application/json" id="rw-data">(.*?)</script>', html, re.S)
+    assert m, "page has no embedded chart data"
+    return json.loads(m.group(1))
+
+
+def test_home_redirects_to_runs(client):
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/runs"
+
+
+def test_runs_page_lists_filters_and_sorts(client, run_db):
+    html = client.get("/runs").text
+    assert f'href="/runs/{run_db.run_id}"' in html and "quickstart-random" in html
+    assert "linucb" in html and "%" in html  # KPI columns rendered server-side
+    only = client.get("/runs", params={"recommender": "random"}).text
+    assert f'href="/runs/{run_db.other_run_id}"' in only and f'href="/runs/{run_db.run_id}"' not in only
+    assert client.get("/runs", params={"sort": "watch_rate", "order": "asc"}).status_code == 200
+    assert client.get("/runs", params={"sort": "nope"}).status_code == 422
+
+
+def test_run_page_has_tiles_charts_and_data(client, run_db):
+    html = client.get(f"/runs/{run_db.run_id}").text
+    assert 'src="/static/vendor/plotly.min.js"' in html
+    for chart in ("activity", "pages", "watch_rate", "rating", "churn", "exposure", "social", "llm", "retention", "cohorts"):
+        assert f'id="chart-{chart}"' in html
+    assert 'data-kpi="watch_rate"' in html and 'id="tick-done">30<' in html
+    d = _data(html)
+    assert len(d["ticks"]) == 30 and d["run"]["id"] == run_db.run_id
+    assert "completed" in d["terminal"]
+    assert 'id="live-note" class="live hidden"' in html  # finished: no live badge
+
+
+def test_user_pages(client, run_db):
+    html = client.get(f"/runs/{run_db.run_id}/users").text
+    assert f'href="/runs/{run_db.run_id}/users/{run_db.user_id}"' in html
+    assert "1–25 of 80" in html and 'rel="next"' in html
+    page2 = client.get(f"/runs/{run_db.run_id}/users", params={"offset": 25}).text
+    assert "26–50 of 80" in page2 and 'rel="prev"' in page2
+
+    u = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}").text
+    assert "fewer romances, more space sci-fi" in u
+    assert "I like slow science films" in u
+    assert "&lt;b&gt;so good&lt;/b&gt;" in u and "<b>so good</b>" not in u  # chat text is escaped
+    assert 'id="chart-state"' in u and _data(u)["snapshots"]
+    watch_only = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}", params={"type": "instruction"}).text
+    assert watch_only.count('class="etype t15"') == 1
+    assert client.get(f"/runs/{run_db.run_id}/users/100000").status_code == 404
+
+
+def test_item_pages(client, run_db):
+    html = client.get(f"/runs/{run_db.run_id}/items").text
+    assert f'href="/runs/{run_db.run_id}/items/' in html
+    item = client.get(f"/runs/{run_db.run_id}/items/{run_db.item_id}").text
+    assert "Share cascades" in item and "size 4, depth 2" in item
+    assert 'id="chart-popularity"' in item
+    assert client.get(f"/runs/{run_db.run_id}/items", params={"q": "Toy Story"}).text.count("Toy Story") >= 1
+
+
+def test_graph_page_and_empty_state(client, run_db):
+    html = client.get(f"/runs/{run_db.run_id}/graph").text
+    assert 'id="chart-graph"' in html and len(_data(html)["graph"]["nodes"]) == 7
+    assert client.get(f"/runs/{run_db.run_id}/graph", params={"color": "activity"}).status_code == 200
+    empty = client.get(f"/runs/{run_db.other_run_id}/graph").text
+    assert 'id="graph-empty"' in empty and "chart-graph" not in empty
+
+
+def test_compare_page(client, run_db):
+    html = client.get("/compare", params={"runs": f"{run_db.run_id},{run_db.other_run_id}"}).text
+    assert 'id="delta-table"' in html and "watch_rate" in html
+    d = _data(html)
+    assert [r["id"] for r in d["runs"]] == [run_db.run_id, run_db.other_run_id]
+    assert "Pick runs" in client.get("/compare").text
+
+
+@pytest.mark.parametrize("url", ["/runs/999", "/runs/999/users", "/runs/1/items/999999", "/compare?runs=1,999"])
+def test_html_errors_are_pages(client, url):
+    r = client.get(url)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "Back to the runs" in r.text
+
+
+def test_html_bad_params_are_422_pages(client):
+    r = client.get("/runs/1/users", params={"offset": -5})
+    assert r.status_code == 422 and "offset" in r.text and r.headers["content-type"].startswith("text/html")
