@@ -65,7 +65,7 @@ def bench_recsim(py: Path | None, n_cand: int, k: int, steps: int) -> float | No
 def bench_single(n_cand: int, k: int, steps: int, n_background: int) -> float:
     import gymnasium as gym
 
-    import recworld  # noqa: F401
+    import envs.registration  # noqa: F401  (registers the ids)
 
     env = gym.make("RecWorld/Feed-v0", num_candidates=n_cand, slate_size=k, n_background=n_background)
     env.reset(seed=0)
@@ -82,7 +82,7 @@ def bench_single(n_cand: int, k: int, steps: int, n_background: int) -> float:
 def bench_vector(n_cand: int, k: int, steps: int, num_envs: int, n_background: int) -> float:
     import gymnasium as gym
 
-    import recworld  # noqa: F401
+    import envs.registration  # noqa: F401  (registers the ids)
 
     env = gym.make_vec("RecWorld/Feed-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", num_candidates=n_cand, slate_size=k, n_background=n_background)
     env.reset(seed=0)

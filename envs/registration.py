@@ -25,3 +25,7 @@ def register_all() -> None:
 
 
 __all__ = ["ENV_IDS", "register_all"]
+
+# Importing this module registers the ids, so "envs.registration:RecWorld/Feed-v0" works as a
+# Gymnasium "module:id" string from any package without a static import of `envs`.
+register_all()

@@ -84,7 +84,17 @@ def build_world(scenario: Scenario) -> World:
         raise ConfigError(f"field 'world.slate_size': {scenario.world.slate_size} is larger than the catalog ({len(catalog)} items); lower it")
     world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed)
     world.scenario_name = scenario.name
+    world.extensions = []
     setup = getattr(brain, "attach", None)
     if callable(setup):
         setup(world)
+    if scenario.social.get("enabled"):
+        try:
+            from agents.social import SocialLayer
+        except ImportError:
+            raise ConfigError("social.enabled is set but the social layer is not available in this build; remove the social section") from None
+        layer = SocialLayer.from_config(world, scenario.social, brain=brain, seed=scenario.seed)
+        world.add_tick_hook(layer.step)
+        if layer not in world.extensions:
+            world.extensions.append(layer)
     return world

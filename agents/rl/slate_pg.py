@@ -18,13 +18,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import recworld  # noqa: F401  (registers RecWorld/Feed-v0 through string entry points)
 from agents.rl.policy import ScorerSpec, SlatePolicy, SlateScorer, plackett_luce_logp, sample_slates
 
 
 @dataclass
 class Args:
-    env_id: str = "RecWorld/Feed-v0"
+    # "module:id" makes Gymnasium import `envs` (which registers the ids) without a static import.
+    env_id: str = "envs.registration:RecWorld/Feed-v0"
     seed: int = 0
     total_timesteps: int = 100_000
     num_envs: int = 64

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import recworld  # noqa: F401  (registers the ids)
+import envs.registration  # noqa: F401  (registers the ids)
 from envs.core import dedupe_slates, sample_unseen
 from envs.registration import ENV_IDS, register_all
 

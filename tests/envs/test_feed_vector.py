@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-import recworld  # noqa: F401
+import envs.registration  # noqa: F401  (registers the ids)
 
 KW = {"n_background": 20, "warmup_ticks": 2}
 
