@@ -9,6 +9,7 @@ from typing import Annotated, AsyncIterator, Literal, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
@@ -47,13 +48,17 @@ RunSort = Literal[
 
 def parse_run_ids(runs: str) -> list[int]:
     """``"1,2,3"`` -> ``[1, 2, 3]`` (1 to 8 distinct ids), else a 422."""
+    def bad(msg: str) -> RequestValidationError:
+        # Same shape as FastAPI's own 422s, so the response matches the OpenAPI schema.
+        return RequestValidationError([{"type": "value_error", "loc": ("query", "runs"), "msg": msg, "input": runs}])
+
     try:
         ids = [int(x) for x in runs.split(",") if x.strip()]
     except ValueError:
-        raise HTTPException(422, f"runs must be comma-separated run ids such as 1,2,3; got {runs!r}") from None
+        raise bad(f"runs must be comma-separated run ids such as 1,2,3; got {runs!r}") from None
     ids = list(dict.fromkeys(ids))
     if not 1 <= len(ids) <= 8 or any(not 1 <= i <= MAX_ID for i in ids):
-        raise HTTPException(422, f"expected 1 to 8 positive run ids, got {runs!r}")
+        raise bad(f"expected 1 to 8 positive run ids, got {runs!r}")
     return ids
 
 

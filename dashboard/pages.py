@@ -18,12 +18,13 @@ from recworld.storage import queries_dashboard as Q
 router = APIRouter(include_in_schema=False)
 PAGE = 25
 
-# Charts of the run overview (and, first series only, of the compare page): (TickMetrics field, label, kind).
+# Charts of the run overview (and, first series only, of the compare page):
+# (TickMetrics field, label, "line" | "bar"[, "y2" for the right-hand axis]).
 CHARTS: list[dict[str, Any]] = [
     {"id": "activity", "title": "Active users and sessions", "series": [["active_users", "active users", "line"], ["returns", "returning", "line"], ["alive_users", "not churned", "line"]]},
     {"id": "pages", "title": "Pages per session", "series": [["pages_per_session", "pages / session", "line"]]},
     {"id": "watch_rate", "title": "Watch rate (watches / impressions)", "series": [["watch_rate", "watch rate", "line"]], "pct": True},
-    {"id": "rating", "title": "Mean rating and satisfaction", "series": [["mean_rating", "mean rating (1-5)", "line"], ["mean_satisfaction", "mean satisfaction (0-1)", "line"]]},
+    {"id": "rating", "title": "Mean rating and satisfaction", "series": [["mean_rating", "mean rating (1-5)", "line"], ["mean_satisfaction", "mean satisfaction (0-1, right axis)", "line", "y2"]]},
     {"id": "churn", "title": "Churn", "series": [["churned_total", "churned (total)", "line"], ["churned", "new churns", "bar"]]},
     {"id": "exposure", "title": "Coverage, diversity and Gini of exposure", "series": [["coverage", "catalog coverage", "line"], ["diversity", "intra-list diversity", "line"], ["consumption_diversity", "consumption diversity", "line"], ["population_diversity", "population diversity", "line"], ["gini", "Gini of exposure", "line"]]},
     {"id": "novelty", "title": "Novelty of watched items (bits)", "series": [["novelty", "novelty", "line"]]},

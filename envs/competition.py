@@ -33,7 +33,7 @@ class CompetitionEnv(ParallelEnv):
     Agents: ``"platform_0" .. "platform_{n-1}"``. Each step is one tick.
 
     Observation (per agent): like ``RecWorld/Platform-v0`` for its own
-    platform — ``"user"`` (n_users, 4 + embed_dims), ``"items"`` (n_users,
+    platform — ``"user"`` (n_users, 4 + embed_dims), ``"candidates"`` (n_users,
     num_candidates, embed_dims + 2), ``"in_session"`` (n_users,).
     Action (per agent): ``Box(-1, 1, (n_users, num_candidates))`` scores; each
     of its users in session sees their ``slate_size`` best candidates.

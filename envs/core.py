@@ -433,12 +433,12 @@ class FeedCore:
             self.candidates[rows] = sample_unseen(self.cand_rng, self.world.seen[rows], len(self.catalog), self.N)
 
     def observation(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Fresh observation arrays of focal users ``rows`` (default all): ``user`` (B, U), ``items`` (B, N, I)."""
+        """Fresh observation arrays of focal users ``rows`` (default all): ``user`` (B, U), ``candidates`` (B, N, I)."""
         u = self.world.users
         r = self.focal if rows is None else rows
         uf = user_features(u.recent[r], u.pages_in_session[r], self.world.config.max_pages, self.last_share[r], self.last_rating[r], u.sessions[r], self.cfg.embed_dims, self.catalog.dim)
         it = candidate_features(self.static, self.world.watch_counts[: len(self.catalog)], self.candidates[r])
-        return {"user": uf, "items": it}
+        return {"user": uf, "candidates": it}
 
     def slates_from_action(self, action: np.ndarray) -> np.ndarray:
         """(F, k) item ids from (F, k) candidate indices (duplicates replaced, see :func:`dedupe_slates`)."""

@@ -33,7 +33,7 @@ class RandomPolicy:
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        b, n, _ = obs["items"].shape
+        b, n, _ = obs["candidates"].shape
         return np.argsort(self.rng.random((b, n)), axis=1)[:, : self.k]
 
 
@@ -45,7 +45,7 @@ class PopularityPolicy:
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        pop = obs["items"][:, :, -2] + 1e-4 * self.rng.random(obs["items"].shape[:2])
+        pop = obs["candidates"][:, :, -2] + 1e-4 * self.rng.random(obs["candidates"].shape[:2])
         return np.argsort(-pop, axis=1, kind="stable")[:, : self.k]
 
 

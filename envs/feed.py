@@ -18,7 +18,7 @@ def feed_spaces(cfg: FeedConfig) -> tuple[spaces.Dict, spaces.MultiDiscrete]:
     obs = spaces.Dict(
         {
             "user": spaces.Box(-1.0, 1.0, shape=(user_dim(cfg.embed_dims),), dtype=np.float32),
-            "items": spaces.Box(-1.0, 1.0, shape=(cfg.num_candidates, item_dim(cfg.embed_dims)), dtype=np.float32),
+            "candidates": spaces.Box(-1.0, 1.0, shape=(cfg.num_candidates, item_dim(cfg.embed_dims)), dtype=np.float32),
         }
     )
     act = spaces.MultiDiscrete(np.full(cfg.slate_size, cfg.num_candidates, dtype=np.int64))
@@ -64,7 +64,7 @@ class FeedEnv(gym.Env):
       (0.5 if none), log-scaled sessions so far, then the leading
       ``embed_dims`` principal components of the user's recent-consumption
       embedding (an EMA of watched items).
-    - ``"items"`` (``num_candidates, embed_dims + 2``): for each candidate, its
+    - ``"candidates"`` (``num_candidates, embed_dims + 2``): for each candidate, its
       leading ``embed_dims`` embedding components, platform popularity
       (log watch count / log max count) and prior quality (rating points / 2).
 
@@ -112,7 +112,7 @@ class FeedEnv(gym.Env):
 
     def _obs(self) -> dict[str, np.ndarray]:
         o = self.core.observation()
-        return {"user": o["user"][0], "items": o["items"][0]}
+        return {"user": o["user"][0], "candidates": o["candidates"][0]}
 
     def _info(self) -> dict[str, Any]:
         u = self.core.world.users

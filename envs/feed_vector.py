@@ -92,7 +92,7 @@ class FeedVectorEnv(VectorEnv):
             final = core.observation(done)
             final_obs = np.full(self.num_envs, None, dtype=object)
             for j, i in enumerate(done.tolist()):
-                final_obs[i] = {"user": final["user"][j], "items": final["items"][j]}
+                final_obs[i] = {"user": final["user"][j], "candidates": final["candidates"][j]}
             mask = np.zeros(self.num_envs, bool)
             mask[done] = True
             final_info = {

@@ -18,7 +18,7 @@ def platform_spaces(cfg: FeedConfig, n_users: int) -> tuple[spaces.Dict, spaces.
     obs = spaces.Dict(
         {
             "user": spaces.Box(-1.0, 1.0, shape=(n_users, user_dim(cfg.embed_dims)), dtype=np.float32),
-            "items": spaces.Box(-1.0, 1.0, shape=(n_users, cfg.num_candidates, item_dim(cfg.embed_dims)), dtype=np.float32),
+            "candidates": spaces.Box(-1.0, 1.0, shape=(n_users, cfg.num_candidates, item_dim(cfg.embed_dims)), dtype=np.float32),
             "in_session": spaces.Box(0.0, 1.0, shape=(n_users,), dtype=np.float32),
         }
     )
@@ -58,7 +58,7 @@ class PlatformEnv(gym.Env):
     in session are ignored.
 
     ## Observation space
-    ``Dict``: ``"user"`` (n_users, 4 + embed_dims) and ``"items"``
+    ``Dict``: ``"user"`` (n_users, 4 + embed_dims) and ``"candidates"``
     (n_users, num_candidates, embed_dims + 2) with the same features as
     ``RecWorld/Feed-v0``, and ``"in_session"`` (n_users,) in {0, 1}.
 

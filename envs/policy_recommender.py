@@ -80,7 +80,7 @@ class PolicyRecommender:
         n = max(self.N, k)
         cand = sample_unseen(context.rng, context.seen[users], n_items, min(n, n_items))
         it = candidate_features(self.static[:n_items], self.watch_counts[:n_items], cand)
-        obs = {"user": uf, "items": it}
+        obs = {"user": uf, "candidates": it}
         if hasattr(self.policy, "scores"):
             order = np.argsort(-self.policy.scores(uf, it), axis=1, kind="stable")[:, :k]
         else:

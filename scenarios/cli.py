@@ -94,6 +94,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         if server is not None and not args.keep_dashboard:
             server.stop()
     out.print(summary_table(outcome.summary, f"run {outcome.run_id} · {scenario.name} · {scenario.recommender.name} · {scenario.brain.kind} · seed {scenario.seed}"))
+    _print_voices(out, db, outcome.run_id)
     if outcome.status == "interrupted":
         err.print(f"interrupted at tick {outcome.ticks_done}; resume with: recworld resume {outcome.run_id} --db {db}")
         return 130
@@ -105,6 +106,21 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         except KeyboardInterrupt:
             server.stop()
     return 0
+
+
+def _print_voices(out: Console, db: str, run_id: int) -> None:
+    """A few things users wrote during the run (posts, chats, instructions, feelings)."""
+    from recworld.events import EventType
+    from recworld.storage import connect
+    from recworld.storage.queries import sample_texts
+
+    engine = connect(db, create=False)
+    for etype, label in ((EventType.POST, "posts"), (EventType.CHAT, "chats"), (EventType.INSTRUCTION, "instructions to the recommender"), (EventType.FEELING, "feelings")):
+        rows = sample_texts(engine, run_id, int(etype))
+        if rows:
+            out.print(f"[bold]{label}[/]")
+            for tick, user, text in rows:
+                out.print(f"  tick {tick:>4} · user {user:>4}: {text}", markup=False, highlight=False)
 
 
 def cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -1,7 +1,7 @@
 """A slate policy network: one shared scorer per candidate (permutation-equivariant), Plackett-Luce slates.
 
 Works on the observation layout of ``RecWorld/Feed-v0`` (``user`` (B, U),
-``items`` (B, N, I)) without importing the env: the layout is described by
+``candidates`` (B, N, I)) without importing the env: the layout is described by
 ``embed_dims`` (the user vector ends with the recent-consumption embedding,
 the item vector starts with the item embedding).
 """
@@ -95,7 +95,7 @@ class SlatePolicy:
         return self.model(u, it)[0].numpy()
 
     def act(self, obs: dict[str, np.ndarray], k: int | None = None) -> np.ndarray:
-        s = self.scores(obs["user"], obs["items"])
+        s = self.scores(obs["user"], obs["candidates"])
         k = k or self.spec.slate_size
         return np.argsort(-s, axis=1, kind="stable")[:, :k]
 

@@ -60,7 +60,7 @@ def train(args: Args, progress: Callable[[int, dict[str, float]], None] | None =
         slate_size=args.slate_size,
     )
     so = envs.single_observation_space
-    n_cand, i_dim = so["items"].shape
+    n_cand, i_dim = so["candidates"].shape
     embed_dims = i_dim - 2
     spec = ScorerSpec(user_dim=so["user"].shape[0], item_dim=i_dim, embed_dims=embed_dims, num_candidates=n_cand, slate_size=args.slate_size, hidden=args.hidden)
     model = SlateScorer(spec)
@@ -83,7 +83,7 @@ def train(args: Args, progress: Callable[[int, dict[str, float]], None] | None =
     for update in range(n_updates):
         for t in range(T):
             u = torch.as_tensor(obs["user"])
-            it = torch.as_tensor(obs["items"])
+            it = torch.as_tensor(obs["candidates"])
             with torch.no_grad():
                 s, v = model(u, it)
                 a = sample_slates(s, K, gen)
@@ -97,7 +97,7 @@ def train(args: Args, progress: Callable[[int, dict[str, float]], None] | None =
                 ep_returns += info["final_info"]["episode_return"][m].tolist()
             global_step += B
         with torch.no_grad():
-            _, next_v = model(torch.as_tensor(obs["user"]), torch.as_tensor(obs["items"]))
+            _, next_v = model(torch.as_tensor(obs["user"]), torch.as_tensor(obs["candidates"]))
             adv = torch.zeros((T, B))
             last = torch.zeros(B)
             for t in reversed(range(T)):

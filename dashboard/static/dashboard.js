@@ -9,8 +9,8 @@ const RW = (() => {
       title: { text: title, font: { size: 14 } },
       margin: { l: 52, r: 16, t: 40, b: 40 },
       height: 280,
-      legend: { orientation: "h", y: -0.22 },
-      xaxis: { title: { text: "tick" } },
+      legend: { orientation: "h", y: -0.16 },
+      xaxis: { hoverformat: "d" },
       paper_bgcolor: "#fff", plot_bgcolor: "#fff",
     }, extra || {});
   }
@@ -35,8 +35,10 @@ const RW = (() => {
   function drawTickCharts(charts, ticks) {
     const xs = ticks.map((t) => t.tick);
     for (const c of charts) {
-      const traces = c.series.map(([f, label, kind], i) => trace(xs, col(ticks, f), label, kind, PALETTE[i]));
-      Plotly.newPlot("chart-" + c.id, traces, layout(c.title, c.pct ? { yaxis: { tickformat: ".0%" } } : {}), CFG);
+      const traces = c.series.map(([f, label, kind, axis], i) => Object.assign(trace(xs, col(ticks, f), label, kind, PALETTE[i]), axis ? { yaxis: axis } : {}));
+      const extra = c.pct ? { yaxis: { tickformat: ".0%" } } : {};
+      if (c.series.some((s) => s[3] === "y2")) extra.yaxis2 = { overlaying: "y", side: "right", showgrid: false };
+      Plotly.newPlot("chart-" + c.id, traces, layout(c.title + " · per tick", extra), CFG);
     }
   }
 
@@ -54,9 +56,19 @@ const RW = (() => {
       const i = cohorts.indexOf(c.cohort), j = ks.indexOf(c.k);
       if (i >= 0 && j >= 0) { z[i][j] = c.share; text[i][j] = c.active + " / " + c.cohort_size; }
     }
-    Plotly.react(el, [{ type: "heatmap", x: ks, y: cohorts, z: z, text: text, colorscale: "Blues", zmin: 0, zmax: 1,
+    Plotly.react(el, [{ type: "heatmap", x: ks, y: cohorts, z: z, text: text, colorscale: "Blues", reversescale: true, zmin: 0, zmax: 1,
       hovertemplate: "cohort %{y}, k=%{x}: %{z:.1%} (%{text})<extra></extra>" }],
       layout("Cohort retention", { xaxis: { title: { text: "k" }, dtick: 1 }, yaxis: { title: { text: "cohort (first period)" }, autorange: "reversed", dtick: 1 } }), CFG);
+  }
+
+  function retentionTable(ret) {
+    const t = document.getElementById("retention-table");
+    if (!t) return;
+    const ks = Object.keys(ret.curve).map(Number).sort((a, b) => a - b);
+    t.tHead.rows[0].innerHTML = "<th>k (periods after first session)</th>" + ks.map((k) => '<th class="num">' + k + "</th>").join("");
+    t.tBodies[0].rows[0].innerHTML = "<td>share active</td>" + ks.map((k) => '<td class="num">' + fmt(ret.curve[k], "pct") + "</td>").join("");
+    const src = document.getElementById("retention-source");
+    if (src) src.textContent = ret.source;
   }
 
   function updateRun(run) {
@@ -81,7 +93,7 @@ const RW = (() => {
     let last = D.ticks.length ? D.ticks[D.ticks.length - 1].tick : -1;
     let lastRetention = 0;
     const refreshRetention = () =>
-      fetch("/api/runs/" + D.run.id + "/retention", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null)).then((r) => r && drawRetention(r));
+      fetch("/api/runs/" + D.run.id + "/retention", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null)).then((r) => { if (r) { drawRetention(r); retentionTable(r); } });
     const es = new EventSource("/api/runs/" + D.run.id + "/stream?after=" + last);
     es.addEventListener("ticks", (ev) => {
       const m = JSON.parse(ev.data);

@@ -104,3 +104,17 @@ def list_runs(engine: Engine, limit: int = 100, offset: int = 0) -> list[Run]:
 def run_config(run: Run) -> dict[str, Any]:
     """The scenario dict stored with a run."""
     return json.loads(run.config_json or "{}")
+
+
+def sample_texts(engine: Engine, run_id: int, event_type: int, limit: int = 3) -> list[tuple[int, int, str]]:
+    """Up to ``limit`` (tick, user, text) of one event type, newest first (for summaries)."""
+    from recworld.storage.models import Event
+
+    q = (
+        select(Event.tick, Event.user_id, Event.text)
+        .where(Event.run_id == run_id, Event.type == event_type, Event.text.is_not(None))
+        .order_by(Event.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as con:
+        return [(int(t), int(u), str(x)) for t, u, x in con.execute(q)]

@@ -24,7 +24,7 @@ def test_one_session_at_a_time_and_attention_follows_satisfaction():
     while env.agents:
         acts = {}
         for a in env.agents:
-            items = obs[a]["items"]
+            items = obs[a]["candidates"]
             q = items[:, :, -1]  # quality: a decent ranking
             acts[a] = (q if a == good else -q).astype(np.float32)
         obs, rew, term, trunc, info = env.step(acts)

@@ -49,7 +49,7 @@ def _rollout(seed, steps=60):
     for _ in range(steps):
         obs, r, term, trunc, _ = env.step(env.action_space.sample())
         out.append(obs["user"].copy())
-        out.append(obs["items"].copy())
+        out.append(obs["candidates"].copy())
         rewards.append(r)
         if term or trunc:
             obs, _ = env.reset()

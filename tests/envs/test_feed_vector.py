@@ -18,7 +18,7 @@ def test_make_vec_shapes_and_spaces():
     assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, info = env.reset(seed=0)
     assert obs["user"].shape == (8, env.single_observation_space["user"].shape[0])
-    assert obs["items"].shape == (8, *env.single_observation_space["items"].shape)
+    assert obs["candidates"].shape == (8, *env.single_observation_space["candidates"].shape)
     assert obs in env.observation_space
     env.action_space.seed(0)
     for _ in range(20):
@@ -32,10 +32,10 @@ def _roll(seed, steps=40):
     env = make(6)
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
-    traj = [obs["user"], obs["items"].ravel()]
+    traj = [obs["user"], obs["candidates"].ravel()]
     for _ in range(steps):
         obs, r, *_ = env.step(env.action_space.sample())
-        traj += [obs["user"].ravel(), obs["items"].ravel(), r]
+        traj += [obs["user"].ravel(), obs["candidates"].ravel(), r]
     return np.concatenate([np.ravel(t) for t in traj])
 
 

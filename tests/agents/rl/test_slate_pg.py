@@ -23,7 +23,7 @@ def test_samples_are_distinct_and_policy_round_trips(tmp_path):
     a = sample_slates(s, 3, torch.Generator().manual_seed(0))
     assert all(len(set(r)) == 3 for r in a.tolist())
     pol = SlatePolicy(model)
-    obs = {"user": np.random.rand(4, 12).astype(np.float32), "items": np.random.rand(4, 10, 10).astype(np.float32)}
+    obs = {"user": np.random.rand(4, 12).astype(np.float32), "candidates": np.random.rand(4, 10, 10).astype(np.float32)}
     path = pol.save(tmp_path / "p.pt")
     again = SlatePolicy.load(path)
     np.testing.assert_array_equal(pol.act(obs), again.act(obs))

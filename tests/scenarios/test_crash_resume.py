@@ -1,0 +1,112 @@
+"""Kill a real `recworld run` process (SIGKILL, SIGTERM) and resume it: nothing lost, nothing duplicated."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from recworld.errors import ConfigError
+
+from recworld.storage import Event, connect
+from recworld.storage.db import dispose_all
+from recworld.storage.models import Run
+from tests_support import event_log_hash
+
+pytestmark = pytest.mark.slow
+
+TICKS = 36
+
+
+def _scenario(tmp_path, seed):
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        yaml.safe_dump(
+            {
+                "name": "crash",
+                "seed": seed,
+                "ticks": TICKS,
+                "population": {"source": "movielens", "n_users": 80},
+                "recommender": {"name": "linucb"},
+                "storage": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
+            }
+        )
+    )
+    return f
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "scenarios.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for_tick(db, run_id, tick, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            eng = connect(db, create=False)
+            with eng.connect() as con:
+                done = con.execute(select(Run.tick_done).where(Run.id == run_id)).scalar()
+        except (ConfigError, OperationalError):  # the run has not created its database yet
+            done = None
+        if done is not None and done >= tick:
+            return done
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("run did not reach the tick in time")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed):
+    scen = _scenario(tmp_path, seed)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    ref = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(scen), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    kill_at = random.Random(seed).randint(3, TICKS - 6)
+    p = _cli("run", str(scen), "--quiet")
+    _wait_for_tick(db, 2, kill_at, p)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+    p.stdout.close()
+    p.stderr.close()
+    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "resume", "2", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    eng = connect(db, create=False)
+    h1, n1 = event_log_hash(eng, 1)
+    h2, n2 = event_log_hash(eng, 2)
+    assert n1 == n2 > 0 and h1 == h2
+    with eng.connect() as con:
+        ticks = [t for (t,) in con.execute(select(func.distinct(Event.tick)).where(Event.run_id == 2).order_by(Event.tick))]
+        status = con.execute(select(Run.status).where(Run.id == 2)).scalar()
+    assert status == "completed"
+    assert ticks == sorted(set(ticks)) and ticks[-1] == TICKS - 1
+    dispose_all()
+
+
+def test_sigterm_finishes_the_tick_marks_interrupted_and_resumes(tmp_path):
+    scen = _scenario(tmp_path, 5)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    p = _cli("run", str(scen), "--quiet")
+    _wait_for_tick(db, 1, 4, p)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130
+    assert "recworld resume 1" in err
+    eng = connect(db, create=False)
+    with eng.connect() as con:
+        status, done = con.execute(select(Run.status, Run.tick_done).where(Run.id == 1)).one()
+    assert status == "interrupted" and 4 <= done < TICKS - 1
+    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "resume", "1", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ref = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(scen), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0
+    assert event_log_hash(eng, 1) == event_log_hash(eng, 2)
+    dispose_all()

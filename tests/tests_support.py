@@ -1,0 +1,21 @@
+"""Helpers shared by tests (not a test module)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+
+from recworld.storage import Event
+
+
+def event_log_hash(engine, run_id: int) -> tuple[str, int]:  # noqa: ANN001
+    """sha256 over a run's events in log order (run id excluded) and their count."""
+    h = hashlib.sha256()
+    n = 0
+    q = select(Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload).where(Event.run_id == run_id).order_by(Event.id)
+    with engine.connect() as con:
+        for row in con.execute(q):
+            h.update(repr(tuple(row)).encode())
+            n += 1
+    return h.hexdigest(), n
