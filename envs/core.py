@@ -288,6 +288,7 @@ class FeedCore:
         )
         self._pop_kwargs = dict(activity_mean=config.activity_mean, patience=config.patience, conformity=config.conformity, diversity_seeking=config.diversity_seeking, taste_noise=config.taste_noise)
         self.world = World(self.catalog, pop, make_brain(config.brain), _make_rec(config.background_recommender), wcfg, seed=int(s_world.generate_state(1)[0]))
+        self.world.light_metrics = True  # envs read rewards from decisions, not from exposure metrics
         self.focal = np.arange(self.F)
         self.static = item_static_features(self.catalog, config.embed_dims)
         self.last_share = np.zeros(self.F, np.float32)

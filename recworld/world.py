@@ -82,6 +82,8 @@ class World(mesa.Model):
         self._active_periods: list[np.ndarray] = []
         self._stats = _TickStats()
         self._batches: list[EventBatch] = []
+        # Environments stepping every tick can skip the exposure/diversity metrics (the costly part of a tick's bookkeeping).
+        self.light_metrics = False
         self.last_events = EventBatch.empty()
         self.last_metrics: dict[str, Any] = {}
         self.recommender.setup(n, catalog.embeddings, self.rec_rng)
@@ -339,7 +341,7 @@ class World(mesa.Model):
         stats.ratings += int(rated.sum())
         stats.rating_sum += float(ratings[rated].sum())
         stats.watched_items.append(w_items)
-        if k > 1:
+        if k > 1 and not self.light_metrics:
             gram = M.slate_gram(self.catalog.embeddings, slates)
             stats.diversity.append(M.pairwise_diversity(self.catalog.embeddings, slates, gram=gram))
             stats.consumption.append(M.pairwise_diversity(self.catalog.embeddings, slates, watched, gram=gram))
@@ -400,10 +402,10 @@ class World(mesa.Model):
             "coverage": float((self.exposure[:n_items] > 0).mean()),
             "diversity": float(div.mean()) if div.size else None,
             "consumption_diversity": float(cons.mean()) if cons.size else None,
-            "gini": M.gini(self.exposure[:n_items]),
-            "novelty": M.novelty(watched, self.watch_counts[:n_items]),
+            "gini": None if self.light_metrics else M.gini(self.exposure[:n_items]),
+            "novelty": None if self.light_metrics else M.novelty(watched, self.watch_counts[:n_items]),
             "mean_satisfaction": float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
-            "population_diversity": M.spread(self.users.recent[alive]),
+            "population_diversity": None if self.light_metrics else M.spread(self.users.recent[alive]),
             "posts": int((t == EventType.POST).sum()),
             "chats": int((t == EventType.CHAT).sum()),
             "social_watches": int((t == EventType.SOCIAL_WATCH).sum()),

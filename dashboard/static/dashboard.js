@@ -37,7 +37,7 @@ const RW = (() => {
     for (const c of charts) {
       const traces = c.series.map(([f, label, kind, axis], i) => Object.assign(trace(xs, col(ticks, f), label, kind, PALETTE[i]), axis ? { yaxis: axis } : {}));
       const extra = c.pct ? { yaxis: { tickformat: ".0%" } } : {};
-      if (c.series.some((s) => s[3] === "y2")) extra.yaxis2 = { overlaying: "y", side: "right", showgrid: false };
+      if (c.series.some((s) => s[3] === "y2")) { extra.yaxis2 = { overlaying: "y", side: "right", showgrid: false }; extra.margin = { l: 52, r: 44, t: 40, b: 40 }; }
       Plotly.newPlot("chart-" + c.id, traces, layout(c.title + " · per tick", extra), CFG);
     }
   }

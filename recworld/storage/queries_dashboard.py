@@ -465,10 +465,10 @@ def find_items(
     cols = _columns(engine, Item, ITEM_FIELDS)
     with engine.connect() as con:
         total = int(con.execute(select(func.count()).select_from(Item).where(*conds)).scalar_one())
+        stats = item_stats(engine, run_id)
         if order_by in ("watches", "impressions"):
-            # Rank by popularity: counts come from one cached GROUP BY per run state.
-            t = int(EventType.WATCH) if order_by == "watches" else int(EventType.IMPRESSION)
-            pop = item_popularity(engine, run_id, t)
+            # Rank by popularity from the cached per-item counts.
+            pop = {i: c[order_by] for i, c in stats.items()}
             ids = [int(i) for (i,) in con.execute(select(Item.item_id).where(*conds))]
             ids.sort(key=lambda i: (-pop.get(i, 0), i) if descending else (pop.get(i, 0), i))
             page = ids[offset : offset + limit]
@@ -477,27 +477,45 @@ def find_items(
         else:
             col = getattr(Item, order_by)
             rows = _rows(con, select(*cols).where(*conds).order_by(col.desc() if descending else col.asc(), Item.item_id).limit(limit).offset(offset))
-    stats = item_counts(engine, run_id, [r["item_id"] for r in rows])
     for r in rows:
         r.update(stats.get(r["item_id"], {"impressions": 0, "watches": 0, "posts": 0}))
     return total, rows
 
 
-_POPULARITY: dict[tuple, dict[int, int]] = {}
+_STATS: dict[tuple[int, int], tuple[Any, float, dict[int, dict[str, int]]]] = {}
+STATS_TTL_S = 30.0  # a running run's item counts are reused this long before recounting
 
 
-def item_popularity(engine: Engine, run_id: int, etype: int) -> dict[int, int]:
-    """Events of type ``etype`` per item; cached until the run writes another tick."""
-    st = status_and_tick(engine, run_id)
-    key = (id(engine), run_id, etype, st)
-    if key not in _POPULARITY:
-        q = select(Event.item_id, func.count()).where(Event.run_id == run_id, Event.type == etype, Event.item_id.is_not(None)).group_by(Event.item_id)
-        with engine.connect() as con:
-            counts = {int(i): int(n) for i, n in con.execute(q)}
-        if len(_POPULARITY) > 64:
-            _POPULARITY.clear()
-        _POPULARITY[key] = counts
-    return _POPULARITY[key]
+def item_stats(engine: Engine, run_id: int) -> dict[int, dict[str, int]]:
+    """Impressions, watches (incl. social) and posts of every item of a run.
+
+    Three GROUP BYs over the ``(run_id, type, tick)`` index (one per kind of
+    event); cached per run until it writes another tick, and at most
+    :data:`STATS_TTL_S` seconds for a run still being written.
+    """
+    import time
+
+    state = status_and_tick(engine, run_id)
+    key = (id(engine), run_id)
+    hit = _STATS.get(key)
+    now = time.monotonic()
+    if hit is not None and (hit[0] == state or (state is not None and state[0] not in TERMINAL_STATUSES and now - hit[1] < STATS_TTL_S)):
+        return hit[2]
+    stats: dict[int, dict[str, int]] = {}
+    kinds = {"impressions": (int(EventType.IMPRESSION),), "watches": WATCH_TYPES, "posts": (int(EventType.POST),)}
+    with engine.connect() as con:
+        for name, types in kinds.items():
+            # item_id + 0 (and no "IS NOT NULL"): keep SQLite on the type index, not a whole-run item scan.
+            iid = _nx(Event.item_id)
+            q = select(iid, func.count()).where(Event.run_id == run_id, Event.type.in_(types)).group_by(iid)
+            for item, n in con.execute(q):
+                if item is None:
+                    continue
+                stats.setdefault(int(item), {"impressions": 0, "watches": 0, "posts": 0})[name] = int(n)
+    if len(_STATS) > 32:
+        _STATS.clear()
+    _STATS[key] = (state, now, stats)
+    return stats
 
 
 def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -43,3 +43,27 @@ def test_newer_schema_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="newer than this RecWorld"):
         connect(url)
     dispose_all()
+
+
+def test_two_processes_write_one_database_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    from sqlalchemy import func, select
+
+    from recworld.storage.models import Run
+
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    cmd = [sys.executable, "-m", "scenarios.cli", "run", "quickstart", "--users", "60", "--ticks", "24", "--db", db, "--quiet"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    eng = connect(db, create=False)
+    with eng.connect() as con:
+        statuses = [s for (s,) in con.execute(select(Run.status))]
+    assert statuses == ["completed", "completed"]
+    from tests_support import event_log_hash
+
+    assert event_log_hash(eng, 1) == event_log_hash(eng, 2)  # same scenario + seed, interleaved writes
+    dispose_all()

@@ -1,0 +1,114 @@
+"""Export a run's conversations as JSONL (read from the run database, never from a live world).
+
+Two kinds of records, one JSON object a line, in event order:
+
+- ``{"type": "chat", ...}``: a chat between two users, its messages grouped
+  into one conversation (by the chat's ``conversation`` payload id, else by
+  the pair of users and the tick), with the item they talked about.
+- ``{"type": "exchange", ...}``: a user↔recommender exchange: the page the
+  user was shown when they gave a reflective instruction (titles from the
+  Item table, which items they watched), the feeling they stated on that
+  page, the instruction, and the next page the recommender served them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from recworld.errors import ConfigError
+from recworld.events import EventType
+from recworld.storage.models import Event, Item, Run
+
+_PAGE_TYPES = (int(EventType.WATCH), int(EventType.SKIP))
+
+
+def _slate_size(run: Any) -> int:
+    try:
+        cfg = json.loads(run.config_json or "{}")
+    except ValueError:
+        cfg = {}
+    k = int(((cfg.get("world") or {}).get("slate_size")) or 10)
+    return max(1, min(k, run.n_items or k))
+
+
+def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> int:
+    """Write the chats and user↔recommender exchanges of run ``run_id`` to ``out_path`` (JSONL).
+
+    Returns:
+        The number of records (conversations) written.
+
+    Raises:
+        ConfigError: there is no run ``run_id`` in the database.
+    """
+    with engine.connect() as con:
+        run = con.execute(select(Run).where(Run.id == run_id)).first()
+        if run is None:
+            raise ConfigError(f"no run with id {run_id} in this database; see `recworld runs`")
+        k = _slate_size(run)
+        titles = {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
+        talk = con.execute(
+            select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload)
+            .where(Event.run_id == run_id, Event.type.in_([int(EventType.CHAT), int(EventType.INSTRUCTION), int(EventType.FEELING)]))
+            .order_by(Event.id)
+        ).all()
+        records: list[tuple[int, dict[str, Any]]] = []
+        # ---- chats
+        convs: dict[Any, dict[str, Any]] = {}
+        for eid, tick, user, typ, item, value, text, payload in talk:
+            if typ != int(EventType.CHAT):
+                continue
+            partner = int(value) if value is not None else None
+            p = json.loads(payload) if payload else {}
+            key = ("c", p["conversation"]) if "conversation" in p else ("p", tick, frozenset((user, partner)))
+            conv = convs.get(key)
+            if conv is None:
+                conv = {"type": "chat", "run_id": run_id, "tick": tick, "users": [user, partner], "item_id": item, "item_title": titles.get(item) if item is not None else None, "messages": []}
+                convs[key] = conv
+                records.append((eid, conv))
+            conv["messages"].append({"user": user, "text": text})
+        # ---- exchanges
+        feelings = [(eid, tick, user, text) for eid, tick, user, typ, _i, _v, text, _p in talk if typ == int(EventType.FEELING)]
+        instructions = [(eid, tick, user, text) for eid, tick, user, typ, _i, _v, text, _p in talk if typ == int(EventType.INSTRUCTION)]
+        pages_of: dict[int, list[tuple[int, int, int, int]]] = {}
+        for eid, tick, user, text in instructions:
+            if user not in pages_of:
+                pages_of[user] = [tuple(r) for r in con.execute(
+                    select(Event.id, Event.tick, Event.type, Event.item_id)
+                    .where(Event.run_id == run_id, Event.user_id == user, Event.type.in_(_PAGE_TYPES))
+                    .order_by(Event.id)
+                )]
+            rows = pages_of[user]
+            before = [r for r in rows if r[0] < eid][-k:]
+            after = [r for r in rows if r[0] > eid][:k]
+            page_first = before[0][0] if before else eid
+            feeling = next((t for fe, ft, fu, t in reversed(feelings) if fu == user and page_first < fe < eid), None)
+
+            def page(rs: list) -> list[dict[str, Any]]:
+                return [{"item_id": it, "title": titles.get(it), "watched": typ == int(EventType.WATCH)} for _e, _t, typ, it in rs]
+
+            records.append((eid, {
+                "type": "exchange",
+                "run_id": run_id,
+                "user_id": user,
+                "tick": tick,
+                "page": page(before),
+                "feeling": feeling,
+                "instruction": text,
+                "next_tick": after[0][1] if after else None,
+                "next_page": page(after),
+            }))
+    records.sort(key=lambda r: r[0])
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        for _eid, rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return len(records)
+
+
+__all__ = ["export_conversations"]
