@@ -342,11 +342,8 @@ class FeedCore:
             rsum = np.where(rated, (ratings[fids] - 1.0) / 4.0, 0.0).sum(axis=1)
             self.last_rating[fids] = np.where(rated.any(axis=1), rsum / np.maximum(rated.sum(axis=1), 1), 0.5)
         reward = self.reward(watched, ratings, session_end, churned)
-        # Sessions span ticks in env time: hide open sessions from end_tick, which would close them.
-        open_ = w.in_session()
-        u.in_session[open_] = False
-        w.end_tick()
-        u.in_session[open_] = True
+        # Sessions span ticks in env time: keep them open across the tick boundary.
+        w.end_tick(close_sessions=False)
         if self.returns == "immediate":
             back = np.flatnonzero(session_end & ~churned)
             self.compress_return(back)

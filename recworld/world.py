@@ -174,10 +174,15 @@ class World(mesa.Model):
             self._batches.append(end_ev)
         return PageResult(users, slates, dec, leave, EventBatch.concat([ev, end_ev]))
 
-    def end_tick(self) -> dict[str, Any]:
-        """Close the tick: end leftover sessions, run hooks, compute metrics, notify observers."""
+    def end_tick(self, close_sessions: bool = True) -> dict[str, Any]:
+        """Close the tick: end leftover sessions, run hooks, compute metrics, notify observers.
+
+        Args:
+            close_sessions: end sessions still open; environments whose
+                sessions span ticks pass ``False``.
+        """
         tick = self.tick
-        left = self.in_session()
+        left = self.in_session() if close_sessions else np.zeros(0, np.int64)
         if left.size:
             self._batches.append(self._end_sessions(left, tick, self._stats))
         for hook in self.tick_hooks:

@@ -19,7 +19,6 @@ from recworld.events import INT_NONE, EventBatch
 from recworld.storage.models import (
     Checkpoint,
     Edge,
-    Event,
     Item,
     LLMCall,
     MemoryRecord,

@@ -46,3 +46,20 @@ def test_compare_prints_side_by_side(tmp_path, capsys):
     assert main(["compare", "quickstart", "--recommenders", "random,mf", "--ticks", "6", "--users", "30", "--db", db, "--quiet", "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "| random |" in out and "| mf |" in out
+
+
+@pytest.mark.slow
+def test_train_then_eval_writes_results_for_the_dashboard(tmp_path, capsys):
+    from sqlmodel import Session, select
+
+    from recworld.storage import EvalResult, connect
+
+    policy = tmp_path / "p.pt"
+    assert main(["train", "--algo", "slate_pg", "--timesteps", "2000", "--out", str(policy), "--quiet"]) == 0
+    assert policy.exists()
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    assert main(["eval", "--policies", f"random,pg={policy}", "--seeds", "2", "--episodes", "1", "--db", db, "--name", "smoke"]) == 0
+    assert "95% CI" in capsys.readouterr().out
+    with Session(connect(db)) as s:
+        rows = s.exec(select(EvalResult).where(EvalResult.name == "smoke")).all()
+    assert {r.policy for r in rows} == {"random", "pg"} and all(r.ci_low <= r.mean <= r.ci_high for r in rows)
