@@ -31,7 +31,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.brains import llm_text as T
 from agents.brains.utility import UtilityBrain
@@ -69,12 +69,13 @@ class SocialConfig(BaseModel):
     chat_shift: float = Field(0.05, ge=0, le=1, description="how far a chat moves both tastes towards its item")
     use_llm: bool = Field(True, description="write post/chat text with the brain's LLM when it has one")
 
-    @model_validator(mode="after")
-    def _turns(self) -> "SocialConfig":
-        lo, hi = self.chat_turns
+    @field_validator("chat_turns")
+    @classmethod
+    def _turns(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
         if not 2 <= lo <= hi <= 4:
-            raise ValueError(f"chat_turns must satisfy 2 <= min <= max <= 4, got {self.chat_turns}")
-        return self
+            raise ValueError("expected 2 <= min <= max <= 4")
+        return v
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -81,6 +81,11 @@ def small_scenario(tmp_path):
     return _make
 
 
-def pytest_collection_modifyitems(config, items):
-    # Keep numpy single-threaded per test process for stable timings on 2 cores.
-    np.seterr(all="ignore")
+def pytest_terminal_summary(terminalreporter):
+    """Report how many inputs each fuzzing test tried and how many failed."""
+    from tests_support import FUZZ
+
+    if FUZZ:
+        terminalreporter.section("fuzzing")
+        for name, (tried, failed) in sorted(FUZZ.items()):
+            terminalreporter.write_line(f"{name}: {tried} inputs tried, failures: {failed}")

@@ -19,3 +19,22 @@ def event_log_hash(engine, run_id: int) -> tuple[str, int]:  # noqa: ANN001
             h.update(repr(tuple(row)).encode())
             n += 1
     return h.hexdigest(), n
+
+
+# Fuzzing tallies: name -> [inputs tried, failures]; printed at the end of the run.
+FUZZ: dict[str, list[int]] = {}
+
+
+class fuzz_case:
+    """Context manager counting one fuzzed input (and whether it failed) under ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        FUZZ.setdefault(self.name, [0, 0])[0] += 1
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # noqa: ANN001
+        if exc_type is not None:
+            FUZZ[self.name][1] += 1
+        return False

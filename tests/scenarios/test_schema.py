@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from recworld.errors import ConfigError
 from scenarios.schema import load_scenario, shipped, validate
+from tests_support import fuzz_case
 
 
 def test_shipped_scenarios_validate():
@@ -68,7 +69,8 @@ docs = st.dictionaries(keys, st.one_of(scalars, st.dictionaries(st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(docs)
 def test_fuzz_schema_only_raises_config_error(doc):
-    try:
-        validate(doc, source="fuzz")
-    except ConfigError as e:
-        assert str(e).startswith("fuzz: ") and "\n" not in str(e)
+    with fuzz_case("scenario schema (hypothesis)"):
+        try:
+            validate(doc, source="fuzz")
+        except ConfigError as e:
+            assert str(e).startswith("fuzz: ") and "\n" not in str(e)

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from recworld.data import load_items_file
 from recworld.errors import DataError
+from tests_support import fuzz_case
 
 
 def test_csv_and_jsonl(tmp_path):
@@ -48,8 +49,9 @@ def test_missing_file(tmp_path):
 def test_fuzz_jsonl_never_crashes_with_anything_but_dataerror(tmp_path_factory, text):
     f = tmp_path_factory.mktemp("fz") / "x.jsonl"
     f.write_text(text, encoding="utf-8")
-    try:
-        items = load_items_file(f)
-    except DataError:
-        return
-    assert all(i.external_id and i.title for i in items)
+    with fuzz_case("item-file loader (hypothesis)"):
+        try:
+            items = load_items_file(f)
+        except DataError:
+            return
+        assert all(i.external_id and i.title for i in items)

@@ -1,7 +1,10 @@
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recworld.data import load_movielens
 from recworld.errors import DataError
+from tests_support import fuzz_case
 
 
 def test_bundled_ml100k(ml):
@@ -53,3 +56,16 @@ def test_missing_folder_and_files(tmp_path):
     (tmp_path / "u.data").write_text("1\t1\t5\t0\n")
     with pytest.raises(DataError, match="u.item is missing"):
         load_movielens(tmp_path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.text("0123456789x", max_size=3), st.text("0123456789", max_size=2), st.text("0123456789.-a", max_size=4)), max_size=8))
+def test_fuzz_grouplens_ratings_only_raise_dataerror(tmp_path, rows):
+    data = "".join(f"{u}\t{i}\t{r}\t0\n" for u, i, r in rows)
+    with fuzz_case("MovieLens loader (hypothesis)"):
+        try:
+            ml = load_movielens(_grouplens(tmp_path, data))
+        except DataError as e:
+            assert "\n" not in str(e)
+            return
+        assert ml.n_ratings == len(rows)
