@@ -251,19 +251,19 @@ class SocialLayer:
             turns = int(rng.integers(c.chat_turns[0], c.chat_turns[1] + 1))
             chats.append((a, b, int(item), turns))
 
-        post_texts, chat_lines = self._texts(world, tick, posts, chats)
-        for (a, item, rating), text in zip(posts, post_texts):
-            rows.extend(self._publish(world, tick, a, item, text, parent=None, rating=rating))
+        post_texts, chat_lines, (post_by, chat_by) = self._texts(world, tick, posts, chats)
+        for (a, item, rating), text, by in zip(posts, post_texts, post_by):
+            rows.extend(self._publish(world, tick, a, item, text, parent=None, rating=rating, by=by))
 
         # 2) diffusion: active users look at their social feed.
         rows.extend(self._consume_feeds(world, tick, active, roles))
 
-        for (a, b, item, _turns), lines in zip(chats, chat_lines):
+        for (a, b, item, _turns), lines, by in zip(chats, chat_lines, chat_by):
             cid = self.chats
             self.chats += 1
             for j, line in enumerate(lines):
                 speaker, partner = (a, b) if j % 2 == 0 else (b, a)
-                rows.append((speaker, int(EventType.CHAT), item, float(partner), line, {"conversation": cid, "turn": j}))
+                rows.append((speaker, int(EventType.CHAT), item, float(partner), line, {"conversation": cid, "turn": j, "by": by}))
             self._shift_tastes(world, [a, b], item)
             mem = getattr(self.brain, "memory", None)
             if mem is not None:
@@ -302,11 +302,9 @@ class SocialLayer:
     @staticmethod
     def _watched_this_tick(world: "World", tick: int) -> dict[int, list[tuple[int, float]]]:
         """user -> [(item, rating or NaN)] watched in this tick's sessions."""
-        # The world keeps this tick's batches until end_tick finishes (hooks run inside it).
-        batches = [b for b in getattr(world, "_batches", []) if len(b)]
-        if not batches:
+        ev = world.tick_events()
+        if not len(ev):
             return {}
-        ev = EventBatch.concat(batches)
         out: dict[int, list[tuple[int, float]]] = {}
         rates = {}
         rm = (ev.type == int(EventType.RATE)) & (ev.tick == tick)
@@ -317,13 +315,17 @@ class SocialLayer:
             out.setdefault(uu, []).append((it, rates.get((uu, it), float("nan"))))
         return out
 
-    def _texts(self, world: "World", tick: int, posts: list, chats: list) -> tuple[list[str], list[list[str]]]:
+    def _texts(self, world: "World", tick: int, posts: list, chats: list) -> tuple[list[str], list[list[str]], tuple[list[str], list[str]]]:
+        """Texts of posts and chats, and who wrote each ("llm" or "template")."""
         writer = getattr(self.brain, "social_texts", None)
         if self.config.use_llm and callable(writer) and (posts or chats):
-            return writer(world, tick, posts, chats)
-        return [T.template_post(world, a, item, r) for a, item, r in posts], [T.template_chat(world, a, b, item, t) for a, b, item, t in chats]
+            post_texts, chat_lines = writer(world, tick, posts, chats)
+            authors = getattr(self.brain, "social_authors", None) or (["llm"] * len(posts), ["llm"] * len(chats))
+            return post_texts, chat_lines, authors
+        templated = (["template"] * len(posts), ["template"] * len(chats))
+        return [T.template_post(world, a, item, r) for a, item, r in posts], [T.template_chat(world, a, b, item, t) for a, b, item, t in chats], templated
 
-    def _publish(self, world: "World", tick: int, author: int, item: int, text: str, parent: int | None, rating: float = float("nan")) -> list[tuple]:
+    def _publish(self, world: "World", tick: int, author: int, item: int, text: str, parent: int | None, rating: float = float("nan"), by: str = "template") -> list[tuple]:
         pid = len(self.posts)
         if parent is None:
             root, depth = pid, 0
@@ -341,7 +343,7 @@ class SocialLayer:
         mem = getattr(self.brain, "memory", None)
         if mem is not None:
             mem.add(author, tick, POST, 0.55, world.catalog.embeddings[shared], text=f"Posted about {T.title(world, shared)}: {text}")
-        payload = {"post": pid, "parent_post": parent, "cascade": root, "depth": depth}
+        payload = {"post": pid, "parent_post": parent, "cascade": root, "depth": depth, "by": by}
         if shared != item:
             payload["about_item"] = int(item)
         return [(author, int(EventType.POST), shared, float(pid), text, payload)]

@@ -156,24 +156,29 @@ def candidate_features(static: np.ndarray, watch_counts: np.ndarray, cand: np.nd
     return out
 
 
-def sample_unseen(rng: np.random.Generator, seen: np.ndarray, n_items: int, n: int) -> np.ndarray:
+def sample_unseen(rng: np.random.Generator, seen: np.ndarray, n_items: int, n: int, users: np.ndarray | None = None) -> np.ndarray:
     """(B, n) distinct items per row, unseen ones first (uniformly at random).
+
+    ``seen`` is either the (B, >=n_items) rows themselves or, with ``users``,
+    the whole seen matrix (no copy of the rows is made).
 
     Rejection sampling on a few extra draws per row keeps this O(B * n); rows that
     have seen almost everything fall back to an exact draw (seen items fill up).
     """
-    b = seen.shape[0]
+    user_rows = np.arange(seen.shape[0]) if users is None else np.asarray(users)
+    b = user_rows.shape[0]
     if b == 0:
         return np.zeros((0, n), np.int64)
     m = min(2 * n + 8, max(n_items, n))
     draw = rng.integers(0, n_items, size=(b, m))
     rows = np.arange(b)[:, None]
-    # First occurrence of each drawn item per row, without sorting: write positions in
-    # reverse order so that the earliest position is the one that sticks.
-    first = np.empty((b, n_items), np.int32)
-    pos = np.broadcast_to(np.arange(m, dtype=np.int32), (b, m))
-    first[rows, draw[:, ::-1]] = pos[:, ::-1]
-    valid = ~seen[rows, draw] & (first[rows, draw] == pos)
+    # Repeated draws: a stable sort puts repeats after their first occurrence;
+    # flag them and scatter the flags back to the draw order (O(B m log m)).
+    order = np.argsort(draw, axis=1, kind="stable")
+    srt = np.take_along_axis(draw, order, axis=1)
+    dup = np.zeros((b, m), bool)
+    dup[rows, order[:, 1:]] = srt[:, 1:] == srt[:, :-1]
+    valid = ~seen[user_rows[:, None], draw] & ~dup
     ok = valid.sum(axis=1) >= n
     take = valid & (np.cumsum(valid, axis=1) <= n)
     out = np.empty((b, n), np.int64)
@@ -183,7 +188,7 @@ def sample_unseen(rng: np.random.Generator, seen: np.ndarray, n_items: int, n: i
         out[ok] = draw[ok][take[ok]].reshape(-1, n)
     bad = np.flatnonzero(~ok)
     for r in bad:
-        unseen = np.flatnonzero(~seen[r, :n_items])
+        unseen = np.flatnonzero(~seen[user_rows[r], :n_items])
         if unseen.size >= n:
             out[r] = rng.choice(unseen, size=n, replace=False)
         else:
@@ -428,7 +433,7 @@ class FeedCore:
         """Draw N unseen candidates for focal users ``rows`` (default: all)."""
         rows = self.focal if rows is None else rows
         if rows.size:
-            self.candidates[rows] = sample_unseen(self.cand_rng, self.world.seen[rows], len(self.catalog), self.N)
+            self.candidates[rows] = sample_unseen(self.cand_rng, self.world.seen, len(self.catalog), self.N, users=rows)
 
     def observation(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Fresh observation arrays of focal users ``rows`` (default all): ``user`` (B, U), ``candidates`` (B, N, I)."""

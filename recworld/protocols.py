@@ -25,6 +25,7 @@ class PageDecision:
         feelings: user index in batch -> a sentence on how the page felt.
         instructions: user index in batch -> a reflective instruction for the recommender.
         fallback: (B,) bool, an LLM decision fell back to the utility model.
+        authored: user index in batch -> who wrote that user's texts ("llm" or "template").
     """
 
     watched: np.ndarray
@@ -34,6 +35,7 @@ class PageDecision:
     feelings: dict[int, str] = field(default_factory=dict)
     instructions: dict[int, str] = field(default_factory=dict)
     fallback: np.ndarray | None = None
+    authored: dict[int, str] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -150,6 +150,10 @@ class World(mesa.Model):
             self._batches.append(self._start_sessions(due, self.tick, self._stats))
         return due
 
+    def tick_events(self) -> EventBatch:
+        """The events of the current tick so far (for tick hooks such as the social layer)."""
+        return EventBatch.concat(self._batches)
+
     def in_session(self) -> np.ndarray:
         """Users currently in a session."""
         return np.flatnonzero(self.users.in_session)
@@ -322,12 +326,12 @@ class World(mesa.Model):
             batches.append(EventBatch.build(tick, rows[rflat], EventType.RATE, flat_items[rflat], ratings.ravel()[rflat]))
         if dec.feelings:
             us = sorted(dec.feelings)
-            batches.append(EventBatch.build(tick, active[us], EventType.FEELING, texts=[dec.feelings[i] for i in us]))
+            batches.append(EventBatch.build(tick, active[us], EventType.FEELING, texts=[dec.feelings[i] for i in us], payloads=[_by(dec, i) for i in us]))
         instr: dict[int, str] = {}
         if dec.instructions:
             us = sorted(dec.instructions)
             texts = [dec.instructions[i] for i in us]
-            batches.append(EventBatch.build(tick, active[us], EventType.INSTRUCTION, texts=texts))
+            batches.append(EventBatch.build(tick, active[us], EventType.INSTRUCTION, texts=texts, payloads=[_by(dec, i) for i in us]))
             instr = {int(active[i]): dec.instructions[i] for i in us}
             self.instructions.update(instr)
             if self.instruction_encoder is not None:
@@ -416,6 +420,11 @@ class World(mesa.Model):
             "social_watches": int((t == EventType.SOCIAL_WATCH).sum()),
             "instructions": stats.instructions,
         }
+
+
+def _by(dec: PageDecision, i: int) -> dict[str, str] | None:
+    who = dec.authored.get(i)
+    return None if who is None else {"by": who}
 
 
 @dataclass

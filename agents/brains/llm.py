@@ -62,9 +62,10 @@ class HybridParams(BaseModel):
     instruction_rate: float = Field(1.0, ge=0, le=1, description="share of dissatisfied leaves that produce an instruction")
     dissatisfied_share: float = Field(0.1, ge=0, le=1, description="leaving a page whose watch share is at most this is 'dissatisfied'")
     template_instructions: bool = Field(True, description="over the call budget, dissatisfied users still give a templated instruction")
-    max_calls_per_tick: int | None = Field(8, ge=0, description="LLM calls per tick at most (brain + social); None = unlimited")
-    max_tokens: int = Field(40, ge=4, le=1024, description="completion limit of language calls")
-    chat_max_tokens: int = Field(64, ge=8, le=1024)
+    max_calls_per_tick: int | None = Field(1, ge=0, description="page-language LLM calls per tick at most (feelings, instructions, reflections); None = unlimited")
+    max_social_calls_per_tick: int | None = Field(1, ge=0, description="post/chat LLM calls per tick at most (social layer); None = unlimited")
+    max_tokens: int = Field(28, ge=4, le=1024, description="completion limit of language calls")
+    chat_max_tokens: int = Field(56, ge=8, le=1024)
     temperature: float = Field(0.8, ge=0, le=2)
     memory: bool = Field(True, description="users keep memories (retrieved into prompts)")
     memory_top_k: int = Field(2, ge=0, le=20)
@@ -182,7 +183,7 @@ class _LanguageBrain:
         self._recorder: Any = None
         self._records: list[LLMCallRecord] = []
         self._budget_tick = -1
-        self._budget_used = 0
+        self._budget_used: dict[str, int] = {}
         self.stats: dict[str, int] = {"calls": 0, "cached": 0, "fallbacks": 0, "retries": 0, "tokens_in": 0, "tokens_out": 0, "templated": 0, "over_budget": 0, "bursts": 0, "pages": 0}
         self.world: World | None = None
 
@@ -240,13 +241,14 @@ class _LanguageBrain:
         return self._rt
 
     # --------------------------------------------------------------- budget
-    def take_budget(self, tick: int, n: int) -> int:
-        """Reserve up to ``n`` LLM calls of tick ``tick``'s budget; returns how many were granted."""
+    def take_budget(self, tick: int, n: int, pool: str = "page") -> int:
+        """Reserve up to ``n`` LLM calls of tick ``tick``'s ``pool`` budget ("page" or "social"); returns the grant."""
         if tick != self._budget_tick:
-            self._budget_tick, self._budget_used = tick, 0
-        cap = self.params.max_calls_per_tick
-        grant = n if cap is None else max(0, min(n, cap - self._budget_used))
-        self._budget_used += grant
+            self._budget_tick, self._budget_used = tick, {}
+        cap = self.params.max_calls_per_tick if pool == "page" else self.params.max_social_calls_per_tick
+        used = self._budget_used.get(pool, 0)
+        grant = n if cap is None else max(0, min(n, cap - used))
+        self._budget_used[pool] = used + grant
         self.stats["over_budget"] += n - grant
         return grant
 
@@ -334,8 +336,8 @@ class _LanguageBrain:
         Over the call budget, or when the model's text is unusable, the
         templates of :mod:`agents.brains.llm_text` are used.
         """
-        n_posts = self.take_budget(tick, len(posts))
-        n_chats = self.take_budget(tick, len(chats))
+        n_posts = self.take_budget(tick, len(posts), "social")
+        n_chats = self.take_budget(tick, len(chats), "social")
         asks: list[_Ask] = []
         for u, item, r in posts[:n_posts]:
             rating = f", rated {int(r)}/5" if r == r and r is not None else ""
@@ -347,6 +349,11 @@ class _LanguageBrain:
             asks.append(_Ask(req, _chat))
         raw = self._burst(asks)
         post_texts: list[str] = []
+        # Who wrote each text ("llm" or "template"), read by the social layer for its events.
+        self.social_authors = (
+            ["llm" if j < n_posts and raw[j] is not None else "template" for j in range(len(posts))],
+            ["llm" if j < n_chats and raw[n_posts + j] else "template" for j in range(len(chats))],
+        )
         for j, (u, item, r) in enumerate(posts):
             t = raw[j] if j < n_posts else None
             if t is None:
@@ -404,7 +411,7 @@ class HybridBrain(_LanguageBrain):
         reflect = np.zeros(b, bool)
         if self.memory is not None and p.reflection_every > 0:
             reflect = leave_eff & self.memory.due_for_reflection(users, world.users.sessions[users])
-        feel = ~instr & (draws[:, 1] < p.language_rate)
+        feel = draws[:, 1] < p.language_rate
         # Budget in priority order: instructions, reflections, feelings.
         idx_i = np.flatnonzero(instr)
         idx_r = np.flatnonzero(reflect)
@@ -439,8 +446,11 @@ class HybridBrain(_LanguageBrain):
         texts = self._burst(asks)
         feelings: dict[int, str] = {}
         instructions: dict[int, str] = {}
+        authored: dict[int, str] = {}
         for (kind, i), text in zip(kinds, texts):
             u = int(users[i])
+            if kind in ("instruction", "feeling"):
+                authored[i] = "llm" if text is not None else "template"
             if kind == "instruction":
                 if text is None:
                     self.stats["templated"] += 1
@@ -461,8 +471,10 @@ class HybridBrain(_LanguageBrain):
             for i in idx_i[n_i:].tolist():
                 self.stats["templated"] += 1
                 instructions[i] = T.template_instruction(world, int(users[i]), slates[i][~dec.watched[i]])
+                authored[i] = "template"
         dec.feelings = feelings
         dec.instructions = instructions
+        dec.authored = authored
         self._remember(world, users, slates, dec, leave_eff, tick)
         return dec
 
@@ -526,7 +538,8 @@ class LLMBrain(_LanguageBrain):
             instruction = T.sanitize(ans.instruction)
             if instruction and ans.leave:
                 instructions[i] = instruction
-        dec = PageDecision(watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback)
+        authored = {i: "llm" for i in set(feelings) | set(instructions)}
+        dec = PageDecision(watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback, authored=authored)
         self._remember(world, users, slates, dec, self._leave_eff(world, users, leave), tick)
         return dec
 

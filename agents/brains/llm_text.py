@@ -49,6 +49,9 @@ def sanitize(text: str | None, max_chars: int = 220) -> str | None:
     line = re.sub(r"^[A-Z][a-z]{1,12}:\s*", "", line).strip(" \"'")
     if sum(ch.isalpha() for ch in line) < 3:
         return None
+    # Cut off at max_tokens mid-sentence: keep the complete sentences, if any.
+    if line[-1] not in ".!?…)" and ". " in line:
+        line = line[: line.rindex(". ") + 1]
     if len(line) > max_chars:
         cut = line[:max_chars].rsplit(" ", 1)[0]
         line = (cut or line[:max_chars]).rstrip(",;:") + "…"

@@ -107,13 +107,18 @@ def run_config(run: Run) -> dict[str, Any]:
 
 
 def sample_texts(engine: Engine, run_id: int, event_type: int, limit: int = 3) -> list[tuple[int, int, str]]:
-    """Up to ``limit`` (tick, user, text) of one event type, newest first (for summaries)."""
+    """Up to ``limit`` (tick, user, text) of one event type for summaries.
+
+    Texts the LLM wrote (payload ``"by": "llm"``) come first, newest first;
+    then the others.
+    """
     from recworld.storage.models import Event
 
+    by_llm = Event.payload.like('%"by": "llm"%')
     q = (
         select(Event.tick, Event.user_id, Event.text)
         .where(Event.run_id == run_id, Event.type == event_type, Event.text.is_not(None))
-        .order_by(Event.id.desc())
+        .order_by(by_llm.desc(), Event.id.desc())
         .limit(limit)
     )
     with engine.connect() as con:

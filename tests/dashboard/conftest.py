@@ -2,9 +2,11 @@
 
 The quickstart scenario (80 MovieLens users, 30 ticks, LinUCB) runs first; a
 second short run with the random recommender gives the compare view two runs.
-The shipped scenarios have no social layer yet, so a few follow edges, posts
-(with share-cascade payloads), chats, instructions, memories and LLM calls are
-added to run 1 afterwards — in the same tables and shapes the recorder writes.
+Run 1 has its social layer switched off, and a small, exactly known set of
+follow edges, posts (with share-cascade payloads), chats, instructions,
+memories and LLM calls is added afterwards — in the same tables and shapes the
+recorder writes — so tests can assert exact cascade and graph shapes. A third
+run with the real social layer on backs ``social_run`` (tests of real data).
 """
 
 from __future__ import annotations
@@ -68,10 +70,10 @@ def run_db(tmp_path_factory) -> RunDB:
     from recworld.storage.models import Edge, Event, LLMCall, MemoryRecord
 
     url = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'runs.db'}"
-    s = load_scenario("quickstart").with_overrides(**{"population.n_users": 80, "ticks": 30})
+    s = load_scenario("quickstart").with_overrides(**{"population.n_users": 80, "ticks": 30, "social.enabled": False})
     out = run_scenario(s, db_url=url, progress=False)
     other = run_scenario(
-        load_scenario("quickstart").with_overrides(**{"population.n_users": 40, "ticks": 12, "recommender.name": "random"}),
+        load_scenario("quickstart").with_overrides(**{"population.n_users": 40, "ticks": 12, "recommender.name": "random", "social.enabled": False}),
         db_url=url,
         progress=False,
         run_name="quickstart-random",
@@ -85,6 +87,16 @@ def run_db(tmp_path_factory) -> RunDB:
         con.execute(insert(MemoryRecord.__table__), rows["memory"])
         con.execute(insert(LLMCall.__table__), rows["llm"])
     return RunDB(url=url, run_id=out.run_id, other_run_id=other.run_id, user_id=user, item_id=item)
+
+
+@pytest.fixture(scope="session")
+def social_run(run_db) -> int:
+    """Id of a run (same database) whose posts, chats and edges come from the real social layer."""
+    from scenarios.runner import run_scenario
+    from scenarios.schema import load_scenario
+
+    s = load_scenario("quickstart").with_overrides(**{"population.n_users": 80, "ticks": 36})
+    return run_scenario(s, db_url=run_db.url, progress=False, run_name="quickstart-social").run_id
 
 
 @pytest.fixture(scope="session")

@@ -202,3 +202,13 @@ def test_openapi_lists_typed_routes(client):
     assert all(set(ops) <= {"get"} for ops in paths.values())
     assert "RunOverview" in spec["components"]["schemas"]
     assert json.dumps(spec)  # serialisable
+
+
+def test_real_social_layer_data_is_served(client, social_run):
+    ov = client.get(f"/api/runs/{social_run}/overview").json()
+    g = client.get(f"/api/runs/{social_run}/graph").json()
+    assert g["total_edges"] > 80 and len(g["nodes"]) > 10
+    ticks = client.get(f"/api/runs/{social_run}/ticks").json()
+    rows = ticks["items"] if isinstance(ticks, dict) and "items" in ticks else ticks
+    assert sum(r.get("posts", 0) for r in rows) > 0 and sum(r.get("chats", 0) for r in rows) > 0
+    assert ov is not None

@@ -25,7 +25,7 @@ def test_export_conversations_jsonl(small_scenario, tmp_path):
         llm = {"backend": "openai", "base_url": srv.base_url, "model": "scripted", "cache_path": None}
         s = small_scenario(**{
             "ticks": 10, "population.n_users": 60, "brain.kind": "hybrid",
-            "brain.params": {"language_rate": 0.5, "dissatisfied_share": 0.5, "max_calls_per_tick": None, "memory": False},
+            "brain.params": {"language_rate": 0.5, "dissatisfied_share": 0.5, "max_calls_per_tick": None, "max_social_calls_per_tick": None, "memory": False},
             "llm": llm, "social": {"enabled": True, "chat_rate": 0.5, "post_rate": 0.2},
         })
         out = run_scenario(s, progress=False)

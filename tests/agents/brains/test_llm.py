@@ -152,7 +152,7 @@ def _bucket(req) -> int:
 
 def test_cached_rerun_reproduces_events_with_zero_llm_calls(small_scenario, server, tmp_path):
     llm = llm_section(server, cache_path=str(tmp_path / "cache.db"))
-    s = small_scenario(**{"population.n_users": 25, "ticks": 4, "brain.kind": "hybrid", "brain.params": {"language_rate": 0.5, "max_calls_per_tick": 20}, "recommender.name": "linucb", "llm": llm})
+    s = small_scenario(**{"population.n_users": 25, "ticks": 4, "brain.kind": "hybrid", "brain.params": {"language_rate": 0.5, "max_calls_per_tick": 20, "max_social_calls_per_tick": 20}, "recommender.name": "linucb", "llm": llm, "social": {"enabled": True, "post_rate": 0.5, "chat_rate": 0.3}})
     a = run_scenario(s, progress=False)
     n_requests = server.request_count
     assert n_requests > 0
@@ -176,7 +176,7 @@ def test_cached_rerun_reproduces_events_with_zero_llm_calls(small_scenario, serv
 # ---------------------------------------------------------------- hybrid brain
 def test_hybrid_language_budget_templates_and_one_burst_per_page(make_world, server):
     server.script = lambda req: '"' if "Shown:" in req.prompt_text and hashlib.sha256(req.prompt_text.encode()).digest()[0] % 3 == 0 else answer(req)
-    world, brain, rec = make(make_world, "hybrid", server, {"language_rate": 0.6, "max_calls_per_tick": 5, "dissatisfied_share": 0.3}, n=60)
+    world, brain, rec = make(make_world, "hybrid", server, {"language_rate": 0.6, "max_calls_per_tick": 5, "max_social_calls_per_tick": 0, "dissatisfied_share": 0.3}, n=60)
     bursts = []
     rt = brain.runtime
     orig = rt.complete_many
@@ -272,3 +272,26 @@ def test_sanitize_and_chat_parsing():
     assert parse_chat(" only one line") is None
     for name in PROMPT_NAMES:
         assert prompt_template(name).strip()
+
+
+@pytest.mark.slow
+def test_hybrid_on_the_embedded_model_writes_real_text(small_scenario):
+    """A few ticks with the bundled Gemma 3 270M: posts, chats and instructions carry model text."""
+    s = small_scenario(**{
+        "ticks": 3, "population.n_users": 40, "brain.kind": "hybrid",
+        "brain.params": {"language_rate": 0.05, "dissatisfied_share": 1.0, "max_calls_per_tick": 6, "max_social_calls_per_tick": 6},
+        "llm": {"cache_path": None, "timeout_s": 300},
+        "social": {"enabled": True, "post_rate": 1.0, "chat_rate": 1.0, "feed_views": 0},
+    })
+    out = run_scenario(s, progress=False)
+    assert out.status == "completed"
+    eng = connect(s.storage.url, create=False)
+    with eng.connect() as con:
+        calls = con.execute(select(LLMCall.purpose, LLMCall.fell_back, LLMCall.tokens_out).where(LLMCall.run_id == out.run_id)).all()
+        texts = {t: con.execute(select(Event.text).where(Event.run_id == out.run_id, Event.type == int(t))).scalars().all() for t in (EventType.POST, EventType.CHAT, EventType.INSTRUCTION)}
+    ok = {c.purpose for c in calls if not c.fell_back and c.tokens_out > 0}
+    assert {"post", "chat", "instruction"} <= ok, calls
+    for t, rows in texts.items():
+        assert rows and all(isinstance(x, str) and x.strip() and "\n" not in x for x in rows), t
+    templated = ("Just watched", "Have you seen", "Show me more")
+    assert any(not x.startswith(templated) for x in texts[EventType.POST] + texts[EventType.CHAT] + texts[EventType.INSTRUCTION])
