@@ -219,7 +219,7 @@ def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         from envs.train import train
     except ImportError as exc:
         raise RecWorldError(f"training needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
-    path = train(algo=args.algo, timesteps=args.timesteps, seed=args.seed, out_path=args.out, progress=not args.quiet)
+    path = train(algo=args.algo, timesteps=args.timesteps, seed=args.seed, out_path=args.out, progress=not args.quiet, n_background=args.background)
     err.print(f"saved policy to {path}; use it in a scenario with recommender: {{name: policy, params: {{path: {path}}}}}")
     return 0
 
@@ -237,7 +237,7 @@ def cmd_eval(args: argparse.Namespace, out: Console, err: Console) -> int:
         name, _, target = spec.partition("=")
         policies[name] = target or name
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
-    results = evaluate(policies, seeds=seeds, episodes=args.episodes)
+    results = evaluate(policies, seeds=seeds, episodes=args.episodes, n_background=args.background)
     db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
     store_results(db, args.name, results)
     t = Table(title=f"evaluation on held-out seeds {seeds[0]}..{seeds[-1]}", header_style="bold")
@@ -313,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timesteps", type=int, default=50_000)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="runs/policy.zip")
+    t.add_argument("--background", type=int, default=100, help="background users living around each trained user")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
 
@@ -321,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seeds", type=int, default=10)
     ev.add_argument("--seed-start", type=int, default=1000)
     ev.add_argument("--episodes", type=int, default=8)
+    ev.add_argument("--background", type=int, default=100, help="background users living around each evaluated user")
     ev.add_argument("--name", default="eval")
     ev.add_argument("--db")
     ev.set_defaults(func=cmd_eval)
