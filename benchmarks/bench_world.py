@@ -2,7 +2,9 @@
 
 A decision is one user looking at one page (k items): watch/skip per item,
 ratings, leave-or-next. Reports the world alone and the world logging every
-event to SQLite, plus peak memory (max RSS of this process).
+event to SQLite, plus peak memory (max RSS of this process). Sampled users
+with 8 sessions a day keep many users in session per tick; the social layer
+is off unless ``--social``.
 
     .venv/bin/python benchmarks/bench_world.py [--users 1000 10000] [--ticks 24] [--recommenders popularity mf]
 """
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def bench(n_users: int, ticks: int, recommender: str, db: bool) -> dict:
+def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = False, log_skips: bool = True) -> dict:
     from scenarios.build import build_world
     from scenarios.schema import load_scenario
     from recworld.storage import connect
@@ -32,6 +34,8 @@ def bench(n_users: int, ticks: int, recommender: str, db: bool) -> dict:
             "population.activity_mean": 8.0,
             "recommender.name": recommender,
             "ticks": ticks,
+            "social.enabled": social,
+            "world.log_skips": log_skips,
         }
     )
     world = build_world(s)
@@ -63,15 +67,16 @@ def main() -> None:
     ap.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--ticks", type=int, default=12)
     ap.add_argument("--recommenders", nargs="+", default=["random", "popularity", "mf", "linucb"])
+    ap.add_argument("--social", action="store_true", help="also run the social layer (posts, feeds, chats, follows) each tick")
     args = ap.parse_args()
     t = Table(title="RecWorld utility world: user-page decisions per second (single process)", header_style="bold")
     for col in ("users", "recommender", "logging", "pages", "seconds", "decisions/s", "events/s"):
         t.add_column(col, justify="right")
     for n in args.users:
         for rec in args.recommenders:
-            for db in (False, True):
-                r = bench(n, args.ticks, rec, db)
-                t.add_row(str(n), rec, "SQLite" if db else "none", f"{r['pages']:,}", f"{r['seconds']:.2f}", f"{r['rate']:,.0f}", f"{r['ev_rate']:,.0f}")
+            for db, skips in ((False, True), (True, True), (True, False)):
+                r = bench(n, args.ticks, rec, db, social=args.social, log_skips=skips)
+                t.add_row(str(n), rec, ("SQLite" if skips else "SQLite, no skips") if db else "none", f"{r['pages']:,}", f"{r['seconds']:.2f}", f"{r['rate']:,.0f}", f"{r['ev_rate']:,.0f}")
     Console().print(t)
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

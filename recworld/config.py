@@ -22,6 +22,8 @@ class WorldConfig(BaseModel):
         fatigue_per_page: fatigue added per page seen.
         fatigue_recovery_ticks: time constant of fatigue recovery while away.
         log_impressions: also log an IMPRESSION event per item shown (WATCH/SKIP already imply it).
+        log_skips: log a SKIP event per item shown and not watched (most of the log;
+            turn off for very large runs: per-tick metrics still count impressions).
         post_capacity: room for user-created items (posts) in the per-user seen matrix.
     """
 
@@ -40,4 +42,5 @@ class WorldConfig(BaseModel):
     fatigue_per_page: float = Field(0.12, ge=0)
     fatigue_recovery_ticks: float = Field(6.0, gt=0)
     log_impressions: bool = False
+    log_skips: bool = True
     post_capacity: int = Field(2000, ge=0)

@@ -320,7 +320,10 @@ class World(mesa.Model):
             batches.append(EventBatch.build(tick, rows, EventType.IMPRESSION, flat_items, positions))
         types = np.where(wflat, int(EventType.WATCH), int(EventType.SKIP))
         values = np.where(wflat, frac, positions)
-        batches.append(EventBatch.build(tick, rows, types, flat_items, values))
+        if cfg.log_skips:
+            batches.append(EventBatch.build(tick, rows, types, flat_items, values))
+        else:
+            batches.append(EventBatch.build(tick, rows[wflat], types[wflat], flat_items[wflat], values[wflat]))
         rflat = rated.ravel()
         if rflat.any():
             batches.append(EventBatch.build(tick, rows[rflat], EventType.RATE, flat_items[rflat], ratings.ravel()[rflat]))

@@ -57,7 +57,6 @@ class Event(SQLModel, table=True):
         Index("ix_event_run_user", "run_id", "user_id", "tick"),
         Index("ix_event_run_item", "run_id", "item_id"),
         Index("ix_event_run_type_tick", "run_id", "type", "tick"),
-        Index("ix_event_run_type_item", "run_id", "type", "item_id"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

@@ -116,3 +116,14 @@ def test_corrupt_checkpoint_is_refused():
         load_world(b"garbage")
     with pytest.raises(RecWorldError, match="corrupt"):
         load_world(b"RWCK1" + b"\x00" * 20)
+
+
+def test_log_skips_off_keeps_metrics_but_drops_skip_events(make_world, collect):
+    w = make_world(n=40, log_skips=False)
+    c = collect()
+    w.subscribe(c)
+    w.run(24)
+    ev = EventBatch.concat(c.events)
+    assert not ev.of_type(EventType.SKIP).any()
+    assert ev.of_type(EventType.WATCH).sum() == sum(m["watches"] for m in c.metrics) > 0
+    assert sum(m["impressions"] for m in c.metrics) > ev.of_type(EventType.WATCH).sum()
