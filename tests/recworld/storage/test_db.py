@@ -67,3 +67,35 @@ def test_two_processes_write_one_database_at_once(tmp_path):
 
     assert event_log_hash(eng, 1) == event_log_hash(eng, 2)  # same scenario + seed, interleaved writes
     dispose_all()
+
+
+def test_older_schema_is_migrated_on_open(tmp_path, monkeypatch):
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from recworld.storage import migrations
+    from recworld.storage.models import SCHEMA_VERSION, SchemaInfo
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    eng = connect(url)
+    with Session(eng) as s:
+        info = s.get(SchemaInfo, 1)
+        info.version = SCHEMA_VERSION - 1
+        s.add(info)
+        s.commit()
+    dispose_all()
+    calls = []
+
+    def step(engine):
+        calls.append(engine.url)
+        with engine.begin() as con:
+            con.execute(text("ALTER TABLE run ADD COLUMN legacy_note TEXT"))
+
+    monkeypatch.setitem(migrations.STEPS, SCHEMA_VERSION - 1, step)
+    eng = connect(url)
+    assert len(calls) == 1
+    with Session(eng) as s:
+        assert s.get(SchemaInfo, 1).version == SCHEMA_VERSION
+    with eng.connect() as con:
+        assert "legacy_note" in [r[1] for r in con.exec_driver_sql("PRAGMA table_info(run)")]
+    dispose_all()
