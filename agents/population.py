@@ -193,31 +193,53 @@ class SampledPopulation:
         self.stats = PopulationStats()
         self.personas: list[Persona] = []
 
+    def _centroids(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unit taste centroids of the catalog's tags with at least 3 items, and those tags' indices."""
+        if getattr(self, "_cen", None) is None:
+            cat = self.catalog
+            tm = cat.tag_matrix
+            usable = np.flatnonzero(tm.sum(axis=0) >= 3)
+            if usable.size == 0:
+                self._cen = (_unit(cat.embeddings.mean(axis=0, keepdims=True)), np.zeros(1, np.int64))
+            else:
+                # Contiguous float64 copy: the strided float32 product is needlessly slow.
+                c = np.ascontiguousarray(tm[:, usable].T).astype(np.float64) @ cat.embeddings.astype(np.float64)
+                self._cen = (_unit(c), usable)
+        return self._cen
+
+    def sample_arrays(self, n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Draw ``n`` users' tastes and traits (no personas; cheap enough for env resets).
+
+        Returns:
+            Arrays by :class:`UserArrays` field name, and the (n, G) 0/1 matrix
+            of liked tags (columns index the usable tags).
+        """
+        cen, _ = self._centroids()
+        g = cen.shape[0]
+        k = np.minimum(rng.integers(1, 4, n), g)
+        order = np.argsort(rng.random((n, g)), axis=1)
+        pick = np.zeros((n, g), np.float64)
+        np.put_along_axis(pick, order, (np.arange(g)[None, :] < k[:, None]).astype(np.float64), axis=1)
+        taste = (pick @ cen) / k[:, None]
+        taste = _unit(_unit(taste) + self.taste_noise * _unit(rng.normal(size=taste.shape)) / np.sqrt(1 + k[:, None]))
+        out = {"taste": taste, "taste0": taste.copy()}
+        out["activity"] = np.clip(rng.lognormal(np.log(self.activity_mean), 0.5, n), 0.1, 6.0)
+        for name, mean in self.means.items():
+            m = float(np.clip(mean, 0.02, 0.98))
+            out[name] = rng.beta(6 * m, 6 * (1 - m), n)
+        out["rating_bias"] = rng.normal(0, 0.35, n)
+        return out, pick
+
     def build_arrays(self) -> tuple[UserArrays, list[Persona]]:
         cat, n = self.catalog, self.n
         rng = np.random.default_rng(self.seed)
-        tm = cat.tag_matrix
-        usable = [t for t in range(tm.shape[1]) if tm[:, t].sum() >= 3]
-        if not usable:
-            usable = [0]
-            tm = np.ones((len(cat), 1), np.float32)
-        centroids = _unit(tm[:, usable].T @ cat.embeddings)
-        k = rng.integers(1, 4, n)
-        taste = np.zeros((n, cat.dim), np.float32)
-        liked: list[list[int]] = []
-        for i in range(n):
-            pick = rng.choice(len(usable), size=min(k[i], len(usable)), replace=False)
-            liked.append([usable[p] for p in pick])
-            taste[i] = centroids[pick].mean(0)
-        taste = _unit(_unit(taste) + self.taste_noise * _unit(rng.normal(size=taste.shape)) / np.sqrt(1 + k[:, None]))
+        drawn, pick = self.sample_arrays(n, rng)
+        _, usable = self._centroids()
         a = UserArrays.allocate(n, cat.dim)
-        a.taste[:] = taste
-        a.taste0[:] = taste
-        a.activity[:] = np.clip(rng.lognormal(np.log(self.activity_mean), 0.5, n), 0.1, 6.0)
-        for name, mean in self.means.items():
-            m = float(np.clip(mean, 0.02, 0.98))
-            getattr(a, name)[:] = rng.beta(6 * m, 6 * (1 - m), n)
-        a.rating_bias[:] = rng.normal(0, 0.35, n)
+        for name, arr in drawn.items():
+            getattr(a, name)[:] = arr
+        taste = a.taste
+        liked = [[int(usable[j]) for j in np.flatnonzero(row)] for row in pick]
         a.next_return[:] = _first_arrivals(a.activity, rng)
         sims = cat.embeddings @ taste.T  # (items, users)
         personas = []
@@ -230,7 +252,7 @@ class SampledPopulation:
                     age=int(rng.integers(16, 70)),
                     gender=str(rng.choice(["F", "M"])),
                     occupation=str(rng.choice(self.OCCUPATIONS)),
-                    liked_genres=[cat.tag_names[t] for t in liked[i]],
+                    liked_genres=[cat.tag_names[t] for t in liked[i] if t < len(cat.tag_names)],
                     disliked_genres=[],
                     liked_titles=[cat.titles[j] for j in top],
                     disliked_titles=[cat.titles[j] for j in bottom],

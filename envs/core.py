@@ -36,10 +36,6 @@ _CATALOG: Catalog | None = None
 _CATALOG_LOCK = threading.Lock()
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)).astype(np.float32)
-
-
 def default_catalog() -> Catalog:
     """The MovieLens-100K catalog, built once per process (embeddings are cached on disk)."""
     global _CATALOG
@@ -170,7 +166,8 @@ def sample_unseen(rng: np.random.Generator, seen: np.ndarray, n_items: int, n: i
     if b == 0:
         return np.zeros((0, n), np.int64)
     m = min(2 * n + 8, max(n_items, n))
-    draw = rng.integers(0, n_items, size=(b, m))
+    # 16-bit ids when they fit: numpy's stable sort is then a radix sort (much faster).
+    draw = rng.integers(0, n_items, size=(b, m), dtype=np.int16 if n_items <= np.iinfo(np.int16).max else np.int64)
     rows = np.arange(b)[:, None]
     # Repeated draws: a stable sort puts repeats after their first occurrence;
     # flag them and scatter the flags back to the draw order (O(B m log m)).
@@ -291,7 +288,7 @@ class FeedCore:
             diversity_seeking=config.diversity_seeking,
             taste_noise=config.taste_noise,
         )
-        self._pop_kwargs = dict(activity_mean=config.activity_mean, patience=config.patience, conformity=config.conformity, diversity_seeking=config.diversity_seeking, taste_noise=config.taste_noise)
+        self._population = pop
         self.world = World(self.catalog, pop, make_brain(config.brain), _make_rec(config.background_recommender), wcfg, seed=int(s_world.generate_state(1)[0]))
         self.world.light_metrics = True  # envs read rewards from decisions, not from exposure metrics
         self.focal = np.arange(self.F)
@@ -399,34 +396,8 @@ class FeedCore:
         self.last_rating[focal_idx] = 0.5
 
     def _sample_users(self, n: int) -> dict[str, np.ndarray]:
-        # The distribution of agents.population.SampledPopulation (taste around 1-3 genre
-        # centroids, Beta traits), vectorised and without personas: autoreset stays cheap.
-        rng, cat = self._new_user_rng, self.catalog
-        if not hasattr(self, "_centroids"):
-            tm = cat.tag_matrix
-            usable = np.flatnonzero(tm.sum(axis=0) >= 3)
-            if usable.size == 0:
-                self._centroids = _unit(cat.embeddings.mean(axis=0, keepdims=True))
-            else:
-                c = np.ascontiguousarray(tm[:, usable].T).astype(np.float64) @ cat.embeddings.astype(np.float64)
-                self._centroids = _unit(c)
-        cen = self._centroids
-        g = cen.shape[0]
-        k = np.minimum(rng.integers(1, 4, n), g)
-        order = np.argsort(rng.random((n, g)), axis=1)
-        mask = np.arange(g)[None, :] < k[:, None]
-        pick = np.zeros((n, g), np.float64)
-        np.put_along_axis(pick, order, mask.astype(np.float64), axis=1)
-        taste = (pick @ cen) / k[:, None]
-        kw = self._pop_kwargs
-        taste = _unit(_unit(taste) + kw["taste_noise"] * _unit(rng.normal(size=taste.shape)) / np.sqrt(1 + k[:, None]))
-        out = {"taste": taste, "taste0": taste.copy()}
-        out["activity"] = np.clip(rng.lognormal(np.log(kw["activity_mean"]), 0.5, n), 0.1, 6.0)
-        for name in ("patience", "conformity", "diversity_seeking"):
-            m = float(np.clip(kw[name], 0.02, 0.98))
-            out[name] = rng.beta(6 * m, 6 * (1 - m), n)
-        out["rating_bias"] = rng.normal(0, 0.35, n)
-        return out
+        # The population's own sampler, without personas: autoreset stays cheap.
+        return self._population.sample_arrays(n, self._new_user_rng)[0]
 
     # ------------------------------------------------------------ observations
     def draw_candidates(self, rows: np.ndarray | None = None) -> None:

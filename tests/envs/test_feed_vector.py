@@ -49,9 +49,13 @@ def test_same_step_autoreset():
     env.reset(seed=1)
     env.action_space.seed(1)
     saw_done = False
+    length = np.zeros(16, int)
     for t in range(30):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
         done = term | trunc
+        length += 1
+        # Truncated exactly when an episode reaches the time limit without ending first.
+        assert (trunc[~term] == (length[~term] >= 10)).all()
         if done.any():
             saw_done = True
             assert info["_final_obs"].tolist() == done.tolist()
@@ -60,8 +64,7 @@ def test_same_step_autoreset():
                 assert info["final_info"]["episode_length"][i] >= 1
                 # the slot now holds a fresh user at the start of a session
                 assert obs["user"][i][0] == 0.0 and obs["user"][i][3] > 0
-        if t == 9:
-            assert trunc[~term].all()
+        length[done] = 0
     assert saw_done
 
 
