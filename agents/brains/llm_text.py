@@ -55,7 +55,14 @@ def sanitize(text: str | None, max_chars: int = 220) -> str | None:
     if len(line) > max_chars:
         cut = line[:max_chars].rsplit(" ", 1)[0]
         line = (cut or line[:max_chars]).rstrip(",;:") + "…"
+    # Fragments ("not me.", "I would recommend the") say nothing: the template is better.
+    words = line.split()
+    if len(words) < 3 or line.endswith(":") or words[-1].lower().strip(".,") in _DANGLING:
+        return None
     return line
+
+
+_DANGLING = {"the", "a", "an", "of", "to", "and", "or", "but", "with", "for", "in", "on", "at", "my", "your", "this", "that", "is", "was"}
 
 
 # --------------------------------------------------------------- persona bits

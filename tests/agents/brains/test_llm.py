@@ -295,3 +295,11 @@ def test_hybrid_on_the_embedded_model_writes_real_text(small_scenario):
         assert rows and all(isinstance(x, str) and x.strip() and "\n" not in x for x in rows), t
     templated = ("Just watched", "Have you seen", "Show me more")
     assert any(not x.startswith(templated) for x in texts[EventType.POST] + texts[EventType.CHAT] + texts[EventType.INSTRUCTION])
+
+
+def test_sanitize_rejects_fragments():
+    from agents.brains.llm_text import sanitize
+
+    for fragment in ("not me.", "Reminds me of:", "I would recommend the", "ok"):
+        assert sanitize(fragment) is None
+    assert sanitize("Best movie of the eighties, easily.") == "Best movie of the eighties, easily."
