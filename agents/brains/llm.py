@@ -383,7 +383,7 @@ def parse_chat(text: str) -> list[str] | None:
             if raw[:2] not in ("A:", "B:"):
                 break
             raw = raw[2:]
-        clean = T.sanitize(raw, 200)
+        clean = T.sanitize(raw, 200, min_words=1)  # chat turns may be short ("Yes!")
         if clean is None:
             break
         lines.append(clean)

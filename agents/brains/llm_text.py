@@ -27,7 +27,7 @@ def prompt_template(name: str) -> str:
     return resources.files("agents.brains").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
 
 
-def sanitize(text: str | None, max_chars: int = 220) -> str | None:
+def sanitize(text: str | None, max_chars: int = 220, min_words: int = 3) -> str | None:
     """One clean line of model output, or None when nothing usable came back.
 
     Takes the first non-empty line, cuts it at a closing quote, strips
@@ -57,7 +57,7 @@ def sanitize(text: str | None, max_chars: int = 220) -> str | None:
         line = (cut or line[:max_chars]).rstrip(",;:") + "…"
     # Fragments ("not me.", "I would recommend the") say nothing: the template is better.
     words = line.split()
-    if len(words) < 3 or line.endswith(":") or words[-1].lower().strip(".,") in _DANGLING:
+    if len(words) < min_words or line.endswith(":") or words[-1].lower().strip(".,") in _DANGLING:
         return None
     return line
 
