@@ -226,7 +226,12 @@ def make_brain(spec: Any) -> Any:
         return UtilityBrain()
     if spec == "scripted":
         return ScriptedBrain()
-    raise ConfigError(f"brain={spec!r}; expected 'utility', 'scripted' or a Brain instance (LLM brains: pass an instance)")
+    if spec in ("hybrid", "llm"):
+        # The embedded model by default; pass a built brain for another server.
+        from agents.brains.llm import build_brain_from_config
+
+        return build_brain_from_config(spec, {}, {}, seed=0)
+    raise ConfigError(f"brain={spec!r}; expected 'utility', 'scripted', 'hybrid', 'llm' or a Brain instance")
 
 
 def _make_rec(spec: Any) -> Any:
@@ -291,6 +296,9 @@ class FeedCore:
         self._population = pop
         self.world = World(self.catalog, pop, make_brain(config.brain), _make_rec(config.background_recommender), wcfg, seed=int(s_world.generate_state(1)[0]))
         self.world.light_metrics = True  # envs read rewards from decisions, not from exposure metrics
+        attach = getattr(self.world.brain, "attach", None)
+        if callable(attach):  # LLM brains set up memory and the instruction encoder
+            attach(self.world)
         self.focal = np.arange(self.F)
         self.static = item_static_features(self.catalog, config.embed_dims)
         self.last_share = np.zeros(self.F, np.float32)

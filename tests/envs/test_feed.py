@@ -102,3 +102,51 @@ def test_sample_unseen_prefers_unseen_and_is_distinct():
     assert all(len(set(r)) == 5 for r in c.tolist())
     assert (c[1:] >= 30).all()
     assert {38, 39} <= set(c[0].tolist())
+
+
+# --- LLM users in the env: the llm brain against a scripted OpenAI-compatible server on 127.0.0.1 ---
+import json  # noqa: E402
+
+from agents.brains.llm import build_brain_from_config  # noqa: E402
+from recworld.llm.testing import ScriptedLLMServer  # noqa: E402
+
+
+def _llm_answer(req) -> str:
+    if req.json_schema is not None:
+        return json.dumps({"watch": [1], "ratings": [5], "feeling": "The first pick was spot on.", "leave": False, "instruction": ""})
+    return 'Fine by me, thanks."'
+
+
+@pytest.fixture
+def llm_server():
+    with ScriptedLLMServer(_llm_answer) as srv:
+        yield srv
+
+
+def test_llm_users_drive_feed_rewards(llm_server):
+    llm = {"backend": "openai", "base_url": llm_server.base_url, "model": "scripted", "cache_path": None, "timeout_s": 5.0}
+    brain = build_brain_from_config("llm", {}, llm, seed=0)
+    env = gym.make("RecWorld/Feed-v0", brain=brain, n_background=5)
+    try:
+        obs, _ = env.reset(seed=3)
+        rewards = []
+        for _ in range(6):
+            obs, r, term, trunc, _ = env.step(np.array([0, 1]))
+            rewards.append(r)
+            if term or trunc:
+                break
+    finally:
+        env.close()
+        brain.close()
+    # The scripted user always watches the first item and rates it 5: every page pays.
+    assert len(rewards) >= 3 and all(r >= 1.0 for r in rewards)
+    assert llm_server.request_count >= len(rewards)
+    assert brain.stats["fallbacks"] == 0
+
+
+def test_unknown_brain_name_is_a_clear_error():
+    from recworld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="expected 'utility', 'scripted', 'hybrid', 'llm'"):
+        env = gym.make("RecWorld/Feed-v0", brain="telepathic", n_background=5)
+        env.reset(seed=0)
