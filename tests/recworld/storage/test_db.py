@@ -49,7 +49,7 @@ def test_two_processes_write_one_database_at_once(tmp_path):
     import subprocess
     import sys
 
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from recworld.storage.models import Run
 
