@@ -54,6 +54,12 @@ def build_brain(scenario: Scenario, world_hint: dict[str, Any] | None = None) ->
         if bad:
             raise ConfigError(f"field 'brain.params': unknown key(s) {sorted(bad)} for the scripted brain; allowed: {sorted(allowed)}")
         return ScriptedBrain(**b.params)
+    if b.kind == "distilled":
+        from agents.brains.distilled import DistilledBrain
+
+        if set(b.params) != {"path"}:
+            raise ConfigError("field 'brain.params': the distilled brain takes exactly {path: file.json} (made by `recworld distill`)")
+        return DistilledBrain.load(b.params["path"])
     from scenarios.llm_setup import build_llm_brain
 
     return build_llm_brain(scenario)

@@ -214,6 +214,33 @@ def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from agents.brains.distilled import DistilledBrain
+    from scenarios.build import build_world
+    from scenarios.schema import load_scenario
+
+    scenario = load_scenario(args.scenario).with_overrides(**_overrides(args))
+    world = build_world(scenario)
+    teacher = world.brain
+    err.print(f"warming the world for {args.warmup} ticks with the {scenario.brain.kind} brain, then {args.pages} pages of decisions")
+    try:
+        world.run(args.warmup)
+        student = DistilledBrain.fit(world, teacher, pages=args.pages, seed=scenario.seed)
+    finally:
+        closer = getattr(teacher, "close", None)
+        if callable(closer):
+            closer()
+    path = student.save(args.out)
+    t = Table(title=f"distilled from {scenario.brain.kind} ({args.pages} pages)", header_style="bold")
+    t.add_column("parameter")
+    t.add_column("fitted", justify="right")
+    for k, v in sorted(student.fit_report["params"].items()):
+        t.add_row(k, f"{v:.3f}")
+    out.print(t)
+    err.print(f"saved to {path}; use it with brain: {{kind: distilled, params: {{path: {path}}}}}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         from envs.train import train
@@ -260,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--users", type=int, help="override population.n_users")
     r.add_argument("--seed", type=int, help="override the seed")
     r.add_argument("--recommender", help="override the recommender name")
-    r.add_argument("--brain", choices=["utility", "scripted", "hybrid", "llm"], help="override the brain")
+    r.add_argument("--brain", choices=["utility", "scripted", "hybrid", "llm", "distilled"], help="override the brain")
     r.add_argument("--db", help="database URL or SQLite file (default: the scenario's storage.url)")
     r.add_argument("--dashboard", action="store_true", help="serve the dashboard while the run goes on")
     r.add_argument("--keep-dashboard", action="store_true", help="keep serving the dashboard after the run")
@@ -307,6 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db")
     e.add_argument("--out", default="conversations.jsonl")
     e.set_defaults(func=cmd_export)
+
+    di = sub.add_parser("distill", help="fit a fast utility brain to the decisions of a scenario's (LLM) brain")
+    di.add_argument("scenario")
+    di.add_argument("--brain", choices=["utility", "scripted", "hybrid", "llm"], help="the teacher (default: the scenario's brain)")
+    di.add_argument("--users", type=int)
+    di.add_argument("--seed", type=int)
+    di.add_argument("--warmup", type=int, default=24, help="ticks to run first so user state varies")
+    di.add_argument("--pages", type=int, default=2000, help="pages of teacher decisions to fit on")
+    di.add_argument("--out", default="runs/distilled.json")
+    di.set_defaults(func=cmd_distill)
 
     t = sub.add_parser("train", help="train an RL recommender on RecWorld/Feed-v0")
     t.add_argument("--algo", choices=["ppo", "slate_pg"], default="slate_pg")

@@ -43,9 +43,9 @@ class PopulationSpec(_Strict):
 
 
 class BrainSpec(_Strict):
-    """Which brain decides for users: utility, scripted, hybrid or llm."""
+    """Which brain decides for users: utility, scripted, hybrid, llm or distilled (params: {path: fitted.json})."""
 
-    kind: Literal["utility", "scripted", "hybrid", "llm"] = "utility"
+    kind: Literal["utility", "scripted", "hybrid", "llm", "distilled"] = "utility"
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -1,4 +1,4 @@
-"""Brains: who makes a user's page decisions (utility, scripted; llm and hybrid in agents.brains.llm)."""
+"""Brains: who makes a user's page decisions (utility, scripted; llm and hybrid in agents.brains.llm; distilled in agents.brains.distilled)."""
 
 from agents.brains.scripted import ScriptedBrain
 from agents.brains.utility import UtilityBrain, UtilityParams

@@ -63,3 +63,12 @@ def test_train_then_eval_writes_results_for_the_dashboard(tmp_path, capsys):
     with Session(connect(db)) as s:
         rows = s.exec(select(EvalResult).where(EvalResult.name == "smoke")).all()
     assert {r.policy for r in rows} == {"random", "pg"} and all(r.ci_low <= r.mean <= r.ci_high for r in rows)
+
+
+def test_distill_then_run_with_the_distilled_brain(tmp_path, capsys):
+    out = tmp_path / "d.json"
+    assert main(["distill", "quickstart", "--brain", "utility", "--users", "60", "--warmup", "6", "--pages", "300", "--out", str(out)]) == 0
+    assert out.exists() and "no_click" in capsys.readouterr().out
+    scen = tmp_path / "s.yaml"
+    scen.write_text(f"name: d\nticks: 6\npopulation: {{n_users: 40}}\nbrain: {{kind: distilled, params: {{path: {out}}}}}\nstorage: {{url: sqlite:///{tmp_path / 'r.db'}}}\n")
+    assert main(["run", str(scen), "--quiet"]) == 0
