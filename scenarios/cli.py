@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recworld.errors import RecWorldError
+from recworld.storage.db import redact
 
 EXIT_USAGE = 2
 
@@ -96,9 +97,9 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print(summary_table(outcome.summary, f"run {outcome.run_id} · {scenario.name} · {scenario.recommender.name} · {scenario.brain.kind} · seed {scenario.seed}"))
     _print_voices(out, db, outcome.run_id)
     if outcome.status == "interrupted":
-        err.print(f"interrupted at tick {outcome.ticks_done}; resume with: recworld resume {outcome.run_id} --db {db}")
+        err.print(f"interrupted at tick {outcome.ticks_done}; resume with: recworld resume {outcome.run_id} --db {redact(db)}")
         return 130
-    err.print(f"run {outcome.run_id} completed; events in {db}. Browse with: recworld dashboard --db {db}")
+    err.print(f"run {outcome.run_id} completed; events in {redact(db)}. Browse with: recworld dashboard --db {redact(db)}")
     if server is not None and args.keep_dashboard:
         err.print("dashboard still serving; Ctrl-C to stop")
         try:
@@ -130,7 +131,7 @@ def cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         outcome = resume_run(args.run_id, db_url=db, progress=not args.quiet, console=err)
     except KeyboardInterrupt:
-        err.print(f"stopped again; resume with `recworld resume {args.run_id} --db {db}`")
+        err.print(f"stopped again; resume with `recworld resume {args.run_id} --db {redact(db)}`")
         return 130
     out.print(summary_table(outcome.summary, f"run {outcome.run_id} (resumed)"))
     return 0 if outcome.status == "completed" else 130
@@ -155,7 +156,7 @@ def cmd_runs(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
     engine = connect(db, create=False)
-    t = Table(title=f"runs in {db}", header_style="bold")
+    t = Table(title=f"runs in {redact(db)}", header_style="bold")
     for col in ("id", "name", "recommender", "brain", "seed", "status", "ticks", "users"):
         t.add_column(col)
     for r in list_runs(engine, limit=args.limit):

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError, RecWorldError
 from recworld.storage import connect
+from recworld.storage.db import redact
 from recworld.storage.models import Checkpoint, Event, LLMCall, MemoryRecord, TickMetrics, UserSnapshot, Edge, Item
 from recworld.storage.queries import get_run, run_config, run_summary
 from recworld.storage.recorder import RunRecorder, create_run, set_status
@@ -180,7 +181,7 @@ def resume_run(run_id: int, *, db_url: str, progress: bool = True, console: Cons
     engine = connect(db_url, create=False)
     run = get_run(engine, run_id)
     if run is None:
-        raise ConfigError(f"no run with id {run_id} in {db_url}; see `recworld runs --db {db_url}`")
+        raise ConfigError(f"no run with id {run_id} in {redact(db_url)}; see `recworld runs --db {redact(db_url)}`")
     if run.status == "completed":
         raise ConfigError(f"run {run_id} is already completed; nothing to resume")
     scenario = validate(run_config(run), source=f"run {run_id}")

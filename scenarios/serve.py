@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from recworld.errors import ConfigError
+from recworld.storage.db import redact
 
 
 def _is_loopback(host: str) -> bool:
@@ -86,7 +87,7 @@ def serve_dashboard(db: str, host: str, port: int, allow_remote: bool, token: st
 
     connect(db, create=False)
     srv = start_dashboard(db, host=host, port=port, token=token)
-    console.print(f"RecWorld dashboard on http://{host}:{srv.port}/ (database {db}); Ctrl-C to stop")
+    console.print(f"RecWorld dashboard on http://{host}:{srv.port}/ (database {redact(db)}); Ctrl-C to stop")
     try:
         srv.wait()
     except KeyboardInterrupt:

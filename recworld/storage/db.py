@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from recworld.errors import ConfigError
@@ -27,6 +27,14 @@ def normalise_url(url_or_path: str) -> str:
     if "://" not in s:
         return f"sqlite:///{s}"
     return s
+
+
+def redact(url_or_path: str) -> str:
+    """The URL with any password replaced by ``***`` (for messages and logs)."""
+    try:
+        return make_url(normalise_url(url_or_path)).render_as_string(hide_password=True)
+    except (ArgumentError, ConfigError):
+        return str(url_or_path)
 
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
@@ -56,7 +64,7 @@ def connect(url_or_path: str = DEFAULT_DB_URL, create: bool = True) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"cannot parse database URL {url!r}; expected e.g. sqlite:///runs/recworld.db or postgresql+psycopg://user@host/db") from None
+        raise ConfigError("cannot parse the database URL; expected e.g. sqlite:///runs/recworld.db or postgresql+psycopg://user@host/db") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
@@ -74,20 +82,35 @@ def connect(url_or_path: str = DEFAULT_DB_URL, create: bool = True) -> Engine:
             f"no database driver for {parsed.drivername!r} ({exc.name}); for PostgreSQL install the extra: pip install 'recworld[postgres]'"
         ) from None
     except SQLAlchemyError as exc:
-        raise ConfigError(f"cannot open database {url!r}: {exc.__class__.__name__}") from None
+        raise ConfigError(f"cannot open database {redact(url)!r}: {exc.__class__.__name__}") from None
     if is_sqlite:
         sa_event.listen(engine, "connect", _set_sqlite_pragmas)
     try:
         if create:
-            SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in _tables()])
+            _create_tables(engine)
             _check_schema(engine)
         else:
             with engine.connect():
                 pass
     except OperationalError as exc:
-        raise ConfigError(f"cannot open database {url!r}: {str(exc.orig).splitlines()[0]}") from None
+        raise ConfigError(f"cannot open database {redact(url)!r}: {str(exc.orig).splitlines()[0]}") from None
     _ENGINES[url] = engine
     return engine
+
+
+def _create_tables(engine: Engine, attempts: int = 10) -> None:
+    # Two processes opening a new database at once race between "does the
+    # table exist?" and "CREATE TABLE": the loser retries and finds it there.
+    import time
+
+    for i in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in _tables()])
+            return
+        except OperationalError as exc:
+            if "already exists" not in str(exc.orig) or i == attempts - 1:
+                raise
+            time.sleep(0.05 * (i + 1))
 
 
 def _tables() -> list[type[SQLModel]]:
@@ -105,7 +128,10 @@ def _check_schema(engine: Engine) -> None:
         info = s.exec(select(SchemaInfo)).first()
         if info is None:
             s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-            s.commit()
+            try:
+                s.commit()
+            except IntegrityError:  # another process wrote it first
+                s.rollback()
             return
         if info.version > SCHEMA_VERSION:
             raise ConfigError(

@@ -19,7 +19,7 @@ def test_connect_creates_tables_and_wal(tmp_path):
 
 
 def test_bad_urls_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="cannot parse database URL"):
+    with pytest.raises(ConfigError, match="cannot parse the database URL"):
         connect("::::://")
     with pytest.raises(ConfigError, match="no database driver|cannot open"):
         connect("nosuchdb://u@h/x")
@@ -99,3 +99,9 @@ def test_older_schema_is_migrated_on_open(tmp_path, monkeypatch):
     with eng.connect() as con:
         assert "legacy_note" in [r[1] for r in con.exec_driver_sql("PRAGMA table_info(run)")]
     dispose_all()
+
+
+def test_passwords_never_appear_in_errors():
+    with pytest.raises(ConfigError) as e:
+        connect("postgresql+psycopg://alice:s3cret-pw@127.0.0.1:1/db")
+    assert "s3cret-pw" not in str(e.value) and "***" in str(e.value)
