@@ -57,6 +57,9 @@ def sanitize(text: str | None, max_chars: int = 220, min_words: int = 3) -> str 
         line = (cut or line[:max_chars]).rstrip(",;:") + "…"
     # Fragments ("not me.", "I would recommend the") say nothing: the template is better.
     words = line.split()
+    # Echoes of the prompt's item list ("(1995) — a take by user 7, ...") are not speech either.
+    if line[0] in "([" or line[0].isdigit() or "a take by user" in line or line[-1] in ";,":
+        return None
     if len(words) < min_words or line.endswith(":") or words[-1].lower().strip(".,") in _DANGLING:
         return None
     return line

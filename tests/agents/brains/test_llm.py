@@ -300,6 +300,6 @@ def test_hybrid_on_the_embedded_model_writes_real_text(small_scenario):
 def test_sanitize_rejects_fragments():
     from agents.brains.llm_text import sanitize
 
-    for fragment in ("not me.", "Reminds me of:", "I would recommend the", "ok"):
+    for fragment in ("not me.", "Reminds me of:", "I would recommend the", "ok", "(1995) — a take by user 700, (1996)", "Star Wars (1977);"):
         assert sanitize(fragment) is None
     assert sanitize("Best movie of the eighties, easily.") == "Best movie of the eighties, easily."
