@@ -21,6 +21,21 @@ def event_log_hash(engine, run_id: int) -> tuple[str, int]:  # noqa: ANN001
     return h.hexdigest(), n
 
 
+def run_collecting(world, ticks: int):  # noqa: ANN001, ANN201
+    """Step ``world`` for ``ticks`` and return all the events it emitted, as one EventBatch."""
+    from recworld.events import EventBatch
+
+    events = []
+
+    class _Collect:
+        def on_tick(self, w, ev, m):  # noqa: ANN001
+            events.append(ev)
+
+    world.subscribe(_Collect())
+    world.run(ticks)
+    return EventBatch.concat(events)
+
+
 # Fuzzing tallies: name -> [inputs tried, failures]; printed at the end of the run.
 FUZZ: dict[str, list[int]] = {}
 

@@ -269,7 +269,7 @@ class _LanguageBrain:
         records = self._records
         self._records = []
         if len(records) != len(asks):  # a runtime without our callback (injected): rebuild
-            records = [LLMCallRecord(a.request.tick, a.request.user_id, a.request.purpose, self.llm_config.model, r.tokens_in, r.tokens_out, r.latency_ms, r.cached, r.retries, r.fell_back, r.error) for a, r in zip(asks, results)]
+            records = [LLMCallRecord.of(a.request, r, self.llm_config.model) for a, r in zip(asks, results)]
         out: list[Any] = []
         for ask, res, rec in zip(asks, results, records):
             value: Any = None

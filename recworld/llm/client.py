@@ -270,22 +270,7 @@ class LLMRuntime:
         return LLMResult(hit.text, parsed, hit.tokens_in, hit.tokens_out, 0.0, cached=True)
 
     def _account(self, prepared: list[_Prepared], results: list[LLMResult]) -> None:
-        records = [
-            LLMCallRecord(
-                tick=p.request.tick,
-                user_id=p.request.user_id,
-                purpose=p.request.purpose,
-                model=self.config.model,
-                tokens_in=r.tokens_in,
-                tokens_out=r.tokens_out,
-                latency_ms=r.latency_ms,
-                cached=r.cached,
-                retries=r.retries,
-                fell_back=r.fell_back,
-                error=r.error,
-            )
-            for p, r in zip(prepared, results)
-        ]
+        records = [LLMCallRecord.of(p.request, r, self.config.model) for p, r in zip(prepared, results)]
         with self._lock:
             for r in results:
                 self.totals.add(r)

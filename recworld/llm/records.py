@@ -87,6 +87,23 @@ class LLMCallRecord:
     fell_back: bool
     error: str | None
 
+    @classmethod
+    def of(cls, request: "LLMRequest", result: "LLMResult", model: str) -> "LLMCallRecord":
+        """The accounting record of ``request`` answered by ``result``."""
+        return cls(
+            tick=request.tick,
+            user_id=request.user_id,
+            purpose=request.purpose,
+            model=model,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            latency_ms=result.latency_ms,
+            cached=result.cached,
+            retries=result.retries,
+            fell_back=result.fell_back,
+            error=result.error,
+        )
+
 
 @dataclass
 class LLMTotals:

@@ -9,21 +9,12 @@ from sqlalchemy import func, select
 
 from agents.social import SocialLayer
 from recworld.errors import ConfigError
-from recworld.events import EventBatch, EventType
+from recworld.events import EventType
 from recworld.storage import Edge, Event, Item, LLMCall, connect
 from scenarios.runner import run_scenario
+from tests_support import run_collecting
 
 
-def run(world, ticks):
-    events = []
-
-    class Obs:
-        def on_tick(self, w, ev, m):
-            events.append(ev)
-
-    world.subscribe(Obs())
-    world.run(ticks)
-    return EventBatch.concat(events)
 
 
 def pair_sim(world, edges):
@@ -65,7 +56,7 @@ def test_social_dynamics_with_the_utility_brain(make_world):
     world.add_tick_hook(layer.step)
     n_items0 = len(world.catalog)
     taste0 = world.users.taste.copy()
-    ev = run(world, 30)
+    ev = run_collecting(world, 30)
     count = {t: int(ev.of_type(t).sum()) for t in (EventType.POST, EventType.SOCIAL_WATCH, EventType.CHAT, EventType.FOLLOW, EventType.UNFOLLOW)}
     assert all(v > 0 for v in count.values()), count
     # Posts carry cascade ids: a reshare's cascade is its parent's cascade.

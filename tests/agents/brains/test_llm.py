@@ -14,10 +14,11 @@ from agents.brains.llm import ERROR_UNUSABLE_TEXT, HybridBrain, LLMBrain, build_
 from agents.brains.llm_text import PROMPT_NAMES, prompt_template, sanitize
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError
-from recworld.events import EventBatch, EventType
+from recworld.events import EventType
 from recworld.llm.testing import Fault, ScriptedLLMServer
 from recworld.storage import Event, LLMCall, TickMetrics, connect
 from scenarios.runner import run_scenario
+from tests_support import run_collecting
 
 DECISION = {"watch": [1, 3], "ratings": [5, 2], "feeling": "Two picks worth my evening.", "leave": False, "instruction": ""}
 
@@ -48,16 +49,6 @@ def llm_section(srv, **kw):
     return d
 
 
-def run_world(world, ticks):
-    events = []
-
-    class Obs:
-        def on_tick(self, w, ev, m):
-            events.append(ev)
-
-    world.subscribe(Obs())
-    world.run(ticks)
-    return EventBatch.concat(events)
 
 
 class Records:
@@ -92,7 +83,7 @@ def make(make_world, kind, srv, params=None, n=40, recommender="mf", rec_params=
 def test_llm_brain_parses_structured_decisions(make_world, server):
     world, brain, rec = make(make_world, "llm", server)
     try:
-        ev = run_world(world, 3)
+        ev = run_collecting(world, 3)
     finally:
         brain.close()
     decide = [r for r in rec.llm if r["purpose"] == "decide"]
@@ -185,7 +176,7 @@ def test_hybrid_language_budget_templates_and_one_burst_per_page(make_world, ser
     orig_decide = brain.decide
     brain.decide = lambda w, u, s: pages.append(len(u)) or orig_decide(w, u, s)
     try:
-        ev = run_world(world, 6)
+        ev = run_collecting(world, 6)
     finally:
         brain.close()
     assert len(bursts) <= len(pages) and max(bursts) > 1  # a page-batch's calls go as one burst
@@ -215,7 +206,7 @@ def test_instruction_moves_the_next_slates(make_world, ml):
         with ScriptedLLMServer(script) as srv:
             world, brain, _ = make(make_world, "hybrid", srv, {"language_rate": 0.0, "dissatisfied_share": 1.0, "max_calls_per_tick": None, "memory": False}, n=40, rec_params={"instruction_weight": 3.0})
             try:
-                ev = run_world(world, 30)
+                ev = run_collecting(world, 30)
             finally:
                 brain.close()
         assert world.instruction_embeddings and len(world.instructions) > 5
@@ -233,7 +224,7 @@ def test_instruction_moves_the_next_slates(make_world, ml):
 # --------------------------------------------------------------- plumbing
 def test_checkpoint_drops_runtime_and_resumes(make_world, server):
     world, brain, rec = make(make_world, "hybrid", server, {"language_rate": 0.5})
-    run_world(world, 2)
+    run_collecting(world, 2)
     blob = dump_world(world)
     brain.close()
     w2 = load_world(blob)
