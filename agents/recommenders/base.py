@@ -6,6 +6,7 @@ import numpy as np
 
 from recworld.protocols import RecContext
 
+# Pushes seen items below every unseen one while keeping scores finite (LinUCB ranks candidates by it).
 SEEN_PENALTY = 1e6
 
 

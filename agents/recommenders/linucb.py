@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.recommenders.base import Recommender, instruction_boost, topk_unseen
+from agents.recommenders.base import SEEN_PENALTY, Recommender, instruction_boost, topk_unseen
 from agents.recommenders.mf import feedback_reward
 from recworld.protocols import Feedback, RecContext
 
@@ -67,7 +67,7 @@ class LinUCBRecommender(Recommender):
         instruction_boost(mean, users, context, self.instruction_weight, 1.0)
         seen = context.seen[users]
         c = min(max(self.candidates, k), context.n_items)
-        mean_adj = mean - 1e6 * seen[:, : context.n_items]
+        mean_adj = mean - SEEN_PENALTY * seen[:, : context.n_items]
         cand = np.argpartition(-mean_adj, c - 1, axis=1)[:, :c]
         xc = X[cand]  # (B, c, d)
         bonus = np.sqrt(np.maximum(np.einsum("bcd,bde,bce->bc", xc, self.Ainv[users], xc), 0.0))
