@@ -8,6 +8,7 @@ import numpy as np
 
 from envs.core import candidate_features, default_catalog, sample_unseen, user_features
 from envs.evaluate import load_policy
+from recworld.arrays import add_counts
 from recworld.protocols import Feedback, RecContext
 
 
@@ -101,7 +102,7 @@ class PolicyRecommender:
         n_w = watched.sum(axis=1)
         if slates.size and int(slates.max()) >= self.watch_counts.size:
             self.watch_counts = np.concatenate([self.watch_counts, np.zeros(int(slates.max()) + 1 - self.watch_counts.size, np.int64)])
-        np.add.at(self.watch_counts, slates[watched], 1)
+        add_counts(self.watch_counts, slates[watched])
         self.last_share[users] = n_w / k
         r = np.asarray(feedback.ratings, np.float64)
         rated = watched & ~np.isnan(r)

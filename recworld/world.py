@@ -14,6 +14,7 @@ import mesa
 import numpy as np
 
 from recworld import metrics as M
+from recworld.arrays import add_counts
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
@@ -283,9 +284,9 @@ class World(mesa.Model):
         rows = np.repeat(active, k)
         flat_items = slates.ravel()
         self.seen[rows, flat_items] = True
-        np.add.at(self.exposure, flat_items, 1)
+        add_counts(self.exposure, flat_items)
         w_items = slates[watched]
-        np.add.at(self.watch_counts, w_items, 1)
+        add_counts(self.watch_counts, w_items)
 
         # --- state updates -------------------------------------------------
         n_w = watched.sum(axis=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.recommenders.base import Recommender, topk_shared_order, topk_unseen
+from recworld.arrays import add_counts
 from recworld.protocols import Feedback, RecContext
 
 
@@ -54,4 +55,4 @@ class PopularityRecommender(Recommender):
         self._tick = feedback.tick
         items = feedback.slates[feedback.watched]
         self.ensure_items(int(items.max()) + 1 if items.size else 0)
-        np.add.at(self.counts, items, 1.0)
+        add_counts(self.counts, items)
