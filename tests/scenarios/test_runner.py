@@ -1,25 +1,14 @@
-import hashlib
-
 import numpy as np
-from sqlalchemy import select
-
-from recworld.storage import Event, connect
+from recworld.storage import connect
 from recworld.storage.queries import get_run
 from scenarios.build import build_world
 from scenarios.runner import resume_run, run_scenario
 from scenarios.schema import load_scenario
+from tests_support import event_log_hash
 
 
 def event_hash(url, run_id):
-    eng = connect(url, create=False)
-    h = hashlib.sha256()
-    with eng.connect() as con:
-        q = select(Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text).where(Event.run_id == run_id).order_by(Event.id)
-        n = 0
-        for row in con.execute(q):
-            h.update(repr(tuple(row)).encode())
-            n += 1
-    return h.hexdigest(), n
+    return event_log_hash(connect(url, create=False), run_id)
 
 
 def test_same_scenario_and_seed_give_identical_event_logs(small_scenario):
