@@ -18,7 +18,7 @@ from recworld.arrays import add_counts
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
-from recworld.events import INT_NONE, EventBatch, EventType
+from recworld.events import EventBatch, EventType
 from recworld.protocols import Brain, Feedback, PageDecision, Population, RecContext, Recommender, TickObserver
 from recworld.seeding import Seeder
 from recworld.state import UserArrays
@@ -454,4 +454,4 @@ class _TickStats:
         self.consumption: list[np.ndarray] = []
 
 
-__all__ = ["INT_NONE", "PageResult", "TickHook", "World"]
+__all__ = ["PageResult", "TickHook", "World"]
