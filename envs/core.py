@@ -1,22 +1,27 @@
 """The simulation core shared by the RecWorld environments.
 
-A :class:`FeedCore` owns one :class:`~recworld.world.World` and drives it in
-*env time*: one call to :meth:`FeedCore.step` is one world tick in which every
-user in session sees exactly one page (sessions therefore span consecutive
-ticks). The first ``num_focal`` users of the world are *focal*: their pages
-come from the caller (an RL agent); the other (background) users are served
-by a background recommender in the same batched ``World.serve_page`` call, so
-the whole world advances as one numpy batch per step.
+A :class:`FeedCore` owns one :class:`~recworld.world.World`. The first
+``num_focal`` users of the world are *focal*: their pages come from the
+caller (an RL agent); the other (background) users are served by a
+background recommender. Pages are served one at a time per user (sessions
+span steps). Two time models:
 
-Two return models for focal users:
+* ``"immediate"`` (Feed envs): a step is one page for every focal user.
+  When a focal session ends and the user did not churn, the next session
+  starts at once, with the user's state updated as if the away time the
+  world drew had passed (fatigue recovery). Focal users live on this
+  compressed clock, so an episode of T steps is T pages of the user's life.
+  The platform around them (background users, the background recommender,
+  item popularity) advances one tick every ``background_every`` steps, in
+  which each background user in session sees one page; once a day
+  newcomers replace background users who churned, so it keeps its size.
+* ``"world"`` (Platform / competition envs): a step is one tick in which
+  every user in session sees one page; users come back when the world's
+  return-time model says so, and steps in between serve them nothing.
 
-* ``"immediate"`` (Feed envs): when a focal session ends and the user did not
-  churn, the next session starts at the next tick, with the user's state
-  updated as if the away time the world drew had passed (fatigue recovery,
-  ``RETURN`` event value). Focal users live on a compressed clock, so an
-  episode of T steps is T pages of the user's life.
-* ``"world"`` (Platform / competition envs): users come back when the world's
-  return-time model says so; steps in between serve them nothing.
+With the utility brain (or one fitted in its form) an ``"immediate"`` core
+runs on compiled kernels (:mod:`envs.kernels`) instead of
+``World.serve_page``: same model, no event log, much less per-step overhead.
 """
 
 from __future__ import annotations
@@ -30,9 +35,16 @@ import numpy as np
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import ConfigError
+from recworld.events import EventBatch
+from recworld.protocols import Feedback
 from recworld.world import World
 
+from envs import kernels as K
+
 _CATALOG: Catalog | None = None
+# The compiled path logs no events; recommenders get this shared empty batch.
+_NO_EVENTS = EventBatch.empty()
+_NEVER = np.iinfo(np.int64).max // 2
 _CATALOG_LOCK = threading.Lock()
 
 
@@ -66,6 +78,8 @@ class FeedConfig:
         return_bonus: reward when a session ends and the user will come back.
         churn_penalty: subtracted when the user churns.
         warmup_ticks: ticks the background world lives before focal users arrive.
+        background_every: focal pages per tick of the platform around them
+            (background users, the background recommender; ``"immediate"`` cores only).
         activity_mean, patience, conformity, diversity_seeking, taste_noise: population spec.
         world: the kernel's :class:`WorldConfig` (``slate_size`` is overridden by ``slate_size``).
     """
@@ -81,6 +95,7 @@ class FeedConfig:
     return_bonus: float = 0.2
     churn_penalty: float = 5.0
     warmup_ticks: int = 24
+    background_every: int = 8
     activity_mean: float = 1.0
     patience: float = 0.55
     conformity: float = 0.5
@@ -99,6 +114,8 @@ class FeedConfig:
             raise ConfigError(f"n_background must be >= 0, got {self.n_background}")
         if self.warmup_ticks < 0:
             raise ConfigError(f"warmup_ticks must be >= 0, got {self.warmup_ticks}")
+        if self.background_every < 1:
+            raise ConfigError(f"background_every must be >= 1, got {self.background_every}")
 
 
 # Observation layout (shared with PolicyRecommender, which rebuilds it from logs).
@@ -242,6 +259,15 @@ def _make_rec(spec: Any) -> Any:
     return make_recommender(spec)
 
 
+def supports_fast_path(world: World) -> bool:
+    """Whether the compiled kernels implement this world's model exactly (utility-family brain, no tick hooks)."""
+    from agents.brains.utility import UtilityBrain
+
+    b = type(world.brain)
+    same = isinstance(world.brain, UtilityBrain) and all(getattr(b, m) is getattr(UtilityBrain, m) for m in ("decide", "utilities", "ratings"))
+    return same and not world.tick_hooks and not world.observers
+
+
 @dataclass
 class StepResult:
     """What happened to the focal users in one :meth:`FeedCore.step`."""
@@ -279,9 +305,11 @@ class FeedCore:
         self.k = config.slate_size
         self.N = config.num_candidates
         root = np.random.SeedSequence(int(seed))
-        s_world, s_pop, s_new, s_cand = root.spawn(4)
+        s_world, s_pop, s_new, s_cand, s_fast = root.spawn(5)
         self._new_user_rng = np.random.default_rng(s_new)
         self.cand_rng = np.random.default_rng(s_cand)
+        # State of the compiled path's random stream (see envs/kernels.py).
+        self._rng_state = s_fast.generate_state(1, np.uint64)
         wcfg = config.world.model_copy(update={"slate_size": self.k})
         pop = SampledPopulation(
             self.catalog,
@@ -300,29 +328,102 @@ class FeedCore:
         if callable(attach):  # LLM brains set up memory and the instruction encoder
             attach(self.world)
         self.focal = np.arange(self.F)
+        self.background = np.arange(self.F, self.world.n_users)
         self.static = item_static_features(self.catalog, config.embed_dims)
         self.last_share = np.zeros(self.F, np.float32)
         self.last_rating = np.full(self.F, 0.5, np.float32)
         self.candidates = np.zeros((self.F, self.N), np.int64)
+        self.steps = 0
+        # Compiled fast path (envs/kernels.py) where the model is one it implements.
+        self.fast = returns == "immediate" and supports_fast_path(self.world)
+        if self.fast:
+            self._setup_fast()
+        self._pending_obs: tuple[Any, dict[str, np.ndarray]] | None = None
+        self._bg_churn = False
+        self._focal_feedback: list[tuple[np.ndarray, ...]] = []
         u = self.world.users
         if returns == "immediate":
-            u.next_return[: self.F] = config.warmup_ticks
+            # Focal users arrive after the warm-up, on their own clock (see _arrive).
+            u.next_return[: self.F] = _NEVER
+            if not self.fast:
+                self.world.begin_tick()
+            for _ in range(config.warmup_ticks):
+                self._background_tick()
+            if start:
+                self._arrive(self.focal)
         else:
             u.next_return[: self.F] += config.warmup_ticks
-        for _ in range(config.warmup_ticks):
-            self.begin()
-            self.step(None)
+            for _ in range(config.warmup_ticks):
+                self.begin()
+                self.step(None)
         if start:
             self.begin()
             self.draw_candidates()
 
     # ------------------------------------------------------------ stepping
     def step(self, focal_slates: np.ndarray | None) -> StepResult:
-        """One tick: a page for every user in session; focal rows come from ``focal_slates`` (F, k) item ids."""
+        """One step: a page for every focal user in session, from ``focal_slates`` (F, k) item ids.
+
+        ``"immediate"``: the platform around them advances one tick every
+        ``background_every`` steps. ``"world"``: every step is a tick in which
+        everyone in session sees a page.
+        """
+        if self.returns == "world":
+            return self._step_world(focal_slates)
+        res = self._focal_page_fast(focal_slates) if self.fast else self._focal_page_numpy(focal_slates)
+        self.steps += 1
+        if self.steps % self.cfg.background_every == 0:
+            self._background_tick()
+        return res
+
+    def begin(self) -> np.ndarray | None:
+        """``"world"``: start the sessions due at the (new) current tick and return who started.
+
+        ``"immediate"``: nothing to do (focal sessions start on arrival and
+        restart right after a session ends; background ticks run in :meth:`step`).
+        """
+        if self.returns == "world":
+            self._replace_background()
+            return self.world.begin_tick()
+        return None
+
+    def _focal_page_numpy(self, focal_slates: np.ndarray | None) -> StepResult:
         w, u, F, k = self.world, self.world.users, self.F, self.k
-        served = u.in_session[:F].copy() if F else np.zeros(0, bool)
+        served = u.in_session[:F].copy()
+        fids = np.flatnonzero(served)
+        res = StepResult(served, np.full((F, k), -1, np.int64), np.zeros((F, k), bool), np.full((F, k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F))
+        if fids.size:
+            if focal_slates is None:
+                raise ConfigError("focal users are in session but no slates were given")
+            page = w.serve_page(fids, np.asarray(focal_slates, np.int64)[fids])
+            self._record_focal(res, fids, page.slates, page.decision.watched, page.decision.ratings, page.leave)
+            back = fids[page.leave & ~u.churned[fids]]
+            if back.size:
+                # Back at once, with the away time the world drew (fatigue recovers over it).
+                u.last_session[back] = w.tick - (u.next_return[back] - w.tick)
+                w.start_sessions(back)
+        res.reward = self.reward(res.watched, res.ratings, res.session_end, res.churned)
+        return res
+
+    def _record_focal(self, res: StepResult, fids: np.ndarray, slates: np.ndarray, watched: Any, ratings: Any, leave: np.ndarray) -> None:
+        u, k = self.world.users, self.k
+        res.slates[fids] = slates
+        res.watched[fids] = np.asarray(watched, bool)
+        res.ratings[fids] = np.asarray(ratings, np.float64)
+        res.session_end[fids] = leave
+        res.churned[fids] = u.churned[fids] & leave
+        wt, rt = res.watched[fids], res.ratings[fids]
+        self.last_share[fids] = wt.sum(axis=1) / k
+        rated = ~np.isnan(rt) & wt
+        rsum = np.where(rated, (rt - 1.0) / 4.0, 0.0).sum(axis=1)
+        self.last_rating[fids] = np.where(rated.any(axis=1), rsum / np.maximum(rated.sum(axis=1), 1), 0.5)
+
+    def _step_world(self, focal_slates: np.ndarray | None) -> StepResult:
+        w, u, F, k = self.world, self.world.users, self.F, self.k
+        served = u.in_session[:F].copy()
         fids = np.flatnonzero(served)
         bg = F + np.flatnonzero(u.in_session[F:])
+        res = StepResult(served, np.full((F, k), -1, np.int64), np.zeros((F, k), bool), np.full((F, k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F))
         parts_u, parts_s = [], []
         if fids.size:
             if focal_slates is None:
@@ -332,45 +433,106 @@ class FeedCore:
         if bg.size:
             parts_u.append(bg)
             parts_s.append(w.recommender.recommend(bg, k, w.context()))
-        slates = np.full((F, k), -1, np.int64)
-        watched = np.zeros((F, k), bool)
-        ratings = np.full((F, k), np.nan)
-        session_end = np.zeros(F, bool)
-        churned = np.zeros(F, bool)
         if parts_u:
-            users = np.concatenate(parts_u)
-            res = w.serve_page(users, np.concatenate(parts_s).astype(np.int64))
+            page = w.serve_page(np.concatenate(parts_u), np.concatenate(parts_s).astype(np.int64))
             nf = fids.size
-            slates[fids] = res.slates[:nf]
-            watched[fids] = np.asarray(res.decision.watched, bool)[:nf]
-            ratings[fids] = np.asarray(res.decision.ratings, np.float64)[:nf]
-            session_end[fids] = res.leave[:nf]
-            churned[fids] = u.churned[fids] & res.leave[:nf]
-            n_w = watched[fids].sum(axis=1)
-            self.last_share[fids] = n_w / k
-            rated = ~np.isnan(ratings[fids]) & watched[fids]
-            rsum = np.where(rated, (ratings[fids] - 1.0) / 4.0, 0.0).sum(axis=1)
-            self.last_rating[fids] = np.where(rated.any(axis=1), rsum / np.maximum(rated.sum(axis=1), 1), 0.5)
-        reward = self.reward(watched, ratings, session_end, churned)
+            if nf:
+                self._record_focal(res, fids, page.slates[:nf], page.decision.watched[:nf], page.decision.ratings[:nf], page.leave[:nf])
+        res.reward = self.reward(res.watched, res.ratings, res.session_end, res.churned)
         # Sessions span ticks in env time: keep them open across the tick boundary.
         w.end_tick(close_sessions=False)
-        if self.returns == "immediate":
-            back = np.flatnonzero(session_end & ~churned)
-            self.compress_return(back)
-        return StepResult(served, slates, watched, ratings, session_end, churned, reward)
+        return res
 
-    def begin(self) -> np.ndarray:
-        """Start the sessions due at the (new) current tick."""
-        return self.world.begin_tick()
-
-    def compress_return(self, focal_idx: np.ndarray) -> None:
-        """Bring focal users back at the current tick as if their drawn away time had passed."""
-        if focal_idx.size == 0:
+    def _background_tick(self) -> None:
+        """Advance the platform one tick: background users in session see a page, newcomers arrive daily."""
+        w, u, k = self.world, self.world.users, self.k
+        self._flush_focal_feedback()
+        if self.fast:
+            self._replace_background()
+            self._start_fast(self.background)
+            bg = self.F + np.flatnonzero(u.in_session[self.F :])
+            if bg.size:
+                slates = np.asarray(w.recommender.recommend(bg, k, w.context()), np.int64)
+                out = self._serve_fast(bg, slates)
+                w.recommender.observe(Feedback(w.tick, bg, slates, out[0], out[1], out[2], _NO_EVENTS))
+            w.tick += 1
             return
-        u, t = self.world.users, self.world.tick
-        away = u.next_return[focal_idx] - u.last_session[focal_idx]
-        u.last_session[focal_idx] = t - away
-        u.next_return[focal_idx] = t
+        bg = self.F + np.flatnonzero(u.in_session[self.F :])
+        if bg.size:
+            w.serve_page(bg)
+        w.end_tick(close_sessions=False)
+        self._replace_background()
+        w.begin_tick()
+
+    def _replace_background(self) -> None:
+        # Once a day newcomers take the places of churned background users, so the platform keeps its size.
+        if self.world.tick % self.world.config.period_ticks or not (self._bg_churn or not self.fast):
+            return
+        gone = self.F + np.flatnonzero(self.world.users.churned[self.F :])
+        if gone.size:
+            self.replace_users(gone)
+        self._bg_churn = False
+
+    def _arrive(self, focal_idx: np.ndarray) -> None:
+        """Focal users start their first session now."""
+        u, w = self.world.users, self.world
+        u.next_return[focal_idx] = w.tick
+        if self.fast:
+            self._start_fast(focal_idx)
+        else:
+            w.start_sessions(focal_idx)
+
+    # ------------------------------------------------------------ fast path
+    def _setup_fast(self) -> None:
+        w, brain = self.world, self.world.brain
+        self._bp = K.pack(brain.params, K.BRAIN_PARAMS)
+        self._wp = K.pack(w.config, K.WORLD_PARAMS)
+        self._rp = K.pack(self.cfg, K.REWARD_PARAMS)
+        self._aff_scale = float(brain.affinity_scale(w))
+
+    def _start_fast(self, users: np.ndarray) -> None:
+        w, u = self.world, self.world.users
+        K.start_sessions(users, w.tick, u.churned, u.in_session, u.next_return, u.first_session, u.last_session, u.sessions, u.pages_in_session, u.fatigue, u.taste, u.taste0, self._wp)
+
+    def _serve_fast(self, users: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, ...]:
+        w, u = self.world, self.world.users
+        b, k = slates.shape
+        out = (np.empty((b, k), bool), np.empty((b, k)), np.empty(b, bool), np.empty(b, bool), np.empty(b))
+        self._bg_churn |= 0 < K.serve_pages(
+            users, slates, self._rng_state, w.tick, self.F, self._bp, self._wp, self._rp, self._aff_scale,
+            u.taste, u.taste0, u.recent, u.conformity, u.diversity_seeking, u.fatigue, u.patience, u.rating_bias, u.satisfaction, u.activity,
+            u.pages_in_session, u.watches, u.sessions, u.in_session, u.churned, u.first_session, u.last_session, u.next_return,
+            w.seen, w.exposure, w.watch_counts, w.catalog.embeddings, w.catalog.quality, self.last_share, self.last_rating, *out,
+        )  # fmt: skip
+        return out
+
+    def _focal_page_fast(self, focal_slates: np.ndarray | None) -> StepResult:
+        u, F = self.world.users, self.F
+        served = u.in_session[:F].copy()
+        if served.all():
+            fids, slates = self.focal, np.asarray(focal_slates, np.int64)
+        else:
+            fids = np.flatnonzero(served)
+            slates = np.asarray(focal_slates, np.int64)[fids] if fids.size else np.zeros((0, self.k), np.int64)
+        if fids.size and focal_slates is None:
+            raise ConfigError("focal users are in session but no slates were given")
+        watched, ratings, leave, churn, reward = self._serve_fast(fids, slates)
+        self._focal_feedback.append((fids, slates, watched, ratings, leave))
+        if fids.size == F:
+            return StepResult(served, slates, watched, ratings, leave, churn, reward)
+        res = StepResult(served, np.full((F, self.k), -1, np.int64), np.zeros((F, self.k), bool), np.full((F, self.k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F))
+        for name, arr in (("slates", slates), ("watched", watched), ("ratings", ratings), ("session_end", leave), ("churned", churn), ("reward", reward)):
+            getattr(res, name)[fids] = arr
+        return res
+
+    def _flush_focal_feedback(self) -> None:
+        # The background recommender learns from the focal pages too, once per tick.
+        fb, self._focal_feedback = self._focal_feedback, []
+        if not fb:
+            return
+        parts = [np.concatenate(x) for x in zip(*fb)] if len(fb) > 1 else list(fb[0])
+        if parts[0].size:
+            self.world.recommender.observe(Feedback(self.world.tick, *parts, _NO_EVENTS))
 
     def reward(self, watched: np.ndarray, ratings: np.ndarray, session_end: np.ndarray, churned: np.ndarray) -> np.ndarray:
         c = self.cfg
@@ -381,49 +543,87 @@ class FeedCore:
         return r.astype(np.float64)
 
     # ------------------------------------------------------------ users
-    def replace_users(self, focal_idx: np.ndarray) -> None:
-        """Replace focal users by fresh users (same spec as the population) who arrive at the current tick."""
-        if focal_idx.size == 0:
+    def replace_users(self, idx: np.ndarray) -> None:
+        """Replace users by fresh users (same spec as the population).
+
+        Focal users of an ``"immediate"`` core start their first session at
+        once; everyone else arrives after a first-visit wait drawn from their activity.
+        """
+        if idx.size == 0:
             return
         w, u = self.world, self.world.users
-        fresh = self._sample_users(int(focal_idx.size))
+        fresh = self._sample_users(int(idx.size))
         for name, arr in fresh.items():
-            getattr(u, name)[focal_idx] = arr
+            getattr(u, name)[idx] = arr
         for name in ("fatigue", "watches", "sessions", "pages_in_session"):
-            getattr(u, name)[focal_idx] = 0
-        u.recent[focal_idx] = 0.0
-        u.satisfaction[focal_idx] = 0.6
-        u.churned[focal_idx] = False
-        u.in_session[focal_idx] = False
-        u.first_session[focal_idx] = -1
-        u.last_session[focal_idx] = -1
+            getattr(u, name)[idx] = 0
+        u.recent[idx] = 0.0
+        u.satisfaction[idx] = 0.6
+        u.churned[idx] = False
+        u.in_session[idx] = False
+        u.first_session[idx] = -1
+        u.last_session[idx] = -1
         first = np.floor(self._new_user_rng.exponential(24.0 / np.maximum(fresh["activity"], 0.1))).astype(np.int64)
-        u.next_return[focal_idx] = w.tick if self.returns == "immediate" else w.tick + first
-        w.seen[focal_idx] = False
-        self.last_share[focal_idx] = 0.0
-        self.last_rating[focal_idx] = 0.5
+        u.next_return[idx] = w.tick + first
+        w.seen[idx] = False
+        f = idx[idx < self.F]
+        self.last_share[f] = 0.0
+        self.last_rating[f] = 0.5
+        if f.size and self.returns == "immediate":
+            self._arrive(f)
 
     def _sample_users(self, n: int) -> dict[str, np.ndarray]:
         # The population's own sampler, without personas: autoreset stays cheap.
         return self._population.sample_arrays(n, self._new_user_rng)[0]
 
     # ------------------------------------------------------------ observations
+    def next_page(self) -> dict[str, np.ndarray]:
+        """Open due sessions, draw every focal user's candidates, and return their observation."""
+        self.begin()
+        self.draw_candidates()
+        return self.observation()
+
     def draw_candidates(self, rows: np.ndarray | None = None) -> None:
         """Draw N unseen candidates for focal users ``rows`` (default: all)."""
         rows = self.focal if rows is None else rows
+        if self.fast:
+            # Candidates and observation in one compiled pass; observation() hands the latter out.
+            self._pending_obs = (rows, self._observe_fast(rows, draw=True))
+            return
         if rows.size:
             self.candidates[rows] = sample_unseen(self.cand_rng, self.world.seen, len(self.catalog), self.N, users=rows)
 
+    def _observe_fast(self, rows: np.ndarray, draw: bool) -> dict[str, np.ndarray]:
+        w, u, b = self.world, self.world.users, rows.size
+        e = self.cfg.embed_dims
+        user = np.empty((b, user_dim(e)), np.float32)
+        cand = np.empty((b, self.N, item_dim(e)), np.float32)
+        K.draw_and_observe(
+            rows, self._rng_state, draw, len(self.catalog), w.seen, self.candidates, self.static, w.watch_counts,
+            u.recent, u.pages_in_session, u.sessions, self.last_share, self.last_rating, w.config.max_pages, self.catalog.dim, user, cand,
+        )  # fmt: skip
+        return {"user": user, "candidates": cand}
+
     def observation(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Fresh observation arrays of focal users ``rows`` (default all): ``user`` (B, U), ``candidates`` (B, N, I)."""
-        u = self.world.users
         r = self.focal if rows is None else rows
+        if self.fast:
+            pending, self._pending_obs = self._pending_obs, None
+            if pending is not None and (pending[0] is r or np.array_equal(pending[0], r)):
+                return pending[1]
+            return self._observe_fast(np.asarray(r, np.int64), draw=False)
+        u = self.world.users
         uf = user_features(u.recent[r], u.pages_in_session[r], self.world.config.max_pages, self.last_share[r], self.last_rating[r], u.sessions[r], self.cfg.embed_dims, self.catalog.dim)
         it = candidate_features(self.static, self.world.watch_counts[: len(self.catalog)], self.candidates[r])
         return {"user": uf, "candidates": it}
 
     def slates_from_action(self, action: np.ndarray) -> np.ndarray:
         """(F, k) item ids from (F, k) candidate indices (duplicates replaced, see :func:`dedupe_slates`)."""
+        if self.fast:
+            act = np.asarray(action, np.int64).reshape(self.F, -1)
+            out = np.empty((self.F, act.shape[1]), np.int64)
+            K.slates_from_action(act, self.candidates, out)
+            return out
         idx = dedupe_slates(np.asarray(action), self.N)
         return np.take_along_axis(self.candidates, idx, axis=1)
 
@@ -438,6 +638,7 @@ __all__ = [
     "item_dim",
     "item_static_features",
     "sample_unseen",
+    "supports_fast_path",
     "user_dim",
     "user_features",
 ]

@@ -110,8 +110,8 @@ class FeedEnv(gym.Env):
         self._last: dict[str, Any] = {}
         self._return = 0.0
 
-    def _obs(self) -> dict[str, np.ndarray]:
-        o = self.core.observation()
+    def _obs(self, o: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        o = self.core.observation() if o is None else o
         return {"user": o["user"][0], "candidates": o["candidates"][0]}
 
     def _info(self) -> dict[str, Any]:
@@ -143,15 +143,14 @@ class FeedEnv(gym.Env):
         act = np.asarray(action, np.int64).reshape(1, -1)
         slates = core.slates_from_action(act)
         res = core.step(slates)
-        core.begin()
-        core.draw_candidates()
+        obs = self._obs(core.next_page())
         reward = float(res.reward[0])
         self._return += reward
         terminated = bool(res.churned[0])
         info = self._info()
         info.update(watched=int(res.watched[0].sum()), session_end=bool(res.session_end[0]), churned=terminated)
-        self._last = {"slate": res.slates[0].tolist(), "watched": res.watched[0].tolist(), "ratings": res.ratings[0].tolist(), "reward": reward}
-        return self._obs(), reward, terminated, False, info
+        self._last = {"result": res, "reward": reward}
+        return obs, reward, terminated, False, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.core is None:
@@ -159,7 +158,8 @@ class FeedEnv(gym.Env):
         w, u = self.core.world, self.core.world.users
         lines = [f"tick {w.tick}  sessions {int(u.sessions[0])}  page {int(u.pages_in_session[0])}  satisfaction {float(u.satisfaction[0]):.2f}  return {self._return:.2f}"]
         if self._last:
-            for item, wt, r in zip(self._last["slate"], self._last["watched"], self._last["ratings"]):
+            res = self._last["result"]
+            for item, wt, r in zip(res.slates[0].tolist(), res.watched[0].tolist(), res.ratings[0].tolist()):
                 mark = ("watched" + (f", rated {r:.0f}" if r == r else "")) if wt else "skipped"
                 lines.append(f"  {w.catalog.describe(item)[:70]:70s} {mark}")
         return "\n".join(lines) + "\n"

@@ -112,9 +112,7 @@ class FeedVectorEnv(VectorEnv):
             core.replace_users(done)
             self._steps[done] = 0
             self._returns[done] = 0.0
-        core.begin()
-        core.draw_candidates()
-        return core.observation(), res.reward.copy(), terminated, truncated, info
+        return core.next_page(), res.reward.copy(), terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.core is None:

@@ -151,6 +151,15 @@ class World(mesa.Model):
             self._batches.append(self._start_sessions(due, self.tick, self._stats))
         return due
 
+    def start_sessions(self, users: np.ndarray) -> None:
+        """Start sessions for ``users`` now (environments whose users come back on their own clock).
+
+        The time away (for fatigue recovery) is ``tick - last_session``; callers
+        set ``last_session`` to model a different away time.
+        """
+        if users.size:
+            self._batches.append(self._start_sessions(np.asarray(users, np.int64), self.tick, self._stats))
+
     def tick_events(self) -> EventBatch:
         """The events of the current tick so far (for tick hooks such as the social layer)."""
         return EventBatch.concat(self._batches)

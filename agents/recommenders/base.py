@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from recworld.protocols import RecContext
 
@@ -42,34 +43,104 @@ def scatter_add_rows(target: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> N
     target[sidx[starts]] += np.add.reduceat(rows[order], starts, axis=0)
 
 
-def topk_shared_order(order: np.ndarray, seen_rows: np.ndarray, k: int) -> np.ndarray:
-    """First k unseen items of one ranking ``order`` shared by all rows (e.g. popularity).
+@njit(cache=True, inline="always")
+def _before(keys, a, b) -> bool:  # noqa: ANN001
+    return keys[a] < keys[b] or (keys[a] == keys[b] and a < b)
 
-    Looks at a short prefix of the ranking first and falls back to the full
-    ranking only for rows that have seen most of that prefix.
+
+@njit(cache=True)
+def _sift_down(heap, size, i, keys) -> None:  # noqa: ANN001
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            return
+        if c + 1 < size and _before(keys, heap[c + 1], heap[c]):
+            c += 1
+        if not _before(keys, heap[c], heap[i]):
+            return
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+
+
+@njit(cache=True)
+def _smallest_unseen(keys, seen_row, k, out_row) -> None:  # noqa: ANN001
+    # Direct scan: the k smallest (key, index) among unseen items, then among seen ones if too few.
+    n = keys.shape[0]
+    bk = np.empty(k)
+    got = 0
+    for want_seen in (False, True):
+        start = got
+        for it in range(n):
+            if seen_row[it] != want_seen:
+                continue
+            key = keys[it]
+            if got == k and key >= bk[k - 1]:
+                continue
+            p = got if got < k else k - 1
+            while p > start and bk[p - 1] > key:
+                if p < k:
+                    bk[p] = bk[p - 1]
+                    out_row[p] = out_row[p - 1]
+                p -= 1
+            bk[p] = key
+            out_row[p] = it
+            if got < k:
+                got += 1
+        if got == k:
+            return
+
+
+@njit(cache=True)
+def _topk_lazy_order(keys, seen, users, k, out):  # noqa: ANN001, ANN201
+    # The ranking comes lazily from a heap, only as deep as users need it; a
+    # user who needs it deeper than ``limit`` gets a direct scan instead.
+    n = keys.shape[0]
+    limit = min(n, 256 + 32 * k)
+    heap = np.arange(n)
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down(heap, n, i, keys)
+    size = n
+    order = np.empty(limit, np.int64)
+    m = 0
+    for r in range(users.shape[0]):
+        u = users[r]
+        got = 0
+        pos = 0
+        while got < k and pos < limit:
+            if pos == m:
+                order[m] = heap[0]
+                m += 1
+                size -= 1
+                heap[0] = heap[size]
+                _sift_down(heap, size, 0, keys)
+            it = order[pos]
+            pos += 1
+            if not seen[u, it]:
+                out[r, got] = it
+                got += 1
+        if got < k:
+            _smallest_unseen(keys, seen[u], k, out[r])
+
+
+def topk_shared_order(keys: np.ndarray, seen: np.ndarray, users: np.ndarray, k: int) -> np.ndarray:
+    """First k unseen items per user along one ranking shared by all users (e.g. popularity).
+
+    The ranking is ``np.argsort(keys, kind="stable")`` (lowest key first), but
+    it is never sorted in full: a heap yields it only as deep as the users
+    need, and users who have seen most of the top get a direct scan of all
+    items. A user who has seen nearly everything gets seen items last.
+
+    Args:
+        keys: (n_items,) sort keys.
+        seen: (n_users, >= n_items) bool, the world's seen matrix (rows are not copied).
+        users: (B,) user ids.
+        k: slate size (<= n_items).
+
+    Returns:
+        (B, k) int64 item ids.
     """
-    b = seen_rows.shape[0]
-    out = np.empty((b, k), dtype=np.int64)
-    todo = np.arange(b)
-    for m in (4 * k, 32 * k, order.size):
-        pre = order[: min(m, order.size)]
-        unseen = ~seen_rows[todo][:, pre]
-        ok = unseen.sum(axis=1) >= k
-        if m >= order.size:
-            ok[:] = True
-        rows = todo[ok]
-        if rows.size:
-            u = unseen[ok]
-            if m >= order.size and (u.sum(axis=1) < k).any():
-                # Some users have seen nearly everything: seen items fill the rest.
-                rank = np.where(u, 0, 1) * order.size + np.arange(pre.size)
-                idx = np.argsort(rank, axis=1, kind="stable")[:, :k]
-            else:
-                idx = np.argsort(~u, axis=1, kind="stable")[:, :k]
-            out[rows] = pre[idx]
-        todo = todo[~ok]
-        if not todo.size:
-            break
+    out = np.empty((len(users), k), np.int64)
+    _topk_lazy_order(np.ascontiguousarray(keys, np.float64), seen, np.asarray(users, np.int64), k, out)
     return out
 
 

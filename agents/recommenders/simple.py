@@ -46,8 +46,7 @@ class PopularityRecommender(Recommender):
     def recommend(self, users: np.ndarray, k: int, context: RecContext) -> np.ndarray:
         self.ensure_items(context.n_items)
         base = self.counts[: context.n_items] + self.jitter * context.rng.random(context.n_items)
-        order = np.argsort(-base, kind="stable")
-        return topk_shared_order(order, context.seen[users], k)
+        return topk_shared_order(-base, context.seen, users, k)
 
     def observe(self, feedback: Feedback) -> None:
         if feedback.tick != self._tick and self.decay < 1.0:
