@@ -39,16 +39,22 @@ class FeedEnv(gym.Env):
     The agent is the platform's recommender for one *focal* user. The focal
     user lives in a RecWorld :class:`~recworld.world.World` together with
     ``n_background`` other users, who are served by a background recommender
-    (popularity by default) in the same batched step, so item popularity and
-    the platform evolve around the focal user. Each step the agent picks a
-    slate of ``slate_size`` items out of ``num_candidates`` candidates drawn
-    from items the focal user has not seen; the user's brain (the vectorised
-    ``utility`` choice model by default) watches, rates and decides whether
-    to leave the session. When a session ends the world draws the user's
-    churn and away time from their satisfaction (KuaiSim-style return model);
-    if they stay, their next session starts on the next step with their state
-    updated as if that away time had passed (a compressed clock: one step is
-    one page of the user's life and one tick of the background world).
+    (popularity by default), so item popularity and the platform evolve
+    around the focal user. Each step the agent picks a slate of
+    ``slate_size`` items out of ``num_candidates`` candidates drawn from items
+    the focal user has not seen; the user's brain (the ``utility`` choice
+    model by default) watches, rates and decides whether to leave the
+    session. When a session ends the world draws the user's churn and away
+    time from their satisfaction (KuaiSim-style return model); if they stay,
+    their next session starts on the next step with their state updated as if
+    that away time had passed (a compressed clock: one step is one page of
+    the user's life). The platform around them advances one tick every
+    ``background_every`` steps (each background user in session sees a page,
+    the background recommender learns from all pages, newcomers replace
+    churned background users once a day).
+
+    With the utility brain (or a distilled one) steps run on compiled kernels
+    (:mod:`envs.kernels`); other brains go through ``World.serve_page``.
 
     ## Action space
     ``MultiDiscrete([num_candidates] * slate_size)``: the candidate index shown
@@ -88,13 +94,16 @@ class FeedEnv(gym.Env):
     ``gym.make("RecWorld/Feed-v0", num_candidates=10, slate_size=2,
     embed_dims=8, n_background=200, brain="utility",
     background_recommender="popularity", watch_reward=1.0, rating_weight=0.5,
-    return_bonus=0.2, churn_penalty=5.0, warmup_ticks=24, activity_mean=1.0,
+    return_bonus=0.2, churn_penalty=5.0, warmup_ticks=24, background_every=8,
+    activity_mean=1.0,
     patience=0.55, conformity=0.5, diversity_seeking=0.5, taste_noise=0.6,
     world=WorldConfig(...), render_mode=None)``; a ``catalog`` keyword swaps
     the MovieLens-100K catalog. ``brain`` may be any Brain instance.
 
     ## Version history
-    - v0: initial version.
+    - v0: initial version (the platform ticks every ``background_every`` steps;
+      before the compiled path landed it ticked every step, which
+      ``background_every=1`` restores).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

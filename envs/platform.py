@@ -34,8 +34,9 @@ def scores_to_slates(core: FeedCore, scores: np.ndarray) -> np.ndarray:
 
 
 def platform_config(kwargs: dict[str, Any], name: str) -> FeedConfig:
-    if "n_background" in kwargs:
-        raise ConfigError(f"{name}: n_background is not an argument here; every user is served by the agent (use n_users)")
+    for key in ("n_background", "background_every"):
+        if key in kwargs:
+            raise ConfigError(f"{name}: {key} is not an argument here; every user is served by the agent and a step is a tick (use n_users)")
     try:
         return FeedConfig(n_background=0, **kwargs)
     except TypeError as exc:

@@ -69,3 +69,29 @@ def test_registry_errors():
         make_recommender("no.such.module:Thing")
     with pytest.raises(ConfigError, match="bad params"):
         make_recommender("mf", {"colour": "red"})
+
+
+def _shared_order_reference(keys, seen, users, k):
+    """First k unseen items along the full stable ranking, seen items last (the definition)."""
+    order = np.argsort(keys, kind="stable")
+    out = []
+    for u in users:
+        s = seen[u, order]
+        out.append(np.concatenate([order[~s], order[s]])[:k])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_topk_shared_order_equals_the_full_stable_ranking(seed):
+    from agents.recommenders.base import topk_shared_order
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 2500))
+    k = int(rng.integers(1, min(n, 12) + 1))
+    # Integer keys tie a lot (the order among ties is by index); jittered keys do not.
+    keys = -rng.integers(0, 4, n).astype(np.float64) if seed % 2 else -(rng.integers(0, 50, n) + 0.5 * rng.random(n))
+    users = np.arange(60)
+    # From fresh users to users who have seen (almost) everything, and ones who saw the top of the ranking.
+    seen = rng.random((60, n + 7)) < rng.choice([0.0, 0.3, 0.9, 0.999, 1.0], size=(60, 1))
+    seen[:10, np.argsort(keys, kind="stable")[: n // 2]] = True
+    np.testing.assert_array_equal(topk_shared_order(keys, seen, users, k), _shared_order_reference(keys, seen, users, k))
