@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,15 @@ def train_ppo(timesteps: int, seed: int, path: str | Path, progress: bool = Fals
     try:
         from stable_baselines3 import PPO
         from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.logger import HumanOutputFormat, Logger
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError(f"PPO training needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
     register_all()
     kw = {"n_background": 100, **env_kwargs}
     venv = make_vec_env(lambda: gym.make("RecWorld/Feed-v0", **kw), n_envs=n_envs, seed=seed)
     model = PPO("MultiInputPolicy", venv, n_steps=256, batch_size=256, learning_rate=3e-4, gamma=0.95, ent_coef=0.003, seed=seed, device="cpu", verbose=1 if progress else 0)
+    # SB3's default logger makes a folder under /tmp on every run; log to stdout (or nowhere) instead.
+    model.set_logger(Logger(None, [HumanOutputFormat(sys.stdout)] if progress else []))
     model.learn(total_timesteps=int(timesteps), progress_bar=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
