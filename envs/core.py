@@ -302,6 +302,8 @@ class FeedCore:
         self.F = int(num_focal)
         self.returns = returns
         self.catalog = catalog or default_catalog()
+        if config.num_candidates > len(self.catalog):
+            raise ConfigError(f"num_candidates={config.num_candidates} exceeds the catalog's {len(self.catalog)} items; lower num_candidates")
         self.k = config.slate_size
         self.N = config.num_candidates
         root = np.random.SeedSequence(int(seed))

@@ -150,3 +150,25 @@ def test_unknown_brain_name_is_a_clear_error():
     with pytest.raises(ConfigError, match="expected 'utility', 'scripted', 'hybrid', 'llm'"):
         env = gym.make("RecWorld/Feed-v0", brain="telepathic", n_background=5)
         env.reset(seed=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_candidates": 5000}, "exceeds the catalog"),
+        ({"background_every": 0}, "background_every must be >= 1"),
+        ({"slate_size": 11}, "slate_size must be in 1..num_candidates"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(kwargs, message):
+    from recworld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        gym.make("RecWorld/Feed-v0", n_background=5, **kwargs).reset(seed=0)
+
+
+def test_platform_rejects_feed_only_arguments():
+    from recworld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="background_every is not an argument here"):
+        gym.make("RecWorld/Platform-v0", background_every=2)
