@@ -272,7 +272,7 @@ class SocialLayer:
 
         # 4) follow / unfollow (homophily).
         taste = world.users.taste
-        new_edges = []
+        new_edges, gone_edges = [], []
         for i, a in enumerate(active.tolist()):
             if draws[i, 2] < c.follow_rate * ROLE_FOLLOW.get(roles[i], 1.0):
                 cand = self._follow_candidates(a)
@@ -287,8 +287,10 @@ class SocialLayer:
                 v = int(fol[np.argmin(taste[fol] @ taste[a])])
                 if self._unlink(a, v):
                     rows.append((a, int(EventType.UNFOLLOW), -1, float(v), None, None))
-        if new_edges and self.recorder is not None:
+                    gone_edges.append((a, v, tick))
+        if self.recorder is not None:
             self.recorder.add_edges(new_edges)
+            self.recorder.remove_edges(gone_edges)
         return self._batch(tick, rows)
 
     # ------------------------------------------------------------ pieces

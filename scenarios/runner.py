@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError, RecWorldError
@@ -200,6 +200,7 @@ def resume_run(run_id: int, *, db_url: str, progress: bool = True, console: Cons
         for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
             con.execute(delete(model).where(model.run_id == run_id, model.tick > ck_tick))
         con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > ck_tick))
+        con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > ck_tick).values(removed_tick=None))
         con.execute(delete(Item).where(Item.run_id == run_id, Item.created_tick > ck_tick, Item.created_tick > 0))
         con.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.tick > ck_tick))
     console.print(f"[dim]resuming run {run_id} from tick {ck_tick + 1} of {scenario.ticks}[/]")

@@ -10,7 +10,7 @@ import json
 import platform
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.engine import Engine
 
 import numpy as np
@@ -109,6 +109,7 @@ class RunRecorder:
         self._llm: list[dict[str, Any]] = []
         self._memories: list[dict[str, Any]] = []
         self._edges: list[dict[str, Any]] = []
+        self._removed: list[dict[str, Any]] = []
         self._items: list[dict[str, Any]] = []
         self._ticks_buffered = 0
         self.events_written = 0
@@ -160,7 +161,17 @@ class RunRecorder:
 
     def add_edges(self, edges: Iterable[tuple[int, int, int]]) -> None:
         """Queue follow edges (src, dst, tick) for the next flush."""
-        self._edges.extend({"run_id": self.run_id, "src": s, "dst": d, "created_tick": t} for s, d, t in edges)
+        self._edges.extend({"run_id": self.run_id, "src": s, "dst": d, "created_tick": t, "removed_tick": None} for s, d, t in edges)
+
+    def remove_edges(self, edges: Iterable[tuple[int, int, int]]) -> None:
+        """Mark follow edges (src, dst, tick) as removed at ``tick`` (unfollows), at the next flush."""
+        for s, d, t in edges:
+            # An edge created since the last flush is still in the queue: close it there.
+            pending = next((e for e in reversed(self._edges) if e["src"] == s and e["dst"] == d and e["removed_tick"] is None), None)
+            if pending is not None:
+                pending["removed_tick"] = t
+            else:
+                self._removed.append({"s": s, "d": d, "t": t})
 
     def add_items(self, rows: Iterable[dict[str, Any]]) -> None:
         """Queue user-created items for the next flush."""
@@ -218,7 +229,7 @@ class RunRecorder:
 
     def flush(self, world: "World | None" = None) -> None:
         """Write everything buffered in one transaction (with a checkpoint when configured)."""
-        if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._items):
+        if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._removed or self._items):
             return
         ev = EventBatch.concat(self._events)
         rows = event_tuples(self.run_id, ev)
@@ -231,6 +242,9 @@ class RunRecorder:
             _bulk(con, UserSnapshot, self._snapshots)
             _bulk(con, LLMCall, self._llm)
             _bulk(con, MemoryRecord, self._memories)
+            if self._removed:
+                live = (Edge.run_id == self.run_id, Edge.src == bindparam("s"), Edge.dst == bindparam("d"), Edge.removed_tick.is_(None))
+                con.execute(update(Edge).where(*live).values(removed_tick=bindparam("t")), self._removed)
             _bulk(con, Edge, self._edges)
             _bulk(con, Item, self._items)
             if blob is not None:
@@ -243,7 +257,7 @@ class RunRecorder:
                 con.execute(update(Run).where(Run.id == self.run_id).values(tick_done=self.last_tick))
         self.events_written += len(rows)
         self._events, self._metrics, self._snapshots = [], [], []
-        self._llm, self._memories, self._edges, self._items = [], [], [], []
+        self._llm, self._memories, self._edges, self._removed, self._items = [], [], [], [], []
         self._ticks_buffered = 0
 
     def write_retention(self, world: "World") -> None:

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from agents.social import SocialLayer
+from recworld.checkpoint import load_world
 from recworld.errors import ConfigError
 from recworld.events import EventType
-from recworld.storage import Edge, Event, Item, LLMCall, connect
+from recworld.storage import Checkpoint, Edge, Event, Item, LLMCall, connect
 from scenarios.runner import run_scenario
 from tests_support import run_collecting
 
@@ -95,3 +96,21 @@ def test_scenario_with_social_logs_edges_items_and_no_llm_calls(small_scenario):
     assert edges >= 80 * 3 and posts and all("cascade" in json.loads(p) for p in posts)
     assert new_items >= 1 and calls == 0
     assert out.summary is not None
+
+
+def test_unfollows_close_edges_in_the_database(small_scenario):
+    s = small_scenario(**{"ticks": 16, "population.n_users": 80, "social": {"enabled": True, "degree": 4, "follow_rate": 0.3, "unfollow_rate": 0.3}})
+    out = run_scenario(s, progress=False)
+    eng = connect(s.storage.url, create=False)
+    with eng.connect() as con:
+        rows = con.execute(select(Edge.src, Edge.dst, Edge.created_tick, Edge.removed_tick).where(Edge.run_id == out.run_id)).all()
+        unfollows = con.execute(select(Event.user_id, Event.value, Event.tick).where(Event.run_id == out.run_id, Event.type == int(EventType.UNFOLLOW))).all()
+    removed = sorted((s_, d, t) for s_, d, _, t in rows if t is not None)
+    assert unfollows and removed == sorted((u, int(v), t) for u, v, t in unfollows)
+    assert all(c <= t for _, _, c, t in rows if t is not None)
+    # What is still live in the database is the social layer's graph at the end.
+    live = sorted((s_, d) for s_, d, _, t in rows if t is None)
+    with eng.connect() as con:
+        blob = con.execute(select(Checkpoint.state).where(Checkpoint.run_id == out.run_id).order_by(Checkpoint.tick.desc())).scalars().first()
+    social = next(x for x in load_world(bytes(blob)).extensions if isinstance(x, SocialLayer))
+    assert live == sorted(social.edges())

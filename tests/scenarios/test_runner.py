@@ -1,5 +1,7 @@
 import numpy as np
-from recworld.storage import connect
+from sqlalchemy import select
+
+from recworld.storage import Edge, connect
 from recworld.storage.queries import get_run
 from scenarios.build import build_world
 from scenarios.runner import resume_run, run_scenario
@@ -31,10 +33,11 @@ def test_run_records_status_summary_and_checkpoint(small_scenario):
 
 
 def test_resume_after_partial_run_equals_uninterrupted(small_scenario):
-    s = small_scenario(**{"recommender.name": "linucb"})
+    # Checkpoints every 4 ticks: the partial run's last two ticks are rolled back on resume.
+    s = small_scenario(**{"recommender.name": "linucb", "storage.checkpoint_every": 4, "social.unfollow_rate": 0.6, "social.follow_rate": 0.6})
     full = run_scenario(s, progress=False)
-    partial = run_scenario(s.with_overrides(ticks=12), progress=False)
-    # Pretend the process died at tick 12: resume the run to its original length.
+    partial = run_scenario(s.with_overrides(ticks=15), progress=False)
+    # Pretend the process died at tick 15: resume the run to its original length.
     eng = connect(s.storage.url)
     from sqlalchemy import update
 
@@ -45,6 +48,10 @@ def test_resume_after_partial_run_equals_uninterrupted(small_scenario):
     resumed = resume_run(partial.run_id, db_url=s.storage.url, progress=False)
     assert resumed.status == "completed"
     assert event_hash(s.storage.url, full.run_id) == event_hash(s.storage.url, partial.run_id)
+    # The follow graph's history too: edges made and unfollowed after the checkpoint are redone, not doubled.
+    with eng.connect() as con:
+        edges = [sorted(con.execute(select(Edge.src, Edge.dst, Edge.created_tick, Edge.removed_tick).where(Edge.run_id == r)).all(), key=str) for r in (full.run_id, partial.run_id)]
+    assert edges[0] == edges[1] and any(e[3] is not None and 11 < e[3] < 15 for e in edges[0])
 
 
 def test_every_shipped_scenario_runs_a_few_ticks(tmp_path):
