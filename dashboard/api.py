@@ -307,3 +307,19 @@ def item_watchers(engine: EngineDep, run_id: RunId, item_id: ItemId, limit: Limi
 def graph(engine: EngineDep, run_id: RunId, max_nodes: Annotated[int, Query(ge=1, le=1000)] = 300) -> dict:
     """The highest-degree part of the follow graph, laid out server-side."""
     return service.graph(engine, run_id, max_nodes=max_nodes)
+
+
+# ------------------------------------------------------------------ evaluations
+EvalName = Annotated[str, Path(min_length=1, max_length=200, description="evaluation name (recworld eval --name)")]
+
+
+@router.get("/evals", response_model=list[S.EvalSummary])
+def evals(engine: EngineDep) -> list:
+    """Policy evaluations stored by ``recworld eval``, newest first."""
+    return service.evals(engine)
+
+
+@router.get("/evals/{name}", response_model=S.EvalOut)
+def eval_detail(engine: EngineDep, name: EvalName) -> dict:
+    """One evaluation: each policy's mean and 95% confidence interval per metric, with the per-seed values."""
+    return service.eval_detail(engine, name)

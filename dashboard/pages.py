@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from dashboard import service
-from dashboard.api import MAX_OFFSET, EngineDep, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
+from dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
 from recworld.events import EventType
 from recworld.storage import queries_dashboard as Q
 
@@ -237,3 +237,15 @@ def graph_page(
     run = service.run_out(engine, service.get_run(engine, run_id))
     data = service.graph(engine, run_id, max_nodes=n)
     return _render(request, "graph.html", run=run, data=data, color=color, n=n)
+
+
+@router.get("/evals")
+def evals_page(request: Request, engine: EngineDep) -> HTMLResponse:
+    return _render(request, "evals.html", rows=service.evals(engine))
+
+
+@router.get("/evals/{name}")
+def eval_page(request: Request, engine: EngineDep, name: EvalName) -> HTMLResponse:
+    data = service.eval_detail(engine, name)
+    cells = {(r["policy"], r["metric"]): r for r in data["rows"]}
+    return _render(request, "eval.html", data=data, cells=cells)

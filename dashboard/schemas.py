@@ -343,3 +343,35 @@ class Filters(BaseModel):
     """Distinct values usable as filters."""
 
     values: dict[str, list[str]]
+
+
+class EvalSummary(BaseModel):
+    """An evaluation stored by ``recworld eval``."""
+
+    name: str
+    created_at: Optional[datetime] = None
+    n_policies: int
+    n_metrics: int
+    n_seeds: int
+
+
+class EvalRow(BaseModel):
+    """One policy's result on one metric: mean over seeds and its 95% confidence interval."""
+
+    policy: str
+    metric: str
+    mean: Optional[float] = None
+    ci_low: Optional[float] = None
+    ci_high: Optional[float] = None
+    n_seeds: int
+    values: list[float] = Field(description="the per-seed values the interval is computed from")
+
+
+class EvalOut(BaseModel):
+    """An evaluation: policies x metrics."""
+
+    name: str
+    created_at: Optional[datetime] = None
+    policies: list[str]
+    metrics: list[str]
+    rows: list[EvalRow]

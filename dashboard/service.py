@@ -235,3 +235,26 @@ def graph(engine: Engine, run_id: int, max_nodes: int = 300) -> dict[str, Any]:
         for i, u in enumerate(nodes)
     ]
     return {"run_id": run_id, "total_nodes": g["total_nodes"], "total_edges": g["total_edges"], "nodes": out_nodes, "edges": g["edges"]}
+
+
+def evals(engine: Engine) -> list[dict[str, Any]]:
+    """Stored evaluations, newest first."""
+    return Q.eval_summaries(engine)
+
+
+def eval_detail(engine: Engine, name: str) -> dict[str, Any]:
+    """An evaluation as :class:`~dashboard.schemas.EvalOut` data, or a 404."""
+    rows = Q.eval_rows(engine, name)
+    if not rows:
+        raise HTTPException(404, f"no evaluation named {name!r}")
+    for r in rows:
+        for k in ("mean", "ci_low", "ci_high"):
+            r[k] = _clean(r[k])
+        r["values"] = [v for v in r["values"] if math.isfinite(v)]
+    return {
+        "name": name,
+        "created_at": max(r.pop("created_at") for r in rows),
+        "policies": list(dict.fromkeys(r["policy"] for r in rows)),
+        "metrics": list(dict.fromkeys(r["metric"] for r in rows)),
+        "rows": rows,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime
 from typing import Any, Sequence
 
 from rich.console import Console
@@ -267,13 +268,15 @@ def cmd_eval(args: argparse.Namespace, out: Console, err: Console) -> int:
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     results = evaluate(policies, seeds=seeds, episodes=args.episodes, n_background=args.background)
     db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
-    store_results(db, args.name, results)
+    name = args.name or f"eval-{datetime.now():%Y%m%d-%H%M%S}"
+    store_results(db, name, results)
     t = Table(title=f"evaluation on held-out seeds {seeds[0]}..{seeds[-1]}", header_style="bold")
     for col in ("policy", "metric", "mean", "95% CI"):
         t.add_column(col)
     for r in results:
         t.add_row(r["policy"], r["metric"], f"{r['mean']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
     out.print(t)
+    err.print(f"stored as evaluation {name!r} in {redact(db)}; see it under Evaluations in: recworld dashboard --db {redact(db)}")
     return 0
 
 
@@ -361,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed-start", type=int, default=1000)
     ev.add_argument("--episodes", type=int, default=8)
     ev.add_argument("--background", type=int, default=100, help="background users living around each evaluated user")
-    ev.add_argument("--name", default="eval")
+    ev.add_argument("--name", help="name of the stored evaluation (default: eval-DATE-TIME); a rerun under the same name replaces its results")
     ev.add_argument("--db")
     ev.set_defaults(func=cmd_eval)
     return p

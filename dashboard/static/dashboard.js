@@ -174,6 +174,23 @@ const RW = (() => {
       .then((el) => el.on("plotly_click", (ev) => { const p = ev.points && ev.points[0]; if (p && p.customdata !== undefined) window.location = "/runs/" + D.run_id + "/users/" + p.customdata; }));
   }
 
+  function evalPage(D) {
+    // One chart per metric: each policy's mean with its 95% CI, and the per-seed values as dots.
+    D.metrics.forEach((m, i) => {
+      const rows = D.rows.filter((r) => r.metric === m);
+      const x = rows.map((r) => r.policy);
+      const traces = [{
+        x: x, y: col(rows, "mean"), type: "bar", name: "mean (95% CI)",
+        marker: { color: rows.map((_, j) => PALETTE[j % PALETTE.length]) },
+        error_y: { type: "data", symmetric: false, array: rows.map((r) => r.ci_high - r.mean), arrayminus: rows.map((r) => r.mean - r.ci_low) },
+      }, {
+        x: rows.flatMap((r) => r.values.map(() => r.policy)), y: rows.flatMap((r) => r.values),
+        type: "scatter", mode: "markers", name: "per seed", marker: { color: "#333", size: 5, opacity: 0.5 },
+      }];
+      Plotly.newPlot("chart-eval-" + i, traces, layout(m, { xaxis: { type: "category" } }), CFG);
+    });
+  }
+
   function compareForm() {
     const form = document.getElementById("compare-form");
     if (!form) return;
@@ -185,5 +202,5 @@ const RW = (() => {
     });
   }
 
-  return { runPage, comparePage, userPage, itemPage, graphPage, compareForm, fmt };
+  return { runPage, comparePage, userPage, itemPage, graphPage, evalPage, compareForm, fmt };
 })();

@@ -21,6 +21,7 @@ from recworld.events import EventType
 from recworld.metrics import retention_curve, retention_table
 from recworld.storage.models import (
     Edge,
+    EvalResult,
     Event,
     Item,
     LLMCall,
@@ -702,3 +703,35 @@ def llm_by_purpose(engine: Engine, run_id: int) -> list[dict[str, Any]]:
     )
     with engine.connect() as con:
         return _rows(con, q)
+
+
+# -------------------------------------------------------------------- evaluations
+def eval_summaries(engine: Engine) -> list[dict[str, Any]]:
+    """One row per evaluation name (``recworld eval --name``), newest first."""
+    e = EvalResult
+    q = (
+        select(
+            e.name,
+            func.max(e.created_at).label("created_at"),
+            func.count(func.distinct(e.policy)).label("n_policies"),
+            func.count(func.distinct(e.metric)).label("n_metrics"),
+            func.max(e.n_seeds).label("n_seeds"),
+        )
+        .group_by(e.name)
+        .order_by(func.max(e.id).desc())
+    )
+    with engine.connect() as con:
+        return _rows(con, q)
+
+
+def eval_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
+    """The latest result per (policy, metric) of an evaluation, in the order they were written."""
+    e = EvalResult
+    latest = select(func.max(e.id)).where(e.name == name).group_by(e.policy, e.metric)
+    q = select(e.policy, e.metric, e.mean, e.ci_low, e.ci_high, e.n_seeds, e.created_at, e.detail_json).where(e.id.in_(latest)).order_by(e.id)
+    with engine.connect() as con:
+        rows = _rows(con, q)
+    for r in rows:
+        detail = _loads(r.pop("detail_json")) or {}
+        r["values"] = [float(v) for v in detail.get("values", []) if isinstance(v, (int, float))]
+    return rows

@@ -100,6 +100,16 @@ def social_run(run_db) -> int:
 
 
 @pytest.fixture(scope="session")
+def eval_name(run_db) -> str:
+    """Name of a real (small) policy evaluation stored in the same database by ``envs.evaluate``."""
+    from envs.evaluate import evaluate, store_results
+
+    rows = evaluate({"random": "random", "popularity": "popularity"}, seeds=[1000, 1001, 1002], episodes=4, max_episode_steps=30, n_background=10)
+    store_results(run_db.url, "nightly eval", rows)
+    return "nightly eval"
+
+
+@pytest.fixture(scope="session")
 def app(run_db):
     from dashboard.app import create_app
 

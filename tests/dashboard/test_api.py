@@ -212,3 +212,26 @@ def test_real_social_layer_data_is_served(client, social_run):
     rows = ticks["items"] if isinstance(ticks, dict) and "items" in ticks else ticks
     assert sum(r.get("posts", 0) for r in rows) > 0 and sum(r.get("chats", 0) for r in rows) > 0
     assert ov is not None
+
+
+def test_evaluations_are_listed_and_served_with_intervals(client, eval_name):
+    listed = client.get("/api/evals").json()
+    summary = next(e for e in listed if e["name"] == eval_name)
+    assert summary["n_policies"] == 2 and summary["n_metrics"] == 5 and summary["n_seeds"] == 3
+    d = client.get(f"/api/evals/{eval_name}").json()
+    assert d["policies"] == ["random", "popularity"] and "retention" in d["metrics"]
+    assert len(d["rows"]) == 2 * len(d["metrics"])
+    for r in d["rows"]:
+        assert len(r["values"]) == 3
+        assert abs(r["mean"] - sum(r["values"]) / 3) < 1e-9
+        assert r["ci_low"] <= r["mean"] <= r["ci_high"]
+    assert client.get("/api/evals/no-such-eval").status_code == 404
+
+
+def test_a_rerun_evaluation_shows_its_latest_results(client, run_db, eval_name):
+    from envs.evaluate import store_results
+
+    store_results(run_db.url, "twice", [{"policy": "p", "metric": "retention", "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n_seeds": 2, "values": [0.45, 0.55]}])
+    store_results(run_db.url, "twice", [{"policy": "p", "metric": "retention", "mean": 0.7, "ci_low": 0.6, "ci_high": 0.8, "n_seeds": 2, "values": [0.65, 0.75]}])
+    rows = client.get("/api/evals/twice").json()["rows"]
+    assert [(r["policy"], r["mean"]) for r in rows] == [("p", 0.7)]

@@ -91,6 +91,20 @@ def test_live_run_in_browser(tmp_path):
                 assert page.locator("#persona").inner_text().strip()
                 page.screenshot(path=str(tmp_path / "user.png"), full_page=True)
 
+                # an evaluation stored by `recworld eval` shows its intervals as error bars
+                from envs.evaluate import store_results
+
+                store_results(url, "browser-eval", [
+                    {"policy": p_, "metric": "retention", "mean": m, "ci_low": m - 0.02, "ci_high": m + 0.02, "n_seeds": 2, "values": [m - 0.01, m + 0.01]}
+                    for p_, m in (("random", 0.89), ("slate_pg", 0.93))
+                ])  # fmt: skip
+                page.goto(f"{base}/evals")
+                page.locator("#evals-table tbody tr a").first.click()
+                page.wait_for_url("**/evals/browser-eval")
+                page.wait_for_selector("#chart-eval-0 .main-svg", timeout=20_000)
+                assert page.evaluate("document.getElementById('chart-eval-0').data[0].error_y.array.length") == 2
+                page.screenshot(path=str(tmp_path / "eval.png"), full_page=True)
+
                 # back to the run: once it completes the stream ends and the badge says so
                 hurry.set()
                 page.goto(f"{base}/runs/1")
@@ -105,5 +119,5 @@ def test_live_run_in_browser(tmp_path):
         server.stop()
     assert not errors, errors
     assert not runner.is_alive()
-    for name in ("run_live_1.png", "run_live_2.png", "user.png", "run_done.png"):
+    for name in ("run_live_1.png", "run_live_2.png", "user.png", "eval.png", "run_done.png"):
         assert (tmp_path / name).stat().st_size > 10_000

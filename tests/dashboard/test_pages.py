@@ -93,3 +93,18 @@ def test_html_errors_are_pages(client, url):
 def test_html_bad_params_are_422_pages(client):
     r = client.get("/runs/1/users", params={"offset": -5})
     assert r.status_code == 422 and "offset" in r.text and r.headers["content-type"].startswith("text/html")
+
+
+def test_evaluation_pages(client, eval_name):
+    from urllib.parse import quote
+
+    html = client.get("/evals").text
+    assert f'href="/evals/{quote(eval_name)}"' in html
+    page = client.get(f"/evals/{quote(eval_name)}").text
+    d = _data(page)
+    assert d["policies"] == ["random", "popularity"] and len(d["rows"]) == 10
+    # The table is rendered server-side: every policy with a mean and its interval per metric.
+    assert re.search(r"<td>popularity</td>\s*<td class=\"num\">[0-9.]+ <span class=\"ci\">\[[-0-9.]+, [-0-9.]+\]</span>", page)
+    assert 'id="chart-eval-0"' in page
+    missing = client.get("/evals/nope")
+    assert missing.status_code == 404 and "no evaluation named" in missing.text
