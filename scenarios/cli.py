@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="run a scenario once per recommender and print a side-by-side table")
     c.add_argument("scenario")
-    c.add_argument("--recommenders", default="random,popularity,mf,linucb")
+    c.add_argument("--recommenders", default="random,popularity,mf,linucb,itemknn")
     c.add_argument("--ticks", type=int)
     c.add_argument("--users", type=int)
     c.add_argument("--seed", type=int)

@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from agents.recommenders.base import Recommender, topk_unseen
+from agents.recommenders.itemknn import ItemKNNRecommender
 from agents.recommenders.linucb import LinUCBRecommender
 from agents.recommenders.mf import MFRecommender
 from agents.recommenders.simple import PopularityRecommender, RandomRecommender
@@ -20,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "popularity": "agents.recommenders.simple:PopularityRecommender",
     "mf": "agents.recommenders.mf:MFRecommender",
     "linucb": "agents.recommenders.linucb:LinUCBRecommender",
+    "itemknn": "agents.recommenders.itemknn:ItemKNNRecommender",
     "policy": "envs.policy_recommender:PolicyRecommender",
 }
 
@@ -50,6 +52,7 @@ def make_recommender(name: str, params: dict[str, Any] | None = None) -> Any:
 
 
 __all__ = [
+    "ItemKNNRecommender",
     "LinUCBRecommender",
     "MFRecommender",
     "PopularityRecommender",

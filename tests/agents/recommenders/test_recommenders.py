@@ -7,7 +7,7 @@ from agents.recommenders import make_recommender, recommender_names, topk_unseen
 from recworld.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["random", "popularity", "mf", "linucb"])
+@pytest.mark.parametrize("name", ["random", "popularity", "mf", "linucb", "itemknn"])
 def test_slates_are_valid_and_unseen(make_world, name):
     w = make_world(n=30, recommender=name)
     w.seen[:, :1000] = True
@@ -29,7 +29,7 @@ def _watch_rate(c, ticks):
     return sum(m["watches"] for m in ms) / max(1, sum(m["impressions"] for m in ms))
 
 
-@pytest.mark.parametrize("name", ["popularity", "mf", "linucb"])
+@pytest.mark.parametrize("name", ["popularity", "mf", "linucb", "itemknn"])
 def test_learning_recommenders_beat_random(make_world, collect, name):
     rates = {}
     for rec in ("random", name):
@@ -41,7 +41,7 @@ def test_learning_recommenders_beat_random(make_world, collect, name):
     assert rates[name] > rates["random"] * 1.5
 
 
-@pytest.mark.parametrize("name", ["popularity", "mf", "linucb"])
+@pytest.mark.parametrize("name", ["popularity", "mf", "linucb", "itemknn"])
 def test_observe_changes_the_model(make_world, name):
     w = make_world(n=40, recommender=name)
     before = w.recommender.recommend(np.arange(40), 10, w.context()).copy()
@@ -95,3 +95,28 @@ def test_topk_shared_order_equals_the_full_stable_ranking(seed):
     seen = rng.random((60, n + 7)) < rng.choice([0.0, 0.3, 0.9, 0.999, 1.0], size=(60, 1))
     seen[:10, np.argsort(keys, kind="stable")[: n // 2]] = True
     np.testing.assert_array_equal(topk_shared_order(keys, seen, users, k), _shared_order_reference(keys, seen, users, k))
+
+
+def test_itemknn_recommends_what_similar_users_watched_next():
+    from agents.recommenders.itemknn import ItemKNNRecommender
+    from recworld.events import EventBatch
+    from recworld.protocols import Feedback, RecContext
+
+    rec = ItemKNNRecommender(history=5, shrink=0.0, popularity_weight=0.0)
+    n_items = 12
+    rec.setup(4, np.zeros((n_items, 3), np.float32), np.random.default_rng(0))
+
+    def watch(users, items, tick):
+        slates = np.array([[i] for i in items])
+        rec.observe(Feedback(tick, np.array(users), slates, np.ones((len(users), 1), bool), np.full((len(users), 1), np.nan), np.zeros(len(users), bool), EventBatch.empty()))
+
+    # Users 0 and 1 both watch 3 then 7; user 2 watches 3 then 5; user 3 watches 3 only.
+    watch([0, 1, 2, 3], [3, 3, 3, 3], 0)
+    watch([0, 1, 2], [7, 7, 5], 1)
+    assert rec.co[3, 7] == rec.co[7, 3] == 2 and rec.co[3, 5] == 1 and rec.co[7, 5] == 0
+    seen = np.zeros((4, n_items), bool)
+    seen[3, 3] = True
+    ctx = RecContext(tick=2, n_items=n_items, item_embeddings=np.zeros((n_items, 3)), seen=seen, rng=np.random.default_rng(0))
+    # For user 3: 7 (two co-watches with 3) ranks above 5 (one), the rest score 0.
+    assert rec.recommend(np.array([3]), 2, ctx).tolist() == [[7, 5]]
+    np.testing.assert_allclose(rec.scores(np.array([3]), n_items)[0, [7, 5]], [2 / np.sqrt(4 * 2), 1 / np.sqrt(4 * 1)], rtol=1e-6)
