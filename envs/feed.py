@@ -101,9 +101,10 @@ class FeedEnv(gym.Env):
     the MovieLens-100K catalog. ``brain`` may be any Brain instance.
 
     ## Version history
-    - v0: initial version (the platform ticks every ``background_every`` steps;
-      before the compiled path landed it ticked every step, which
-      ``background_every=1`` restores).
+    - v0: initial version. Changed before the first release, with the
+      compiled path: the platform ticks every ``background_every`` steps
+      (it ticked every step) and newcomers replace churned background users
+      (the background used to shrink); results from before are not comparable.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
