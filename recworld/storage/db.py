@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
@@ -39,11 +42,20 @@ def redact(url_or_path: str) -> str:
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
     # WAL lets the dashboard read while a run writes; NORMAL sync is durable
     # across process crashes (only an OS crash can lose the last commit).
-    cur.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL needs it to itself: SQLite answers "locked"
+    # at once (no busy wait) while another process has it open, so retry.
+    for attempt in range(60):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 59:
+                raise
+            time.sleep(0.01 * (1 + attempt % 10))
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     # Event-log inserts update several indexes; a bigger page cache keeps their hot pages in memory.
     cur.execute("PRAGMA cache_size=-131072")
@@ -87,8 +99,8 @@ def connect(url_or_path: str = DEFAULT_DB_URL, create: bool = True) -> Engine:
         sa_event.listen(engine, "connect", _set_sqlite_pragmas)
     try:
         if create:
-            _create_tables(engine)
-            _check_schema(engine)
+            _retry_locked(lambda: _create_tables(engine))
+            _retry_locked(lambda: _check_schema(engine))
         else:
             with engine.connect():
                 pass
@@ -98,11 +110,23 @@ def connect(url_or_path: str = DEFAULT_DB_URL, create: bool = True) -> Engine:
     return engine
 
 
+def _retry_locked(step: Callable[[], None], attempts: int = 40) -> None:
+    # SQLite answers "database is locked" at once, without its busy wait, when a
+    # read transaction cannot become a write one because another process wrote
+    # in between; the set-up steps are idempotent, so run them again.
+    for i in range(attempts):
+        try:
+            step()
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or i == attempts - 1:
+                raise
+            time.sleep(0.05 * (1 + i % 8))
+
+
 def _create_tables(engine: Engine, attempts: int = 10) -> None:
     # Two processes opening a new database at once race between "does the
     # table exist?" and "CREATE TABLE": the loser retries and finds it there.
-    import time
-
     for i in range(attempts):
         try:
             SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in _tables()])

@@ -105,3 +105,30 @@ def test_passwords_never_appear_in_errors():
     with pytest.raises(ConfigError) as e:
         connect("postgresql+psycopg://alice:s3cret-pw@127.0.0.1:1/db")
     assert "s3cret-pw" not in str(e.value) and "***" in str(e.value)
+
+
+def test_set_up_steps_retry_while_another_process_holds_the_lock():
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from recworld.storage.db import _retry_locked
+
+    calls = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    _retry_locked(flaky)
+    assert len(calls) == 3
+
+    def broken() -> None:
+        calls.append(1)
+        raise OperationalError("CREATE", {}, sqlite3.OperationalError("disk I/O error"))
+
+    calls.clear()
+    with pytest.raises(OperationalError):
+        _retry_locked(broken)
+    assert len(calls) == 1  # other errors are not retried
