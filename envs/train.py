@@ -13,7 +13,11 @@ from recworld.errors import ConfigError
 
 
 def train_ppo(timesteps: int, seed: int, path: str | Path, progress: bool = False, n_envs: int = 8, **env_kwargs: Any) -> Path:
-    """Train SB3 PPO (``MultiInputPolicy``, MultiDiscrete slates) on ``RecWorld/Feed-v0`` and save it to ``path``."""
+    """Train SB3 PPO on ``RecWorld/Feed-v0`` and save it to ``path``.
+
+    The policy is :class:`agents.rl.sb3_policy.SlateActorCriticPolicy` (one
+    shared candidate scorer gives the logits of every slate position).
+    """
     try:
         from stable_baselines3 import PPO
         from stable_baselines3.common.env_util import make_vec_env
@@ -23,7 +27,10 @@ def train_ppo(timesteps: int, seed: int, path: str | Path, progress: bool = Fals
     register_all()
     kw = {"n_background": 100, **env_kwargs}
     venv = make_vec_env(lambda: gym.make("RecWorld/Feed-v0", **kw), n_envs=n_envs, seed=seed)
-    model = PPO("MultiInputPolicy", venv, n_steps=256, batch_size=256, learning_rate=3e-4, gamma=0.95, ent_coef=0.003, seed=seed, device="cpu", verbose=1 if progress else 0)
+    from agents.rl.sb3_policy import SlateActorCriticPolicy
+
+    policy_kwargs = {"embed_dims": int(kw.get("embed_dims", 8))}
+    model = PPO(SlateActorCriticPolicy, venv, n_steps=256, batch_size=256, learning_rate=3e-4, gamma=0.95, ent_coef=0.003, seed=seed, device="cpu", verbose=1 if progress else 0, policy_kwargs=policy_kwargs)
     # SB3's default logger makes a folder under /tmp on every run; log to stdout (or nowhere) instead.
     model.set_logger(Logger(None, [HumanOutputFormat(sys.stdout)] if progress else []))
     model.learn(total_timesteps=int(timesteps), progress_bar=False)

@@ -51,11 +51,14 @@ class SlateScorer(nn.Module):
         inter = recent[:, None, :] * items[:, :, :e]
         return torch.cat([user[:, None, :].expand(b, n, -1), items, inter], dim=-1)
 
+    def scores(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores (B, N) of the candidates."""
+        return self.score(self._x(user, items)).squeeze(-1)
+
     def forward(self, user: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (B, N) and values (B,)."""
-        s = self.score(self._x(user, items)).squeeze(-1)
         v = self.value(torch.cat([user, items.mean(dim=1)], dim=-1)).squeeze(-1)
-        return s, v
+        return self.scores(user, items), v
 
 
 def plackett_luce_logp(scores: torch.Tensor, slates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

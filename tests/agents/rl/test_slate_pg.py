@@ -45,3 +45,26 @@ def test_trained_slate_pg_beats_popularity_and_random(tmp_path):
             b = r[(base, metric)]
             assert pg["ci_low"] > b["ci_high"], (metric, base, pg, b)
     assert r[("slate_pg", "engagement")]["mean"] > 1.5 * r[("popularity", "engagement")]["mean"]
+
+
+def test_sb3_slate_policy_scores_candidates_with_one_shared_scorer():
+    """Permuting the candidates permutes every slate position's logits the same way."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the ids)
+    from agents.rl.sb3_policy import SlateActorCriticPolicy
+
+    env = gym.make("RecWorld/Feed-v0", n_background=5, warmup_ticks=1, num_candidates=6, slate_size=3)
+    pol = SlateActorCriticPolicy(env.observation_space, env.action_space, lambda _: 3e-4, embed_dims=8)
+    obs, _ = env.reset(seed=0)
+    perm = np.array([3, 0, 5, 1, 4, 2])
+    t = {k: torch.as_tensor(v[None]) for k, v in obs.items()}
+    tp = {"user": t["user"], "candidates": t["candidates"][:, perm]}
+    with torch.no_grad():
+        pol.action_net.offset.zero_()
+        logits = pol.action_net(pol.extract_features(t, pol.features_extractor)).reshape(3, 6)
+        logits_p = pol.action_net(pol.extract_features(tp, pol.features_extractor)).reshape(3, 6)
+    torch.testing.assert_close(logits_p, logits[:, perm])
+    torch.testing.assert_close(logits[0], logits[2])  # one scorer for every position (offsets zeroed)
+    a, _ = pol.predict(obs, deterministic=True)
+    assert a.shape == (3,) and env.action_space.contains(a)
