@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import schemas as S
 from dashboard import service
 from recworld.events import EventType
+from recworld.export import csv_text
 from recworld.storage import queries_dashboard as Q
 
 MAX_ID = 2**62
@@ -114,6 +115,21 @@ def ticks(engine: EngineDep, run_id: RunId, after: Annotated[int, Query(ge=-1, l
     """Per-tick metrics with ``tick > after``."""
     service.get_run(engine, run_id)
     return service.ticks_out(engine, run_id, after=after)
+
+
+@router.get(
+    "/runs/{run_id}/ticks.csv",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "one row per tick, the TickRow fields as columns"}},
+)
+def ticks_csv(engine: EngineDep, run_id: RunId) -> PlainTextResponse:
+    """Per-tick metrics as CSV (for spreadsheets and pandas)."""
+    service.get_run(engine, run_id)
+    rows = service.ticks_out(engine, run_id)
+    cols = list(S.TickRow.model_fields)
+    cols += [k for k in (rows[0] if rows else {}) if k not in cols]  # columns newer than the schema
+    text = csv_text(rows, cols)
+    return PlainTextResponse(text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="run{run_id}_metrics.csv"'})
 
 
 @router.get("/runs/{run_id}/retention", response_model=S.RetentionOut)

@@ -1,6 +1,10 @@
-"""Export a run's conversations as JSONL (read from the run database, never from a live world).
+"""Export a run's data (read from the run database, never from a live world).
 
-Two kinds of records, one JSON object a line, in event order:
+- :func:`export_metrics`: per-tick metrics as CSV (one row per tick).
+- :func:`export_events`: the event log as CSV (streamed; type names, JSON payloads).
+- :func:`export_conversations`: chats and user↔recommender exchanges as JSONL.
+
+Conversations come in two kinds of records, one JSON object a line, in event order:
 
 - ``{"type": "chat", ...}``: a chat between two users, its messages grouped
   into one conversation (by the chat's ``conversation`` payload id, else by
@@ -13,9 +17,11 @@ Two kinds of records, one JSON object a line, in event order:
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -36,6 +42,68 @@ def _slate_size(run: Any) -> int:
     return max(1, min(k, run.n_items or k))
 
 
+def _require_run(con: Any, run_id: int) -> Any:
+    run = con.execute(select(Run).where(Run.id == run_id)).first()
+    if run is None:
+        raise ConfigError(f"no run with id {run_id} in this database; see `recworld runs`")
+    return run
+
+
+def csv_text(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as CSV text with a header (missing values as empty cells)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def export_metrics(engine: Engine, run_id: int, out_path: str | Path) -> int:
+    """Write run ``run_id``'s per-tick metrics to ``out_path`` (CSV); returns the number of ticks.
+
+    Raises:
+        ConfigError: there is no run ``run_id`` in the database.
+    """
+    from recworld.storage.queries_dashboard import TICK_FIELDS, tick_rows
+
+    with engine.connect() as con:
+        _require_run(con, run_id)
+    rows = tick_rows(engine, run_id)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(csv_text(rows, TICK_FIELDS), encoding="utf-8")
+    return len(rows)
+
+
+EVENT_COLUMNS = ["tick", "user_id", "type", "item_id", "value", "text", "payload"]
+
+
+def export_events(engine: Engine, run_id: int, out_path: str | Path, chunk: int = 50_000) -> int:
+    """Stream run ``run_id``'s event log to ``out_path`` (CSV, event order, type names); returns the row count.
+
+    Raises:
+        ConfigError: there is no run ``run_id`` in the database.
+    """
+    names = {int(t): t.name.lower() for t in EventType}
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    last = -1
+    with engine.connect() as con, out.open("w", encoding="utf-8", newline="") as f:
+        _require_run(con, run_id)
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(EVENT_COLUMNS)
+        cols = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload)
+        while True:  # keyset pages: memory stays flat however long the run
+            page = con.execute(select(*cols).where(Event.run_id == run_id, Event.id > last).order_by(Event.id).limit(chunk)).all()
+            if not page:
+                break
+            w.writerows((t, u, names.get(ty, str(ty)), it, v, tx, pl) for _i, t, u, ty, it, v, tx, pl in page)
+            n += len(page)
+            last = page[-1][0]
+    return n
+
+
 def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> int:
     """Write the chats and user↔recommender exchanges of run ``run_id`` to ``out_path`` (JSONL).
 
@@ -46,10 +114,7 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
         ConfigError: there is no run ``run_id`` in the database.
     """
     with engine.connect() as con:
-        run = con.execute(select(Run).where(Run.id == run_id)).first()
-        if run is None:
-            raise ConfigError(f"no run with id {run_id} in this database; see `recworld runs`")
-        k = _slate_size(run)
+        k = _slate_size(_require_run(con, run_id))
         titles = {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
         talk = con.execute(
             select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload)
@@ -111,4 +176,4 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
     return len(records)
 
 
-__all__ = ["export_conversations"]
+__all__ = ["EVENT_COLUMNS", "csv_text", "export_conversations", "export_events", "export_metrics"]

@@ -205,14 +205,24 @@ def cmd_dashboard(args: argparse.Namespace, out: Console, err: Console) -> int:
     return serve_dashboard(db, host=args.host, port=args.port, allow_remote=args.allow_remote, token=args.token or os.environ.get("RECWORLD_DASHBOARD_TOKEN"), console=err)
 
 
+EXPORTS = {
+    # what: (function name in recworld.export, default file, what a row is)
+    "conversations": ("export_conversations", "run{run}_conversations.jsonl", "conversations"),
+    "metrics": ("export_metrics", "run{run}_metrics.csv", "ticks"),
+    "events": ("export_events", "run{run}_events.csv", "events"),
+}
+
+
 def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from recworld.export import export_conversations
+    import recworld.export as X
     from recworld.storage import connect
 
     db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
     engine = connect(db, create=False)
-    n = export_conversations(engine, args.run_id, args.out)
-    err.print(f"wrote {n} conversations to {args.out}")
+    fn, default, unit = EXPORTS[args.what]
+    path = args.out or default.format(run=args.run_id)
+    n = getattr(X, fn)(engine, args.run_id, path)
+    err.print(f"wrote {n:,} {unit} to {path}")
     return 0
 
 
@@ -332,11 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--token", help="access token (required with --allow-remote; or RECWORLD_DASHBOARD_TOKEN)")
     d.set_defaults(func=cmd_dashboard)
 
-    e = sub.add_parser("export", help="export data of a run")
-    e.add_argument("what", choices=["conversations"])
+    e = sub.add_parser("export", help="export data of a run: per-tick metrics (CSV), the event log (CSV), conversations (JSONL)")
+    e.add_argument("what", choices=sorted(EXPORTS))
     e.add_argument("run_id", type=int)
     e.add_argument("--db")
-    e.add_argument("--out", default="conversations.jsonl")
+    e.add_argument("--out", help="output file (default: runN_<what>.csv, or .jsonl for conversations)")
     e.set_defaults(func=cmd_export)
 
     di = sub.add_parser("distill", help="fit a fast utility brain to the decisions of a scenario's (LLM) brain")

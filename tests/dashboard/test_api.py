@@ -235,3 +235,16 @@ def test_a_rerun_evaluation_shows_its_latest_results(client, run_db, eval_name):
     store_results(run_db.url, "twice", [{"policy": "p", "metric": "retention", "mean": 0.7, "ci_low": 0.6, "ci_high": 0.8, "n_seeds": 2, "values": [0.65, 0.75]}])
     rows = client.get("/api/evals/twice").json()["rows"]
     assert [(r["policy"], r["mean"]) for r in rows] == [("p", 0.7)]
+
+
+def test_tick_metrics_as_csv(client, run_db):
+    import csv
+    import io
+
+    r = client.get(f"/api/runs/{run_db.run_id}/ticks.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    ticks = client.get(f"/api/runs/{run_db.run_id}/ticks").json()
+    assert len(rows) == len(ticks) and rows[0]["tick"] == str(ticks[0]["tick"])
+    assert float(rows[-1]["watch_rate"]) == pytest.approx(ticks[-1]["watch_rate"])
+    assert client.get("/api/runs/9999/ticks.csv").status_code == 404

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from recworld.errors import ConfigError
+from recworld.events import EventType
 from recworld.export import export_conversations
 from recworld.llm.testing import ScriptedLLMServer
 from recworld.storage import connect
@@ -49,3 +50,31 @@ def test_export_conversations_jsonl(small_scenario, tmp_path):
     assert nxt and nxt[0]["next_tick"] >= nxt[0]["tick"]
     with pytest.raises(ConfigError, match="no run with id 999"):
         export_conversations(eng, 999, tmp_path / "x.jsonl")
+
+
+def test_export_metrics_and_events_csv(small_scenario, tmp_path):
+    import csv
+
+    from sqlalchemy import func, select
+
+    from recworld.export import export_events, export_metrics
+    from recworld.storage.models import Event, TickMetrics
+
+    s = small_scenario(**{"ticks": 6, "population.n_users": 40})
+    out = run_scenario(s, progress=False)
+    eng = connect(s.storage.url, create=False)
+    n = export_metrics(eng, out.run_id, tmp_path / "m.csv")
+    rows = list(csv.DictReader((tmp_path / "m.csv").open()))
+    assert n == len(rows) == 6 and [int(r["tick"]) for r in rows] == list(range(6))
+    with eng.connect() as con:
+        wr = con.execute(select(TickMetrics.watch_rate).where(TickMetrics.run_id == out.run_id).order_by(TickMetrics.tick)).scalars().all()
+        n_events = con.execute(select(func.count()).select_from(Event).where(Event.run_id == out.run_id)).scalar()
+        n_watch = con.execute(select(func.count()).select_from(Event).where(Event.run_id == out.run_id, Event.type == int(EventType.WATCH))).scalar()
+    assert [float(r["watch_rate"]) for r in rows] == pytest.approx(wr)
+    m = export_events(eng, out.run_id, tmp_path / "e.csv", chunk=97)  # several keyset pages
+    ev = list(csv.DictReader((tmp_path / "e.csv").open()))
+    assert m == len(ev) == n_events
+    assert sum(r["type"] == "watch" for r in ev) == n_watch
+    assert [int(r["tick"]) for r in ev] == sorted(int(r["tick"]) for r in ev)
+    with pytest.raises(ConfigError, match="no run with id 99"):
+        export_metrics(eng, 99, tmp_path / "x.csv")

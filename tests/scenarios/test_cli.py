@@ -6,7 +6,7 @@ import pytest
 from scenarios.cli import main
 
 
-def test_run_prints_summary_table(tmp_path, capsys):
+def test_run_prints_summary_table(tmp_path, capsys, monkeypatch):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     rc = main(["run", "quickstart", "--ticks", "6", "--users", "40", "--db", db, "--quiet"])
     out = capsys.readouterr()
@@ -14,6 +14,11 @@ def test_run_prints_summary_table(tmp_path, capsys):
     assert "watch rate (CTR)" in out.out and "run 1" in out.out
     assert main(["runs", "--db", db]) == 0
     assert "completed" in capsys.readouterr().out
+    # export what the run logged: per-tick metrics and the event log as CSV (default file names)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "metrics", "1", "--db", db]) == 0 and main(["export", "events", "1", "--db", db]) == 0
+    assert "wrote 6 ticks to run1_metrics.csv" in capsys.readouterr().err
+    assert (tmp_path / "run1_metrics.csv").read_text().count("\n") == 7 and (tmp_path / "run1_events.csv").stat().st_size > 1000
 
 
 def test_list(capsys):
@@ -32,6 +37,7 @@ def test_list(capsys):
         (["resume", "99", "--db", "/nonexistent/dir/x.db"], "does not exist"),
         (["dashboard", "--host", "0.0.0.0"], "refusing to bind 0.0.0.0"),
         (["frobnicate"], "invalid choice"),
+        (["export", "metrics", "7", "--db", "sqlite:///runs/no-such.db"], "does not exist"),
     ],
 )
 def test_bad_input_one_line_no_traceback(args, needle):
