@@ -28,9 +28,9 @@ CHARTS: list[dict[str, Any]] = [
     {"id": "churn", "title": "Churn", "series": [["churned_total", "churned (total)", "line"], ["churned", "new churns", "bar"]]},
     {"id": "exposure", "title": "Coverage, diversity and Gini of exposure", "series": [["coverage", "catalog coverage", "line"], ["diversity", "intra-list diversity", "line"], ["consumption_diversity", "consumption diversity", "line"], ["population_diversity", "population diversity", "line"], ["gini", "Gini of exposure", "line"]]},
     {"id": "novelty", "title": "Novelty of watched items (bits)", "series": [["novelty", "novelty", "line"]]},
-    {"id": "social", "title": "Social activity", "series": [["posts", "posts", "bar"], ["chats", "chat messages", "bar"], ["social_watches", "watches from the social feed", "line"], ["instructions", "reflective instructions", "line"]]},
-    {"id": "llm", "title": "LLM calls", "series": [["llm_calls", "calls", "line"], ["llm_cached", "cache hits", "line"], ["llm_fallbacks", "fallbacks", "line"]]},
-    {"id": "llm_tokens", "title": "LLM tokens", "series": [["llm_tokens", "tokens", "bar"]]},
+    {"id": "social", "title": "Social activity", "series": [["posts", "posts", "bar"], ["chats", "chat messages", "bar"], ["social_watches", "watches from the social feed", "line"], ["instructions", "reflective instructions", "line"]], "empty": "no social activity (social layer off?)"},
+    {"id": "llm", "title": "LLM calls", "series": [["llm_calls", "calls", "line"], ["llm_cached", "cache hits", "line"], ["llm_fallbacks", "fallbacks", "line"]], "empty": "no LLM calls (a brain without language?)"},
+    {"id": "llm_tokens", "title": "LLM tokens", "series": [["llm_tokens", "tokens", "bar"]], "empty": "no LLM calls (a brain without language?)"},
 ]
 
 # KPI tiles: (key, label, format).

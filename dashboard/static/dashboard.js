@@ -32,11 +32,20 @@ const RW = (() => {
     return t;
   }
 
+  // A chart whose series are all zero or missing says so instead of drawing flat lines.
+  const hasData = (c, rows) => rows.some((t) => c.series.some(([f]) => t[f]));
+  function emptyNote(c, rows) {
+    if (hasData(c, rows)) return [];
+    const text = rows.length ? (c.empty || "nothing recorded in this run") : "no ticks yet";
+    return [{ text: text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#667", size: 13 } }];
+  }
+
   function drawTickCharts(charts, ticks) {
     const xs = ticks.map((t) => t.tick);
     for (const c of charts) {
       const traces = c.series.map(([f, label, kind, axis], i) => Object.assign(trace(xs, col(ticks, f), label, kind, PALETTE[i]), axis ? { yaxis: axis } : {}));
       const extra = c.pct ? { yaxis: { tickformat: ".0%" } } : {};
+      extra.annotations = emptyNote(c, ticks);
       if (c.series.some((s) => s[3] === "y2")) { extra.yaxis2 = { overlaying: "y", side: "right", showgrid: false }; extra.margin = { l: 52, r: 44, t: 40, b: 40 }; }
       Plotly.newPlot("chart-" + c.id, traces, layout(c.title + " · per tick", extra), CFG);
     }
@@ -102,7 +111,10 @@ const RW = (() => {
         last = rows[rows.length - 1].tick;
         const xs = rows.map((r) => r.tick);
         for (const c of D.charts) {
-          Plotly.extendTraces("chart-" + c.id, { x: c.series.map(() => xs), y: c.series.map(([f]) => col(rows, f)) }, c.series.map((_, i) => i));
+          const id = "chart-" + c.id;
+          Plotly.extendTraces(id, { x: c.series.map(() => xs), y: c.series.map(([f]) => col(rows, f)) }, c.series.map((_, i) => i));
+          const el = document.getElementById(id);
+          if (el.layout.annotations && el.layout.annotations.length && hasData(c, rows)) Plotly.relayout(id, { annotations: [] });
         }
       }
       updateRun(m.run);

@@ -70,6 +70,9 @@ def test_live_run_in_browser(tmp_path):
                 page.wait_for_selector("#chart-activity .main-svg", timeout=20_000)
                 page.wait_for_selector("#chart-retention .main-svg", timeout=20_000)
                 assert page.locator(".js-plotly-plot").count() >= 10
+                # a chart with nothing to show says so (this run's utility brain makes no LLM calls)
+                assert "no LLM calls" in page.evaluate("document.getElementById('chart-llm').layout.annotations[0].text")
+                assert not page.evaluate("(document.getElementById('chart-activity').layout.annotations || []).length")
                 assert page.locator("#run-status").inner_text() == "running"
                 first = int(page.locator("#tick-done").inner_text())
                 points_before = page.evaluate("document.getElementById('chart-activity').data[0].x.length")
