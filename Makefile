@@ -47,13 +47,16 @@ $(VENV)/.postgres-stamp: | $(BIN)/python
 demo: setup
 	$(BIN)/recworld run quickstart --brain hybrid
 
-test: setup browser $(VENV)/.postgres-stamp
+test: setup browser $(VENV)/.postgres-stamp lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Ruff (lint + format) and the import-linter layering contracts.
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 bench: setup

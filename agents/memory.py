@@ -103,7 +103,7 @@ class MemoryStore:
         self.s_len = np.zeros(n, np.int64)  # entries written to the ring this session
         self.last_reflection_session = np.zeros(n, np.int64)
         self.recorder: Any = None
-        self.catalog: "Catalog | None" = None  # for rendering titles; set by the brain
+        self.catalog: Catalog | None = None  # for rendering titles; set by the brain
 
     # ----------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -112,7 +112,9 @@ class MemoryStore:
         return state
 
     # -------------------------------------------------------------- writes
-    def observe_pages(self, users: np.ndarray, slates: np.ndarray, watched: np.ndarray, ratings: np.ndarray, leave: np.ndarray, item_embeddings: np.ndarray, tick: int) -> None:
+    def observe_pages(
+        self, users: np.ndarray, slates: np.ndarray, watched: np.ndarray, ratings: np.ndarray, leave: np.ndarray, item_embeddings: np.ndarray, tick: int
+    ) -> None:
         """Add one short-term observation per page (vectorised over the batch).
 
         A page with watches becomes a ``watched`` entry about its best-rated
@@ -155,7 +157,9 @@ class MemoryStore:
             self.s_text.pop((u, sl), None)
         self.s_len[users] += 1
 
-    def add(self, user: int, tick: int, kind: int, importance: float, vec: np.ndarray, text: str | None = None, item: int = -1, value: float = float("nan")) -> int:
+    def add(
+        self, user: int, tick: int, kind: int, importance: float, vec: np.ndarray, text: str | None = None, item: int = -1, value: float = float("nan")
+    ) -> int:
         """Store one long-term entry directly (reflections, chats, posts); returns its slot."""
         slot = self._free_slot(user, tick)
         self.vec[user, slot] = _unit(np.asarray(vec, np.float32).reshape(-1))
@@ -219,7 +223,9 @@ class MemoryStore:
 
     def _persist(self, user: int, slot: int) -> None:
         if self.recorder is not None:
-            self.recorder.add_memory(int(user), int(self.tick[user, slot]), KIND_NAMES[int(self.kind[user, slot])], float(self.importance[user, slot]), self.render(user, slot))
+            self.recorder.add_memory(
+                int(user), int(self.tick[user, slot]), KIND_NAMES[int(self.kind[user, slot])], float(self.importance[user, slot]), self.render(user, slot)
+            )
 
     # --------------------------------------------------------------- reads
     def render(self, user: int, slot: int, short: bool = False) -> str:

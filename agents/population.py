@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agents.users import ROLES, Persona, UserAgent
+from recworld.agents.users import ROLES, Persona, UserAgent
 from recworld.catalog import Catalog
 from recworld.data.movielens import MovieLens
 from recworld.errors import ConfigError
@@ -146,7 +146,7 @@ class MovieLensPopulation:
         self.stats = PopulationStats(global_mean=mu, taste_source="movielens")
         return a, personas
 
-    def populate(self, world: "World") -> None:
+    def populate(self, world: World) -> None:
         """Create the users' mesa agents and state in ``world``."""
         arrays, personas = self.build_arrays()
         _attach(world, arrays, personas)
@@ -262,13 +262,13 @@ class SampledPopulation:
             )
         return a, personas
 
-    def populate(self, world: "World") -> None:
+    def populate(self, world: World) -> None:
         arrays, personas = self.build_arrays()
         _attach(world, arrays, personas)
         self.personas = personas
 
 
-def _attach(world: "World", arrays: UserArrays, personas: list[Persona]) -> None:
+def _attach(world: World, arrays: UserArrays, personas: list[Persona]) -> None:
     world.users = arrays
     world.user_agents = [UserAgent(world, i, p) for i, p in enumerate(personas)]
 

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.brains import llm_text as T
-from agents.brains.utility import UtilityBrain
-from agents.memory import CHAT, POST
+from recworld.agents.brains import llm_text as T
+from recworld.agents.brains.utility import UtilityBrain
+from recworld.agents.memory import CHAT, POST
 from recworld.errors import ConfigError
 from recworld.events import EventBatch, EventType
 
@@ -93,7 +93,7 @@ class SocialLayer:
         seed: the scenario seed.
     """
 
-    def __init__(self, world: "World", config: SocialConfig | None = None, brain: Any = None, seed: int = 0) -> None:
+    def __init__(self, world: World, config: SocialConfig | None = None, brain: Any = None, seed: int = 0) -> None:
         self.config = config or SocialConfig()
         self.brain = brain
         util = getattr(brain, "utility", brain)
@@ -117,7 +117,7 @@ class SocialLayer:
         self._build_graph(world)
 
     @classmethod
-    def from_config(cls, world: "World", config: dict[str, Any] | None, brain: Any = None, seed: int = 0) -> "SocialLayer":
+    def from_config(cls, world: World, config: dict[str, Any] | None, brain: Any = None, seed: int = 0) -> SocialLayer:
         """Build from the scenario's ``social:`` dict; makes sure ``world.extensions`` exists.
 
         Raises:
@@ -138,7 +138,7 @@ class SocialLayer:
         return layer
 
     # ------------------------------------------------------------- graph
-    def _build_graph(self, world: "World") -> None:
+    def _build_graph(self, world: World) -> None:
         n, c = self.n_users, self.config
         m = min(c.degree, n - 1)
         if m <= 0:
@@ -211,7 +211,7 @@ class SocialLayer:
         return state
 
     # -------------------------------------------------------------- tick
-    def step(self, world: "World", tick: int) -> EventBatch:
+    def step(self, world: World, tick: int) -> EventBatch:
         """Social actions of tick ``tick`` (a world tick hook)."""
         c = self.config
         rng = self.rng
@@ -295,14 +295,14 @@ class SocialLayer:
 
     # ------------------------------------------------------------ pieces
     @staticmethod
-    def _roles(world: "World", users: np.ndarray) -> list[str]:
+    def _roles(world: World, users: np.ndarray) -> list[str]:
         agents = getattr(world, "user_agents", None)
         if not agents:
             return ["watcher"] * users.size
         return [agents[int(x)].persona.role for x in users]
 
     @staticmethod
-    def _watched_this_tick(world: "World", tick: int) -> dict[int, list[tuple[int, float]]]:
+    def _watched_this_tick(world: World, tick: int) -> dict[int, list[tuple[int, float]]]:
         """user -> [(item, rating or NaN)] watched in this tick's sessions."""
         ev = world.tick_events()
         if not len(ev):
@@ -317,7 +317,7 @@ class SocialLayer:
             out.setdefault(uu, []).append((it, rates.get((uu, it), float("nan"))))
         return out
 
-    def _texts(self, world: "World", tick: int, posts: list, chats: list) -> tuple[list[str], list[list[str]], tuple[list[str], list[str]]]:
+    def _texts(self, world: World, tick: int, posts: list, chats: list) -> tuple[list[str], list[list[str]], tuple[list[str], list[str]]]:
         """Texts of posts and chats, and who wrote each ("llm" or "template")."""
         writer = getattr(self.brain, "social_texts", None)
         if self.config.use_llm and callable(writer) and (posts or chats):
@@ -327,7 +327,9 @@ class SocialLayer:
         templated = (["template"] * len(posts), ["template"] * len(chats))
         return [T.template_post(world, a, item, r) for a, item, r in posts], [T.template_chat(world, a, b, item, t) for a, b, item, t in chats], templated
 
-    def _publish(self, world: "World", tick: int, author: int, item: int, text: str, parent: int | None, rating: float = float("nan"), by: str = "template") -> list[tuple]:
+    def _publish(
+        self, world: World, tick: int, author: int, item: int, text: str, parent: int | None, rating: float = float("nan"), by: str = "template"
+    ) -> list[tuple]:
         pid = len(self.posts)
         if parent is None:
             root, depth = pid, 0
@@ -350,7 +352,7 @@ class SocialLayer:
             payload["about_item"] = int(item)
         return [(author, int(EventType.POST), shared, float(pid), text, payload)]
 
-    def _new_item(self, world: "World", tick: int, author: int, item: int, text: str) -> int:
+    def _new_item(self, world: World, tick: int, author: int, item: int, text: str) -> int:
         """User-created content: a new catalog item near the item it is about."""
         cat = world.catalog
         noise = self.rng.standard_normal(cat.dim).astype(np.float32) * 0.3 / np.sqrt(cat.dim)
@@ -359,10 +361,21 @@ class SocialLayer:
         idx = cat.add_item(title, text, emb, tags=cat.tags[item], creator=author, tick=tick)
         world.ensure_item_capacity()
         if self.recorder is not None:
-            self.recorder.add_items([{"item_id": idx, "external_id": cat.external_ids[idx], "title": title, "tags": "|".join(cat.tags[idx]), "creator": author, "created_tick": tick}])
+            self.recorder.add_items(
+                [
+                    {
+                        "item_id": idx,
+                        "external_id": cat.external_ids[idx],
+                        "title": title,
+                        "tags": "|".join(cat.tags[idx]),
+                        "creator": author,
+                        "created_tick": tick,
+                    }
+                ]
+            )
         return idx
 
-    def _consume_feeds(self, world: "World", tick: int, active: np.ndarray, roles: list[str]) -> list[tuple]:
+    def _consume_feeds(self, world: World, tick: int, active: np.ndarray, roles: list[str]) -> list[tuple]:
         c = self.config
         if c.feed_views <= 0:
             return []
@@ -418,7 +431,7 @@ class SocialLayer:
             fof |= {int(x) for x in extra if x != a and x not in self.following[a]}
         return np.array(sorted(fof), dtype=np.int64)
 
-    def _shift_tastes(self, world: "World", users: list[int], item: int) -> None:
+    def _shift_tastes(self, world: World, users: list[int], item: int) -> None:
         s = self.config.chat_shift
         if s <= 0:
             return
@@ -442,7 +455,15 @@ class SocialLayer:
         depth = np.array([self.cascade_depth.get(r, 0) for r in roots], np.int64)
         items = sorted(set(self.item_posts) | set(self.item_social_watches))
         vir = sorted(
-            ({"item": i, "posts": self.item_posts.get(i, 0), "social_watches": self.item_social_watches.get(i, 0), "virality": self.item_social_watches.get(i, 0) / max(self.item_posts.get(i, 0), 1)} for i in items),
+            (
+                {
+                    "item": i,
+                    "posts": self.item_posts.get(i, 0),
+                    "social_watches": self.item_social_watches.get(i, 0),
+                    "virality": self.item_social_watches.get(i, 0) / max(self.item_posts.get(i, 0), 1),
+                }
+                for i in items
+            ),
             key=lambda d: (-d["social_watches"], d["item"]),
         )
         return {

@@ -93,7 +93,7 @@ class UserAgent(mesa.Agent):
     that brains can work on all users at once.
     """
 
-    def __init__(self, model: "World", index: int, persona: Persona) -> None:
+    def __init__(self, model: World, index: int, persona: Persona) -> None:
         super().__init__(model)
         self.index = index
         self.persona = persona

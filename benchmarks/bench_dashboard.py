@@ -30,8 +30,8 @@ from recworld.storage.models import Event, Run
 
 def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
     """Run the quickstart scenario into ``db_url``; top up by replication if needed. Returns (run id, how)."""
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_scenario
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
 
     scenario = load_scenario("quickstart").with_overrides(ticks=ticks, **{"storage.flush_every": 8})
     t = time.perf_counter()
@@ -57,12 +57,12 @@ def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
     return out.run_id, how
 
 
-def count_events(engine, run_id: int) -> int:  # noqa: ANN001
+def count_events(engine, run_id: int) -> int:
     with engine.connect() as con:
         return int(con.execute(select(func.count()).select_from(Event).where(Event.run_id == run_id)).scalar_one())
 
 
-def find_run(engine, min_events: int) -> int | None:  # noqa: ANN001
+def find_run(engine, min_events: int) -> int | None:
     with engine.connect() as con:
         ids = [r for (r,) in con.execute(select(Run.id).where(Run.status == "completed").order_by(Run.id.desc()))]
     for run_id in ids:
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=30, help="distinct users the user-page requests cycle through")
     args = ap.parse_args()
 
-    from scenarios.serve import start_dashboard
+    from recworld.scenarios.serve import start_dashboard
 
     if args.db.startswith("sqlite:///"):
         Path(args.db[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -105,9 +105,7 @@ def main() -> None:
         run_id, how = build(args.db, args.ticks, args.min_events)
     n_events = count_events(engine, run_id)
     with engine.connect() as con:
-        busiest = con.execute(
-            text("SELECT user_id, COUNT(*) AS n FROM event WHERE run_id = :r GROUP BY user_id ORDER BY n DESC LIMIT 1"), {"r": run_id}
-        ).one()
+        busiest = con.execute(text("SELECT user_id, COUNT(*) AS n FROM event WHERE run_id = :r GROUP BY user_id ORDER BY n DESC LIMIT 1"), {"r": run_id}).one()
         top_item = con.execute(
             text("SELECT item_id, COUNT(*) AS n FROM event WHERE run_id = :r AND type = 2 GROUP BY item_id ORDER BY n DESC LIMIT 1"), {"r": run_id}
         ).one()

@@ -70,7 +70,7 @@ def bench_recsim(py: Path | None, n_cand: int, k: int, steps: int) -> float | No
 def bench_single(n_cand: int, k: int, steps: int, n_background: int, **kw: int) -> float:
     import gymnasium as gym
 
-    import envs.registration  # noqa: F401  (registers the ids)
+    import recworld.envs.registration  # noqa: F401  (registers the ids)
 
     env = gym.make("RecWorld/Feed-v0", num_candidates=n_cand, slate_size=k, n_background=n_background, **kw)
     env.reset(seed=0)
@@ -92,9 +92,11 @@ def bench_single(n_cand: int, k: int, steps: int, n_background: int, **kw: int) 
 def bench_vector(n_cand: int, k: int, steps: int, num_envs: int, n_background: int) -> float:
     import gymnasium as gym
 
-    import envs.registration  # noqa: F401  (registers the ids)
+    import recworld.envs.registration  # noqa: F401  (registers the ids)
 
-    env = gym.make_vec("RecWorld/Feed-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", num_candidates=n_cand, slate_size=k, n_background=n_background)
+    env = gym.make_vec(
+        "RecWorld/Feed-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", num_candidates=n_cand, slate_size=k, n_background=n_background
+    )
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     acts = [np.argsort(rng.random((num_envs, n_cand)), axis=1)[:, :k] for _ in range(8)]

@@ -83,8 +83,7 @@ def bench_embedded(args: Args) -> None:
     print(f"\nEmbedded Gemma 3 270M (xllamacpp), {args.embedded_tokens} tokens per request, cache off")
     print(f"{'concurrent':>10} {'requests':>8} {'seconds':>8} {'tokens out':>10} {'tok/s':>8}")
     for c in (1, 4):
-        config = LLMConfig(backend="embedded", cache_path=None, concurrency=c, n_parallel=max(c, 1),
-                           max_tokens=args.embedded_tokens, temperature=0.8)
+        config = LLMConfig(backend="embedded", cache_path=None, concurrency=c, n_parallel=max(c, 1), max_tokens=args.embedded_tokens, temperature=0.8)
         with LLMRuntime(config) as rt:
             rt.start()
             rt.complete(LLMRequest([{"role": "user", "content": "warm up"}], max_tokens=4))
@@ -105,8 +104,7 @@ def main() -> None:
     parser.add_argument("--embedded-tokens", type=int, default=Args.embedded_tokens)
     parser.add_argument("--server-process", action="store_true", help="run the scripted server in a child process")
     ns = parser.parse_args()
-    args = Args(latency_ms=ns.latency_ms, calls=ns.calls, embedded=ns.embedded, embedded_tokens=ns.embedded_tokens,
-                server_process=ns.server_process)
+    args = Args(latency_ms=ns.latency_ms, calls=ns.calls, embedded=ns.embedded, embedded_tokens=ns.embedded_tokens, server_process=ns.server_process)
     bench_scripted(args)
     if args.embedded:
         bench_embedded(args)

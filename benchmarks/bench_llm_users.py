@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.brains.llm import build_brain_from_config
-from agents.population import MovieLensPopulation, item_quality
-from agents.recommenders import make_recommender
+from recworld.agents.brains.llm import build_brain_from_config
+from recworld.agents.population import MovieLensPopulation, item_quality
+from recworld.agents.recommenders import make_recommender
 from recworld.catalog import Catalog
 from recworld.data import load_movielens
 from recworld.world import World
@@ -42,11 +42,11 @@ class Args:
     embedded_ticks: int = 0
 
 
-def _script(req) -> str:  # noqa: ANN001
+def _script(req) -> str:
     return DECISION if req.json_schema is not None else 'Not bad at all."'
 
 
-def _serve(latency: float, urls: "mp.Queue", stop: "mp.Event") -> None:  # type: ignore[type-arg]
+def _serve(latency: float, urls: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
     from recworld.llm.testing import ScriptedLLMServer
 
     with ScriptedLLMServer(_script, latency_s=latency, usage=False) as srv:
@@ -54,7 +54,7 @@ def _serve(latency: float, urls: "mp.Queue", stop: "mp.Event") -> None:  # type:
         stop.wait()
 
 
-def _world(ml, catalog, brain, n: int, seed: int = 0) -> World:  # noqa: ANN001
+def _world(ml, catalog, brain, n: int, seed: int = 0) -> World:
     import copy
 
     cat = copy.deepcopy(catalog)
@@ -64,12 +64,12 @@ def _world(ml, catalog, brain, n: int, seed: int = 0) -> World:  # noqa: ANN001
     return w
 
 
-def _timed(brain) -> list[tuple[int, float]]:  # noqa: ANN001
+def _timed(brain) -> list[tuple[int, float]]:
     bursts: list[tuple[int, float]] = []
     rt = brain.runtime
     orig = rt.complete_many
 
-    def timed(reqs):  # noqa: ANN001, ANN202
+    def timed(reqs):
         t0 = time.perf_counter()
         out = orig(reqs)
         bursts.append((len(reqs), time.perf_counter() - t0))
@@ -79,7 +79,7 @@ def _timed(brain) -> list[tuple[int, float]]:  # noqa: ANN001
     return bursts
 
 
-def scripted(args: Args, ml, catalog) -> dict[str, float]:  # noqa: ANN001
+def scripted(args: Args, ml, catalog) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     urls: mp.Queue = ctx.Queue()
     stop = ctx.Event()
@@ -121,10 +121,10 @@ def scripted(args: Args, ml, catalog) -> dict[str, float]:  # noqa: ANN001
     }
 
 
-def embedded(args: Args, ml, catalog) -> dict[str, float]:  # noqa: ANN001
+def embedded(args: Args, ml, catalog) -> dict[str, float]:
     brain = build_brain_from_config("hybrid", {}, {"cache_path": None}, seed=0)
     world = _world(ml, catalog, brain, args.users)
-    from agents.social import SocialLayer
+    from recworld.agents.social import SocialLayer
 
     layer = SocialLayer.from_config(world, {}, brain=brain, seed=0)
     world.add_tick_hook(layer.step)
@@ -159,7 +159,9 @@ def main() -> None:
     q, _ = item_quality(ml)
     catalog = Catalog.build(ml.items, quality=q)
     r = scripted(args, ml, catalog)
-    print(f"\nLLM users, scripted server (latency {args.latency_ms:g} ms, concurrency {args.concurrency}), {args.users} users x {args.ticks} ticks, {r['pages']} pages")
+    print(
+        f"\nLLM users, scripted server (latency {args.latency_ms:g} ms, concurrency {args.concurrency}), {args.users} users x {args.ticks} ticks, {r['pages']} pages"
+    )
     print(f"| {'metric':<42} | {'RecWorld llm':>12} | {'target':>7} | {'RecAgent':>9} | {'Agent4Rec':>9} |")
     print(f"|{'-' * 44}|{'-' * 14}|{'-' * 9}|{'-' * 11}|{'-' * 11}|")
     print(f"| {'LLM calls per user page':<42} | {r['calls_per_page']:>12.2f} | {'<= 1':>7} | {'>= 4':>9} | {'2':>9} |")

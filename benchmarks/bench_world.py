@@ -22,8 +22,8 @@ from rich.table import Table
 
 
 def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = False, log_skips: bool = True) -> dict:
-    from scenarios.build import build_world
-    from scenarios.schema import load_scenario
+    from recworld.scenarios.build import build_world
+    from recworld.scenarios.schema import load_scenario
     from recworld.storage import connect
     from recworld.storage.recorder import RunRecorder, create_run
 
@@ -76,7 +76,15 @@ def main() -> None:
         for rec in args.recommenders:
             for db, skips in ((False, True), (True, True), (True, False)):
                 r = bench(n, args.ticks, rec, db, social=args.social, log_skips=skips)
-                t.add_row(str(n), rec, ("SQLite" if skips else "SQLite, no skips") if db else "none", f"{r['pages']:,}", f"{r['seconds']:.2f}", f"{r['rate']:,.0f}", f"{r['ev_rate']:,.0f}")
+                t.add_row(
+                    str(n),
+                    rec,
+                    ("SQLite" if skips else "SQLite, no skips") if db else "none",
+                    f"{r['pages']:,}",
+                    f"{r['seconds']:.2f}",
+                    f"{r['rate']:,.0f}",
+                    f"{r['ev_rate']:,.0f}",
+                )
     Console().print(t)
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

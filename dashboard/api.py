@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-from typing import Annotated, AsyncIterator, Literal, Optional
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard import schemas as S
-from dashboard import service
+from recworld.dashboard import schemas as S
+from recworld.dashboard import service
 from recworld.events import EventType
 from recworld.export import csv_text
 from recworld.storage import queries_dashboard as Q
@@ -39,7 +40,7 @@ UserId = Annotated[int, Path(ge=0, le=MAX_ID, description="user id (index within
 ItemId = Annotated[int, Path(ge=0, le=MAX_ID, description="item id (index within the run)")]
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
-Text = Annotated[Optional[str], Query(max_length=200)]
+Text = Annotated[str | None, Query(max_length=200)]
 Order = Annotated[Literal["asc", "desc"], Query()]
 RunSort = Literal[
     "id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total",
@@ -49,6 +50,7 @@ RunSort = Literal[
 
 def parse_run_ids(runs: str) -> list[int]:
     """``"1,2,3"`` -> ``[1, 2, 3]`` (1 to 8 distinct ids), else a 422."""
+
     def bad(msg: str) -> RequestValidationError:
         # Same shape as FastAPI's own 422s, so the response matches the OpenAPI schema.
         return RequestValidationError([{"type": "value_error", "loc": ("query", "runs"), "msg": msg, "input": runs}])
@@ -93,7 +95,9 @@ def list_runs(
 
 
 @router.get("/compare", response_model=S.CompareOut)
-def compare(engine: EngineDep, runs: Annotated[str, Query(min_length=1, max_length=200, description="comma-separated run ids; the first is the baseline")]) -> dict:
+def compare(
+    engine: EngineDep, runs: Annotated[str, Query(min_length=1, max_length=200, description="comma-separated run ids; the first is the baseline")]
+) -> dict:
     """Runs side by side with KPI deltas against the first."""
     return service.compare(engine, parse_run_ids(runs))
 
@@ -141,7 +145,12 @@ def retention(engine: EngineDep, run_id: RunId) -> dict:
 @router.get(
     "/runs/{run_id}/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events: `ticks` (new TickMetrics rows and the run's KPIs), `end` (terminal status)"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "server-sent events: `ticks` (new TickMetrics rows and the run's KPIs), `end` (terminal status)",
+        }
+    },
 )
 async def stream(request: Request, engine: EngineDep, run_id: RunId, after: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1) -> StreamingResponse:
     """Server-sent events with each new TickMetrics row as it lands; ends when the run is terminal.
@@ -201,11 +210,11 @@ async def _events(engine: Engine, run_id: int, after: int, poll: float, max_seco
 def run_events(
     engine: EngineDep,
     run_id: RunId,
-    user_id: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
-    item_id: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
-    type: Annotated[Optional[list[EventName]], Query(description="event types (repeatable)")] = None,  # noqa: A002
-    tick_min: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
-    tick_max: Annotated[Optional[int], Query(ge=0, le=MAX_ID)] = None,
+    user_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    item_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    type: Annotated[list[EventName] | None, Query(description="event types (repeatable)")] = None,
+    tick_min: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    tick_max: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     order: Order = "asc",
     limit: Limit = 50,
     offset: Offset = 0,
@@ -213,7 +222,18 @@ def run_events(
     """The event log of a run, filtered and paginated."""
     service.get_run(engine, run_id)
     types = [int(EventType[t.value.upper()]) for t in type] if type else None
-    total, rows = Q.events(engine, run_id, user_id=user_id, item_id=item_id, types=types, tick_min=tick_min, tick_max=tick_max, limit=limit, offset=offset, descending=order == "desc")
+    total, rows = Q.events(
+        engine,
+        run_id,
+        user_id=user_id,
+        item_id=item_id,
+        types=types,
+        tick_min=tick_min,
+        tick_max=tick_max,
+        limit=limit,
+        offset=offset,
+        descending=order == "desc",
+    )
     return {"total": total or 0, "limit": limit, "offset": offset, "items": rows}
 
 
@@ -254,7 +274,7 @@ def user_events(
     engine: EngineDep,
     run_id: RunId,
     user_id: UserId,
-    type: Annotated[Optional[list[EventName]], Query()] = None,  # noqa: A002
+    type: Annotated[list[EventName] | None, Query()] = None,
     order: Order = "desc",
     limit: Limit = 50,
     offset: Offset = 0,

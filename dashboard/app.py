@@ -93,7 +93,11 @@ class TokenAuth:
             or hmac.compare_digest(req.cookies.get(COOKIE, "").encode("utf-8", "replace"), self.want)
         )
         if not ok:
-            resp = JSONResponse({"detail": "an access token is required: add ?token=... or an 'Authorization: Bearer' header"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            resp = JSONResponse(
+                {"detail": "an access token is required: add ?token=... or an 'Authorization: Bearer' header"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
             await resp(scope, receive, send)
             return
         if not from_query:
@@ -127,7 +131,7 @@ def create_app(db_url: str, token: str | None = None, *, poll_interval: float = 
     Raises:
         ConfigError: the database does not exist or cannot be opened.
     """
-    from dashboard import api, pages
+    from recworld.dashboard import api, pages
 
     engine = connect(db_url, create=False)
     app = FastAPI(

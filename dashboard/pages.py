@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from dashboard import service
-from dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
+from recworld.dashboard import service
+from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
 from recworld.events import EventType
 from recworld.storage import queries_dashboard as Q
 
@@ -21,15 +21,48 @@ PAGE = 25
 # Charts of the run overview (and, first series only, of the compare page):
 # (TickMetrics field, label, "line" | "bar"[, "y2" for the right-hand axis]).
 CHARTS: list[dict[str, Any]] = [
-    {"id": "activity", "title": "Active users and sessions", "series": [["active_users", "active users", "line"], ["returns", "returning", "line"], ["alive_users", "not churned", "line"]]},
+    {
+        "id": "activity",
+        "title": "Active users and sessions",
+        "series": [["active_users", "active users", "line"], ["returns", "returning", "line"], ["alive_users", "not churned", "line"]],
+    },
     {"id": "pages", "title": "Pages per session", "series": [["pages_per_session", "pages / session", "line"]]},
     {"id": "watch_rate", "title": "Watch rate (watches / impressions)", "series": [["watch_rate", "watch rate", "line"]], "pct": True},
-    {"id": "rating", "title": "Mean rating and satisfaction", "series": [["mean_rating", "mean rating (1-5)", "line"], ["mean_satisfaction", "mean satisfaction (0-1, right axis)", "line", "y2"]]},
+    {
+        "id": "rating",
+        "title": "Mean rating and satisfaction",
+        "series": [["mean_rating", "mean rating (1-5)", "line"], ["mean_satisfaction", "mean satisfaction (0-1, right axis)", "line", "y2"]],
+    },
     {"id": "churn", "title": "Churn", "series": [["churned_total", "churned (total)", "line"], ["churned", "new churns", "bar"]]},
-    {"id": "exposure", "title": "Coverage, diversity and Gini of exposure", "series": [["coverage", "catalog coverage", "line"], ["diversity", "intra-list diversity", "line"], ["consumption_diversity", "consumption diversity", "line"], ["population_diversity", "population diversity", "line"], ["gini", "Gini of exposure", "line"]]},
+    {
+        "id": "exposure",
+        "title": "Coverage, diversity and Gini of exposure",
+        "series": [
+            ["coverage", "catalog coverage", "line"],
+            ["diversity", "intra-list diversity", "line"],
+            ["consumption_diversity", "consumption diversity", "line"],
+            ["population_diversity", "population diversity", "line"],
+            ["gini", "Gini of exposure", "line"],
+        ],
+    },
     {"id": "novelty", "title": "Novelty of watched items (bits)", "series": [["novelty", "novelty", "line"]]},
-    {"id": "social", "title": "Social activity", "series": [["posts", "posts", "bar"], ["chats", "chat messages", "bar"], ["social_watches", "watches from the social feed", "line"], ["instructions", "reflective instructions", "line"]], "empty": "no social activity (social layer off?)"},
-    {"id": "llm", "title": "LLM calls", "series": [["llm_calls", "calls", "line"], ["llm_cached", "cache hits", "line"], ["llm_fallbacks", "fallbacks", "line"]], "empty": "no LLM calls (a brain without language?)"},
+    {
+        "id": "social",
+        "title": "Social activity",
+        "series": [
+            ["posts", "posts", "bar"],
+            ["chats", "chat messages", "bar"],
+            ["social_watches", "watches from the social feed", "line"],
+            ["instructions", "reflective instructions", "line"],
+        ],
+        "empty": "no social activity (social layer off?)",
+    },
+    {
+        "id": "llm",
+        "title": "LLM calls",
+        "series": [["llm_calls", "calls", "line"], ["llm_cached", "cache hits", "line"], ["llm_fallbacks", "fallbacks", "line"]],
+        "empty": "no LLM calls (a brain without language?)",
+    },
     {"id": "llm_tokens", "title": "LLM tokens", "series": [["llm_tokens", "tokens", "bar"]], "empty": "no LLM calls (a brain without language?)"},
 ]
 
@@ -141,7 +174,7 @@ def run_page(request: Request, engine: EngineDep, run_id: RunId) -> HTMLResponse
 
 
 @router.get("/compare")
-def compare_page(request: Request, engine: EngineDep, runs: Annotated[Optional[str], Query(max_length=200)] = None) -> HTMLResponse:
+def compare_page(request: Request, engine: EngineDep, runs: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
     if not runs:
         total, rows = Q.find_runs(engine, limit=100)
         return _render(request, "compare.html", data=None, choices=rows)
@@ -183,7 +216,7 @@ def user_page(
     engine: EngineDep,
     run_id: RunId,
     user_id: UserId,
-    type: Annotated[Literal[tuple(EVENT_FILTERS)], Query()] = "all",  # type: ignore[valid-type]  # noqa: A002
+    type: Annotated[Literal[tuple(EVENT_FILTERS)], Query()] = "all",  # type: ignore[valid-type]
     eoffset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     soffset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
@@ -216,7 +249,9 @@ def items_page(
     def sort_link(col: str) -> str:
         return "?" + urlencode({**base, "sort": col, "order": "asc" if (sort == col and order == "desc") else "desc"})
 
-    return _render(request, "items.html", run=run, rows=rows, sel={"q": q or "", "tag": tag or ""}, sort_link=sort_link, pager=_pager(request, total, PAGE, offset))
+    return _render(
+        request, "items.html", run=run, rows=rows, sel={"q": q or "", "tag": tag or ""}, sort_link=sort_link, pager=_pager(request, total, PAGE, offset)
+    )
 
 
 @router.get("/runs/{run_id}/items/{item_id}")

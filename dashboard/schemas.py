@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,28 +22,28 @@ class Page(BaseModel, Generic[T]):
 class KPIs(BaseModel):
     """Headline KPIs of a run (None where the run has no data for it yet)."""
 
-    ticks: Optional[int] = None
-    users: Optional[int] = None
-    sessions: Optional[int] = None
-    pages_per_session: Optional[float] = None
-    watch_rate: Optional[float] = None
-    mean_rating: Optional[float] = None
-    churn: Optional[float] = None
-    retention_d1: Optional[float] = None
-    retention_d3: Optional[float] = None
-    retention_d7: Optional[float] = None
-    coverage: Optional[float] = None
-    gini: Optional[float] = None
-    diversity: Optional[float] = None
-    novelty: Optional[float] = None
-    mean_satisfaction: Optional[float] = None
-    posts: Optional[int] = None
-    chats: Optional[int] = None
-    instructions: Optional[int] = None
-    llm_calls: Optional[int] = None
-    llm_cached: Optional[int] = None
-    llm_fallbacks: Optional[int] = None
-    llm_tokens: Optional[int] = None
+    ticks: int | None = None
+    users: int | None = None
+    sessions: int | None = None
+    pages_per_session: float | None = None
+    watch_rate: float | None = None
+    mean_rating: float | None = None
+    churn: float | None = None
+    retention_d1: float | None = None
+    retention_d3: float | None = None
+    retention_d7: float | None = None
+    coverage: float | None = None
+    gini: float | None = None
+    diversity: float | None = None
+    novelty: float | None = None
+    mean_satisfaction: float | None = None
+    posts: int | None = None
+    chats: int | None = None
+    instructions: int | None = None
+    llm_calls: int | None = None
+    llm_cached: int | None = None
+    llm_fallbacks: int | None = None
+    llm_tokens: int | None = None
 
 
 class RunOut(BaseModel):
@@ -60,9 +60,9 @@ class RunOut(BaseModel):
     n_items: int
     ticks_total: int
     tick_done: int
-    created_at: Optional[datetime] = None
-    finished_at: Optional[datetime] = None
-    error: Optional[str] = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
     kpis: KPIs
 
 
@@ -81,16 +81,16 @@ class TickRow(BaseModel):
     watches: int
     watch_rate: float
     ratings: int
-    mean_rating: Optional[float] = None
+    mean_rating: float | None = None
     churned: int
     churned_total: int
     alive_users: int
     coverage: float
-    diversity: Optional[float] = None
-    consumption_diversity: Optional[float] = None
+    diversity: float | None = None
+    consumption_diversity: float | None = None
     gini: float
-    novelty: Optional[float] = None
-    population_diversity: Optional[float] = None
+    novelty: float | None = None
+    population_diversity: float | None = None
     mean_satisfaction: float
     posts: int
     chats: int
@@ -129,7 +129,7 @@ class LLMPurpose(BaseModel):
     cached: int
     fallbacks: int
     tokens: int
-    mean_latency_ms: Optional[float] = None
+    mean_latency_ms: float | None = None
 
 
 class RunOverview(BaseModel):
@@ -149,11 +149,11 @@ class EventOut(BaseModel):
     user_id: int
     type: int
     type_name: str
-    item_id: Optional[int] = None
-    item_title: Optional[str] = None
-    value: Optional[float] = None
-    text: Optional[str] = None
-    payload: Optional[Any] = None
+    item_id: int | None = None
+    item_title: str | None = None
+    value: float | None = None
+    text: str | None = None
+    payload: Any | None = None
 
 
 class Snapshot(BaseModel):
@@ -172,16 +172,16 @@ class UserOut(BaseModel):
 
     user_id: int
     external_id: str
-    age: Optional[int] = None
-    gender: Optional[str] = None
-    occupation: Optional[str] = None
+    age: int | None = None
+    gender: str | None = None
+    occupation: str | None = None
     activity: float
     patience: float
     conformity: float
     diversity_seeking: float
     role: str
     profile_text: str
-    latest: Optional[Snapshot] = None
+    latest: Snapshot | None = None
 
 
 class MemoryOut(BaseModel):
@@ -203,9 +203,9 @@ class SessionOut(BaseModel):
     watches: int
     social_watches: int
     ratings: int
-    mean_rating: Optional[float] = None
-    pages: Optional[float] = None
-    leave_reason: Optional[str] = None
+    mean_rating: float | None = None
+    pages: float | None = None
+    leave_reason: str | None = None
     posts: int
     chats: int
     churn: int
@@ -232,8 +232,8 @@ class ItemOut(BaseModel):
     external_id: str
     title: str
     tags: str
-    year: Optional[int] = None
-    creator: Optional[int] = None
+    year: int | None = None
+    creator: int | None = None
     created_tick: int
     impressions: int = 0
     watches: int = 0
@@ -257,8 +257,8 @@ class Watcher(BaseModel):
     user_id: int
     watches: int
     social_watches: int
-    first_tick: Optional[int] = None
-    rating: Optional[float] = None
+    first_tick: int | None = None
+    rating: float | None = None
 
 
 class CascadePost(BaseModel):
@@ -268,9 +268,9 @@ class CascadePost(BaseModel):
     event_id: int
     tick: int
     user_id: int
-    text: Optional[str] = None
-    parent_user: Optional[int] = None
-    parent: Optional[int] = None
+    text: str | None = None
+    parent_user: int | None = None
+    parent: int | None = None
     children: list[int]
 
 
@@ -307,8 +307,8 @@ class GraphNode(BaseModel):
     x: float
     y: float
     degree: int
-    role: Optional[str] = None
-    activity: Optional[float] = None
+    role: str | None = None
+    activity: float | None = None
 
 
 class GraphOut(BaseModel):
@@ -325,9 +325,9 @@ class Delta(BaseModel):
     """A KPI of each compared run, and its change against the first run."""
 
     metric: str
-    values: list[Optional[float]]
-    deltas: list[Optional[float]]
-    relative: list[Optional[float]]
+    values: list[float | None]
+    deltas: list[float | None]
+    relative: list[float | None]
 
 
 class CompareOut(BaseModel):
@@ -349,7 +349,7 @@ class EvalSummary(BaseModel):
     """An evaluation stored by ``recworld eval``."""
 
     name: str
-    created_at: Optional[datetime] = None
+    created_at: datetime | None = None
     n_policies: int
     n_metrics: int
     n_seeds: int
@@ -360,9 +360,9 @@ class EvalRow(BaseModel):
 
     policy: str
     metric: str
-    mean: Optional[float] = None
-    ci_low: Optional[float] = None
-    ci_high: Optional[float] = None
+    mean: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
     n_seeds: int
     values: list[float] = Field(description="the per-seed values the interval is computed from")
 
@@ -371,7 +371,7 @@ class EvalOut(BaseModel):
     """An evaluation: policies x metrics."""
 
     name: str
-    created_at: Optional[datetime] = None
+    created_at: datetime | None = None
     policies: list[str]
     metrics: list[str]
     rows: list[EvalRow]

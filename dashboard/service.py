@@ -39,15 +39,33 @@ def get_run(engine: Engine, run_id: int) -> dict[str, Any]:
 
 
 def run_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
-    """A run as :class:`~dashboard.schemas.RunOut` data."""
+    """A run as :class:`~recworld.dashboard.schemas.RunOut` data."""
     kpis = Q.run_kpis(engine, run)
-    out = {k: run[k] for k in ("id", "name", "scenario", "recommender", "brain", "seed", "status", "n_users", "n_items", "ticks_total", "tick_done", "created_at", "finished_at", "error")}
+    out = {
+        k: run[k]
+        for k in (
+            "id",
+            "name",
+            "scenario",
+            "recommender",
+            "brain",
+            "seed",
+            "status",
+            "n_users",
+            "n_items",
+            "ticks_total",
+            "tick_done",
+            "created_at",
+            "finished_at",
+            "error",
+        )
+    }
     out["kpis"] = {k: _clean(kpis.get(k)) for k in KPI_FIELDS}
     return out
 
 
 def retention_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
-    """Retention as :class:`~dashboard.schemas.RetentionOut` data."""
+    """Retention as :class:`~recworld.dashboard.schemas.RetentionOut` data."""
     r = Q.retention(engine, run)
     return {
         "source": r["source"],
@@ -73,11 +91,13 @@ def overview(engine: Engine, run_id: int) -> dict[str, Any]:
     }
 
 
-def runs_list(engine: Engine, *, scenario, status, recommender, q, sort, order, limit, offset) -> dict[str, Any]:  # noqa: ANN001
+def runs_list(engine: Engine, *, scenario, status, recommender, q, sort, order, limit, offset) -> dict[str, Any]:
     """A page of runs with KPIs; KPI sorts are done over the (filtered) runs in Python."""
     desc = order == "desc"
     if sort in ("id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total"):
-        total, rows = Q.find_runs(engine, scenario=scenario, status=status, recommender=recommender, q=q, order_by=sort, descending=desc, limit=limit, offset=offset)
+        total, rows = Q.find_runs(
+            engine, scenario=scenario, status=status, recommender=recommender, q=q, order_by=sort, descending=desc, limit=limit, offset=offset
+        )
         items = [run_out(engine, r) for r in rows]
     else:  # a KPI: runs are few (hundreds), their KPIs are stored summaries
         total, rows = Q.find_runs(engine, scenario=scenario, status=status, recommender=recommender, q=q, limit=2000, offset=0)
@@ -108,7 +128,7 @@ def compare(engine: Engine, run_ids: list[int]) -> dict[str, Any]:
     }
 
 
-def _page(total: int | None, limit: int, offset: int, items: list) -> dict[str, Any]:  # noqa: ANN001
+def _page(total: int | None, limit: int, offset: int, items: list) -> dict[str, Any]:
     return {"total": int(total or 0), "limit": limit, "offset": offset, "items": items}
 
 
@@ -243,7 +263,7 @@ def evals(engine: Engine) -> list[dict[str, Any]]:
 
 
 def eval_detail(engine: Engine, name: str) -> dict[str, Any]:
-    """An evaluation as :class:`~dashboard.schemas.EvalOut` data, or a 404."""
+    """An evaluation as :class:`~recworld.dashboard.schemas.EvalOut` data, or a 404."""
     rows = Q.eval_rows(engine, name)
     if not rows:
         raise HTTPException(404, f"no evaluation named {name!r}")

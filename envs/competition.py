@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from envs.core import FeedCore
-from envs.platform import platform_config, platform_spaces, scores_to_slates
 from recworld.catalog import Catalog
+from recworld.envs.core import FeedCore
+from recworld.envs.platform import platform_config, platform_spaces, scores_to_slates
 from recworld.errors import ConfigError
 
 
@@ -53,7 +53,16 @@ class CompetitionEnv(ParallelEnv):
 
     metadata = {"name": "recworld_competition_v0", "render_modes": ["ansi"], "is_parallelizable": True}
 
-    def __init__(self, n_platforms: int = 2, n_users: int = 50, max_cycles: int = 72, attention_beta: float = 4.0, render_mode: str | None = None, catalog: Catalog | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        n_platforms: int = 2,
+        n_users: int = 50,
+        max_cycles: int = 72,
+        attention_beta: float = 4.0,
+        render_mode: str | None = None,
+        catalog: Catalog | None = None,
+        **kwargs: Any,
+    ) -> None:
         if n_platforms < 1 or n_users < 1 or max_cycles < 1:
             raise ConfigError(f"n_platforms, n_users and max_cycles must be >= 1, got {n_platforms}, {n_users}, {max_cycles}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -72,12 +81,12 @@ class CompetitionEnv(ParallelEnv):
         self._rng = np.random.default_rng()
         self._t = 0
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - spaces are fixed per agent
-    def observation_space(self, agent: str):  # noqa: ANN201
+    @functools.cache  # noqa: B019 - spaces are fixed per agent
+    def observation_space(self, agent: str):
         return self._spaces[agent][0]
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
-    def action_space(self, agent: str):  # noqa: ANN201
+    @functools.cache  # noqa: B019
+    def action_space(self, agent: str):
         return self._spaces[agent][1]
 
     def _obs(self, agent: str) -> dict[str, np.ndarray]:

@@ -20,7 +20,7 @@ span steps). Two time models:
   return-time model says so, and steps in between serve them nothing.
 
 With the utility brain (or one fitted in its form) an ``"immediate"`` core
-runs on compiled kernels (:mod:`envs.kernels`) instead of
+runs on compiled kernels (:mod:`recworld.envs.kernels`) instead of
 ``World.serve_page``: same model, no event log, much less per-step overhead.
 """
 
@@ -34,12 +34,11 @@ import numpy as np
 
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
+from recworld.envs import kernels as K
 from recworld.errors import ConfigError
 from recworld.events import EventBatch
 from recworld.protocols import Feedback
 from recworld.world import World
-
-from envs import kernels as K
 
 _CATALOG: Catalog | None = None
 # The compiled path logs no events; recommenders get this shared empty batch.
@@ -53,7 +52,7 @@ def default_catalog() -> Catalog:
     global _CATALOG
     with _CATALOG_LOCK:
         if _CATALOG is None:
-            from agents.population import item_quality
+            from recworld.agents.population import item_quality
             from recworld.data import load_movielens
 
             ml = load_movielens()
@@ -143,7 +142,9 @@ def item_static_features(catalog: Catalog, embed_dims: int) -> np.ndarray:
     return out
 
 
-def user_features(recent: np.ndarray, pages: np.ndarray, max_pages: int, last_share: np.ndarray, last_rating: np.ndarray, sessions: np.ndarray, embed_dims: int, dim: int) -> np.ndarray:
+def user_features(
+    recent: np.ndarray, pages: np.ndarray, max_pages: int, last_share: np.ndarray, last_rating: np.ndarray, sessions: np.ndarray, embed_dims: int, dim: int
+) -> np.ndarray:
     """(B, user_dim) features from what a platform logs about a user."""
     b = recent.shape[0]
     d = min(embed_dims, dim)
@@ -237,7 +238,7 @@ def make_brain(spec: Any) -> Any:
     """A Brain from a name or an instance."""
     if not isinstance(spec, str):
         return spec
-    from agents.brains import ScriptedBrain, UtilityBrain
+    from recworld.agents.brains import ScriptedBrain, UtilityBrain
 
     if spec == "utility":
         return UtilityBrain()
@@ -245,7 +246,7 @@ def make_brain(spec: Any) -> Any:
         return ScriptedBrain()
     if spec in ("hybrid", "llm"):
         # The embedded model by default; pass a built brain for another server.
-        from agents.brains.llm import build_brain_from_config
+        from recworld.agents.brains.llm import build_brain_from_config
 
         return build_brain_from_config(spec, {}, {}, seed=0)
     raise ConfigError(f"brain={spec!r}; expected 'utility', 'scripted', 'hybrid', 'llm' or a Brain instance")
@@ -254,14 +255,14 @@ def make_brain(spec: Any) -> Any:
 def _make_rec(spec: Any) -> Any:
     if not isinstance(spec, str):
         return spec
-    from agents.recommenders import make_recommender
+    from recworld.agents.recommenders import make_recommender
 
     return make_recommender(spec)
 
 
 def supports_fast_path(world: World) -> bool:
     """Whether the compiled kernels implement this world's model exactly (utility-family brain, no tick hooks)."""
-    from agents.brains.utility import UtilityBrain
+    from recworld.agents.brains.utility import UtilityBrain
 
     b = type(world.brain)
     same = isinstance(world.brain, UtilityBrain) and all(getattr(b, m) is getattr(UtilityBrain, m) for m in ("decide", "utilities", "ratings"))
@@ -294,7 +295,7 @@ class FeedCore:
     """
 
     def __init__(self, config: FeedConfig, num_focal: int, seed: int, catalog: Catalog | None = None, returns: str = "immediate", start: bool = True) -> None:
-        from agents.population import SampledPopulation
+        from recworld.agents.population import SampledPopulation
 
         if returns not in ("immediate", "world"):
             raise ConfigError(f"returns={returns!r}; expected 'immediate' or 'world'")
@@ -393,7 +394,9 @@ class FeedCore:
         w, u, F, k = self.world, self.world.users, self.F, self.k
         served = u.in_session[:F].copy()
         fids = np.flatnonzero(served)
-        res = StepResult(served, np.full((F, k), -1, np.int64), np.zeros((F, k), bool), np.full((F, k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F))
+        res = StepResult(
+            served, np.full((F, k), -1, np.int64), np.zeros((F, k), bool), np.full((F, k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F)
+        )
         if fids.size:
             if focal_slates is None:
                 raise ConfigError("focal users are in session but no slates were given")
@@ -425,7 +428,9 @@ class FeedCore:
         served = u.in_session[:F].copy()
         fids = np.flatnonzero(served)
         bg = F + np.flatnonzero(u.in_session[F:])
-        res = StepResult(served, np.full((F, k), -1, np.int64), np.zeros((F, k), bool), np.full((F, k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F))
+        res = StepResult(
+            served, np.full((F, k), -1, np.int64), np.zeros((F, k), bool), np.full((F, k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F)
+        )
         parts_u, parts_s = [], []
         if fids.size:
             if focal_slates is None:
@@ -494,7 +499,21 @@ class FeedCore:
 
     def _start_fast(self, users: np.ndarray) -> None:
         w, u = self.world, self.world.users
-        K.start_sessions(users, w.tick, u.churned, u.in_session, u.next_return, u.first_session, u.last_session, u.sessions, u.pages_in_session, u.fatigue, u.taste, u.taste0, self._wp)
+        K.start_sessions(
+            users,
+            w.tick,
+            u.churned,
+            u.in_session,
+            u.next_return,
+            u.first_session,
+            u.last_session,
+            u.sessions,
+            u.pages_in_session,
+            u.fatigue,
+            u.taste,
+            u.taste0,
+            self._wp,
+        )
 
     def _serve_fast(self, users: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, ...]:
         w, u = self.world, self.world.users
@@ -522,7 +541,15 @@ class FeedCore:
         self._focal_feedback.append((fids, slates, watched, ratings, leave))
         if fids.size == F:
             return StepResult(served, slates, watched, ratings, leave, churn, reward)
-        res = StepResult(served, np.full((F, self.k), -1, np.int64), np.zeros((F, self.k), bool), np.full((F, self.k), np.nan), np.zeros(F, bool), np.zeros(F, bool), np.zeros(F))
+        res = StepResult(
+            served,
+            np.full((F, self.k), -1, np.int64),
+            np.zeros((F, self.k), bool),
+            np.full((F, self.k), np.nan),
+            np.zeros(F, bool),
+            np.zeros(F, bool),
+            np.zeros(F),
+        )
         for name, arr in (("slates", slates), ("watched", watched), ("ratings", ratings), ("session_end", leave), ("churned", churn), ("reward", reward)):
             getattr(res, name)[fids] = arr
         return res
@@ -615,7 +642,16 @@ class FeedCore:
                 return pending[1]
             return self._observe_fast(np.asarray(r, np.int64), draw=False)
         u = self.world.users
-        uf = user_features(u.recent[r], u.pages_in_session[r], self.world.config.max_pages, self.last_share[r], self.last_rating[r], u.sessions[r], self.cfg.embed_dims, self.catalog.dim)
+        uf = user_features(
+            u.recent[r],
+            u.pages_in_session[r],
+            self.world.config.max_pages,
+            self.last_share[r],
+            self.last_rating[r],
+            u.sessions[r],
+            self.cfg.embed_dims,
+            self.catalog.dim,
+        )
         it = candidate_features(self.static, self.world.watch_counts[: len(self.catalog)], self.candidates[r])
         return {"user": uf, "candidates": it}
 

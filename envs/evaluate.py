@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-from envs.feed_vector import FeedVectorEnv
+from recworld.envs.feed_vector import FeedVectorEnv
 from recworld.errors import ConfigError
 
 METRICS = ("retention", "survival", "engagement", "sessions", "return")
@@ -78,7 +79,7 @@ def load_policy(path: str | Path) -> EnvPolicy:
         from stable_baselines3 import PPO
 
         return SB3Policy(PPO.load(p, device="cpu"))
-    from agents.rl.policy import SlatePolicy
+    from recworld.agents.rl.policy import SlatePolicy
 
     return SlatePolicy.load(p)
 
@@ -96,6 +97,7 @@ def resolve_policy(spec: Any, k: int, seed: int) -> EnvPolicy:
     if hasattr(spec, "act"):
         return spec
     if callable(spec):
+
         class _Fn:
             def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
                 return np.asarray(spec(obs))
@@ -127,7 +129,13 @@ def run_episodes(policy: EnvPolicy, seed: int, episodes: int, max_episode_steps:
     env.close()
     # Pooled over the seed's users: the share of ended sessions after which the user came back.
     ret_rate = 1.0 - churned.sum() / max(float(sessions.sum()), 1.0)
-    return {"retention": float(ret_rate), "survival": float((~churned).mean()), "engagement": float(watches.mean()), "sessions": float(sessions.mean()), "return": float(returns.mean())}
+    return {
+        "retention": float(ret_rate),
+        "survival": float((~churned).mean()),
+        "engagement": float(watches.mean()),
+        "sessions": float(sessions.mean()),
+        "return": float(returns.mean()),
+    }
 
 
 def mean_ci(values: list[float]) -> tuple[float, float, float]:
@@ -142,7 +150,15 @@ def mean_ci(values: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def evaluate(policies: dict[str, Any], seeds: list[int] | range = range(1000, 1010), episodes: int = 8, max_episode_steps: int = 200, metrics: tuple[str, ...] = METRICS, progress: Callable[[str, int], None] | None = None, **env_kwargs: Any) -> list[dict[str, Any]]:
+def evaluate(
+    policies: dict[str, Any],
+    seeds: list[int] | range = range(1000, 1010),
+    episodes: int = 8,
+    max_episode_steps: int = 200,
+    metrics: tuple[str, ...] = METRICS,
+    progress: Callable[[str, int], None] | None = None,
+    **env_kwargs: Any,
+) -> list[dict[str, Any]]:
     """Compare policies on the same held-out seeds.
 
     Args:
@@ -191,7 +207,18 @@ def store_results(db: str, name: str, results: list[dict[str, Any]]) -> None:
     engine = connect(db)
     with Session(engine) as s:
         for r in results:
-            s.add(EvalResult(name=name, policy=r["policy"], metric=r["metric"], mean=r["mean"], ci_low=r["ci_low"], ci_high=r["ci_high"], n_seeds=r["n_seeds"], detail_json=json.dumps({"values": r.get("values", [])})))
+            s.add(
+                EvalResult(
+                    name=name,
+                    policy=r["policy"],
+                    metric=r["metric"],
+                    mean=r["mean"],
+                    ci_low=r["ci_low"],
+                    ci_high=r["ci_high"],
+                    n_seeds=r["n_seeds"],
+                    detail_json=json.dumps({"values": r.get("values", [])}),
+                )
+            )
         s.commit()
 
 

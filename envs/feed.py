@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.core import FeedConfig, FeedCore, item_dim, user_dim
 from recworld.catalog import Catalog
+from recworld.envs.core import FeedConfig, FeedCore, item_dim, user_dim
 from recworld.errors import ConfigError
 
 
@@ -54,7 +54,7 @@ class FeedEnv(gym.Env):
     churned background users once a day).
 
     With the utility brain (or a distilled one) steps run on compiled kernels
-    (:mod:`envs.kernels`); other brains go through ``World.serve_page``.
+    (:mod:`recworld.envs.kernels`); other brains go through ``World.serve_page``.
 
     ## Action space
     ``MultiDiscrete([num_candidates] * slate_size)``: the candidate index shown
@@ -166,7 +166,9 @@ class FeedEnv(gym.Env):
         if self.render_mode != "ansi" or self.core is None:
             return None
         w, u = self.core.world, self.core.world.users
-        lines = [f"tick {w.tick}  sessions {int(u.sessions[0])}  page {int(u.pages_in_session[0])}  satisfaction {float(u.satisfaction[0]):.2f}  return {self._return:.2f}"]
+        lines = [
+            f"tick {w.tick}  sessions {int(u.sessions[0])}  page {int(u.pages_in_session[0])}  satisfaction {float(u.satisfaction[0]):.2f}  return {self._return:.2f}"
+        ]
         if self._last:
             res = self._last["result"]
             for item, wt, r in zip(res.slates[0].tolist(), res.watched[0].tolist(), res.ratings[0].tolist()):

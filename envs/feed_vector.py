@@ -8,16 +8,16 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.core import FeedCore
-from envs.feed import feed_spaces, make_config
 from recworld.catalog import Catalog
+from recworld.envs.core import FeedCore
+from recworld.envs.feed import feed_spaces, make_config
 from recworld.errors import ConfigError
 
 
 class FeedVectorEnv(VectorEnv):
     """``num_envs`` focal users living in one shared world (``gym.make_vec(..., vectorization_mode="vector_entry_point")``).
 
-    Every sub-env is the :class:`~envs.feed.FeedEnv` MDP for one focal user;
+    Every sub-env is the :class:`~recworld.envs.feed.FeedEnv` MDP for one focal user;
     all focal users and the ``n_background`` background users are served by
     a single ``World.serve_page(users, slates)`` call per step. Focal users
     share the platform (popularity, the background recommender's learning),
@@ -35,12 +35,14 @@ class FeedVectorEnv(VectorEnv):
         max_episode_steps: truncation per sub-env (``None``: never).
         render_mode: ``None`` or ``"ansi"``.
         catalog: an alternative catalog.
-        **kwargs: :class:`~envs.core.FeedConfig` fields, as for ``FeedEnv``.
+        **kwargs: :class:`~recworld.envs.core.FeedConfig` fields, as for ``FeedEnv``.
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 200, render_mode: str | None = None, catalog: Catalog | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, num_envs: int = 1, max_episode_steps: int | None = 200, render_mode: str | None = None, catalog: Catalog | None = None, **kwargs: Any
+    ) -> None:
         if num_envs < 1:
             raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode is not None and render_mode != "ansi":

@@ -7,7 +7,7 @@ page for a batch of users, one round of session starts, and one round of
 candidate draws + observations in a single compiled call each, on the
 world's own arrays (in place).
 
-They implement the same model as :class:`agents.brains.utility.UtilityBrain`
+They implement the same model as :class:`recworld.agents.brains.utility.UtilityBrain`
 (decisions) and :meth:`recworld.world.World._serve_page` /
 ``_end_sessions`` / ``_start_sessions`` (state), without event logging or
 tick metrics, which environments do not read. Randomness comes from one
@@ -57,7 +57,7 @@ def _uniform(s: np.uint64) -> tuple[np.uint64, float]:
 
 
 @njit(cache=True, inline="always")
-def _row_seed(rng_state) -> np.uint64:  # noqa: ANN001
+def _row_seed(rng_state) -> np.uint64:
     """Advance the caller's stream (``rng_state[0]``) and return a fresh row seed."""
     s, _ = _uniform(rng_state[0])
     rng_state[0] = s
@@ -75,7 +75,7 @@ def _normal(s: np.uint64) -> tuple[np.uint64, float]:
 
 
 @njit(cache=True)
-def _open_session(i, tick, away, wp, first_session, last_session, sessions, in_session, pages, fatigue, taste, taste0) -> None:  # noqa: ANN001
+def _open_session(i, tick, away, wp, first_session, last_session, sessions, in_session, pages, fatigue, taste, taste0) -> None:
     # Fatigue recovers over the time away; interests drift back a little towards the core taste.
     fatigue[i] = fatigue[i] * np.float32(math.exp(-max(away, 1) / wp[8]))
     if first_session[i] < 0:
@@ -98,7 +98,7 @@ def _open_session(i, tick, away, wp, first_session, last_session, sessions, in_s
 
 
 @njit(cache=True)
-def start_sessions(users, tick, churned, in_session, next_return, first_session, last_session, sessions, pages, fatigue, taste, taste0, wp):  # noqa: ANN001, ANN201
+def start_sessions(users, tick, churned, in_session, next_return, first_session, last_session, sessions, pages, fatigue, taste, taste0, wp):
     """Open the sessions of ``users`` due at ``tick`` (``World._start_sessions`` without events); returns how many."""
     started = 0
     for i in users:
@@ -111,12 +111,46 @@ def start_sessions(users, tick, churned, in_session, next_return, first_session,
 
 
 @njit(cache=True)
-def serve_pages(  # noqa: ANN201, PLR0913, PLR0915
-    users, slates, rng_state, tick, n_focal, bp, wp, rp, aff_scale,  # noqa: ANN001
-    taste, taste0, recent, conformity, diversity, fatigue, patience, rating_bias, satisfaction, activity,  # noqa: ANN001
-    pages, watches, sessions, in_session, churned, first_session, last_session, next_return,  # noqa: ANN001
-    seen, exposure, watch_counts, emb, quality, last_share, last_rating,  # noqa: ANN001
-    watched, ratings, leave, churn, reward,  # noqa: ANN001
+def serve_pages(
+    users,
+    slates,
+    rng_state,
+    tick,
+    n_focal,
+    bp,
+    wp,
+    rp,
+    aff_scale,
+    taste,
+    taste0,
+    recent,
+    conformity,
+    diversity,
+    fatigue,
+    patience,
+    rating_bias,
+    satisfaction,
+    activity,
+    pages,
+    watches,
+    sessions,
+    in_session,
+    churned,
+    first_session,
+    last_session,
+    next_return,
+    seen,
+    exposure,
+    watch_counts,
+    emb,
+    quality,
+    last_share,
+    last_rating,
+    watched,
+    ratings,
+    leave,
+    churn,
+    reward,
 ):
     """One page for each row's user: decide (utility model), update state, end sessions.
 
@@ -243,7 +277,7 @@ def serve_pages(  # noqa: ANN201, PLR0913, PLR0915
 
 
 @njit(cache=True)
-def slates_from_action(action, candidates, out):  # noqa: ANN001, ANN201
+def slates_from_action(action, candidates, out):
     """Candidate indices (F, k) -> distinct item ids; a repeated or out-of-range index becomes the lowest unused one."""
     f, k = action.shape
     n = candidates.shape[1]
@@ -261,8 +295,24 @@ def slates_from_action(action, candidates, out):  # noqa: ANN001, ANN201
 
 
 @njit(cache=True)
-def draw_and_observe(  # noqa: ANN201, PLR0913
-    rows, rng_state, draw, n_items, seen, candidates, static, watch_counts, recent, pages, sessions, last_share, last_rating, max_pages, dim, user_out, cand_out,  # noqa: ANN001
+def draw_and_observe(
+    rows,
+    rng_state,
+    draw,
+    n_items,
+    seen,
+    candidates,
+    static,
+    watch_counts,
+    recent,
+    pages,
+    sessions,
+    last_share,
+    last_rating,
+    max_pages,
+    dim,
+    user_out,
+    cand_out,
 ):
     """Draw N distinct candidates per focal row (unseen ones, uniformly; seen ones only when too few are left)
     when ``draw`` is set, then write the rows' observations to ``user_out`` (B, U) and ``cand_out`` (B, N, I)."""

@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.core import FeedConfig, FeedCore, item_dim, user_dim
 from recworld.catalog import Catalog
+from recworld.envs.core import FeedConfig, FeedCore, item_dim, user_dim
 from recworld.errors import ConfigError
 
 
@@ -131,7 +131,9 @@ class PlatformEnv(gym.Env):
         if self.render_mode != "ansi" or self.core is None:
             return None
         i = self._info()
-        return f"tick {i['tick']}  in session {i['in_session']}  alive {i['alive']}/{self.n_users}  " + "  ".join(f"{k} {v}" for k, v in self._last.items()) + "\n"
+        return (
+            f"tick {i['tick']}  in session {i['in_session']}  alive {i['alive']}/{self.n_users}  " + "  ".join(f"{k} {v}" for k, v in self._last.items()) + "\n"
+        )
 
 
 __all__ = ["PlatformEnv", "platform_spaces", "scores_to_slates"]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.core import candidate_features, default_catalog, sample_unseen, user_features
-from envs.evaluate import load_policy
 from recworld.arrays import add_counts
+from recworld.envs.core import candidate_features, default_catalog, sample_unseen, user_features
+from recworld.envs.evaluate import load_policy
 from recworld.protocols import Feedback, RecContext
 
 
@@ -77,7 +77,9 @@ class PolicyRecommender:
         if context.page == 0:
             self.sessions[users] += 1
         pages = np.full(users.size, context.page)
-        uf = user_features(self.recent[users], pages, self.max_pages, self.last_share[users], self.last_rating[users], self.sessions[users], self.embed_dims, self.dim)
+        uf = user_features(
+            self.recent[users], pages, self.max_pages, self.last_share[users], self.last_rating[users], self.sessions[users], self.embed_dims, self.dim
+        )
         n = max(self.N, k)
         cand = sample_unseen(context.rng, context.seen[users], n_items, min(n, n_items))
         it = candidate_features(self.static[:n_items], self.watch_counts[:n_items], cand)
@@ -85,7 +87,7 @@ class PolicyRecommender:
         if hasattr(self.policy, "scores"):
             order = np.argsort(-self.policy.scores(uf, it), axis=1, kind="stable")[:, :k]
         else:
-            from envs.core import dedupe_slates
+            from recworld.envs.core import dedupe_slates
 
             a = dedupe_slates(self.policy.act(obs), cand.shape[1])
             if a.shape[1] < k:  # fill extra positions with unused candidates
@@ -114,7 +116,7 @@ class PolicyRecommender:
             wmean = np.einsum("bk,bkd->bd", watched[has].astype(np.float32), emb[slates[has]]) / n_w[has, None]
             self.recent[users[has]] = 0.6 * self.recent[users[has]] + 0.4 * wmean
 
-    def ensure_items(self, n_items: int) -> None:  # noqa: D401 - protocol helper
+    def ensure_items(self, n_items: int) -> None:
         """Nothing to grow eagerly: item features grow on the next recommend()."""
 
 

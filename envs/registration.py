@@ -12,20 +12,20 @@ def register_all() -> None:
     if "RecWorld/Feed-v0" not in registry:
         register(
             id="RecWorld/Feed-v0",
-            entry_point="envs.feed:FeedEnv",
-            vector_entry_point="envs.feed_vector:FeedVectorEnv",
+            entry_point="recworld.envs.feed:FeedEnv",
+            vector_entry_point="recworld.envs.feed_vector:FeedVectorEnv",
             max_episode_steps=200,
         )
     if "RecWorld/Platform-v0" not in registry:
         register(
             id="RecWorld/Platform-v0",
-            entry_point="envs.platform:PlatformEnv",
+            entry_point="recworld.envs.platform:PlatformEnv",
             max_episode_steps=168,
         )
 
 
 __all__ = ["ENV_IDS", "register_all"]
 
-# Importing this module registers the ids, so "envs.registration:RecWorld/Feed-v0" works as a
+# Importing this module registers the ids, so "recworld.envs.registration:RecWorld/Feed-v0" works as a
 # Gymnasium "module:id" string from any package without a static import of `envs`.
 register_all()

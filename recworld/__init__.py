@@ -2,7 +2,7 @@
 
 The kernel imports none of the other RecWorld packages; users, brains and
 recommenders are injected through the Protocols in :mod:`recworld.protocols`.
-Gymnasium ids (``RecWorld/Feed-v0`` …) are registered by ``import envs``.
+Gymnasium ids (``RecWorld/Feed-v0`` …) are registered by ``import recworld.envs``.
 """
 
 from recworld.errors import ConfigError, DataError, RecWorldError

@@ -6,8 +6,8 @@ data source. Posts by users become items during a run (:meth:`Catalog.add_item`)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class Catalog:
         quality: np.ndarray | None = None,
         progress: bool = False,
         dim: int | None = 64,
-    ) -> "Catalog":
+    ) -> Catalog:
         """Embed ``items`` and assemble a catalog.
 
         Args:

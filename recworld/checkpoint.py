@@ -20,12 +20,12 @@ if TYPE_CHECKING:  # pragma: no cover
 MAGIC = b"RWCK1"
 
 
-def dump_world(world: "World") -> bytes:
+def dump_world(world: World) -> bytes:
     """Serialise ``world`` (without its observers)."""
     return MAGIC + zlib.compress(pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 
-def load_world(blob: bytes) -> "World":
+def load_world(blob: bytes) -> World:
     """Rebuild a world from :func:`dump_world` bytes.
 
     Raises:

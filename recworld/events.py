@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class EventType(enum.IntEnum):
     FALLBACK = 17  # an LLM decision fell back to the utility brain
 
     @classmethod
-    def parse(cls, name: str) -> "EventType":
+    def parse(cls, name: str) -> EventType:
         """Parse a lower-case event type name such as ``"watch"``."""
         try:
             return cls[name.upper()]
@@ -72,7 +73,7 @@ class EventBatch:
     payload: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls) -> "EventBatch":
+    def empty(cls) -> EventBatch:
         z = np.zeros(0, dtype=np.int64)
         return cls(z, z.copy(), z.astype(np.int16), z.copy(), np.zeros(0, dtype=np.float64))
 
@@ -86,18 +87,12 @@ class EventBatch:
         values: np.ndarray | None = None,
         texts: list[str | None] | None = None,
         payloads: list[dict[str, Any] | None] | None = None,
-    ) -> "EventBatch":
+    ) -> EventBatch:
         """Build a batch of events that share a tick (and maybe a type)."""
         users = np.asarray(users, dtype=np.int64).ravel()
         n = users.shape[0]
-        types = (
-            np.full(n, int(etype), dtype=np.int16)
-            if isinstance(etype, (int, EventType))
-            else np.asarray(etype, dtype=np.int16).ravel()
-        )
-        items_a = (
-            np.full(n, INT_NONE, dtype=np.int64) if items is None else np.asarray(items, dtype=np.int64).ravel()
-        )
+        types = np.full(n, int(etype), dtype=np.int16) if isinstance(etype, (int, EventType)) else np.asarray(etype, dtype=np.int16).ravel()
+        items_a = np.full(n, INT_NONE, dtype=np.int64) if items is None else np.asarray(items, dtype=np.int64).ravel()
         vals = np.full(n, np.nan) if values is None else np.asarray(values, dtype=np.float64).ravel()
         text = {i: t for i, t in enumerate(texts) if t is not None} if texts else {}
         payload = {i: p for i, p in enumerate(payloads) if p is not None} if payloads else {}
@@ -107,7 +102,7 @@ class EventBatch:
         return int(self.user.shape[0])
 
     @staticmethod
-    def concat(batches: list["EventBatch"]) -> "EventBatch":
+    def concat(batches: list[EventBatch]) -> EventBatch:
         """Concatenate batches, keeping their order."""
         batches = [b for b in batches if len(b)]
         if not batches:
@@ -149,7 +144,7 @@ class EventBatch:
                 None if p is None else json.dumps(p, sort_keys=True),
             )
 
-    def digest(self, h: "hashlib._Hash | None" = None) -> str:
+    def digest(self, h: hashlib._Hash | None = None) -> str:
         """A sha256 over the batch content (used to prove determinism)."""
         h = h or hashlib.sha256()
         for arr in (self.tick, self.user, self.type, self.item):

@@ -20,8 +20,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -132,7 +133,15 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
             key = ("c", p["conversation"]) if "conversation" in p else ("p", tick, frozenset((user, partner)))
             conv = convs.get(key)
             if conv is None:
-                conv = {"type": "chat", "run_id": run_id, "tick": tick, "users": [user, partner], "item_id": item, "item_title": titles.get(item) if item is not None else None, "messages": []}
+                conv = {
+                    "type": "chat",
+                    "run_id": run_id,
+                    "tick": tick,
+                    "users": [user, partner],
+                    "item_id": item,
+                    "item_title": titles.get(item) if item is not None else None,
+                    "messages": [],
+                }
                 convs[key] = conv
                 records.append((eid, conv))
             conv["messages"].append({"user": user, "text": text})
@@ -142,11 +151,14 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
         pages_of: dict[int, list[tuple[int, int, int, int]]] = {}
         for eid, tick, user, text in instructions:
             if user not in pages_of:
-                pages_of[user] = [tuple(r) for r in con.execute(
-                    select(Event.id, Event.tick, Event.type, Event.item_id)
-                    .where(Event.run_id == run_id, Event.user_id == user, Event.type.in_(_PAGE_TYPES))
-                    .order_by(Event.id)
-                )]
+                pages_of[user] = [
+                    tuple(r)
+                    for r in con.execute(
+                        select(Event.id, Event.tick, Event.type, Event.item_id)
+                        .where(Event.run_id == run_id, Event.user_id == user, Event.type.in_(_PAGE_TYPES))
+                        .order_by(Event.id)
+                    )
+                ]
             rows = pages_of[user]
             before = [r for r in rows if r[0] < eid][-k:]
             after = [r for r in rows if r[0] > eid][:k]
@@ -156,17 +168,22 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
             def page(rs: list) -> list[dict[str, Any]]:
                 return [{"item_id": it, "title": titles.get(it), "watched": typ == int(EventType.WATCH)} for _e, _t, typ, it in rs]
 
-            records.append((eid, {
-                "type": "exchange",
-                "run_id": run_id,
-                "user_id": user,
-                "tick": tick,
-                "page": page(before),
-                "feeling": feeling,
-                "instruction": text,
-                "next_tick": after[0][1] if after else None,
-                "next_page": page(after),
-            }))
+            records.append(
+                (
+                    eid,
+                    {
+                        "type": "exchange",
+                        "run_id": run_id,
+                        "user_id": user,
+                        "tick": tick,
+                        "page": page(before),
+                        "feeling": feeling,
+                        "instruction": text,
+                        "next_tick": after[0][1] if after else None,
+                        "next_page": page(after),
+                    },
+                )
+            )
     records.sort(key=lambda r: r[0])
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

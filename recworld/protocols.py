@@ -44,7 +44,7 @@ class Brain(Protocol):
 
     name: str
 
-    def decide(self, world: "World", users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
         """Decide watch/skip, ratings and leave for ``users`` shown ``slates`` (B, k)."""
         ...
 
@@ -123,7 +123,7 @@ class Recommender(Protocol):
 class Population(Protocol):
     """Creates the users of a world: their mesa agents and their numeric state."""
 
-    def populate(self, world: "World") -> None:
+    def populate(self, world: World) -> None:
         """Create one mesa agent per user and fill ``world.users`` (a :class:`~recworld.state.UserArrays`)."""
         ...
 
@@ -132,5 +132,4 @@ class Population(Protocol):
 class TickObserver(Protocol):
     """Anything that wants each tick's events and metrics (storage, live views)."""
 
-    def on_tick(self, world: "World", events: EventBatch, metrics: dict[str, float | int | None]) -> None:
-        ...
+    def on_tick(self, world: World, events: EventBatch, metrics: dict[str, float | int | None]) -> None: ...

@@ -38,7 +38,7 @@ class UserArrays:
     pages_in_session: np.ndarray
 
     @classmethod
-    def allocate(cls, n: int, dim: int) -> "UserArrays":
+    def allocate(cls, n: int, dim: int) -> UserArrays:
         """Zeroed arrays for ``n`` users with ``dim``-dimensional tastes."""
         f32 = lambda: np.zeros(n, np.float32)  # noqa: E731
         i64 = lambda: np.zeros(n, np.int64)  # noqa: E731

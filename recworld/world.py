@@ -7,8 +7,9 @@ agents remain the handles that give each user an identity, persona and memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import mesa
 import numpy as np
@@ -168,7 +169,7 @@ class World(mesa.Model):
         """Users currently in a session."""
         return np.flatnonzero(self.users.in_session)
 
-    def serve_page(self, users: np.ndarray, slates: np.ndarray | None = None) -> "PageResult":
+    def serve_page(self, users: np.ndarray, slates: np.ndarray | None = None) -> PageResult:
         """Serve one page to each of ``users`` (all in session) and apply their decisions.
 
         Args:
@@ -235,7 +236,7 @@ class World(mesa.Model):
         self.__dict__.update(state)
 
     # ------------------------------------------------------------ internals
-    def _start_sessions(self, due: np.ndarray, tick: int, stats: "_TickStats") -> EventBatch:
+    def _start_sessions(self, due: np.ndarray, tick: int, stats: _TickStats) -> EventBatch:
         u = self.users
         first = u.first_session[due] < 0
         away = np.where(first, 0, tick - u.last_session[due])
@@ -276,7 +277,9 @@ class World(mesa.Model):
             raise RecWorldError(f"recommender {name!r} returned a slate with duplicate items; slates must hold k distinct items")
         return slates.astype(np.int64)
 
-    def _serve_page(self, active: np.ndarray, page: int, tick: int, stats: "_TickStats", slates: np.ndarray | None = None) -> tuple[EventBatch, np.ndarray, PageDecision, np.ndarray]:
+    def _serve_page(
+        self, active: np.ndarray, page: int, tick: int, stats: _TickStats, slates: np.ndarray | None = None
+    ) -> tuple[EventBatch, np.ndarray, PageDecision, np.ndarray]:
         cfg = self.config
         u = self.users
         k = min(cfg.slate_size, len(self.catalog))
@@ -324,7 +327,7 @@ class World(mesa.Model):
         # --- events --------------------------------------------------------
         positions = np.tile(np.arange(k, dtype=np.float64), b)
         wflat = watched.ravel()
-        frac = (np.asarray(dec.watch_frac, np.float64).ravel() if dec.watch_frac is not None else wflat.astype(np.float64))
+        frac = np.asarray(dec.watch_frac, np.float64).ravel() if dec.watch_frac is not None else wflat.astype(np.float64)
         batches = []
         if cfg.log_impressions:
             batches.append(EventBatch.build(tick, rows, EventType.IMPRESSION, flat_items, positions))
@@ -371,7 +374,7 @@ class World(mesa.Model):
         self.recommender.observe(Feedback(tick, active, slates, watched, ratings, leave, ev, instr))
         return ev, leave, dec, slates
 
-    def _end_sessions(self, ending: np.ndarray, tick: int, stats: "_TickStats") -> EventBatch:
+    def _end_sessions(self, ending: np.ndarray, tick: int, stats: _TickStats) -> EventBatch:
         cfg = self.config
         u = self.users
         rng = self.world_rng
@@ -398,7 +401,7 @@ class World(mesa.Model):
         first = np.where(self.users.first_session >= 0, self.users.first_session // self.config.period_ticks, -1)
         return M.retention_table(active, first, n_periods)
 
-    def _tick_metrics(self, tick: int, events: EventBatch, stats: "_TickStats") -> dict[str, Any]:
+    def _tick_metrics(self, tick: int, events: EventBatch, stats: _TickStats) -> dict[str, Any]:
         n_items = len(self.catalog)
         watched = np.concatenate(stats.watched_items) if stats.watched_items else np.zeros(0, np.int64)
         div = np.concatenate(stats.diversity) if stats.diversity else np.zeros(0)
@@ -452,7 +455,20 @@ class PageResult:
 
 
 class _TickStats:
-    __slots__ = ("sessions", "returns", "pages", "impressions", "watches", "ratings", "rating_sum", "churned", "instructions", "watched_items", "diversity", "consumption")
+    __slots__ = (
+        "sessions",
+        "returns",
+        "pages",
+        "impressions",
+        "watches",
+        "ratings",
+        "rating_sum",
+        "churned",
+        "instructions",
+        "watched_items",
+        "diversity",
+        "consumption",
+    )
 
     def __init__(self) -> None:
         self.sessions = self.returns = self.pages = self.impressions = 0

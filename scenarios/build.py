@@ -5,15 +5,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from agents.brains import ScriptedBrain, UtilityBrain, UtilityParams
-from agents.population import MovieLensPopulation, SampledPopulation, item_quality
-from agents.recommenders import make_recommender
+from pydantic import ValidationError
+
+from recworld.agents.brains import ScriptedBrain, UtilityBrain, UtilityParams
+from recworld.agents.population import MovieLensPopulation, SampledPopulation, item_quality
+from recworld.agents.recommenders import make_recommender
 from recworld.catalog import Catalog
 from recworld.data import load_items_file, load_movielens
 from recworld.data.movielens import MovieLens
 from recworld.errors import ConfigError
+from recworld.scenarios.schema import Scenario
 from recworld.world import World
-from scenarios.schema import Scenario
 
 
 @lru_cache(maxsize=4)
@@ -46,7 +48,7 @@ def build_brain(scenario: Scenario, world_hint: dict[str, Any] | None = None) ->
     if b.kind == "utility":
         try:
             return UtilityBrain(UtilityParams(**b.params))
-        except Exception as exc:  # pydantic ValidationError
+        except ValidationError as exc:
             raise ConfigError(f"field 'brain.params': {str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else exc}; see UtilityParams") from None
     if b.kind == "scripted":
         allowed = {"rating", "pages", "instruction"}
@@ -55,12 +57,12 @@ def build_brain(scenario: Scenario, world_hint: dict[str, Any] | None = None) ->
             raise ConfigError(f"field 'brain.params': unknown key(s) {sorted(bad)} for the scripted brain; allowed: {sorted(allowed)}")
         return ScriptedBrain(**b.params)
     if b.kind == "distilled":
-        from agents.brains.distilled import DistilledBrain
+        from recworld.agents.brains.distilled import DistilledBrain
 
         if set(b.params) != {"path"}:
             raise ConfigError("field 'brain.params': the distilled brain takes exactly {path: file.json} (made by `recworld distill`)")
         return DistilledBrain.load(b.params["path"])
-    from scenarios.llm_setup import build_llm_brain
+    from recworld.scenarios.llm_setup import build_llm_brain
 
     return build_llm_brain(scenario)
 
@@ -96,7 +98,7 @@ def build_world(scenario: Scenario) -> World:
         setup(world)
     if scenario.social.get("enabled"):
         try:
-            from agents.social import SocialLayer
+            from recworld.agents.social import SocialLayer
         except ImportError:
             raise ConfigError("social.enabled is set but the social layer is not available in this build; remove the social section") from None
         layer = SocialLayer.from_config(world, scenario.social, brain=brain, seed=scenario.seed)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -76,14 +77,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_scenario
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
 
     scenario = load_scenario(args.scenario).with_overrides(**_overrides(args))
     db = args.db or os.environ.get("RECWORLD_DB") or scenario.storage.url
     server = None
     if args.dashboard:
-        from scenarios.serve import start_dashboard
+        from recworld.scenarios.serve import start_dashboard
 
         server = start_dashboard(db, host="127.0.0.1", port=args.port)
         err.print(f"dashboard: http://127.0.0.1:{server.port}/")
@@ -95,7 +96,9 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     finally:
         if server is not None and not args.keep_dashboard:
             server.stop()
-    out.print(summary_table(outcome.summary, f"run {outcome.run_id} · {scenario.name} · {scenario.recommender.name} · {scenario.brain.kind} · seed {scenario.seed}"))
+    out.print(
+        summary_table(outcome.summary, f"run {outcome.run_id} · {scenario.name} · {scenario.recommender.name} · {scenario.brain.kind} · seed {scenario.seed}")
+    )
     _print_voices(out, db, outcome.run_id)
     if outcome.status == "interrupted":
         err.print(f"interrupted at tick {outcome.ticks_done}; resume with: recworld resume {outcome.run_id} --db {redact(db)}")
@@ -117,7 +120,12 @@ def _print_voices(out: Console, db: str, run_id: int) -> None:
     from recworld.storage.queries import sample_texts
 
     engine = connect(db, create=False)
-    for etype, label in ((EventType.POST, "posts"), (EventType.CHAT, "chats"), (EventType.INSTRUCTION, "instructions to the recommender"), (EventType.FEELING, "feelings")):
+    for etype, label in (
+        (EventType.POST, "posts"),
+        (EventType.CHAT, "chats"),
+        (EventType.INSTRUCTION, "instructions to the recommender"),
+        (EventType.FEELING, "feelings"),
+    ):
         rows = sample_texts(engine, run_id, int(etype))
         if rows:
             out.print(f"[bold]{label}[/]")
@@ -126,7 +134,7 @@ def _print_voices(out: Console, db: str, run_id: int) -> None:
 
 
 def cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from scenarios.runner import resume_run
+    from recworld.scenarios.runner import resume_run
 
     db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
     try:
@@ -139,7 +147,7 @@ def cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from scenarios.schema import load_scenario, shipped
+    from recworld.scenarios.schema import load_scenario, shipped
 
     t = Table(title="shipped scenarios", header_style="bold")
     for col in ("name", "recommender", "brain", "users", "ticks", "description"):
@@ -167,8 +175,8 @@ def cmd_runs(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_scenario
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
 
     base = load_scenario(args.scenario).with_overrides(**_overrides(args))
     db = args.db or os.environ.get("RECWORLD_DB") or base.storage.url
@@ -181,7 +189,11 @@ def cmd_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
         err.print(f"[bold]{name}[/]")
         o = run_scenario(s, db_url=db, progress=not args.quiet, console=err, run_name=f"{base.name}:{name}")
         results.append((name, o))
-    keys = [k for k in ("watch_rate", "mean_rating", "pages_per_session", "retention_d1", "retention_d7", "churn", "coverage", "diversity", "gini", "novelty") if k in results[0][1].summary]
+    keys = [
+        k
+        for k in ("watch_rate", "mean_rating", "pages_per_session", "retention_d1", "retention_d7", "churn", "coverage", "diversity", "gini", "novelty")
+        if k in results[0][1].summary
+    ]
     t = Table(title=f"{base.name}: {base.population.n_users or 'all'} users, {base.ticks} ticks, seed {base.seed}", header_style="bold")
     t.add_column("recommender")
     t.add_column("run")
@@ -199,10 +211,12 @@ def cmd_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from scenarios.serve import serve_dashboard
+    from recworld.scenarios.serve import serve_dashboard
 
     db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
-    return serve_dashboard(db, host=args.host, port=args.port, allow_remote=args.allow_remote, token=args.token or os.environ.get("RECWORLD_DASHBOARD_TOKEN"), console=err)
+    return serve_dashboard(
+        db, host=args.host, port=args.port, allow_remote=args.allow_remote, token=args.token or os.environ.get("RECWORLD_DASHBOARD_TOKEN"), console=err
+    )
 
 
 EXPORTS = {
@@ -227,9 +241,9 @@ def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from agents.brains.distilled import DistilledBrain
-    from scenarios.build import build_world
-    from scenarios.schema import load_scenario
+    from recworld.agents.brains.distilled import DistilledBrain
+    from recworld.scenarios.build import build_world
+    from recworld.scenarios.schema import load_scenario
 
     scenario = load_scenario(args.scenario).with_overrides(**_overrides(args))
     world = build_world(scenario)
@@ -255,7 +269,7 @@ def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
-        from envs.train import train
+        from recworld.envs.train import train
     except ImportError as exc:
         raise RecWorldError(f"training needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
     path = train(algo=args.algo, timesteps=args.timesteps, seed=args.seed, out_path=args.out, progress=not args.quiet, n_background=args.background)
@@ -265,7 +279,7 @@ def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_eval(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
-        from envs.evaluate import evaluate, store_results
+        from recworld.envs.evaluate import evaluate, store_results
     except ImportError as exc:
         raise RecWorldError(f"evaluation needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
     policies: dict[str, str] = {}

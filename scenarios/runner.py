@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,14 +14,14 @@ from sqlalchemy import delete, select, update
 
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError, RecWorldError
+from recworld.scenarios.build import build_world
+from recworld.scenarios.schema import Scenario, validate
 from recworld.storage import connect
 from recworld.storage.db import redact
-from recworld.storage.models import Checkpoint, Event, LLMCall, MemoryRecord, TickMetrics, UserSnapshot, Edge, Item
+from recworld.storage.models import Checkpoint, Edge, Event, Item, LLMCall, MemoryRecord, TickMetrics, UserSnapshot
 from recworld.storage.queries import get_run, run_config, run_summary
 from recworld.storage.recorder import RunRecorder, create_run, set_status
 from recworld.world import World
-from scenarios.build import build_world
-from scenarios.schema import Scenario, validate
 
 
 @dataclass
@@ -47,7 +48,7 @@ class _StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
 
-    def _handle(self, signum, frame) -> None:  # noqa: ANN001
+    def _handle(self, signum, frame) -> None:
         if self.stop:  # second Ctrl-C: give up waiting
             raise KeyboardInterrupt
         self.stop = True
@@ -65,7 +66,9 @@ def _attach_extras(world: World, recorder: RunRecorder) -> None:
             hook(recorder)
 
 
-def _loop(world: World, recorder: RunRecorder, ticks_total: int, progress: bool, console: Console, stop: _StopFlag, on_tick: Callable[[World], None] | None) -> int:
+def _loop(
+    world: World, recorder: RunRecorder, ticks_total: int, progress: bool, console: Console, stop: _StopFlag, on_tick: Callable[[World], None] | None
+) -> int:
     start = world.tick
     if progress:
         bar = Progress(
@@ -87,7 +90,11 @@ def _loop(world: World, recorder: RunRecorder, ticks_total: int, progress: bool,
                 on_tick(world)
             if progress:
                 m = world.last_metrics
-                bar.update(task, completed=world.tick, kpi=f"active {m.get('active_users', 0):>5}  watch {m.get('watch_rate', 0):.2f}  churned {m.get('churned_total', 0)}")
+                bar.update(
+                    task,
+                    completed=world.tick,
+                    kpi=f"active {m.get('active_users', 0):>5}  watch {m.get('watch_rate', 0):.2f}  churned {m.get('churned_total', 0)}",
+                )
     finally:
         if progress:
             bar.stop()
@@ -126,7 +133,7 @@ def run_scenario(
     return _drive(world, scenario, engine, url, run_id, progress, console, on_tick, fresh=True)
 
 
-def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, progress: bool, console: Console, on_tick, fresh: bool) -> RunOutcome:  # noqa: ANN001
+def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, progress: bool, console: Console, on_tick, fresh: bool) -> RunOutcome:
     st = scenario.storage
     recorder = RunRecorder(
         engine,
@@ -168,7 +175,9 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
     return RunOutcome(run_id, url, status, summary, world.tick)
 
 
-def resume_run(run_id: int, *, db_url: str, progress: bool = True, console: Console | None = None, on_tick: Callable[[World], None] | None = None) -> RunOutcome:
+def resume_run(
+    run_id: int, *, db_url: str, progress: bool = True, console: Console | None = None, on_tick: Callable[[World], None] | None = None
+) -> RunOutcome:
     """Continue run ``run_id`` from its last checkpoint.
 
     Events written after that checkpoint (from a killed process) are deleted

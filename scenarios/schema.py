@@ -24,7 +24,7 @@ class CatalogSpec(_Strict):
     embedding_dim: int | None = Field(64, ge=2, le=384)
 
     @model_validator(mode="after")
-    def _path_needed(self) -> "CatalogSpec":
+    def _path_needed(self) -> CatalogSpec:
         if self.source != "movielens" and not self.path:
             raise ValueError(f"catalog.source={self.source} needs catalog.path")
         return self
@@ -58,7 +58,7 @@ class RecommenderSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from agents.recommenders import BUILTIN
+        from recworld.agents.recommenders import BUILTIN
 
         if v not in BUILTIN and ":" not in v:
             raise ValueError(f"unknown recommender {v!r}; expected one of {', '.join(sorted(BUILTIN))} or 'package.module:ClassName'")
@@ -91,12 +91,12 @@ class Scenario(_Strict):
     social: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Scenario":
+    def _consistent(self) -> Scenario:
         if self.population.source == "movielens" and self.catalog.source == "items_file":
             raise ValueError("population.source=movielens needs a MovieLens catalog; use population.source: sampled with an items_file catalog")
         return self
 
-    def with_overrides(self, **changes: Any) -> "Scenario":
+    def with_overrides(self, **changes: Any) -> Scenario:
         """A copy with dotted-path overrides, validated again (e.g. ``{"population.n_users": 100}``)."""
         data = self.model_dump()
         new_rec = changes.get("recommender.name")
@@ -178,7 +178,9 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
         if not p.is_absolute():
             p = (path.parent / p) if (path.parent / p).exists() else p
         if not p.exists():
-            raise ConfigError(f"{path}: field 'catalog.path': {scenario.catalog.path} does not exist; fix the path (relative paths are resolved from the scenario file)")
+            raise ConfigError(
+                f"{path}: field 'catalog.path': {scenario.catalog.path} does not exist; fix the path (relative paths are resolved from the scenario file)"
+            )
         scenario = scenario.model_copy(update={"catalog": scenario.catalog.model_copy(update={"path": str(p)})})
     return scenario
 

@@ -47,9 +47,9 @@ class DashboardServer:
             self.thread.join(timeout=0.5)
 
 
-def _app(db: str, token: str | None):  # noqa: ANN202
+def _app(db: str, token: str | None):
     try:
-        from dashboard.app import create_app
+        from recworld.dashboard.app import create_app
     except ImportError as exc:
         raise ConfigError(f"the dashboard cannot start ({exc}); reinstall with `make demo`") from None
     return create_app(db, token=token)

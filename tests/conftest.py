@@ -20,7 +20,7 @@ def ml():
 
 @pytest.fixture(scope="session")
 def catalog(ml):
-    from agents.population import item_quality
+    from recworld.agents.population import item_quality
     from recworld.catalog import Catalog
 
     q, _ = item_quality(ml)
@@ -32,9 +32,9 @@ def make_world(ml, catalog):
     """Factory: a world of real ML users (first ``n``) with the given brain and recommender."""
     import copy
 
-    from agents.brains import UtilityBrain
-    from agents.population import MovieLensPopulation, SampledPopulation
-    from agents.recommenders import make_recommender
+    from recworld.agents.brains import UtilityBrain
+    from recworld.agents.population import MovieLensPopulation, SampledPopulation
+    from recworld.agents.recommenders import make_recommender
     from recworld.config import WorldConfig
     from recworld.world import World
 
@@ -70,7 +70,7 @@ def collect():
 @pytest.fixture
 def small_scenario(tmp_path):
     """The quickstart scenario shrunk to run in a couple of seconds, logging to a temp DB."""
-    from scenarios.schema import load_scenario
+    from recworld.scenarios.schema import load_scenario
 
     def _make(**over):
         base = {"population.n_users": 60, "ticks": 30, "storage.url": f"sqlite:///{tmp_path / 'runs.db'}"}

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from recworld.storage import Event
 
 
-def event_log_hash(engine, run_id: int) -> tuple[str, int]:  # noqa: ANN001
+def event_log_hash(engine, run_id: int) -> tuple[str, int]:
     """sha256 over a run's events in log order (run id excluded) and their count."""
     h = hashlib.sha256()
     n = 0
@@ -21,14 +21,14 @@ def event_log_hash(engine, run_id: int) -> tuple[str, int]:  # noqa: ANN001
     return h.hexdigest(), n
 
 
-def run_collecting(world, ticks: int):  # noqa: ANN001, ANN201
+def run_collecting(world, ticks: int):
     """Step ``world`` for ``ticks`` and return all the events it emitted, as one EventBatch."""
     from recworld.events import EventBatch
 
     events = []
 
     class _Collect:
-        def on_tick(self, w, ev, m):  # noqa: ANN001
+        def on_tick(self, w, ev, m):
             events.append(ev)
 
     world.subscribe(_Collect())
@@ -49,7 +49,7 @@ class fuzz_case:
     def __enter__(self) -> None:
         FUZZ.setdefault(self.name, [0, 0])[0] += 1
 
-    def __exit__(self, exc_type, exc, tb) -> bool:  # noqa: ANN001
+    def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:
             FUZZ[self.name][1] += 1
         return False

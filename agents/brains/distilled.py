@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.brains.utility import UtilityBrain, UtilityParams
+from recworld.agents.brains.utility import UtilityBrain, UtilityParams
 from recworld.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,7 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None
     return w
 
 
-def watch_features(world: "World", brain: UtilityBrain, users: np.ndarray, slates: np.ndarray) -> np.ndarray:
+def watch_features(world: World, brain: UtilityBrain, users: np.ndarray, slates: np.ndarray) -> np.ndarray:
     """(B, k, len(WATCH_TERMS)) utility terms, signed as they enter the utility with weight 1."""
     u = world.users
     e = world.catalog.embeddings[slates]
@@ -70,7 +70,7 @@ class DistilledBrain(UtilityBrain):
         self.fit_report = fit_report or {}
 
     @classmethod
-    def fit(cls, world: "World", teacher: Any, pages: int = 2000, seed: int = 0, base: UtilityParams | None = None) -> "DistilledBrain":
+    def fit(cls, world: World, teacher: Any, pages: int = 2000, seed: int = 0, base: UtilityParams | None = None) -> DistilledBrain:
         """Fit to ``teacher``'s decisions on ``pages`` random pages shown to random users of ``world``.
 
         Pages are drawn at random (not by a recommender) so every kind of item
@@ -98,7 +98,10 @@ class DistilledBrain(UtilityBrain):
             lys.append(np.asarray(dec.leave, bool).astype(np.float64))
             done += b
         fitted: dict[str, float] = {}
-        for names, x, y, intercept in ((WATCH_TERMS, np.concatenate(xs), np.concatenate(ys), "no_click"), (LEAVE_TERMS, np.concatenate(ls), np.concatenate(lys), "leave_base")):
+        for names, x, y, intercept in (
+            (WATCH_TERMS, np.concatenate(xs), np.concatenate(ys), "no_click"),
+            (LEAVE_TERMS, np.concatenate(ls), np.concatenate(lys), "leave_base"),
+        ):
             # A term that never varied on these pages (e.g. boredom in a fresh world) cannot
             # be identified: it keeps the base value and its known contribution is an offset.
             live = x.std(axis=0) > 1e-6
@@ -119,7 +122,7 @@ class DistilledBrain(UtilityBrain):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "DistilledBrain":
+    def load(cls, path: str | Path) -> DistilledBrain:
         """Read a brain written by :meth:`save`.
 
         Raises:

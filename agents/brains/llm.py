@@ -10,7 +10,7 @@ tick costs a few bursts of concurrent requests, not a request loop.
   invalid JSON after the repair re-ask) uses the utility brain's decision for
   that user and sets ``PageDecision.fallback`` (the world logs FALLBACK).
 - :class:`HybridBrain` (``hybrid``, the embedded default): decisions from
-  :class:`~agents.brains.utility.UtilityBrain`; language from the LLM with
+  :class:`~recworld.agents.brains.utility.UtilityBrain`; language from the LLM with
   completion-style, few-shot prompts (the bundled Gemma 270M is a base model):
   a feeling for a sample of pages, a reflective instruction when a user leaves
   dissatisfied, periodic memory reflections, and posts and chats for the
@@ -26,15 +26,16 @@ Prompt templates live in ``agents/brains/prompts/*.txt``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.brains import llm_text as T
-from agents.brains.utility import UtilityBrain, UtilityParams
-from agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMemory
+from recworld.agents.brains import llm_text as T
+from recworld.agents.brains.utility import UtilityBrain, UtilityParams
+from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMemory
 from recworld.errors import ConfigError
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
 from recworld.protocols import PageDecision
@@ -62,7 +63,9 @@ class HybridParams(BaseModel):
     instruction_rate: float = Field(1.0, ge=0, le=1, description="share of dissatisfied leaves that produce an instruction")
     dissatisfied_share: float = Field(0.1, ge=0, le=1, description="leaving a page whose watch share is at most this is 'dissatisfied'")
     template_instructions: bool = Field(True, description="over the call budget, dissatisfied users still give a templated instruction")
-    max_calls_per_tick: int | None = Field(1, ge=0, description="page-language LLM calls per tick at most (feelings, instructions, reflections); None = unlimited")
+    max_calls_per_tick: int | None = Field(
+        1, ge=0, description="page-language LLM calls per tick at most (feelings, instructions, reflections); None = unlimited"
+    )
     max_social_calls_per_tick: int | None = Field(1, ge=0, description="post/chat LLM calls per tick at most (social layer); None = unlimited")
     max_tokens: int = Field(28, ge=4, le=1024, description="completion limit of language calls")
     chat_max_tokens: int = Field(56, ge=8, le=1024)
@@ -97,7 +100,7 @@ class PageAnswer(BaseModel):
 class InstructionEncoder:
     """``texts -> (n, d)`` vectors in the catalog's space (MiniLM + :meth:`Catalog.project`)."""
 
-    def __init__(self, catalog: "Catalog") -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
     def __call__(self, texts: list[str]) -> np.ndarray:
@@ -157,7 +160,7 @@ def _params(cls: type[HybridParams], params: dict[str, Any] | HybridParams | Non
         raise ConfigError(f"field 'brain.params.{loc}': {msg}; see agents.brains.llm.{cls.__name__}") from None
 
 
-def _mood(world: "World", u: int) -> str:
+def _mood(world: World, u: int) -> str:
     s = float(world.users.satisfaction[u])
     f = float(world.users.fatigue[u])
     a = "content" if s >= 0.55 else "a bit bored" if s >= 0.35 else "frustrated"
@@ -172,7 +175,13 @@ class _LanguageBrain:
     name = "language"
     Params: type[HybridParams] = HybridParams
 
-    def __init__(self, params: HybridParams | dict[str, Any] | None = None, llm: LLMConfig | dict[str, Any] | None = None, seed: int = 0, runtime: LLMRuntime | None = None) -> None:
+    def __init__(
+        self,
+        params: HybridParams | dict[str, Any] | None = None,
+        llm: LLMConfig | dict[str, Any] | None = None,
+        seed: int = 0,
+        runtime: LLMRuntime | None = None,
+    ) -> None:
         self.params = _params(self.Params, params)
         self.llm_config = _llm_config(llm)
         self.utility = UtilityBrain(UtilityParams(**self.params.utility))
@@ -184,11 +193,22 @@ class _LanguageBrain:
         self._records: list[LLMCallRecord] = []
         self._budget_tick = -1
         self._budget_used: dict[str, int] = {}
-        self.stats: dict[str, int] = {"calls": 0, "cached": 0, "fallbacks": 0, "retries": 0, "tokens_in": 0, "tokens_out": 0, "templated": 0, "over_budget": 0, "bursts": 0, "pages": 0}
+        self.stats: dict[str, int] = {
+            "calls": 0,
+            "cached": 0,
+            "fallbacks": 0,
+            "retries": 0,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "templated": 0,
+            "over_budget": 0,
+            "bursts": 0,
+            "pages": 0,
+        }
         self.world: World | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def attach(self, world: "World") -> None:
+    def attach(self, world: World) -> None:
         """Set up memory, the instruction encoder and ``world.extensions`` (called by build_world)."""
         self.world = world
         if self.params.memory and self.memory is None:
@@ -207,7 +227,7 @@ class _LanguageBrain:
         if self.memory is not None:
             self.memory.recorder = recorder
 
-    def reattach(self, world: "World", scenario: Any = None) -> None:
+    def reattach(self, world: World, scenario: Any = None) -> None:
         """After a checkpoint load: restore what was not pickled (encoder; runtime on next use)."""
         if scenario is not None and getattr(scenario, "llm", None) is not None:
             self.llm_config = _llm_config(scenario.llm)
@@ -306,7 +326,7 @@ class _LanguageBrain:
             stop=stop,
         )
 
-    def _memories(self, world: "World", users: np.ndarray, queries: np.ndarray, tick: int) -> list[list[str]]:
+    def _memories(self, world: World, users: np.ndarray, queries: np.ndarray, tick: int) -> list[list[str]]:
         if self.memory is None or self.params.memory_top_k <= 0 or users.size == 0:
             return [[] for _ in range(users.size)]
         got = self.memory.retrieve(users, queries, tick, self.params.memory_top_k)
@@ -316,7 +336,7 @@ class _LanguageBrain:
     def _mem_line(mems: list[str]) -> str:
         return ("\nRemembers: " + " ".join(mems)) if mems else ""
 
-    def _remember(self, world: "World", users: np.ndarray, slates: np.ndarray, dec: PageDecision, leave_eff: np.ndarray, tick: int) -> None:
+    def _remember(self, world: World, users: np.ndarray, slates: np.ndarray, dec: PageDecision, leave_eff: np.ndarray, tick: int) -> None:
         if self.memory is None:
             return
         self.memory.observe_pages(users, slates, dec.watched, dec.ratings, leave_eff, world.catalog.embeddings, tick)
@@ -326,15 +346,17 @@ class _LanguageBrain:
         if leave_eff.any():
             self.memory.end_sessions(users[leave_eff], tick)
 
-    def _leave_eff(self, world: "World", users: np.ndarray, leave: np.ndarray) -> np.ndarray:
+    def _leave_eff(self, world: World, users: np.ndarray, leave: np.ndarray) -> np.ndarray:
         return np.asarray(leave, bool) | (world.users.pages_in_session[users] + 1 >= world.config.max_pages)
 
     # --------------------------------------------------------- social text
-    def social_texts(self, world: "World", tick: int, posts: list[tuple[int, int, float]], chats: list[tuple[int, int, int, int]]) -> tuple[list[str], list[list[str]]]:
+    def social_texts(
+        self, world: World, tick: int, posts: list[tuple[int, int, float]], chats: list[tuple[int, int, int, int]]
+    ) -> tuple[list[str], list[list[str]]]:
         """Text of posts ``(user, item, rating)`` and chats ``(a, b, item, turns)``, in ONE burst.
 
         Over the call budget, or when the model's text is unusable, the
-        templates of :mod:`agents.brains.llm_text` are used.
+        templates of :mod:`recworld.agents.brains.llm_text` are used.
         """
         n_posts = self.take_budget(tick, len(posts), "social")
         n_chats = self.take_budget(tick, len(chats), "social")
@@ -398,7 +420,7 @@ class HybridBrain(_LanguageBrain):
     name = "hybrid"
     Params = HybridParams
 
-    def decide(self, world: "World", users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
         p = self.params
         tick = int(world.tick)
         dec = self.utility.decide(world, users, slates)
@@ -429,7 +451,12 @@ class HybridBrain(_LanguageBrain):
         lim = p.max_items_in_prompt
         for i in call_i.tolist():
             u = int(users[i])
-            prompt = T.prompt_template("instruction").format(profile=T.short_profile(world, u), memories=self._mem_line(mems.get(i, [])), shown=T.titles(world, slates[i], lim), watched=T.titles(world, slates[i][dec.watched[i]], lim))
+            prompt = T.prompt_template("instruction").format(
+                profile=T.short_profile(world, u),
+                memories=self._mem_line(mems.get(i, [])),
+                shown=T.titles(world, slates[i], lim),
+                watched=T.titles(world, slates[i][dec.watched[i]], lim),
+            )
             asks.append(_Ask(self._text_request("instruction", prompt, u, tick)))
             kinds.append(("instruction", i))
         for i in call_r.tolist():
@@ -440,7 +467,12 @@ class HybridBrain(_LanguageBrain):
             kinds.append(("reflection", i))
         for i in call_f.tolist():
             u = int(users[i])
-            prompt = T.prompt_template("feeling").format(profile=T.short_profile(world, u), memories=self._mem_line(mems.get(i, [])), shown=T.titles(world, slates[i], lim), watched=T.titles(world, slates[i][dec.watched[i]], lim))
+            prompt = T.prompt_template("feeling").format(
+                profile=T.short_profile(world, u),
+                memories=self._mem_line(mems.get(i, [])),
+                shown=T.titles(world, slates[i], lim),
+                watched=T.titles(world, slates[i][dec.watched[i]], lim),
+            )
             asks.append(_Ask(self._text_request("feeling", prompt, u, tick)))
             kinds.append(("feeling", i))
         texts = self._burst(asks)
@@ -485,7 +517,7 @@ class LLMBrain(_LanguageBrain):
     name = "llm"
     Params = LLMBrainParams
 
-    def decide(self, world: "World", users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
         p: LLMBrainParams = self.params  # type: ignore[assignment]
         tick = int(world.tick)
         base = self.utility.decide(world, users, slates)  # the fallback, drawn for every page
@@ -509,7 +541,15 @@ class LLMBrain(_LanguageBrain):
                 mood=_mood(world, u),
                 items=items,
             )
-            req = LLMRequest([{"role": "user", "content": prompt}], purpose="decide", user_id=u, tick=tick, max_tokens=p.decide_max_tokens, temperature=p.decide_temperature, json_schema=PageAnswer)
+            req = LLMRequest(
+                [{"role": "user", "content": prompt}],
+                purpose="decide",
+                user_id=u,
+                tick=tick,
+                max_tokens=p.decide_max_tokens,
+                temperature=p.decide_temperature,
+                json_schema=PageAnswer,
+            )
             asks.append(_Ask(req, _parsed))
         answers = self._burst(asks)
         watched = base.watched.copy()
@@ -539,7 +579,9 @@ class LLMBrain(_LanguageBrain):
             if instruction and ans.leave:
                 instructions[i] = instruction
         authored = {i: "llm" for i in set(feelings) | set(instructions)}
-        dec = PageDecision(watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback, authored=authored)
+        dec = PageDecision(
+            watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback, authored=authored
+        )
         self._remember(world, users, slates, dec, self._leave_eff(world, users, leave), tick)
         return dec
 
@@ -547,7 +589,9 @@ class LLMBrain(_LanguageBrain):
 BRAINS: dict[str, type[_LanguageBrain]] = {"hybrid": HybridBrain, "llm": LLMBrain}
 
 
-def build_brain_from_config(kind: str, brain_params: dict[str, Any] | None, llm: dict[str, Any] | None, seed: int = 0, runtime: LLMRuntime | None = None) -> _LanguageBrain:
+def build_brain_from_config(
+    kind: str, brain_params: dict[str, Any] | None, llm: dict[str, Any] | None, seed: int = 0, runtime: LLMRuntime | None = None
+) -> _LanguageBrain:
     """Build the ``hybrid`` or ``llm`` brain from a scenario's ``brain.params`` and ``llm`` dicts.
 
     Args:

@@ -7,9 +7,10 @@ Kept free of the LLM runtime so the social layer can write templated text
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,10 +22,10 @@ _LABELS = re.compile(r"^(viewer|shown|watched|request|reaction|post|summary|movi
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@lru_cache(maxsize=None)
+@cache
 def prompt_template(name: str) -> str:
     """The text of ``agents/brains/prompts/<name>.txt`` (``str.format`` fields)."""
-    return resources.files("agents.brains").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
+    return resources.files("recworld.agents.brains").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
 
 
 def sanitize(text: str | None, max_chars: int = 220, min_words: int = 3) -> str | None:
@@ -69,14 +70,14 @@ _DANGLING = {"the", "a", "an", "of", "to", "and", "or", "but", "with", "for", "i
 
 
 # --------------------------------------------------------------- persona bits
-def persona_of(world: "World", user: int):  # noqa: ANN201 - a Persona or None
+def persona_of(world: World, user: int):
     agents = getattr(world, "user_agents", None)
     if agents is not None and 0 <= user < len(agents):
         return agents[user].persona
     return None
 
 
-def short_profile(world: "World", user: int) -> str:
+def short_profile(world: World, user: int) -> str:
     """A few words on taste: ``loves Sci-Fi, Action; dislikes Romance``."""
     p = persona_of(world, user)
     if p is None:
@@ -89,24 +90,24 @@ def short_profile(world: "World", user: int) -> str:
     return "; ".join(parts) or "likes all kinds of movies"
 
 
-def full_profile(world: "World", user: int) -> str:
+def full_profile(world: World, user: int) -> str:
     p = persona_of(world, user)
     return p.profile_text() if p is not None else "A user of a movie app."
 
 
-def title(world: "World", item: int) -> str:
+def title(world: World, item: int) -> str:
     cat = world.catalog
     y = int(cat.years[item]) if item < len(cat.years) else -1
     t = cat.titles[item]
     return f"{t} ({y})" if y > 0 and f"({y})" not in t else t
 
 
-def titles(world: "World", items: Sequence[int], limit: int = 6) -> str:
+def titles(world: World, items: Sequence[int], limit: int = 6) -> str:
     items = list(items)[:limit]
     return "; ".join(title(world, int(i)) for i in items) if items else "nothing"
 
 
-def top_tag(world: "World", items: Sequence[int]) -> str | None:
+def top_tag(world: World, items: Sequence[int]) -> str | None:
     counts: dict[str, int] = {}
     for i in items:
         for t in world.catalog.tags[int(i)]:
@@ -123,7 +124,7 @@ def template_feeling(share: float) -> str:
     return "Nothing on this page was for me."
 
 
-def template_instruction(world: "World", user: int, shown: Sequence[int]) -> str:
+def template_instruction(world: World, user: int, shown: Sequence[int]) -> str:
     p = persona_of(world, user)
     want = p.liked_genres[0] if (p is not None and p.liked_genres) else None
     avoid = top_tag(world, shown)
@@ -134,19 +135,19 @@ def template_instruction(world: "World", user: int, shown: Sequence[int]) -> str
     return f"Show me something other than {avoid} movies." if avoid else "Show me something different."
 
 
-def template_reflection(world: "World", user: int, items: Sequence[int]) -> str:
+def template_reflection(world: World, user: int, items: Sequence[int]) -> str:
     tag = top_tag(world, items)
     return f"Lately I have mostly enjoyed {tag} movies." if tag else "Lately nothing has stood out."
 
 
-def template_post(world: "World", user: int, item: int, rating: float | None = None) -> str:
+def template_post(world: World, user: int, item: int, rating: float | None = None) -> str:
     t = title(world, item)
     if rating is not None and rating == rating and rating <= 2:
         return f"Just watched {t}. Not for me, honestly."
     return f"Just watched {t}. Worth your time!"
 
 
-def template_chat(world: "World", a: int, b: int, item: int, turns: int, rng: np.random.Generator | None = None) -> list[str]:
+def template_chat(world: World, a: int, b: int, item: int, turns: int, rng: np.random.Generator | None = None) -> list[str]:
     t = title(world, item)
     lines = [
         f"Have you seen {t}?",

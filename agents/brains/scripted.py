@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class ScriptedBrain:
         self.pages = pages
         self.instruction = instruction
 
-    def decide(self, world: "World", users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
         watched = np.asarray(self.rule(slates), bool)
         ratings = np.where(watched, self.rating, np.nan)
         leave = world.users.pages_in_session[users] + 1 >= self.pages

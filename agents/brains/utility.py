@@ -59,7 +59,7 @@ class UtilityBrain:
         self.params = params or UtilityParams()
         self._aff_scale: float | None = None
 
-    def affinity_scale(self, world: "World") -> float:
+    def affinity_scale(self, world: World) -> float:
         """1 / std of taste-item cosine over the population and catalog (computed once)."""
         if self._aff_scale is None:
             rng = np.random.default_rng(0)
@@ -68,7 +68,7 @@ class UtilityBrain:
             self._aff_scale = 1.0 / max(float(sims.std()), 1e-3)
         return self._aff_scale
 
-    def utilities(self, world: "World", users: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def utilities(self, world: World, users: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Utilities (B, k) of the items and standardised affinities (B, k)."""
         p = self.params
         u = world.users
@@ -92,7 +92,7 @@ class UtilityBrain:
         )
         return util.astype(np.float32), aff.astype(np.float32)
 
-    def decide(self, world: "World", users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
         """Watch/skip, ratings and leave for a batch of pages."""
         p = self.params
         rng = world.brain_rng
@@ -110,7 +110,7 @@ class UtilityBrain:
         leave = rng.random(b) < 1.0 / (1.0 + np.exp(-hazard))
         return PageDecision(watched=watched, ratings=ratings, leave=leave, watch_frac=frac)
 
-    def ratings(self, world: "World", users: np.ndarray, slates: np.ndarray, aff: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def ratings(self, world: World, users: np.ndarray, slates: np.ndarray, aff: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Ratings 1..5 the users would give the items (B, k), before 'did they rate'."""
         p = self.params
         raw = (

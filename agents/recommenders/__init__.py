@@ -9,20 +9,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agents.recommenders.base import Recommender, topk_unseen
-from agents.recommenders.itemknn import ItemKNNRecommender
-from agents.recommenders.linucb import LinUCBRecommender
-from agents.recommenders.mf import MFRecommender
-from agents.recommenders.simple import PopularityRecommender, RandomRecommender
+from recworld.agents.recommenders.base import Recommender, topk_unseen
+from recworld.agents.recommenders.itemknn import ItemKNNRecommender
+from recworld.agents.recommenders.linucb import LinUCBRecommender
+from recworld.agents.recommenders.mf import MFRecommender
+from recworld.agents.recommenders.simple import PopularityRecommender, RandomRecommender
 from recworld.errors import ConfigError
 
 BUILTIN: dict[str, str] = {
-    "random": "agents.recommenders.simple:RandomRecommender",
-    "popularity": "agents.recommenders.simple:PopularityRecommender",
-    "mf": "agents.recommenders.mf:MFRecommender",
-    "linucb": "agents.recommenders.linucb:LinUCBRecommender",
-    "itemknn": "agents.recommenders.itemknn:ItemKNNRecommender",
-    "policy": "envs.policy_recommender:PolicyRecommender",
+    "random": "recworld.agents.recommenders.simple:RandomRecommender",
+    "popularity": "recworld.agents.recommenders.simple:PopularityRecommender",
+    "mf": "recworld.agents.recommenders.mf:MFRecommender",
+    "linucb": "recworld.agents.recommenders.linucb:LinUCBRecommender",
+    "itemknn": "recworld.agents.recommenders.itemknn:ItemKNNRecommender",
+    "policy": "recworld.envs.policy_recommender:PolicyRecommender",
 }
 
 

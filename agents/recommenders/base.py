@@ -44,12 +44,12 @@ def scatter_add_rows(target: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> N
 
 
 @njit(cache=True, inline="always")
-def _before(keys, a, b) -> bool:  # noqa: ANN001
+def _before(keys, a, b) -> bool:
     return keys[a] < keys[b] or (keys[a] == keys[b] and a < b)
 
 
 @njit(cache=True)
-def _sift_down(heap, size, i, keys) -> None:  # noqa: ANN001
+def _sift_down(heap, size, i, keys) -> None:
     while True:
         c = 2 * i + 1
         if c >= size:
@@ -63,7 +63,7 @@ def _sift_down(heap, size, i, keys) -> None:  # noqa: ANN001
 
 
 @njit(cache=True)
-def _smallest_unseen(keys, seen_row, k, out_row) -> None:  # noqa: ANN001
+def _smallest_unseen(keys, seen_row, k, out_row) -> None:
     # Direct scan: the k smallest (key, index) among unseen items, then among seen ones if too few.
     n = keys.shape[0]
     bk = np.empty(k)
@@ -91,7 +91,7 @@ def _smallest_unseen(keys, seen_row, k, out_row) -> None:  # noqa: ANN001
 
 
 @njit(cache=True)
-def _topk_lazy_order(keys, seen, users, k, out):  # noqa: ANN001, ANN201
+def _topk_lazy_order(keys, seen, users, k, out):
     # The ranking comes lazily from a heap, only as deep as users need it; a
     # user who needs it deeper than ``limit`` gets a direct scan instead.
     n = keys.shape[0]
@@ -164,7 +164,7 @@ class Recommender:
         self.n_users = n_users
         self.dim = item_embeddings.shape[1]
 
-    def observe(self, feedback) -> None:  # noqa: ANN001
+    def observe(self, feedback) -> None:
         pass
 
     def ensure_items(self, n_items: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.recommenders.base import Recommender, instruction_boost, topk_unseen
+from recworld.agents.recommenders.base import Recommender, instruction_boost, topk_unseen
 from recworld.protocols import Feedback, RecContext
 
 
@@ -32,7 +32,9 @@ class ItemKNNRecommender(Recommender):
 
     name = "itemknn"
 
-    def __init__(self, history: int = 20, shrink: float = 10.0, decay: float = 0.9, popularity_weight: float = 0.05, jitter: float = 0.5, instruction_weight: float = 0.0) -> None:
+    def __init__(
+        self, history: int = 20, shrink: float = 10.0, decay: float = 0.9, popularity_weight: float = 0.05, jitter: float = 0.5, instruction_weight: float = 0.0
+    ) -> None:
         self.history = int(history)
         self.shrink = float(shrink)
         self.decay = float(decay)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.recommenders.base import SEEN_PENALTY, Recommender, instruction_boost, topk_unseen
-from agents.recommenders.mf import feedback_reward
+from recworld.agents.recommenders.base import SEEN_PENALTY, Recommender, instruction_boost, topk_unseen
+from recworld.agents.recommenders.mf import feedback_reward
 from recworld.protocols import Feedback, RecContext
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.recommenders.base import Recommender, instruction_boost, scatter_add_rows, topk_unseen
+from recworld.agents.recommenders.base import Recommender, instruction_boost, scatter_add_rows, topk_unseen
 from recworld.protocols import Feedback, RecContext
 
 
@@ -31,7 +31,9 @@ class MFRecommender(Recommender):
 
     name = "mf"
 
-    def __init__(self, factors: int = 32, lr: float = 0.05, reg: float = 0.01, epsilon: float = 0.0, instruction_weight: float = 0.0, init_scale: float = 0.1) -> None:
+    def __init__(
+        self, factors: int = 32, lr: float = 0.05, reg: float = 0.01, epsilon: float = 0.0, instruction_weight: float = 0.0, init_scale: float = 0.1
+    ) -> None:
         self.factors = factors
         self.lr = lr
         self.reg = reg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.recommenders.base import Recommender, topk_shared_order, topk_unseen
+from recworld.agents.recommenders.base import Recommender, topk_shared_order, topk_unseen
 from recworld.arrays import add_counts
 from recworld.protocols import Feedback, RecContext
 

@@ -109,7 +109,7 @@ class SlatePolicy:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SlatePolicy":
+    def load(cls, path: str | Path) -> SlatePolicy:
         blob: dict[str, Any] = torch.load(Path(path), map_location="cpu", weights_only=True)
         if blob.get("format") != "recworld-slate-scorer-v1":
             raise ValueError(f"{path}: expected a recworld-slate-scorer-v1 file, got format {blob.get('format')!r}")

@@ -3,7 +3,7 @@
 SB3's stock ``MultiInputPolicy`` flattens the observation into one MLP and
 gives each slate position its own independent softmax, so it must learn the
 value of every candidate slot separately. This policy scores candidates with
-one shared :class:`~agents.rl.policy.SlateScorer` (as the slate policy
+one shared :class:`~recworld.agents.rl.policy.SlateScorer` (as the slate policy
 gradient does) and uses those scores, plus a learned per-position offset, as
 the logits of every slate position. The value head is an MLP over the user
 and the mean candidate.
@@ -19,7 +19,7 @@ from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from agents.rl.policy import ScorerSpec, SlateScorer
+from recworld.agents.rl.policy import ScorerSpec, SlateScorer
 
 
 class CandidateScores(BaseFeaturesExtractor):

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.rl.policy import ScorerSpec, SlatePolicy, SlateScorer, plackett_luce_logp, sample_slates
+from recworld.agents.rl.policy import ScorerSpec, SlatePolicy, SlateScorer, plackett_luce_logp, sample_slates
 
 
 @dataclass
 class Args:
     # "module:id" makes Gymnasium import `envs` (which registers the ids) without a static import.
-    env_id: str = "envs.registration:RecWorld/Feed-v0"
+    env_id: str = "recworld.envs.registration:RecWorld/Feed-v0"
     seed: int = 0
     total_timesteps: int = 100_000
     num_envs: int = 64
@@ -62,7 +62,9 @@ def train(args: Args, progress: Callable[[int, dict[str, float]], None] | None =
     so = envs.single_observation_space
     n_cand, i_dim = so["candidates"].shape
     embed_dims = i_dim - 2
-    spec = ScorerSpec(user_dim=so["user"].shape[0], item_dim=i_dim, embed_dims=embed_dims, num_candidates=n_cand, slate_size=args.slate_size, hidden=args.hidden)
+    spec = ScorerSpec(
+        user_dim=so["user"].shape[0], item_dim=i_dim, embed_dims=embed_dims, num_candidates=n_cand, slate_size=args.slate_size, hidden=args.hidden
+    )
     model = SlateScorer(spec)
     opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=1e-5)
 
@@ -128,7 +130,15 @@ def train(args: Args, progress: Callable[[int, dict[str, float]], None] | None =
                 opt.step()
         if progress is not None:
             recent = ep_returns[-100:]
-            progress(global_step, {"episode_return": float(np.mean(recent)) if recent else float("nan"), "sps": global_step / (time.time() - start), "update": update + 1, "updates": n_updates})
+            progress(
+                global_step,
+                {
+                    "episode_return": float(np.mean(recent)) if recent else float("nan"),
+                    "sps": global_step / (time.time() - start),
+                    "update": update + 1,
+                    "updates": n_updates,
+                },
+            )
     envs.close()
     policy = SlatePolicy(model)
     if args.out_path:

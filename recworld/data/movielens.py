@@ -44,10 +44,7 @@ def bundled_ml100k_dir() -> Path:
     """Folder of ML-100K inside the installed ``recbole`` wheel (data only; recbole is never imported)."""
     spec = importlib.util.find_spec("recbole")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "MovieLens-100K is not installed (it ships in the recbole wheel); run `make demo` or "
-            "`pip install --no-deps recbole==1.2.1`"
-        )
+        raise DataError("MovieLens-100K is not installed (it ships in the recbole wheel); run `make demo` or `pip install --no-deps recbole==1.2.1`")
     path = Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
     if not (path / "ml-100k.inter").exists():
         raise DataError(f"{path / 'ml-100k.inter'} is missing; reinstall with `pip install --no-deps --force-reinstall recbole==1.2.1`")
@@ -190,9 +187,8 @@ def _load_atomic(path: Path, inter_file: Path) -> MovieLens:
         for n, row in enumerate(urows, 2):
             if len(row) != len(ucols):
                 raise DataError(f"{user_file}:{n}: expected {len(ucols)} tab-separated fields, got {len(row)}")
-            g = lambda k: row[ucols[k]].strip() if k in ucols else None  # noqa: E731
-            age = g("age")
-            users.append(RawUser(row[ucols["user_id"]].strip(), _int_or_none(age) if age else None, g("gender"), g("occupation")))
+            age, gender, occupation = (row[ucols[k]].strip() if k in ucols else None for k in ("age", "gender", "occupation"))
+            users.append(RawUser(row[ucols["user_id"]].strip(), _int_or_none(age) if age else None, gender, occupation))
     icols, irows = _atomic_table(inter_file, ["user_id", "item_id", "rating"])
     rating_rows = []
     for n, row in enumerate(irows, 2):

@@ -93,9 +93,7 @@ class ResponseCache:
             for i in range(0, len(unique), 500):
                 chunk = unique[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT key, text, tokens_in, tokens_out FROM llm_response WHERE key IN ({marks})", chunk
-                ).fetchall()
+                rows = self._conn.execute(f"SELECT key, text, tokens_in, tokens_out FROM llm_response WHERE key IN ({marks})", chunk).fetchall()
                 for key, text, t_in, t_out in rows:
                     found[key] = CachedResponse(text, int(t_in), int(t_out))
         return found

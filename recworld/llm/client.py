@@ -95,8 +95,7 @@ class LLMRuntime:
         self._closed = False
         if self.config.api_key_env and self.config.api_key_env not in os.environ:
             raise ConfigError(
-                f"api_key_env: environment variable {self.config.api_key_env!r} is not set; "
-                "export it or set api_key_env=None for servers without keys"
+                f"api_key_env: environment variable {self.config.api_key_env!r} is not set; export it or set api_key_env=None for servers without keys"
             )
 
     def __repr__(self) -> str:
@@ -212,16 +211,18 @@ class LLMRuntime:
         if misses:
             self._ensure_transport()
             loop = self._ensure_loop()
-            fut: Future[list[LLMResult]] = asyncio.run_coroutine_threadsafe(
-                self._run_batch([prepared[i] for i in misses]), loop
-            )
+            fut: Future[list[LLMResult]] = asyncio.run_coroutine_threadsafe(self._run_batch([prepared[i] for i in misses]), loop)
             for i, res in zip(misses, fut.result()):
                 results[i] = res
             if self._cache is not None:
                 self._cache.put_many(
                     [
-                        (prepared[i].key, self.config.model, prepared[i].request.purpose,
-                         CachedResponse(results[i].text, results[i].tokens_in, results[i].tokens_out))  # type: ignore[union-attr]
+                        (
+                            prepared[i].key,
+                            self.config.model,
+                            prepared[i].request.purpose,
+                            CachedResponse(results[i].text, results[i].tokens_in, results[i].tokens_out),
+                        )  # type: ignore[union-attr]
                         for i in misses
                         if not results[i].fell_back  # type: ignore[union-attr]
                     ]
@@ -327,8 +328,13 @@ class LLMRuntime:
             repairs_left -= 1
             retries += 1
             attempt = Attempt(
-                attempt.mode, repair_messages(attempt.messages, reply.text, problem, schema),
-                attempt.max_tokens, attempt.temperature, attempt.seed, schema, attempt.stop,
+                attempt.mode,
+                repair_messages(attempt.messages, reply.text, problem, schema),
+                attempt.max_tokens,
+                attempt.temperature,
+                attempt.seed,
+                schema,
+                attempt.stop,
             )
 
     async def _send(self, attempt: Attempt, *, first: bool) -> tuple[Reply, int]:
@@ -354,7 +360,7 @@ class LLMRuntime:
                     reply = await self._transport.send(attempt, c.timeout_s)
                 self.breaker.record_success()
                 return reply, retries
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 err = TransportError("timeout", True)
             except TransportError as e:
                 err = e

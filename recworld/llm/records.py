@@ -88,7 +88,7 @@ class LLMCallRecord:
     error: str | None
 
     @classmethod
-    def of(cls, request: "LLMRequest", result: "LLMResult", model: str) -> "LLMCallRecord":
+    def of(cls, request: LLMRequest, result: LLMResult, model: str) -> LLMCallRecord:
         """The accounting record of ``request`` answered by ``result``."""
         return cls(
             tick=request.tick,

@@ -91,25 +91,18 @@ def validate(model: type[BaseModel], text: str) -> tuple[BaseModel | None, str, 
     try:
         return model.model_validate_json(candidate), candidate, ""
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in err.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in err.errors()[:5])
         return None, candidate, problems
 
 
-def repair_messages(
-    messages: list[dict[str, Any]], bad_answer: str, error: str, model: type[BaseModel]
-) -> list[dict[str, Any]]:
+def repair_messages(messages: list[dict[str, Any]], bad_answer: str, error: str, model: type[BaseModel]) -> list[dict[str, Any]]:
     """Messages that re-ask for a valid answer, naming what was wrong."""
     return [
         *messages,
         {"role": "assistant", "content": bad_answer},
         {
             "role": "user",
-            "content": (
-                f"That answer was invalid ({error}). Reply with only one JSON object "
-                f"matching this schema: {json.dumps(schema_of(model))}"
-            ),
+            "content": (f"That answer was invalid ({error}). Reply with only one JSON object matching this schema: {json.dumps(schema_of(model))}"),
         },
     ]
 

@@ -342,9 +342,7 @@ class ScriptedLLMServer:
             self._tasks.discard(task)
         writer.close()
 
-    async def _respond(
-        self, method: str, path: str, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter
-    ) -> bool:
+    async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection was dropped on purpose."""
         path = path.split("?", 1)[0]
         if method == "GET" and path.rstrip("/").endswith("/models"):
@@ -428,9 +426,7 @@ class ScriptedLLMServer:
             answer["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
         return answer
 
-    async def _send(
-        self, writer: asyncio.StreamWriter, status: int, obj: Any, headers: dict[str, str] | None = None
-    ) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         await self._send_raw(writer, status, json.dumps(obj).encode(), "application/json", headers)
 
     async def _send_raw(
@@ -441,15 +437,27 @@ class ScriptedLLMServer:
         content_type: str,
         headers: dict[str, str] | None = None,
     ) -> None:
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Type: {content_type}",
-                f"Content-Length: {len(blob)}", "Connection: keep-alive"]
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(blob)}",
+            "Connection: keep-alive",
+        ]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + blob)
         await writer.drain()
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def _error_body(message: str, type_: str) -> dict[str, Any]:

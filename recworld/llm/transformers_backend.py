@@ -48,7 +48,7 @@ class TransformersTransport:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).to(device)
-        except Exception as err:  # noqa: BLE001 - any load failure is a setup error
+        except Exception as err:
             raise LLMError(f"could not load a causal LM from {str(path)!r}: {err}") from err
         self.model.eval()
         self._torch = torch
@@ -66,11 +66,11 @@ class TransformersTransport:
         fut = loop.run_in_executor(self._executor, self._generate, attempt)
         try:
             return await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TransportError("timeout", False) from None
         except TransportError:
             raise
-        except Exception as err:  # noqa: BLE001 - generation faults become recorded fallbacks
+        except Exception as err:
             raise TransportError(f"backend error: {type(err).__name__}", False) from err
 
     def _prompt(self, attempt: Attempt) -> str:

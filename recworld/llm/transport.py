@@ -129,7 +129,7 @@ class OpenAITransport:
             return await self._completion(attempt, timeout_s)
         except TransportError:
             raise
-        except Exception as err:  # noqa: BLE001 - every fault becomes a recorded TransportError
+        except Exception as err:
             raise map_openai_error(err) from err
 
     async def _post(self, path: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
@@ -40,7 +40,7 @@ def redact(url_or_path: str) -> str:
         return str(url_or_path)
 
 
-def _set_sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=30000")
     # WAL lets the dashboard read while a run writes; NORMAL sync is durable
@@ -138,11 +138,7 @@ def _create_tables(engine: Engine, attempts: int = 10) -> None:
 
 
 def _tables() -> list[type[SQLModel]]:
-    return [
-        obj
-        for obj in vars(models).values()
-        if isinstance(obj, type) and issubclass(obj, SQLModel) and getattr(obj, "__table__", None) is not None
-    ]
+    return [obj for obj in vars(models).values() if isinstance(obj, type) and issubclass(obj, SQLModel) and getattr(obj, "__table__", None) is not None]
 
 
 def _check_schema(engine: Engine) -> None:
@@ -158,9 +154,7 @@ def _check_schema(engine: Engine) -> None:
                 s.rollback()
             return
         if info.version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"database schema version {info.version} is newer than this RecWorld ({SCHEMA_VERSION}); upgrade recworld"
-            )
+            raise ConfigError(f"database schema version {info.version} is newer than this RecWorld ({SCHEMA_VERSION}); upgrade recworld")
         if info.version < SCHEMA_VERSION:
             migrate(engine, info.version)
             info.version = SCHEMA_VERSION

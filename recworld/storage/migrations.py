@@ -6,7 +6,7 @@ only has to alter existing tables (add columns, backfill).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 

@@ -7,8 +7,7 @@ is append-only; aggregates the dashboard needs are precomputed per tick
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, Index, LargeBinary, SmallInteger, Text
 from sqlmodel import Field, SQLModel
@@ -17,7 +16,7 @@ SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class SchemaInfo(SQLModel, table=True):
@@ -30,7 +29,7 @@ class SchemaInfo(SQLModel, table=True):
 class Run(SQLModel, table=True):
     """One simulation run: its scenario, config, seed, versions and status."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
     scenario: str = ""
     recommender: str = ""
@@ -44,9 +43,9 @@ class Run(SQLModel, table=True):
     ticks_total: int = 0
     tick_done: int = -1
     created_at: datetime = Field(default_factory=utcnow)
-    finished_at: Optional[datetime] = None
+    finished_at: datetime | None = None
     summary_json: str = Field(default="{}", sa_column=Column(Text))
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class Event(SQLModel, table=True):
@@ -59,15 +58,15 @@ class Event(SQLModel, table=True):
         Index("ix_event_run_type_tick", "run_id", "type", "tick"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     tick: int
     user_id: int
     type: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    item_id: Optional[int] = None
-    value: Optional[float] = None
-    text: Optional[str] = Field(default=None, sa_column=Column(Text))
-    payload: Optional[str] = Field(default=None, sa_column=Column(Text))
+    item_id: int | None = None
+    value: float | None = None
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    payload: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class TickMetrics(SQLModel, table=True):
@@ -75,7 +74,7 @@ class TickMetrics(SQLModel, table=True):
 
     __table_args__ = (Index("ix_tickmetrics_run_tick", "run_id", "tick", unique=True),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     tick: int
     active_users: int = 0  # users with a session this tick
@@ -87,16 +86,16 @@ class TickMetrics(SQLModel, table=True):
     watches: int = 0
     watch_rate: float = 0.0  # watches / impressions (CTR)
     ratings: int = 0
-    mean_rating: Optional[float] = None
+    mean_rating: float | None = None
     churned: int = 0  # new churns this tick
     churned_total: int = 0
     alive_users: int = 0  # not churned
     coverage: float = 0.0  # share of catalog ever exposed so far
-    diversity: Optional[float] = None  # mean intra-list diversity of pages served this tick
-    consumption_diversity: Optional[float] = None  # mean pairwise distance of items watched this tick
-    gini: Optional[float] = None  # Gini of cumulative exposure over items
-    novelty: Optional[float] = None  # mean -log2 popularity of watched items
-    population_diversity: Optional[float] = None  # 1 - mean cosine between users' recent consumption (homogenisation)
+    diversity: float | None = None  # mean intra-list diversity of pages served this tick
+    consumption_diversity: float | None = None  # mean pairwise distance of items watched this tick
+    gini: float | None = None  # Gini of cumulative exposure over items
+    novelty: float | None = None  # mean -log2 popularity of watched items
+    population_diversity: float | None = None  # 1 - mean cosine between users' recent consumption (homogenisation)
     mean_satisfaction: float = 0.0
     posts: int = 0
     chats: int = 0
@@ -114,7 +113,7 @@ class RetentionPoint(SQLModel, table=True):
 
     __table_args__ = (Index("ix_retention_run", "run_id", "cohort", "k"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     cohort: int  # period index of first session
     k: int  # periods after first session
@@ -128,13 +127,13 @@ class UserProfile(SQLModel, table=True):
 
     __table_args__ = (Index("ix_userprofile_run_user", "run_id", "user_id", unique=True),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     user_id: int
     external_id: str = ""
-    age: Optional[int] = None
-    gender: Optional[str] = None
-    occupation: Optional[str] = None
+    age: int | None = None
+    gender: str | None = None
+    occupation: str | None = None
     activity: float = 0.0
     patience: float = 0.0
     conformity: float = 0.0
@@ -148,7 +147,7 @@ class UserSnapshot(SQLModel, table=True):
 
     __table_args__ = (Index("ix_usersnapshot_run_user", "run_id", "user_id", "tick"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     tick: int
     user_id: int
@@ -164,14 +163,14 @@ class Item(SQLModel, table=True):
 
     __table_args__ = (Index("ix_item_run_item", "run_id", "item_id", unique=True),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     item_id: int
     external_id: str = ""
     title: str = ""
     tags: str = ""
-    year: Optional[int] = None
-    creator: Optional[int] = None
+    year: int | None = None
+    creator: int | None = None
     created_tick: int = 0
 
 
@@ -180,12 +179,12 @@ class Edge(SQLModel, table=True):
 
     __table_args__ = (Index("ix_edge_run_src", "run_id", "src"), Index("ix_edge_run_dst", "run_id", "dst"))
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     src: int
     dst: int
     created_tick: int = 0
-    removed_tick: Optional[int] = None
+    removed_tick: int | None = None
 
 
 class LLMCall(SQLModel, table=True):
@@ -193,10 +192,10 @@ class LLMCall(SQLModel, table=True):
 
     __table_args__ = (Index("ix_llmcall_run_tick", "run_id", "tick"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     tick: int = 0
-    user_id: Optional[int] = None
+    user_id: int | None = None
     purpose: str = ""  # decide|post|chat|instruction|reflection|...
     model: str = ""
     tokens_in: int = 0
@@ -205,7 +204,7 @@ class LLMCall(SQLModel, table=True):
     cached: bool = False
     retries: int = 0
     fell_back: bool = False
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class MemoryRecord(SQLModel, table=True):
@@ -213,7 +212,7 @@ class MemoryRecord(SQLModel, table=True):
 
     __table_args__ = (Index("ix_memory_run_user", "run_id", "user_id", "tick"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     user_id: int
     tick: int
@@ -227,7 +226,7 @@ class Checkpoint(SQLModel, table=True):
 
     __table_args__ = (Index("ix_checkpoint_run_tick", "run_id", "tick"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: int
     tick: int
     state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -237,7 +236,7 @@ class Checkpoint(SQLModel, table=True):
 class EvalResult(SQLModel, table=True):
     """A policy evaluation (``recworld eval``): metric mean and confidence interval over seeds."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
     policy: str
     metric: str

@@ -11,7 +11,8 @@ event queries are bounded by ``limit`` and served by the Event indexes
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, case, func, inspect, literal, or_, select
@@ -46,11 +47,11 @@ WATCH_TYPES = (int(EventType.WATCH), int(EventType.SOCIAL_WATCH))
 PARENT_KEYS = ("parent", "parent_user", "parent_user_id", "from_user", "via", "source_user")
 
 
-def _rows(con, q) -> list[dict[str, Any]]:  # noqa: ANN001
+def _rows(con, q) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in con.execute(q)]
 
 
-def _nx(col):  # noqa: ANN001, ANN202
+def _nx(col):
     """``col + 0``: the same value, but no index on ``col`` can serve it.
 
     Without ANALYZE statistics SQLite prefers ``(run_id, type, tick)`` for any
@@ -365,15 +366,12 @@ def latest_snapshots(engine: Engine, run_id: int, user_ids: list[int]) -> dict[i
     if not user_ids:
         return {}
     s = UserSnapshot
-    sub = (
-        select(s.user_id, func.max(s.tick).label("mt"))
-        .where(s.run_id == run_id, s.user_id.in_(user_ids))
-        .group_by(s.user_id)
-        .subquery()
+    sub = select(s.user_id, func.max(s.tick).label("mt")).where(s.run_id == run_id, s.user_id.in_(user_ids)).group_by(s.user_id).subquery()
+    q = (
+        select(s.user_id, s.tick, s.satisfaction, s.fatigue, s.churned, s.sessions, s.watches)
+        .join(sub, and_(s.user_id == sub.c.user_id, s.tick == sub.c.mt))
+        .where(s.run_id == run_id)
     )
-    q = select(s.user_id, s.tick, s.satisfaction, s.fatigue, s.churned, s.sessions, s.watches).join(
-        sub, and_(s.user_id == sub.c.user_id, s.tick == sub.c.mt)
-    ).where(s.run_id == run_id)
     with engine.connect() as con:
         return {r["user_id"]: r for r in _rows(con, q)}
 
@@ -413,7 +411,7 @@ def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, of
     """A user's activity per tick (a session lives within a tick), newest first: counts per kind of event."""
     e = Event
 
-    def n(t: EventType):  # noqa: ANN202
+    def n(t: EventType):
         return func.sum(case((e.type == int(t), 1), else_=0))
 
     conds = (e.run_id == run_id, e.user_id == user_id)
@@ -550,7 +548,7 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
     """Per-tick impressions, watches, social watches, ratings and posts of an item."""
     e = Event
 
-    def n(*ts: EventType):  # noqa: ANN202
+    def n(*ts: EventType):
         return func.sum(case((e.type.in_([int(t) for t in ts]), 1), else_=0))
 
     q = (
@@ -607,7 +605,18 @@ def item_cascades(engine: Engine, run_id: int, item_id: int, limit: int = 500) -
     for i, p in enumerate(posts):
         parent_user = _parent_user(p.get("payload"))
         parent = latest_by_user.get(parent_user) if parent_user is not None else None
-        nodes.append({"index": i, "event_id": p["id"], "tick": p["tick"], "user_id": p["user_id"], "text": p.get("text"), "parent_user": parent_user, "parent": parent, "children": []})
+        nodes.append(
+            {
+                "index": i,
+                "event_id": p["id"],
+                "tick": p["tick"],
+                "user_id": p["user_id"],
+                "text": p.get("text"),
+                "parent_user": parent_user,
+                "parent": parent,
+                "children": [],
+            }
+        )
         latest_by_user[p["user_id"]] = i
     roots = []
     for nd in nodes:
@@ -666,10 +675,7 @@ def graph_sample(engine: Engine, run_id: int, max_nodes: int = 300) -> dict[str,
         total_nodes = int(con.execute(select(func.count(func.distinct(ends.c.u)))).scalar_one())
         nodes = [int(u) for u, _ in deg]
         degree = [int(d) for _, d in deg]
-        edges = [
-            (int(s), int(d))
-            for s, d in con.execute(select(Edge.src, Edge.dst).where(*live, Edge.src.in_(nodes), Edge.dst.in_(nodes)).limit(20_000))
-        ]
+        edges = [(int(s), int(d)) for s, d in con.execute(select(Edge.src, Edge.dst).where(*live, Edge.src.in_(nodes), Edge.dst.in_(nodes)).limit(20_000))]
     return {"nodes": nodes, "degree": degree, "edges": edges, "total_edges": total_edges, "total_nodes": total_nodes}
 
 

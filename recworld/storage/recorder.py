@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import platform
-from typing import TYPE_CHECKING, Any, Callable, Iterable
-
-from sqlalchemy import bindparam, delete, insert, update
-from sqlalchemy.engine import Engine
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy.engine import Engine
 
 from recworld.events import INT_NONE, EventBatch
 from recworld.storage.models import (
@@ -49,7 +49,17 @@ def versions() -> dict[str, str]:
     return out
 
 
-def create_run(engine: Engine, name: str, *, scenario: str = "", recommender: str = "", brain: str = "", seed: int = 0, config: dict[str, Any] | None = None, ticks_total: int = 0) -> int:
+def create_run(
+    engine: Engine,
+    name: str,
+    *,
+    scenario: str = "",
+    recommender: str = "",
+    brain: str = "",
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    ticks_total: int = 0,
+) -> int:
     """Insert a Run row (status 'created') and return its id."""
     with engine.begin() as con:
         res = con.execute(
@@ -96,7 +106,15 @@ class RunRecorder:
             as a checkpoint in the same transaction as the flushed ticks.
     """
 
-    def __init__(self, engine: Engine, run_id: int, flush_every: int = 1, snapshot_every: int = 24, checkpointer: Callable[["World"], bytes] | None = None, checkpoint_every: int = 1) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: int,
+        flush_every: int = 1,
+        snapshot_every: int = 24,
+        checkpointer: Callable[[World], bytes] | None = None,
+        checkpoint_every: int = 1,
+    ) -> None:
         self.engine = engine
         self.run_id = run_id
         self.flush_every = max(1, flush_every)
@@ -116,7 +134,7 @@ class RunRecorder:
         self.last_tick = -1
 
     # -------------------------------------------------------------- static data
-    def write_world(self, world: "World") -> None:
+    def write_world(self, world: World) -> None:
         """Write the catalog and user profiles (once, at the start of a run)."""
         cat = world.catalog
         items = [
@@ -179,7 +197,14 @@ class RunRecorder:
 
     def add_llm_call(self, record: Any) -> None:
         """Queue an LLM call record (an object or dict with the LLMCall fields)."""
-        d = record if isinstance(record, dict) else {k: getattr(record, k) for k in ("tick", "user_id", "purpose", "model", "tokens_in", "tokens_out", "latency_ms", "cached", "retries", "fell_back", "error")}
+        d = (
+            record
+            if isinstance(record, dict)
+            else {
+                k: getattr(record, k)
+                for k in ("tick", "user_id", "purpose", "model", "tokens_in", "tokens_out", "latency_ms", "cached", "retries", "fell_back", "error")
+            }
+        )
         self._llm.append({"run_id": self.run_id, **d})
 
     def add_memory(self, user_id: int, tick: int, kind: str, importance: float, text: str) -> None:
@@ -187,7 +212,7 @@ class RunRecorder:
         self._memories.append({"run_id": self.run_id, "user_id": user_id, "tick": tick, "kind": kind, "importance": importance, "text": text})
 
     # ------------------------------------------------------------------ ticks
-    def on_tick(self, world: "World", events: EventBatch, metrics: dict[str, Any]) -> None:
+    def on_tick(self, world: World, events: EventBatch, metrics: dict[str, Any]) -> None:
         """TickObserver hook: buffer this tick, flush when due."""
         self._events.append(events)
         row = {"run_id": self.run_id, "tick": int(metrics["tick"])}
@@ -227,7 +252,7 @@ class RunRecorder:
         if self._ticks_buffered >= self.flush_every:
             self.flush(world)
 
-    def flush(self, world: "World | None" = None) -> None:
+    def flush(self, world: World | None = None) -> None:
         """Write everything buffered in one transaction (with a checkpoint when configured)."""
         if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._removed or self._items):
             return
@@ -250,9 +275,7 @@ class RunRecorder:
             if blob is not None:
                 con.execute(insert(Checkpoint).values(run_id=self.run_id, tick=self.last_tick, state=blob, created_at=utcnow()))
                 # Keep only the two newest checkpoints: older ones are never needed to resume.
-                con.execute(
-                    delete(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.tick < self.last_tick - 1)
-                )
+                con.execute(delete(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.tick < self.last_tick - 1))
             if self.last_tick >= 0:
                 con.execute(update(Run).where(Run.id == self.run_id).values(tick_done=self.last_tick))
         self.events_written += len(rows)
@@ -260,11 +283,10 @@ class RunRecorder:
         self._llm, self._memories, self._edges, self._removed, self._items = [], [], [], [], []
         self._ticks_buffered = 0
 
-    def write_retention(self, world: "World") -> None:
+    def write_retention(self, world: World) -> None:
         """Replace the run's cohort retention table with the world's current one."""
         rows = [
-            {"run_id": self.run_id, "cohort": c, "k": k, "cohort_size": n, "active": a, "share": a / n if n else 0.0}
-            for c, k, n, a in world.retention_rows()
+            {"run_id": self.run_id, "cohort": c, "k": k, "cohort_size": n, "active": a, "share": a / n if n else 0.0} for c, k, n, a in world.retention_rows()
         ]
         with self.engine.begin() as con:
             con.execute(delete(RetentionPoint).where(RetentionPoint.run_id == self.run_id))
@@ -292,7 +314,7 @@ def event_tuples(run_id: int, ev: EventBatch) -> list[tuple]:
     return list(zip([run_id] * n, ev.tick.tolist(), ev.user.tolist(), ev.type.tolist(), items.tolist(), values.tolist(), texts, payloads))
 
 
-def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:  # noqa: ANN001
+def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:
     """Bulk-insert event tuples with the driver's executemany (no per-row ORM work)."""
     if not rows:
         return
@@ -303,7 +325,7 @@ def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:  # noqa:
         con.exec_driver_sql(sql, rows[i : i + chunk])
 
 
-def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:  # noqa: ANN001
+def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:
     if not rows:
         return
     table = model.__table__

@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 
-from agents.memory import REFLECTION, MemoryStore, UserMemory
+from recworld.agents.memory import REFLECTION, MemoryStore, UserMemory
 
 
 def unit(v):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from agents.population import MovieLensPopulation, SampledPopulation
+from recworld.agents.population import MovieLensPopulation, SampledPopulation
 from recworld.errors import ConfigError
 
 

@@ -6,16 +6,14 @@ import pickle
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from tests_support import run_collecting
 
-from agents.social import SocialLayer
+from recworld.agents.social import SocialLayer
 from recworld.checkpoint import load_world
 from recworld.errors import ConfigError
 from recworld.events import EventType
+from recworld.scenarios.runner import run_scenario
 from recworld.storage import Checkpoint, Edge, Event, Item, LLMCall, connect
-from scenarios.runner import run_scenario
-from tests_support import run_collecting
-
-
 
 
 def pair_sim(world, edges):
@@ -53,7 +51,12 @@ def test_config_errors_name_social_keys(make_world):
 def test_social_dynamics_with_the_utility_brain(make_world):
     world = make_world(n=150, recommender="mf")
     world.extensions = []
-    layer = SocialLayer.from_config(world, {"post_rate": 0.6, "chat_rate": 0.3, "follow_rate": 0.3, "unfollow_rate": 0.1, "reshare_rate": 0.8, "item_post_rate": 0.3}, brain=world.brain, seed=2)
+    layer = SocialLayer.from_config(
+        world,
+        {"post_rate": 0.6, "chat_rate": 0.3, "follow_rate": 0.3, "unfollow_rate": 0.1, "reshare_rate": 0.8, "item_post_rate": 0.3},
+        brain=world.brain,
+        seed=2,
+    )
     world.add_tick_hook(layer.step)
     n_items0 = len(world.catalog)
     taste0 = world.users.taste.copy()
@@ -85,7 +88,9 @@ def test_social_dynamics_with_the_utility_brain(make_world):
 
 
 def test_scenario_with_social_logs_edges_items_and_no_llm_calls(small_scenario):
-    s = small_scenario(**{"ticks": 12, "population.n_users": 80, "social": {"enabled": True, "degree": 4, "post_rate": 0.5, "chat_rate": 0.2, "item_post_rate": 0.5}})
+    s = small_scenario(
+        **{"ticks": 12, "population.n_users": 80, "social": {"enabled": True, "degree": 4, "post_rate": 0.5, "chat_rate": 0.2, "item_post_rate": 0.5}}
+    )
     out = run_scenario(s, progress=False)
     eng = connect(s.storage.url, create=False)
     with eng.connect() as con:

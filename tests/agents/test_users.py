@@ -1,8 +1,15 @@
-from agents.users import Persona
+from recworld.agents.users import Persona
 
 
 def test_profile_text_mentions_traits():
-    p = Persona("x", age=30, gender="F", occupation="artist", liked_genres=["Drama"], traits={"activity": 2.0, "patience": 0.9, "conformity": 0.1, "diversity_seeking": 0.8})
+    p = Persona(
+        "x",
+        age=30,
+        gender="F",
+        occupation="artist",
+        liked_genres=["Drama"],
+        traits={"activity": 2.0, "patience": 0.9, "conformity": 0.1, "diversity_seeking": 0.8},
+    )
     t = p.profile_text()
     assert "30-year-old woman" in t and "an artist" in t and "Loves Drama" in t and "often" in t and "variety" in t
 

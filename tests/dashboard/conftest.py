@@ -32,8 +32,19 @@ class RunDB:
 def _social_rows(run_id: int, user: int, item: int) -> dict:
     ev = []
 
-    def e(tick, uid, t, item_id=None, value=None, text=None, payload=None):  # noqa: ANN001, ANN202
-        ev.append({"run_id": run_id, "tick": tick, "user_id": uid, "type": int(t), "item_id": item_id, "value": value, "text": text, "payload": None if payload is None else json.dumps(payload)})
+    def e(tick, uid, t, item_id=None, value=None, text=None, payload=None):
+        ev.append(
+            {
+                "run_id": run_id,
+                "tick": tick,
+                "user_id": uid,
+                "type": int(t),
+                "item_id": item_id,
+                "value": value,
+                "text": text,
+                "payload": None if payload is None else json.dumps(payload),
+            }
+        )
 
     # A share cascade of `item`: user -> 1 -> 2, user -> 3, plus a post with a malformed payload.
     e(5, user, EventType.POST, item, text="You have to see this one")
@@ -47,25 +58,63 @@ def _social_rows(run_id: int, user: int, item: int) -> dict:
     e(12, 1, EventType.CHAT, value=float(user), text="Not yet, adding it to my list")
     e(13, user, EventType.INSTRUCTION, text="fewer romances, more space sci-fi")
     e(14, user, EventType.FOLLOW, value=2.0)
-    edges = [{"run_id": run_id, "src": s, "dst": d, "created_tick": 0, "removed_tick": None} for s, d in [(user, 1), (1, user), (1, 2), (2, 3), (3, user), (4, 5), (5, 6), (6, 4), (user, 2)]]
+    edges = [
+        {"run_id": run_id, "src": s, "dst": d, "created_tick": 0, "removed_tick": None}
+        for s, d in [(user, 1), (1, user), (1, 2), (2, 3), (3, user), (4, 5), (5, 6), (6, 4), (user, 2)]
+    ]
     edges.append({"run_id": run_id, "src": 7, "dst": 8, "created_tick": 0, "removed_tick": 3})
     memory = [
         {"run_id": run_id, "user_id": user, "tick": 3, "kind": "observation", "importance": 0.4, "text": "Watched a good documentary"},
         {"run_id": run_id, "user_id": user, "tick": 20, "kind": "reflection", "importance": 0.9, "text": "I like slow science films"},
     ]
     llm = [
-        {"run_id": run_id, "tick": 3, "user_id": user, "purpose": "decide", "model": "gemma-270m", "tokens_in": 300, "tokens_out": 20, "latency_ms": 120.0, "cached": False, "retries": 0, "fell_back": False},
-        {"run_id": run_id, "tick": 4, "user_id": user, "purpose": "decide", "model": "gemma-270m", "tokens_in": 300, "tokens_out": 20, "latency_ms": 1.0, "cached": True, "retries": 0, "fell_back": False},
-        {"run_id": run_id, "tick": 4, "user_id": 1, "purpose": "chat", "model": "gemma-270m", "tokens_in": 200, "tokens_out": 40, "latency_ms": 300.0, "cached": False, "retries": 1, "fell_back": True},
+        {
+            "run_id": run_id,
+            "tick": 3,
+            "user_id": user,
+            "purpose": "decide",
+            "model": "gemma-270m",
+            "tokens_in": 300,
+            "tokens_out": 20,
+            "latency_ms": 120.0,
+            "cached": False,
+            "retries": 0,
+            "fell_back": False,
+        },
+        {
+            "run_id": run_id,
+            "tick": 4,
+            "user_id": user,
+            "purpose": "decide",
+            "model": "gemma-270m",
+            "tokens_in": 300,
+            "tokens_out": 20,
+            "latency_ms": 1.0,
+            "cached": True,
+            "retries": 0,
+            "fell_back": False,
+        },
+        {
+            "run_id": run_id,
+            "tick": 4,
+            "user_id": 1,
+            "purpose": "chat",
+            "model": "gemma-270m",
+            "tokens_in": 200,
+            "tokens_out": 40,
+            "latency_ms": 300.0,
+            "cached": False,
+            "retries": 1,
+            "fell_back": True,
+        },
     ]
     return {"events": ev, "edges": edges, "memory": memory, "llm": llm}
 
 
 @pytest.fixture(scope="session")
 def run_db(tmp_path_factory) -> RunDB:
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_scenario
-
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
     from recworld.storage import connect
     from recworld.storage.models import Edge, Event, LLMCall, MemoryRecord
 
@@ -92,8 +141,8 @@ def run_db(tmp_path_factory) -> RunDB:
 @pytest.fixture(scope="session")
 def social_run(run_db) -> int:
     """Id of a run (same database) whose posts, chats and edges come from the real social layer."""
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_scenario
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
 
     s = load_scenario("quickstart").with_overrides(**{"population.n_users": 80, "ticks": 36})
     return run_scenario(s, db_url=run_db.url, progress=False, run_name="quickstart-social").run_id
@@ -101,8 +150,8 @@ def social_run(run_db) -> int:
 
 @pytest.fixture(scope="session")
 def eval_name(run_db) -> str:
-    """Name of a real (small) policy evaluation stored in the same database by ``envs.evaluate``."""
-    from envs.evaluate import evaluate, store_results
+    """Name of a real (small) policy evaluation stored in the same database by ``recworld.envs.evaluate``."""
+    from recworld.envs.evaluate import evaluate, store_results
 
     rows = evaluate({"random": "random", "popularity": "popularity"}, seeds=[1000, 1001, 1002], episodes=4, max_episode_steps=30, n_background=10)
     store_results(run_db.url, "nightly eval", rows)
@@ -111,7 +160,7 @@ def eval_name(run_db) -> str:
 
 @pytest.fixture(scope="session")
 def app(run_db):
-    from dashboard.app import create_app
+    from recworld.dashboard.app import create_app
 
     return create_app(run_db.url, poll_interval=0.05)
 

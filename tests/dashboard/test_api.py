@@ -148,7 +148,15 @@ def test_compare_deltas(client, run_db):
 
 @pytest.mark.parametrize(
     "url",
-    ["/api/runs/999", "/api/runs/999/overview", "/api/runs/1/users/100000", "/api/runs/1/items/100000", "/api/runs/999/graph", "/api/compare?runs=1,999", "/api/runs/999/stream"],
+    [
+        "/api/runs/999",
+        "/api/runs/999/overview",
+        "/api/runs/1/users/100000",
+        "/api/runs/1/items/100000",
+        "/api/runs/999/graph",
+        "/api/compare?runs=1,999",
+        "/api/runs/999/stream",
+    ],
 )
 def test_unknown_ids_are_404(client, url):
     assert client.get(url).status_code == 404
@@ -176,7 +184,7 @@ def test_database_errors_are_503_not_500(run_db, tmp_path):
 
     from fastapi.testclient import TestClient
 
-    from dashboard.app import create_app
+    from recworld.dashboard.app import create_app
 
     url = f"sqlite:///{tmp_path / 'broken.db'}"
     sqlite3.connect(tmp_path / "broken.db").execute("CREATE TABLE unrelated (x)").connection.commit()
@@ -187,7 +195,7 @@ def test_database_errors_are_503_not_500(run_db, tmp_path):
 
 
 def test_missing_database_is_a_config_error(tmp_path):
-    from dashboard.app import create_app
+    from recworld.dashboard.app import create_app
     from recworld.errors import ConfigError
 
     with pytest.raises(ConfigError, match="does not exist"):
@@ -197,7 +205,15 @@ def test_missing_database_is_a_config_error(tmp_path):
 def test_openapi_lists_typed_routes(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for p in ("/api/runs", "/api/runs/{run_id}/overview", "/api/runs/{run_id}/users/{user_id}", "/api/runs/{run_id}/items/{item_id}", "/api/runs/{run_id}/graph", "/api/compare", "/api/runs/{run_id}/stream"):
+    for p in (
+        "/api/runs",
+        "/api/runs/{run_id}/overview",
+        "/api/runs/{run_id}/users/{user_id}",
+        "/api/runs/{run_id}/items/{item_id}",
+        "/api/runs/{run_id}/graph",
+        "/api/compare",
+        "/api/runs/{run_id}/stream",
+    ):
         assert p in paths and "get" in paths[p]
     assert all(set(ops) <= {"get"} for ops in paths.values())
     assert "RunOverview" in spec["components"]["schemas"]
@@ -229,10 +245,14 @@ def test_evaluations_are_listed_and_served_with_intervals(client, eval_name):
 
 
 def test_a_rerun_evaluation_shows_its_latest_results(client, run_db, eval_name):
-    from envs.evaluate import store_results
+    from recworld.envs.evaluate import store_results
 
-    store_results(run_db.url, "twice", [{"policy": "p", "metric": "retention", "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n_seeds": 2, "values": [0.45, 0.55]}])
-    store_results(run_db.url, "twice", [{"policy": "p", "metric": "retention", "mean": 0.7, "ci_low": 0.6, "ci_high": 0.8, "n_seeds": 2, "values": [0.65, 0.75]}])
+    store_results(
+        run_db.url, "twice", [{"policy": "p", "metric": "retention", "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n_seeds": 2, "values": [0.45, 0.55]}]
+    )
+    store_results(
+        run_db.url, "twice", [{"policy": "p", "metric": "retention", "mean": 0.7, "ci_low": 0.6, "ci_high": 0.8, "n_seeds": 2, "values": [0.65, 0.75]}]
+    )
     rows = client.get("/api/evals/twice").json()["rows"]
     assert [(r["policy"], r["mean"]) for r in rows] == [("p", 0.7)]
 

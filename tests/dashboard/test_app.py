@@ -26,7 +26,7 @@ def test_pages_reference_no_cdn(client, run_db):
 
 @pytest.fixture(scope="module")
 def token_client(run_db):
-    from dashboard.app import create_app
+    from recworld.dashboard.app import create_app
 
     with TestClient(create_app(run_db.url, token="s3cret")) as c:
         yield c
@@ -86,7 +86,7 @@ def test_stream_follows_a_running_run(tmp_path):
     """Rows written while the stream is open arrive as `ticks` events; the terminal status ends it."""
     from sqlalchemy import insert
 
-    from dashboard.app import create_app
+    from recworld.dashboard.app import create_app
     from recworld.storage import connect
     from recworld.storage.models import TickMetrics
     from recworld.storage.recorder import create_run, set_status
@@ -101,7 +101,20 @@ def test_stream_follows_a_running_run(tmp_path):
         for tick in range(5):
             time.sleep(0.1)
             with engine.begin() as con:
-                con.execute(insert(TickMetrics.__table__), [{"run_id": run_id, "tick": tick, "sessions": tick + 1, "active_users": tick + 1, "impressions": 10, "watches": tick, "watch_rate": tick / 10}])
+                con.execute(
+                    insert(TickMetrics.__table__),
+                    [
+                        {
+                            "run_id": run_id,
+                            "tick": tick,
+                            "sessions": tick + 1,
+                            "active_users": tick + 1,
+                            "impressions": 10,
+                            "watches": tick,
+                            "watch_rate": tick / 10,
+                        }
+                    ],
+                )
         set_status(engine, run_id, "completed")
 
     t = threading.Thread(target=writer)

@@ -21,7 +21,7 @@ pytestmark = [
 ]
 
 
-def _wait(cond, timeout: float, what: str) -> None:  # noqa: ANN001
+def _wait(cond, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if cond():
@@ -32,10 +32,9 @@ def _wait(cond, timeout: float, what: str) -> None:  # noqa: ANN001
 
 def test_live_run_in_browser(tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_scenario
-    from scenarios.serve import start_dashboard
-
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
+    from recworld.scenarios.serve import start_dashboard
     from recworld.storage import connect
     from recworld.storage.queries_dashboard import status_and_tick
 
@@ -45,7 +44,7 @@ def test_live_run_in_browser(tmp_path):
     hurry = threading.Event()
     errors: list[BaseException] = []
 
-    def slow_tick(world) -> None:  # noqa: ANN001 - a slowed-down run leaves time to watch it live
+    def slow_tick(world) -> None:
         if not hurry.is_set():
             time.sleep(0.2)
 
@@ -95,7 +94,7 @@ def test_live_run_in_browser(tmp_path):
                 page.screenshot(path=str(tmp_path / "user.png"), full_page=True)
 
                 # an evaluation stored by `recworld eval` shows its intervals as error bars
-                from envs.evaluate import store_results
+                from recworld.envs.evaluate import store_results
 
                 store_results(url, "browser-eval", [
                     {"policy": p_, "metric": "retention", "mean": m, "ci_low": m - 0.02, "ci_high": m + 0.02, "n_seeds": 2, "values": [m - 0.01, m + 0.01]}

@@ -13,9 +13,9 @@ schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathe
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
-
-from dashboard.api import router  # noqa: E402
 from tests_support import fuzz_case  # noqa: E402
+
+from recworld.dashboard.api import router  # noqa: E402
 
 PATHS = sorted(r.path for r in router.routes if not r.path.endswith("/stream"))
 
@@ -32,7 +32,7 @@ def test_api_conforms_and_never_500(api_schema, path):
 
     @given(case=op.as_strategy())
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    def fuzz(case) -> None:  # noqa: ANN001
+    def fuzz(case) -> None:
         with fuzz_case("dashboard API (schemathesis)"):
             case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
 

@@ -3,7 +3,7 @@
 import numpy as np
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-from envs.competition import CompetitionEnv, parallel_env
+from recworld.envs.competition import CompetitionEnv, parallel_env
 
 KW = {"n_platforms": 2, "n_users": 15, "max_cycles": 20}
 

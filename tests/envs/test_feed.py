@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs.registration  # noqa: F401  (registers the ids)
-from envs.core import dedupe_slates, sample_unseen
-from envs.registration import ENV_IDS, register_all
+import recworld.envs.registration  # noqa: F401  (registers the ids)
+from recworld.envs.core import dedupe_slates, sample_unseen
+from recworld.envs.registration import ENV_IDS, register_all
 
 SMALL = {"n_background": 20, "warmup_ticks": 2}
 
@@ -107,7 +107,7 @@ def test_sample_unseen_prefers_unseen_and_is_distinct():
 # --- LLM users in the env: the llm brain against a scripted OpenAI-compatible server on 127.0.0.1 ---
 import json  # noqa: E402
 
-from agents.brains.llm import build_brain_from_config  # noqa: E402
+from recworld.agents.brains.llm import build_brain_from_config  # noqa: E402
 from recworld.llm.testing import ScriptedLLMServer  # noqa: E402
 
 

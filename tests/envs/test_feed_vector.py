@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-import envs.registration  # noqa: F401  (registers the ids)
+import recworld.envs.registration  # noqa: F401  (registers the ids)
 
 KW = {"n_background": 20, "warmup_ticks": 2}
 
@@ -50,7 +50,7 @@ def test_same_step_autoreset():
     env.action_space.seed(1)
     saw_done = False
     length = np.zeros(16, int)
-    for t in range(30):
+    for _ in range(30):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
         done = term | trunc
         length += 1

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from agents.brains import UtilityBrain
-from envs import kernels as K
+from recworld.agents.brains import UtilityBrain
 from recworld.config import WorldConfig
-from envs.core import FeedConfig, FeedCore, candidate_features, dedupe_slates, user_features
+from recworld.envs import kernels as K
+from recworld.envs.core import FeedConfig, FeedCore, candidate_features, dedupe_slates, user_features
 
 
 class NumpyUtility(UtilityBrain):
     """The utility brain through its numpy code (a subclass with its own ``decide`` keeps the fast path off)."""
 
-    def decide(self, world, users, slates):  # noqa: ANN001, ANN201
+    def decide(self, world, users, slates):
         return super().decide(world, users, slates)
 
 
@@ -107,7 +107,16 @@ def test_candidates_are_distinct_unseen_and_observations_match_numpy():
     for r in (2, 3, 4, 5):
         assert not seen[r, c[r]].any()
     u = core.world.users
-    uf = user_features(u.recent[rows], u.pages_in_session[rows], core.world.config.max_pages, core.last_share[rows], core.last_rating[rows], u.sessions[rows], core.cfg.embed_dims, core.catalog.dim)
+    uf = user_features(
+        u.recent[rows],
+        u.pages_in_session[rows],
+        core.world.config.max_pages,
+        core.last_share[rows],
+        core.last_rating[rows],
+        u.sessions[rows],
+        core.cfg.embed_dims,
+        core.catalog.dim,
+    )
     cf = candidate_features(core.static, core.world.watch_counts[:n_items], c[rows])
     np.testing.assert_allclose(obs["user"], uf, atol=1e-6)
     np.testing.assert_allclose(obs["candidates"], cf, atol=1e-6)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from envs.evaluate import evaluate, load_policy, mean_ci
-from envs.train import train
+from recworld.envs.evaluate import evaluate, load_policy, mean_ci
+from recworld.envs.train import train
 
 
 def test_mean_ci_student_t():
@@ -26,11 +26,11 @@ def test_ppo_and_slate_pg_train_save_load_and_evaluate(tmp_path):
 
 
 def test_policy_recommender_serves_in_a_world(tmp_path):
-    from agents.brains import UtilityBrain
-    from agents.population import SampledPopulation
-    from agents.recommenders import make_recommender
-    from envs.core import default_catalog
+    from recworld.agents.brains import UtilityBrain
+    from recworld.agents.population import SampledPopulation
+    from recworld.agents.recommenders import make_recommender
     from recworld.config import WorldConfig
+    from recworld.envs.core import default_catalog
     from recworld.protocols import Recommender
     from recworld.world import World
 

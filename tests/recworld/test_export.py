@@ -8,8 +8,8 @@ from recworld.errors import ConfigError
 from recworld.events import EventType
 from recworld.export import export_conversations
 from recworld.llm.testing import ScriptedLLMServer
+from recworld.scenarios.runner import run_scenario
 from recworld.storage import connect
-from scenarios.runner import run_scenario
 
 
 def script(req):
@@ -24,11 +24,22 @@ def script(req):
 def test_export_conversations_jsonl(small_scenario, tmp_path):
     with ScriptedLLMServer(script) as srv:
         llm = {"backend": "openai", "base_url": srv.base_url, "model": "scripted", "cache_path": None}
-        s = small_scenario(**{
-            "ticks": 10, "population.n_users": 60, "brain.kind": "hybrid",
-            "brain.params": {"language_rate": 0.5, "dissatisfied_share": 0.5, "max_calls_per_tick": None, "max_social_calls_per_tick": None, "memory": False},
-            "llm": llm, "social": {"enabled": True, "chat_rate": 0.5, "post_rate": 0.2},
-        })
+        s = small_scenario(
+            **{
+                "ticks": 10,
+                "population.n_users": 60,
+                "brain.kind": "hybrid",
+                "brain.params": {
+                    "language_rate": 0.5,
+                    "dissatisfied_share": 0.5,
+                    "max_calls_per_tick": None,
+                    "max_social_calls_per_tick": None,
+                    "memory": False,
+                },
+                "llm": llm,
+                "social": {"enabled": True, "chat_rate": 0.5, "post_rate": 0.2},
+            }
+        )
         out = run_scenario(s, progress=False)
     eng = connect(s.storage.url, create=False)
     path = tmp_path / "conv.jsonl"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from agents.brains import ScriptedBrain
+from recworld.agents.brains import ScriptedBrain
 from recworld.errors import RecWorldError
 from recworld.events import EventBatch, EventType
 

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from scenarios.cli import main
+from recworld.scenarios.cli import main
 
 
 def test_run_prints_summary_table(tmp_path, capsys, monkeypatch):
@@ -41,7 +41,7 @@ def test_list(capsys):
     ],
 )
 def test_bad_input_one_line_no_traceback(args, needle):
-    p = subprocess.run([sys.executable, "-m", "scenarios.cli", *args], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "recworld.scenarios.cli", *args], capture_output=True, text=True, timeout=120)
     assert p.returncode != 0
     assert needle in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
@@ -76,5 +76,7 @@ def test_distill_then_run_with_the_distilled_brain(tmp_path, capsys):
     assert main(["distill", "quickstart", "--brain", "utility", "--users", "60", "--warmup", "6", "--pages", "300", "--out", str(out)]) == 0
     assert out.exists() and "no_click" in capsys.readouterr().out
     scen = tmp_path / "s.yaml"
-    scen.write_text(f"name: d\nticks: 6\npopulation: {{n_users: 40}}\nbrain: {{kind: distilled, params: {{path: {out}}}}}\nstorage: {{url: sqlite:///{tmp_path / 'r.db'}}}\n")
+    scen.write_text(
+        f"name: d\nticks: 6\npopulation: {{n_users: 40}}\nbrain: {{kind: distilled, params: {{path: {out}}}}}\nstorage: {{url: sqlite:///{tmp_path / 'r.db'}}}\n"
+    )
     assert main(["run", str(scen), "--quiet"]) == 0

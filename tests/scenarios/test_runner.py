@@ -1,12 +1,12 @@
 import numpy as np
 from sqlalchemy import select
+from tests_support import event_log_hash
 
+from recworld.scenarios.build import build_world
+from recworld.scenarios.runner import resume_run, run_scenario
+from recworld.scenarios.schema import load_scenario
 from recworld.storage import Edge, connect
 from recworld.storage.queries import get_run
-from scenarios.build import build_world
-from scenarios.runner import resume_run, run_scenario
-from scenarios.schema import load_scenario
-from tests_support import event_log_hash
 
 
 def event_hash(url, run_id):
@@ -50,12 +50,15 @@ def test_resume_after_partial_run_equals_uninterrupted(small_scenario):
     assert event_hash(s.storage.url, full.run_id) == event_hash(s.storage.url, partial.run_id)
     # The follow graph's history too: edges made and unfollowed after the checkpoint are redone, not doubled.
     with eng.connect() as con:
-        edges = [sorted(con.execute(select(Edge.src, Edge.dst, Edge.created_tick, Edge.removed_tick).where(Edge.run_id == r)).all(), key=str) for r in (full.run_id, partial.run_id)]
+        edges = [
+            sorted(con.execute(select(Edge.src, Edge.dst, Edge.created_tick, Edge.removed_tick).where(Edge.run_id == r)).all(), key=str)
+            for r in (full.run_id, partial.run_id)
+        ]
     assert edges[0] == edges[1] and any(e[3] is not None and 11 < e[3] < 15 for e in edges[0])
 
 
 def test_every_shipped_scenario_runs_a_few_ticks(tmp_path):
-    from scenarios.schema import shipped
+    from recworld.scenarios.schema import shipped
 
     for name in shipped():
         s = load_scenario(name).with_overrides(**{"ticks": 3, "population.n_users": 30, "storage.url": f"sqlite:///{tmp_path / 'x.db'}"})
@@ -73,7 +76,7 @@ def test_filter_bubble_mf_homogenises_consumption_faster_than_random():
         series = []
 
         class Obs:
-            def on_tick(self, world, ev, m):
+            def on_tick(self, world, ev, m, series=series):
                 series.append(m["population_diversity"])
 
         w.subscribe(Obs())

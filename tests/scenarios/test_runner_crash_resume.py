@@ -13,13 +13,12 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
+from tests_support import event_log_hash
 
 from recworld.errors import ConfigError
-
 from recworld.storage import Event, connect
 from recworld.storage.db import dispose_all
 from recworld.storage.models import Run
-from tests_support import event_log_hash
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +43,7 @@ def _scenario(tmp_path, seed):
 
 
 def _cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "scenarios.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen([sys.executable, "-m", "recworld.scenarios.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
 def _wait_for_tick(db, run_id, tick, proc, timeout=120):
@@ -68,7 +67,7 @@ def _wait_for_tick(db, run_id, tick, proc, timeout=120):
 def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed):
     scen = _scenario(tmp_path, seed)
     db = f"sqlite:///{tmp_path / 'r.db'}"
-    ref = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(scen), "--quiet"], capture_output=True, text=True, timeout=300)
+    ref = subprocess.run([sys.executable, "-m", "recworld.scenarios.cli", "run", str(scen), "--quiet"], capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr
     kill_at = random.Random(seed).randint(3, TICKS - 6)
     p = _cli("run", str(scen), "--quiet")
@@ -77,7 +76,7 @@ def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed)
     p.wait(timeout=30)
     p.stdout.close()
     p.stderr.close()
-    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "resume", "2", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-m", "recworld.scenarios.cli", "resume", "2", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     eng = connect(db, create=False)
     h1, n1 = event_log_hash(eng, 1)
@@ -104,9 +103,9 @@ def test_sigterm_finishes_the_tick_marks_interrupted_and_resumes(tmp_path):
     with eng.connect() as con:
         status, done = con.execute(select(Run.status, Run.tick_done).where(Run.id == 1)).one()
     assert status == "interrupted" and 4 <= done < TICKS - 1
-    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "resume", "1", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-m", "recworld.scenarios.cli", "resume", "1", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    ref = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(scen), "--quiet"], capture_output=True, text=True, timeout=300)
+    ref = subprocess.run([sys.executable, "-m", "recworld.scenarios.cli", "run", str(scen), "--quiet"], capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0
     assert event_log_hash(eng, 1) == event_log_hash(eng, 2)
     dispose_all()

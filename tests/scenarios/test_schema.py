@@ -1,10 +1,10 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests_support import fuzz_case
 
 from recworld.errors import ConfigError
-from scenarios.schema import load_scenario, shipped, validate
-from tests_support import fuzz_case
+from recworld.scenarios.schema import load_scenario, shipped, validate
 
 
 def test_shipped_scenarios_validate():
@@ -63,7 +63,9 @@ def test_relative_catalog_path_resolves_from_scenario_file(tmp_path):
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**7), st.floats(allow_nan=True), st.text(max_size=20))
 keys = st.sampled_from(["name", "seed", "ticks", "catalog", "population", "brain", "recommender", "world", "storage", "bogus"])
-docs = st.dictionaries(keys, st.one_of(scalars, st.dictionaries(st.sampled_from(["source", "n_users", "name", "kind", "slate_size", "url", "x"]), scalars, max_size=3)), max_size=6)
+docs = st.dictionaries(
+    keys, st.one_of(scalars, st.dictionaries(st.sampled_from(["source", "n_users", "name", "kind", "slate_size", "url", "x"]), scalars, max_size=3)), max_size=6
+)
 
 
 @settings(max_examples=300, deadline=None)

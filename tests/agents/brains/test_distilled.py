@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from agents.brains import UtilityBrain, UtilityParams
-from agents.brains.distilled import DistilledBrain
+from recworld.agents.brains import UtilityBrain, UtilityParams
+from recworld.agents.brains.distilled import DistilledBrain
 from recworld.errors import ConfigError
 
 
@@ -23,7 +23,7 @@ def test_recovers_the_weights_of_a_utility_teacher(make_world, tmp_path):
 
 
 def test_learns_a_position_only_teacher(make_world):
-    from agents.brains import ScriptedBrain
+    from recworld.agents.brains import ScriptedBrain
 
     world = make_world(n=100, seed=2)
     teacher = ScriptedBrain(rule=lambda s: np.arange(s.shape[1])[None, :].repeat(s.shape[0], 0) < 2, pages=2)

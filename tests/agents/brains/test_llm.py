@@ -9,16 +9,16 @@ import pickle
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from tests_support import run_collecting
 
-from agents.brains.llm import ERROR_UNUSABLE_TEXT, HybridBrain, LLMBrain, build_brain_from_config, parse_chat
-from agents.brains.llm_text import PROMPT_NAMES, prompt_template, sanitize
+from recworld.agents.brains.llm import ERROR_UNUSABLE_TEXT, HybridBrain, LLMBrain, build_brain_from_config, parse_chat
+from recworld.agents.brains.llm_text import PROMPT_NAMES, prompt_template, sanitize
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError
 from recworld.events import EventType
 from recworld.llm.testing import Fault, ScriptedLLMServer
+from recworld.scenarios.runner import run_scenario
 from recworld.storage import Event, LLMCall, TickMetrics, connect
-from scenarios.runner import run_scenario
-from tests_support import run_collecting
 
 DECISION = {"watch": [1, 3], "ratings": [5, 2], "feeling": "Two picks worth my evening.", "leave": False, "instruction": ""}
 
@@ -47,8 +47,6 @@ def llm_section(srv, **kw):
     d = {"backend": "openai", "base_url": srv.base_url, "model": "scripted", "cache_path": None, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 2.0}
     d.update(kw)
     return d
-
-
 
 
 class Records:
@@ -120,7 +118,9 @@ def test_llm_brain_faults_fall_back_without_losing_events(small_scenario, server
     assert out.status == "completed"
     eng = connect(s.storage.url, create=False)
     with eng.connect() as con:
-        calls = con.execute(select(LLMCall.purpose, LLMCall.retries, LLMCall.fell_back, LLMCall.error, LLMCall.user_id, LLMCall.tick).where(LLMCall.run_id == out.run_id)).all()
+        calls = con.execute(
+            select(LLMCall.purpose, LLMCall.retries, LLMCall.fell_back, LLMCall.error, LLMCall.user_id, LLMCall.tick).where(LLMCall.run_id == out.run_id)
+        ).all()
         counts = dict(con.execute(select(Event.type, func.count()).where(Event.run_id == out.run_id).group_by(Event.type)).all())
         fb_events = con.execute(select(Event.user_id, Event.tick).where(Event.run_id == out.run_id, Event.type == int(EventType.FALLBACK))).all()
         shown = con.execute(select(func.sum(TickMetrics.impressions)).where(TickMetrics.run_id == out.run_id)).scalar()
@@ -143,7 +143,17 @@ def _bucket(req) -> int:
 
 def test_cached_rerun_reproduces_events_with_zero_llm_calls(small_scenario, server, tmp_path):
     llm = llm_section(server, cache_path=str(tmp_path / "cache.db"))
-    s = small_scenario(**{"population.n_users": 25, "ticks": 4, "brain.kind": "hybrid", "brain.params": {"language_rate": 0.5, "max_calls_per_tick": 20, "max_social_calls_per_tick": 20}, "recommender.name": "linucb", "llm": llm, "social": {"enabled": True, "post_rate": 0.5, "chat_rate": 0.3}})
+    s = small_scenario(
+        **{
+            "population.n_users": 25,
+            "ticks": 4,
+            "brain.kind": "hybrid",
+            "brain.params": {"language_rate": 0.5, "max_calls_per_tick": 20, "max_social_calls_per_tick": 20},
+            "recommender.name": "linucb",
+            "llm": llm,
+            "social": {"enabled": True, "post_rate": 0.5, "chat_rate": 0.3},
+        }
+    )
     a = run_scenario(s, progress=False)
     n_requests = server.request_count
     assert n_requests > 0
@@ -153,7 +163,9 @@ def test_cached_rerun_reproduces_events_with_zero_llm_calls(small_scenario, serv
 
     def digest(run_id):
         with eng.connect() as con:
-            rows = con.execute(select(Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text).where(Event.run_id == run_id).order_by(Event.id)).all()
+            rows = con.execute(
+                select(Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text).where(Event.run_id == run_id).order_by(Event.id)
+            ).all()
         return hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows)
 
     assert digest(a.run_id) == digest(b.run_id)
@@ -167,7 +179,9 @@ def test_cached_rerun_reproduces_events_with_zero_llm_calls(small_scenario, serv
 # ---------------------------------------------------------------- hybrid brain
 def test_hybrid_language_budget_templates_and_one_burst_per_page(make_world, server):
     server.script = lambda req: '"' if "Shown:" in req.prompt_text and hashlib.sha256(req.prompt_text.encode()).digest()[0] % 3 == 0 else answer(req)
-    world, brain, rec = make(make_world, "hybrid", server, {"language_rate": 0.6, "max_calls_per_tick": 5, "max_social_calls_per_tick": 0, "dissatisfied_share": 0.3}, n=60)
+    world, brain, rec = make(
+        make_world, "hybrid", server, {"language_rate": 0.6, "max_calls_per_tick": 5, "max_social_calls_per_tick": 0, "dissatisfied_share": 0.3}, n=60
+    )
     bursts = []
     rt = brain.runtime
     orig = rt.complete_many
@@ -204,7 +218,14 @@ def test_instruction_moves_the_next_slates(make_world, ml):
             return text + '"'
 
         with ScriptedLLMServer(script) as srv:
-            world, brain, _ = make(make_world, "hybrid", srv, {"language_rate": 0.0, "dissatisfied_share": 1.0, "max_calls_per_tick": None, "memory": False}, n=40, rec_params={"instruction_weight": 3.0})
+            world, brain, _ = make(
+                make_world,
+                "hybrid",
+                srv,
+                {"language_rate": 0.0, "dissatisfied_share": 1.0, "max_calls_per_tick": None, "memory": False},
+                n=40,
+                rec_params={"instruction_weight": 3.0},
+            )
             try:
                 ev = run_collecting(world, 30)
             finally:
@@ -213,7 +234,9 @@ def test_instruction_moves_the_next_slates(make_world, ml):
         first = {}
         for i in np.flatnonzero(ev.of_type(EventType.INSTRUCTION)):
             first.setdefault(int(ev.user[i]), int(i))
-        shown = [int(ev.item[i]) for i in np.flatnonzero(ev.of_type(EventType.WATCH, EventType.SKIP)) if int(ev.user[i]) in first and i > first[int(ev.user[i])]]
+        shown = [
+            int(ev.item[i]) for i in np.flatnonzero(ev.of_type(EventType.WATCH, EventType.SKIP)) if int(ev.user[i]) in first and i > first[int(ev.user[i])]
+        ]
         return np.mean([x in horror for x in shown])
 
     more_horror = horror_share("more horror movies")
@@ -268,18 +291,25 @@ def test_sanitize_and_chat_parsing():
 @pytest.mark.slow
 def test_hybrid_on_the_embedded_model_writes_real_text(small_scenario):
     """A few ticks with the bundled Gemma 3 270M: posts, chats and instructions carry model text."""
-    s = small_scenario(**{
-        "ticks": 3, "population.n_users": 40, "brain.kind": "hybrid",
-        "brain.params": {"language_rate": 0.05, "dissatisfied_share": 1.0, "max_calls_per_tick": 6, "max_social_calls_per_tick": 6},
-        "llm": {"cache_path": None, "timeout_s": 300},
-        "social": {"enabled": True, "post_rate": 1.0, "chat_rate": 1.0, "feed_views": 0},
-    })
+    s = small_scenario(
+        **{
+            "ticks": 3,
+            "population.n_users": 40,
+            "brain.kind": "hybrid",
+            "brain.params": {"language_rate": 0.05, "dissatisfied_share": 1.0, "max_calls_per_tick": 6, "max_social_calls_per_tick": 6},
+            "llm": {"cache_path": None, "timeout_s": 300},
+            "social": {"enabled": True, "post_rate": 1.0, "chat_rate": 1.0, "feed_views": 0},
+        }
+    )
     out = run_scenario(s, progress=False)
     assert out.status == "completed"
     eng = connect(s.storage.url, create=False)
     with eng.connect() as con:
         calls = con.execute(select(LLMCall.purpose, LLMCall.fell_back, LLMCall.tokens_out).where(LLMCall.run_id == out.run_id)).all()
-        texts = {t: con.execute(select(Event.text).where(Event.run_id == out.run_id, Event.type == int(t))).scalars().all() for t in (EventType.POST, EventType.CHAT, EventType.INSTRUCTION)}
+        texts = {
+            t: con.execute(select(Event.text).where(Event.run_id == out.run_id, Event.type == int(t))).scalars().all()
+            for t in (EventType.POST, EventType.CHAT, EventType.INSTRUCTION)
+        }
     ok = {c.purpose for c in calls if not c.fell_back and c.tokens_out > 0}
     assert {"post", "chat", "instruction"} <= ok, calls
     for t, rows in texts.items():
@@ -289,7 +319,7 @@ def test_hybrid_on_the_embedded_model_writes_real_text(small_scenario):
 
 
 def test_sanitize_rejects_fragments():
-    from agents.brains.llm_text import sanitize
+    from recworld.agents.brains.llm_text import sanitize
 
     for fragment in ("not me.", "Reminds me of:", "I would recommend the", "ok", "(1995) — a take by user 700, (1996)", "Star Wars (1977);"):
         assert sanitize(fragment) is None

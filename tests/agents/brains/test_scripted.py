@@ -1,6 +1,6 @@
 import numpy as np
 
-from agents.brains import ScriptedBrain
+from recworld.agents.brains import ScriptedBrain
 
 
 def test_scripted_rules_and_instruction(make_world):

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from agents.brains import UtilityBrain, UtilityParams
-from agents.population import MovieLensPopulation, split_ratings
-from agents.recommenders import make_recommender
+from recworld.agents.brains import UtilityBrain, UtilityParams
+from recworld.agents.population import MovieLensPopulation, split_ratings
+from recworld.agents.recommenders import make_recommender
 from recworld.catalog import Catalog
 from recworld.world import World
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agents.recommenders import make_recommender, recommender_names, topk_unseen
+from recworld.agents.recommenders import make_recommender, recommender_names, topk_unseen
 from recworld.errors import ConfigError
 
 
@@ -83,7 +83,7 @@ def _shared_order_reference(keys, seen, users, k):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_topk_shared_order_equals_the_full_stable_ranking(seed):
-    from agents.recommenders.base import topk_shared_order
+    from recworld.agents.recommenders.base import topk_shared_order
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(5, 2500))
@@ -98,7 +98,7 @@ def test_topk_shared_order_equals_the_full_stable_ranking(seed):
 
 
 def test_itemknn_recommends_what_similar_users_watched_next():
-    from agents.recommenders.itemknn import ItemKNNRecommender
+    from recworld.agents.recommenders.itemknn import ItemKNNRecommender
     from recworld.events import EventBatch
     from recworld.protocols import Feedback, RecContext
 
@@ -108,7 +108,11 @@ def test_itemknn_recommends_what_similar_users_watched_next():
 
     def watch(users, items, tick):
         slates = np.array([[i] for i in items])
-        rec.observe(Feedback(tick, np.array(users), slates, np.ones((len(users), 1), bool), np.full((len(users), 1), np.nan), np.zeros(len(users), bool), EventBatch.empty()))
+        rec.observe(
+            Feedback(
+                tick, np.array(users), slates, np.ones((len(users), 1), bool), np.full((len(users), 1), np.nan), np.zeros(len(users), bool), EventBatch.empty()
+            )
+        )
 
     # Users 0 and 1 both watch 3 then 7; user 2 watches 3 then 5; user 3 watches 3 only.
     watch([0, 1, 2, 3], [3, 3, 3, 3], 0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rl.policy import ScorerSpec, SlatePolicy, SlateScorer, plackett_luce_logp, sample_slates
+from recworld.agents.rl.policy import ScorerSpec, SlatePolicy, SlateScorer, plackett_luce_logp, sample_slates
 
 
 def test_plackett_luce_probabilities_sum_to_one():
@@ -32,12 +32,18 @@ def test_samples_are_distinct_and_policy_round_trips(tmp_path):
 @pytest.mark.slow
 def test_trained_slate_pg_beats_popularity_and_random(tmp_path):
     """Reduced version of the headline result (full numbers: see the RL report command)."""
-    from agents.rl.slate_pg import Args, train
-    from envs.evaluate import evaluate
+    from recworld.agents.rl.slate_pg import Args, train
+    from recworld.envs.evaluate import evaluate
 
     path = tmp_path / "pg.pt"
     train(Args(total_timesteps=150_000, seed=0, n_background=100, out_path=str(path)))
-    rows = evaluate({"slate_pg": str(path), "popularity": "popularity", "random": "random"}, seeds=range(1000, 1006), episodes=64, metrics=("retention", "engagement"), n_background=100)
+    rows = evaluate(
+        {"slate_pg": str(path), "popularity": "popularity", "random": "random"},
+        seeds=range(1000, 1006),
+        episodes=64,
+        metrics=("retention", "engagement"),
+        n_background=100,
+    )
     r = {(x["policy"], x["metric"]): x for x in rows}
     for metric in ("retention", "engagement"):
         pg = r[("slate_pg", metric)]
@@ -51,8 +57,8 @@ def test_sb3_slate_policy_scores_candidates_with_one_shared_scorer():
     """Permuting the candidates permutes every slate position's logits the same way."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the ids)
-    from agents.rl.sb3_policy import SlateActorCriticPolicy
+    import recworld.envs  # noqa: F401  (registers the ids)
+    from recworld.agents.rl.sb3_policy import SlateActorCriticPolicy
 
     env = gym.make("RecWorld/Feed-v0", n_background=5, warmup_ticks=1, num_candidates=6, slate_size=3)
     pol = SlateActorCriticPolicy(env.observation_space, env.action_space, lambda _: 3e-4, embed_dims=8)

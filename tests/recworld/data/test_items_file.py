@@ -3,10 +3,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests_support import fuzz_case
 
 from recworld.data import load_items_file
 from recworld.errors import DataError
-from tests_support import fuzz_case
 
 
 def test_csv_and_jsonl(tmp_path):
@@ -26,7 +26,7 @@ def test_csv_and_jsonl(tmp_path):
         ("a.csv", "id,title\n1,A\n1,B\n", r"a.csv:3: duplicate id '1'"),
         ("a.jsonl", '{"id": 1}\n', r"a.jsonl:1: required field 'title'"),
         ("a.jsonl", '{"id": 1, "title": "x"\n', r"a.jsonl:1: invalid JSON"),
-        ("a.jsonl", '[1, 2]\n', r"a.jsonl:1: expected a JSON object"),
+        ("a.jsonl", "[1, 2]\n", r"a.jsonl:1: expected a JSON object"),
         ("a.jsonl", '{"id": 1, "title": "x", "year": "soon"}\n', r"field 'year' must be an integer"),
         ("a.txt", "x", r"expected .csv or .jsonl"),
         ("a.csv", "id,title\n", r"holds no items"),

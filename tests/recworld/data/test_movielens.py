@@ -1,10 +1,10 @@
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests_support import fuzz_case
 
 from recworld.data import load_movielens
 from recworld.errors import DataError
-from tests_support import fuzz_case
 
 
 def test_bundled_ml100k(ml):
@@ -14,7 +14,10 @@ def test_bundled_ml100k(ml):
 
 
 def _grouplens(tmp_path, data="1\t1\t5\t881250949\n2\t2\t3\t881250950\n"):
-    (tmp_path / "u.item").write_text("1|Heat (1995)|01-Jan-1995||url|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n2|Up (2009)|01-Jan-2009||url|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n", encoding="latin-1")
+    (tmp_path / "u.item").write_text(
+        "1|Heat (1995)|01-Jan-1995||url|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n2|Up (2009)|01-Jan-2009||url|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n",
+        encoding="latin-1",
+    )
     (tmp_path / "u.user").write_text("1|30|F|writer|00000\n2|40|M|doctor|00000\n")
     (tmp_path / "u.data").write_text(data)
     return tmp_path

@@ -16,16 +16,22 @@ class Choice(BaseModel):
     watch: bool
 
 
-BASE = dict(model="m", api_mode="chat", messages=[{"role": "user", "content": "hi"}], temperature=0.7,
-            max_tokens=64, schema=None, seed=1, purpose="decide")
+BASE = dict(model="m", api_mode="chat", messages=[{"role": "user", "content": "hi"}], temperature=0.7, max_tokens=64, schema=None, seed=1, purpose="decide")
 
 
 def test_key_covers_every_input():
     k = cache_key(**BASE)
     assert k == cache_key(**dict(BASE)) and len(k) == 64
-    variants = [dict(model="n"), dict(api_mode="completion"), dict(messages=[{"role": "user", "content": "ho"}]),
-                dict(temperature=0.0), dict(max_tokens=65), dict(schema={"type": "object"}), dict(seed=2),
-                dict(purpose="post")]
+    variants = [
+        dict(model="n"),
+        dict(api_mode="completion"),
+        dict(messages=[{"role": "user", "content": "ho"}]),
+        dict(temperature=0.0),
+        dict(max_tokens=65),
+        dict(schema={"type": "object"}),
+        dict(seed=2),
+        dict(purpose="post"),
+    ]
     keys = {cache_key(**{**BASE, **v}) for v in variants}
     assert len(keys) == len(variants) and k not in keys
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from recworld.errors import ConfigError, LLMError
 from recworld.llm import LLMConfig, LLMRequest, LLMRuntime
@@ -50,8 +50,7 @@ def test_structured_decision_is_parsed(server, make_runtime):
 def test_completion_mode_renders_prompt_and_sends_json_schema(server, make_runtime):
     server.script = decide_script
     rt, _ = make_runtime(api_mode="completion")
-    res = rt.complete(LLMRequest([{"role": "system", "content": "You are Ann."}, {"role": "user", "content": "Page"}],
-                                 json_schema=Decision, stop=("\n\n",)))
+    res = rt.complete(LLMRequest([{"role": "system", "content": "You are Ann."}, {"role": "user", "content": "Page"}], json_schema=Decision, stop=("\n\n",)))
     assert res.parsed == Decision(watch=[1, 3], reason="likes sci-fi")
     sent = server.requests[0]
     assert not sent.is_chat
@@ -217,8 +216,16 @@ def test_api_key_is_used_but_never_recorded(server, make_runtime, monkeypatch):
     server.inject(Fault.http(500))
     res = rt.complete(ask())
     assert server.requests[0].headers["authorization"] == f"Bearer {secret}"
-    for thing in (repr(rt), repr(rt.config), rt.config.model_dump_json(), repr(res), repr(records),
-                  repr(rt.totals), repr(rt._transport), repr(server.requests[0])):
+    for thing in (
+        repr(rt),
+        repr(rt.config),
+        rt.config.model_dump_json(),
+        repr(res),
+        repr(records),
+        repr(rt.totals),
+        repr(rt._transport),
+        repr(server.requests[0]),
+    ):
         assert secret not in thing
 
 
@@ -229,7 +236,7 @@ def test_missing_api_key_env_is_a_config_error(server):
 
 def test_config_is_frozen_and_strict():
     config = LLMConfig(backend="openai")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.concurrency = 3  # type: ignore[misc]
     with pytest.raises(Exception, match="concurency"):
         LLMConfig(concurency=3)  # type: ignore[call-arg]

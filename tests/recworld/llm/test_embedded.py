@@ -82,11 +82,14 @@ def test_real_embedded_gemma_completes_and_follows_a_schema():
         assert time.perf_counter() - t0 < 20, "embedded server start should take seconds"
         base_url = rt.base_url
         assert base_url is not None and base_url.startswith("http://127.0.0.1:")
-        text, decision = rt.complete_many([
-            LLMRequest([{"role": "user", "content": "My favourite movie is"}], purpose="post"),
-            LLMRequest([{"role": "user", "content": "A user who loves sci-fi sees the movie Alien (1979). "
-                                                    "Decision as JSON:"}], json_schema=Opinion, max_tokens=64),
-        ])
+        text, decision = rt.complete_many(
+            [
+                LLMRequest([{"role": "user", "content": "My favourite movie is"}], purpose="post"),
+                LLMRequest(
+                    [{"role": "user", "content": "A user who loves sci-fi sees the movie Alien (1979). Decision as JSON:"}], json_schema=Opinion, max_tokens=64
+                ),
+            ]
+        )
         assert not text.fell_back and text.text.strip() and text.tokens_out > 0 and text.tokens_in > 0
         assert not decision.fell_back, decision.error
         assert isinstance(decision.parsed, Opinion)

@@ -28,21 +28,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     corpus = ["the user watched a movie about space and liked it", '{"watch": true}', '{"watch": false}'] * 20
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
     fast.save_pretrained(out)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(fast), n_positions=128, n_embd=32, n_layer=2, n_head=2,
-                        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
+    config = GPT2Config(vocab_size=len(fast), n_positions=128, n_embd=32, n_layer=2, n_head=2, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
     GPT2LMHeadModel(config).save_pretrained(out)
     return out
 
 
 def test_generates_text_through_the_runtime(tiny_model_dir: Path):
     records = []
-    config = LLMConfig(backend="transformers", model_dir=str(tiny_model_dir), model="tiny", cache_path=None,
-                       max_tokens=6, temperature=0.8, seed=3)
+    config = LLMConfig(backend="transformers", model_dir=str(tiny_model_dir), model="tiny", cache_path=None, max_tokens=6, temperature=0.8, seed=3)
     with LLMRuntime(config, on_call=[records.append]) as rt:
         req = LLMRequest([{"role": "user", "content": "the user watched"}], purpose="post")
         a, b = rt.complete_many([req, req])
@@ -53,8 +50,7 @@ def test_generates_text_through_the_runtime(tiny_model_dir: Path):
 
 
 def test_structured_output_falls_back_when_the_model_cannot_comply(tiny_model_dir: Path):
-    config = LLMConfig(backend="transformers", model_dir=str(tiny_model_dir), cache_path=None, max_tokens=4,
-                       temperature=0.0)
+    config = LLMConfig(backend="transformers", model_dir=str(tiny_model_dir), cache_path=None, max_tokens=4, temperature=0.0)
     with LLMRuntime(config) as rt:
         res = rt.complete(LLMRequest([{"role": "user", "content": "decide"}], json_schema=Choice))
         assert res.fell_back and res.parsed is None and res.retries == 1

@@ -54,7 +54,7 @@ def test_two_processes_write_one_database_at_once(tmp_path):
     from recworld.storage.models import Run
 
     db = f"sqlite:///{tmp_path / 'shared.db'}"
-    cmd = [sys.executable, "-m", "scenarios.cli", "run", "quickstart", "--users", "60", "--ticks", "24", "--db", db, "--quiet"]
+    cmd = [sys.executable, "-m", "recworld.scenarios.cli", "run", "quickstart", "--users", "60", "--ticks", "24", "--db", db, "--quiet"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)

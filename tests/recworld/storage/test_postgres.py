@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from tests_support import event_log_hash
 
 pytestmark = pytest.mark.slow
@@ -66,9 +65,9 @@ def pg_url(tmp_path_factory):
 
 
 def test_postgres_run_equals_sqlite_run(pg_url, small_scenario):
+    from recworld.scenarios.runner import run_scenario
     from recworld.storage import connect
     from recworld.storage.queries import run_summary
-    from scenarios.runner import run_scenario
 
     s = small_scenario(**{"recommender.name": "mf", "ticks": 30})
     a = run_scenario(s, db_url=pg_url, progress=False)
@@ -81,9 +80,9 @@ def test_postgres_run_equals_sqlite_run(pg_url, small_scenario):
 def test_postgres_resume(pg_url, small_scenario):
     from sqlalchemy import update
 
+    from recworld.scenarios.runner import resume_run, run_scenario
     from recworld.storage import connect
     from recworld.storage.models import Run
-    from scenarios.runner import resume_run, run_scenario
 
     s = small_scenario(ticks=20)
     full = run_scenario(s, db_url=pg_url, progress=False)
