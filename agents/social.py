@@ -38,6 +38,7 @@ from recworld.agents.brains.utility import UtilityBrain
 from recworld.agents.memory import CHAT, POST
 from recworld.errors import ConfigError
 from recworld.events import EventBatch, EventType
+from recworld.usermodel import kernels as UK
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
@@ -358,8 +359,7 @@ class SocialLayer:
         noise = self.rng.standard_normal(cat.dim).astype(np.float32) * 0.3 / np.sqrt(cat.dim)
         emb = cat.embeddings[item] + noise
         title = f"{T.title(world, item)} — a take by user {author}"
-        idx = cat.add_item(title, text, emb, tags=cat.tags[item], creator=author, tick=tick)
-        world.ensure_item_capacity()
+        idx = world.add_item(title, text, emb, tags=cat.tags[item], creator=author, like=item)
         if self.recorder is not None:
             self.recorder.add_items(
                 [
@@ -394,11 +394,10 @@ class SocialLayer:
             slates[r, : len(feed)] = [e[1] for e in feed]
             mask[r, : len(feed)] = True
         ua = np.asarray(users, np.int64)
-        util, _ = self.utility.utilities(world, ua, slates)
+        logits = self.utility.watch_logits(world.page_context(ua, slates, page=0, draws=np.zeros((ua.size, 0))))
         # Friends' recommendations: no position penalty, and a small trust bonus.
         pos = self.utility.params.position * np.log2(1.0 + np.arange(k, dtype=np.float32))
-        util = util + pos[None, :] + 0.3
-        p_watch = 1.0 / (1.0 + np.exp(-(util - self.utility.params.no_click)))
+        p_watch = 1.0 / (1.0 + np.exp(-(logits + pos[None, :] + 0.3)))
         draws = self.rng.random(slates.shape)
         reshare_draw = self.rng.random(slates.shape)
         watch = mask & (draws < p_watch)
@@ -435,9 +434,7 @@ class SocialLayer:
         s = self.config.chat_shift
         if s <= 0:
             return
-        idx = np.asarray(users, np.int64)
-        t = world.users.taste[idx]
-        world.users.taste[idx] = _unit(t + s * (world.catalog.embeddings[item][None, :] - t))
+        UK.shift_tastes(world.state, world.items, np.asarray(users, np.int64), item, s)
 
     @staticmethod
     def _batch(tick: int, rows: list[tuple]) -> EventBatch:

@@ -9,9 +9,12 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from recworld.catalog import Catalog
-from recworld.envs.core import FeedCore
+from recworld.envs.core import FeedCore, make_core
 from recworld.envs.platform import platform_config, platform_spaces, scores_to_slates
 from recworld.errors import ConfigError
+from recworld.usermodel import kernels as UK
+from recworld.usermodel.draws import uniforms
+from recworld.usermodel.params import dynamics_record
 
 
 class CompetitionEnv(ParallelEnv):
@@ -113,15 +116,13 @@ class CompetitionEnv(ParallelEnv):
             p /= p.sum(axis=0)
             r = self._rng.random(int(has.sum()))
             choice[has] = (np.cumsum(p, axis=0) < r).sum(axis=0)
-        wc = self.config.world
-        for i, u in enumerate(us):
+        for i, (c, u) in enumerate(zip(cores, us)):
             # Busy elsewhere: ask again next tick. Lost the choice: the user spent this
             # visit elsewhere and comes back after a fresh away time (shorter when satisfied).
             u.next_return[due[i] & busy] = tick + 1
             lost = np.flatnonzero(due[i] & ~busy & (choice != i))
             if lost.size:
-                mean_gap = wc.mean_return_ticks / np.maximum(u.activity[lost], 1e-3) * np.exp(-wc.return_sensitivity * (sat[i, lost] - 0.5))
-                u.next_return[lost] = tick + 1 + np.floor(self._rng.exponential(mean_gap)).astype(np.int64)
+                UK.schedule_returns(dynamics_record(c.world.config), c.world.state, lost, tick, uniforms(self._rng, (lost.size,)))
         for c in cores:
             c.begin()
             c.draw_candidates()
@@ -132,7 +133,7 @@ class CompetitionEnv(ParallelEnv):
         self._rng = np.random.default_rng(s_att)
         world_seed = int(s_world.generate_state(1)[0] % (2**31 - 1))
         # Same seed for every platform: the same users (tastes, traits, first arrivals).
-        self.cores = {a: FeedCore(self.config, self.n_users, world_seed, self._catalog, returns="world", start=False) for a in self.possible_agents}
+        self.cores = {a: make_core(self.config, self.n_users, world_seed, self._catalog, clock="world", start=False) for a in self.possible_agents}
         self.agents = list(self.possible_agents)
         self._t = 0
         self._arrivals()

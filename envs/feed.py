@@ -9,7 +9,8 @@ import numpy as np
 from gymnasium import spaces
 
 from recworld.catalog import Catalog
-from recworld.envs.core import FeedConfig, FeedCore, item_dim, user_dim
+from recworld.envs.core import FeedConfig, FeedCore, make_core
+from recworld.envs.features import item_dim, user_dim
 from recworld.errors import ConfigError
 
 
@@ -132,7 +133,7 @@ class FeedEnv(gym.Env):
         super().reset(seed=seed)
         if self.core is None or seed is not None:
             world_seed = int(self.np_random.integers(0, 2**31 - 1))
-            self.core = FeedCore(self.config, 1, world_seed, self._catalog, returns="immediate")
+            self.core = make_core(self.config, 1, world_seed, self._catalog, clock="immediate")
         else:
             core = self.core
             f = np.zeros(1, np.int64)

@@ -9,7 +9,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from recworld.catalog import Catalog
-from recworld.envs.core import FeedCore
+from recworld.envs.core import FeedCore, make_core
 from recworld.envs.feed import feed_spaces, make_config
 from recworld.errors import ConfigError
 
@@ -69,7 +69,7 @@ class FeedVectorEnv(VectorEnv):
             seed = seed[0]
         super().reset(seed=seed)
         world_seed = int(self.np_random.integers(0, 2**31 - 1))
-        self.core = FeedCore(self.config, self.num_envs, world_seed, self._catalog, returns="immediate")
+        self.core = make_core(self.config, self.num_envs, world_seed, self._catalog, clock="immediate")
         self._steps[:] = 0
         self._returns[:] = 0.0
         return self.core.observation(), self._info()

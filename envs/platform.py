@@ -9,7 +9,8 @@ import numpy as np
 from gymnasium import spaces
 
 from recworld.catalog import Catalog
-from recworld.envs.core import FeedConfig, FeedCore, item_dim, user_dim
+from recworld.envs.core import FeedConfig, FeedCore, make_core
+from recworld.envs.features import item_dim, user_dim
 from recworld.errors import ConfigError
 
 
@@ -111,7 +112,7 @@ class PlatformEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        self.core = FeedCore(self.config, self.n_users, int(self.np_random.integers(0, 2**31 - 1)), self._catalog, returns="world")
+        self.core = make_core(self.config, self.n_users, int(self.np_random.integers(0, 2**31 - 1)), self._catalog, clock="world")
         self._last = {}
         return self._obs(), self._info()
 

@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from recworld.events import EventBatch
+from recworld.state import UserState
+from recworld.usermodel.kernels import ItemTable, Platform
 
 if TYPE_CHECKING:  # pragma: no cover
+    from recworld.catalog import Catalog
     from recworld.world import World
 
 
@@ -38,14 +41,45 @@ class PageDecision:
     authored: dict[int, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PageContext:
+    """What a brain sees when a batch of users each look at a page: read-only views, never the world.
+
+    Attributes:
+        tick: the current tick.
+        page: page number within the session (0 = first page) of the batch's first user.
+        users: (B,) user ids.
+        slates: (B, k) item ids shown.
+        draws: (B, 4k + 2) uniforms for this page, laid out as
+            :class:`~recworld.usermodel.draws.PageDraws` (the user model takes
+            its randomness from them; other brains may ignore them).
+        state: every user's arrays (:class:`~recworld.state.UserState`), read-only.
+        items: the user model's item table, read-only.
+        platform: what was shown and watched so far, read-only.
+        catalog: the items' metadata (titles, texts, tags, content embeddings).
+        max_pages: pages a session may last at most.
+    """
+
+    tick: int
+    page: int
+    users: np.ndarray
+    slates: np.ndarray
+    draws: np.ndarray
+    state: UserState
+    items: ItemTable
+    platform: Platform
+    catalog: Catalog
+    max_pages: int
+
+
 @runtime_checkable
 class Brain(Protocol):
     """Decides, for a batch of users each looking at a page, what they do."""
 
     name: str
 
-    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
-        """Decide watch/skip, ratings and leave for ``users`` shown ``slates`` (B, k)."""
+    def decide(self, ctx: PageContext) -> PageDecision:
+        """Decide watch/skip, ratings and leave for ``ctx.users`` shown ``ctx.slates`` (B, k)."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,9 +14,11 @@ class UserArrays:
 
     Traits (fixed): ``activity`` (expected sessions per day), ``patience``,
     ``conformity``, ``diversity_seeking`` in [0, 1]; ``rating_bias`` in rating
-    points. State: ``taste`` (current interests, unit vectors), ``recent``
-    (EMA of consumed item vectors, for boredom), ``satisfaction`` in [0, 1],
-    ``fatigue`` >= 0, ``next_return`` tick, ``churned``.
+    points; ``threshold``, the user's own offset of the no-click utility (how
+    choosy they are). State: ``taste`` (current interests, in the user model's
+    item-factor space; ``taste0`` the core taste they drift back to),
+    ``recent`` (EMA of consumed item factors, for boredom), ``satisfaction`` in
+    [0, 1], ``fatigue`` >= 0, ``next_return`` tick, ``churned``.
     """
 
     taste: np.ndarray
@@ -26,6 +29,7 @@ class UserArrays:
     conformity: np.ndarray
     diversity_seeking: np.ndarray
     rating_bias: np.ndarray
+    threshold: np.ndarray
     satisfaction: np.ndarray
     fatigue: np.ndarray
     next_return: np.ndarray
@@ -51,6 +55,7 @@ class UserArrays:
             conformity=f32(),
             diversity_seeking=f32(),
             rating_bias=f32(),
+            threshold=f32(),
             satisfaction=np.full(n, 0.6, np.float32),
             fatigue=f32(),
             next_return=i64(),
@@ -69,3 +74,31 @@ class UserArrays:
     def as_dict(self) -> dict[str, np.ndarray]:
         """All arrays by name (for checkpoints)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def view(self) -> UserState:
+        """The same arrays as a named tuple, the form the compiled user-model kernels take."""
+        return UserState(*(getattr(self, f.name) for f in fields(self)))
+
+
+class UserState(NamedTuple):
+    """:class:`UserArrays` as a named tuple (same arrays, same field order) for the compiled kernels."""
+
+    taste: np.ndarray
+    taste0: np.ndarray
+    recent: np.ndarray
+    activity: np.ndarray
+    patience: np.ndarray
+    conformity: np.ndarray
+    diversity_seeking: np.ndarray
+    rating_bias: np.ndarray
+    threshold: np.ndarray
+    satisfaction: np.ndarray
+    fatigue: np.ndarray
+    next_return: np.ndarray
+    churned: np.ndarray
+    in_session: np.ndarray
+    first_session: np.ndarray
+    last_session: np.ndarray
+    sessions: np.ndarray
+    watches: np.ndarray
+    pages_in_session: np.ndarray

@@ -15,14 +15,18 @@ import mesa
 import numpy as np
 
 from recworld import metrics as M
-from recworld.arrays import add_counts
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
 from recworld.events import EventBatch, EventType
-from recworld.protocols import Brain, Feedback, PageDecision, Population, RecContext, Recommender, TickObserver
+from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver
 from recworld.seeding import Seeder
-from recworld.state import UserArrays
+from recworld.state import UserArrays, UserState
+from recworld.usermodel import kernels as UK
+from recworld.usermodel.draws import END_WIDTH, PageDraws, uniforms
+from recworld.usermodel.items import content_item_table, copy_item_row, grow_item_table
+from recworld.usermodel.kernels import ItemTable, Platform
+from recworld.usermodel.params import dynamics_record
 
 TickHook = Callable[["World", int], EventBatch]
 
@@ -54,17 +58,22 @@ class World(mesa.Model):
         recommender: Recommender,
         config: WorldConfig | None = None,
         seed: int = 0,
+        items: ItemTable | None = None,
     ) -> None:
-        super().__init__(seed=seed)
+        seeder = Seeder(seed)
+        # Mesa's own generator is one more named child of the run's seed root.
+        super().__init__(rng=seeder.rng("mesa"))
         self.config = config or WorldConfig()
         self.catalog = catalog
         self.brain = brain
         self.recommender = recommender
-        self.seeder = Seeder(seed)
+        self.seeder = seeder
         self.seed_value = int(seed)
+        self._dynamics = dynamics_record(self.config)
         self.world_rng = self.seeder.rng("world")
         self.brain_rng = self.seeder.rng("brain")
         self.rec_rng = self.seeder.rng("recommender")
+        self._item_rng = self.seeder.rng("items")
         self.tick = 0
         self.users: UserArrays = UserArrays.allocate(0, catalog.dim)
         self.observers: list[TickObserver] = []
@@ -77,6 +86,11 @@ class World(mesa.Model):
         if n == 0:
             raise RecWorldError("the population is empty; set population.n_users >= 1")
         cap = len(catalog) + self.config.post_capacity
+        self.items: ItemTable = grow_item_table(items if items is not None else content_item_table(catalog), cap)
+        if self.items.factors.shape[1] != self.users.taste.shape[1]:
+            raise RecWorldError(
+                f"users' tastes have {self.users.taste.shape[1]} dimensions but the item table has {self.items.factors.shape[1]}; build both from the same user model"
+            )
         self.seen = np.zeros((n, cap), dtype=bool)
         self.exposure = np.zeros(cap, dtype=np.int64)
         self.watch_counts = np.zeros(cap, dtype=np.int64)
@@ -110,9 +124,22 @@ class World(mesa.Model):
         if n <= cap:
             return
         extra = max(n - cap, cap // 2)
+        self.items = grow_item_table(self.items, cap + extra)
         self.seen = np.concatenate([self.seen, np.zeros((self.n_users, extra), bool)], axis=1)
         self.exposure = np.concatenate([self.exposure, np.zeros(extra, np.int64)])
         self.watch_counts = np.concatenate([self.watch_counts, np.zeros(extra, np.int64)])
+
+    def add_item(self, title: str, text: str, embedding: np.ndarray, tags: tuple[str, ...] = (), creator: int = -1, like: int | None = None) -> int:
+        """Add a user-created item (a post) now; returns its id.
+
+        The user model sees it like ``like`` (the item it is about: the same
+        factors with a little noise, less appeal), or as an unknown item.
+        """
+        idx = self.catalog.add_item(title, text, embedding, tags=tags, creator=creator, tick=self.tick)
+        self.ensure_item_capacity()
+        if like is not None:
+            copy_item_row(self.items, idx, like, self._item_rng)
+        return idx
 
     def context(self, page: int = 0) -> RecContext:
         """What the recommender sees now."""
@@ -210,9 +237,15 @@ class World(mesa.Model):
         # The tick is complete before observers see it, so a checkpoint taken
         # by an observer resumes at the next tick.
         self.tick += 1
+        self.steps = self.tick
         for obs in self.observers:
             obs.on_tick(self, events, metrics)
         return metrics
+
+    def advance_clock(self) -> None:
+        """Move to the next tick without simulating one (env cores whose users live on their own clock)."""
+        self.tick += 1
+        self.steps = self.tick
 
     def run(self, ticks: int, progress: Callable[[int], Any] | None = None) -> None:
         """Step ``ticks`` times, calling ``progress(tick)`` after each."""
@@ -240,18 +273,7 @@ class World(mesa.Model):
         u = self.users
         first = u.first_session[due] < 0
         away = np.where(first, 0, tick - u.last_session[due])
-        # Fatigue recovers while away (exponential decay with the away time).
-        u.fatigue[due] *= np.exp(-np.maximum(away, 1) / self.config.fatigue_recovery_ticks).astype(np.float32)
-        u.first_session[due[first]] = tick
-        u.last_session[due] = tick
-        u.sessions[due] += 1
-        u.in_session[due] = True
-        u.pages_in_session[due] = 0
-        # Interests drift back a little towards the user's core taste each session.
-        a = self.config.anchor_rate
-        if a > 0:
-            t = (1 - a) * u.taste[due] + a * u.taste0[due]
-            u.taste[due] = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-8)
+        UK.start_sessions(self._dynamics, self.state, due, tick)
         self._mark_active(due, tick)
         stats.sessions += int(due.size)
         stats.returns += int((~first).sum())
@@ -277,52 +299,54 @@ class World(mesa.Model):
             raise RecWorldError(f"recommender {name!r} returned a slate with duplicate items; slates must hold k distinct items")
         return slates.astype(np.int64)
 
+    def page_context(self, users: np.ndarray, slates: np.ndarray, page: int, draws: np.ndarray) -> PageContext:
+        """What a brain may see when ``users`` look at ``slates``: read-only views, never the world itself."""
+        return PageContext(
+            tick=self.tick,
+            page=page,
+            users=_frozen(users),
+            slates=_frozen(slates),
+            draws=_frozen(draws),
+            state=UserState(*(_frozen(a) for a in self.state)),
+            items=ItemTable(*(_frozen(a) for a in self.items)),
+            platform=Platform(*(_frozen(a) for a in self.platform)),
+            catalog=self.catalog,
+            max_pages=self.config.max_pages,
+        )
+
+    @property
+    def state(self) -> UserState:
+        """The users' arrays as the user-model kernels take them."""
+        return self.users.view()
+
+    @property
+    def platform(self) -> Platform:
+        """What was shown and watched, as the user-model kernels take it."""
+        return Platform(self.seen, self.exposure, self.watch_counts)
+
     def _serve_page(
         self, active: np.ndarray, page: int, tick: int, stats: _TickStats, slates: np.ndarray | None = None
     ) -> tuple[EventBatch, np.ndarray, PageDecision, np.ndarray]:
         cfg = self.config
-        u = self.users
         k = min(cfg.slate_size, len(self.catalog))
         if slates is None:
             slates = self.recommender.recommend(active, k, self.context(page))
         else:
             k = np.asarray(slates).shape[1] if np.asarray(slates).ndim == 2 else k
         slates = self._validate_slates(slates, active.size, k)
-        dec: PageDecision = self.brain.decide(self, active, slates)
-        watched = np.asarray(dec.watched, bool)
-        ratings = np.asarray(dec.ratings, np.float64)
-        leave = np.asarray(dec.leave, bool) | (u.pages_in_session[active] + 1 >= cfg.max_pages)
+        draws = self._page_draws(active.size, k)
+        dec: PageDecision = self.brain.decide(self.page_context(active, slates, page, draws))
+        watched = np.ascontiguousarray(dec.watched, bool)
+        ratings = np.ascontiguousarray(dec.ratings, np.float64)
+        leave = np.array(dec.leave, bool)
         b = active.size
         rows = np.repeat(active, k)
         flat_items = slates.ravel()
-        self.seen[rows, flat_items] = True
-        add_counts(self.exposure, flat_items)
         w_items = slates[watched]
-        add_counts(self.watch_counts, w_items)
-
-        # --- state updates -------------------------------------------------
         n_w = watched.sum(axis=1)
-        u.watches[active] += n_w
-        u.pages_in_session[active] += 1
         rated = ~np.isnan(ratings) & watched
-        r_norm = np.where(rated, (ratings - 1.0) / 4.0, 0.0)
-        r_cnt = rated.sum(axis=1)
-        mean_r = np.where(r_cnt > 0, r_norm.sum(axis=1) / np.maximum(r_cnt, 1), 0.5)
-        # Page quality: how much of the page was worth watching, and how good it was.
-        quality = np.where(n_w > 0, 0.35 + 0.25 * np.minimum(n_w / 3.0, 1.0) + 0.4 * mean_r, 0.1)
-        eta = cfg.satisfaction_rate
-        u.satisfaction[active] = ((1 - eta) * u.satisfaction[active] + eta * quality).astype(np.float32)
-        u.fatigue[active] += np.float32(cfg.fatigue_per_page)
-        if w_items.size:
-            emb = self.catalog.embeddings
-            wsum = np.einsum("bk,bkd->bd", watched.astype(np.float32), emb[slates])
-            has = n_w > 0
-            wmean = wsum[has] / n_w[has, None]
-            au = active[has]
-            u.recent[au] = 0.6 * u.recent[au] + 0.4 * wmean
-            if cfg.drift_rate > 0:
-                t = u.taste[au] + cfg.drift_rate * n_w[has, None] * (wmean - u.taste[au])
-                u.taste[au] = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-8)
+        # The one implementation of how a page changes users and the platform (recworld/usermodel).
+        UK.apply_pages(self._dynamics, self.state, self.items, self.platform, active, slates, watched, ratings, leave)
 
         # --- events --------------------------------------------------------
         positions = np.tile(np.arange(k, dtype=np.float64), b)
@@ -374,20 +398,21 @@ class World(mesa.Model):
         self.recommender.observe(Feedback(tick, active, slates, watched, ratings, leave, ev, instr))
         return ev, leave, dec, slates
 
+    def _page_draws(self, rows: int, k: int) -> np.ndarray:
+        """The uniforms a page's decisions take (the brain's stream)."""
+        return PageDraws(k).draw(self.brain_rng, rows)
+
+    def _end_draws(self, rows: int) -> np.ndarray:
+        """The uniforms session ends take (churn, time away; the world's stream)."""
+        return uniforms(self.world_rng, (rows, END_WIDTH))
+
     def _end_sessions(self, ending: np.ndarray, tick: int, stats: _TickStats) -> EventBatch:
-        cfg = self.config
         u = self.users
-        rng = self.world_rng
-        u.in_session[ending] = False
-        s = u.satisfaction[ending].astype(np.float64)
-        p_churn = np.clip(cfg.churn_base * np.exp(cfg.churn_sensitivity * (0.5 - s)), 0.0, 0.95)
-        churn = rng.random(ending.size) < p_churn
-        mean_gap = cfg.mean_return_ticks / np.maximum(u.activity[ending], 1e-3) * np.exp(-cfg.return_sensitivity * (s - 0.5))
-        gap = 1 + np.floor(rng.exponential(mean_gap)).astype(np.int64)
-        u.next_return[ending] = tick + gap
+        churn = np.zeros(ending.size, bool)
+        gap = np.zeros(ending.size, np.int64)
+        UK.end_sessions(self._dynamics, self.state, ending, tick, self._end_draws(ending.size), churn, gap)
         leave_ev = EventBatch.build(tick, ending, EventType.LEAVE, values=u.pages_in_session[ending].astype(np.float64))
         churners = ending[churn]
-        u.churned[churners] = True
         self.churned_total += int(churners.size)
         stats.churned += int(churners.size)
         return EventBatch.concat([leave_ev, EventBatch.build(tick, churners, EventType.CHURN)])
@@ -436,6 +461,12 @@ class World(mesa.Model):
             "social_watches": int((t == EventType.SOCIAL_WATCH).sum()),
             "instructions": stats.instructions,
         }
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def _by(dec: PageDecision, i: int) -> dict[str, str] | None:

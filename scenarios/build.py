@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recworld.agents.brains import ScriptedBrain, UtilityBrain, UtilityParams
+from recworld.agents.brains import DecisionParams, ScriptedBrain, UtilityBrain
 from recworld.agents.population import MovieLensPopulation, SampledPopulation, item_quality
 from recworld.agents.recommenders import make_recommender
 from recworld.catalog import Catalog
@@ -47,9 +47,11 @@ def build_brain(scenario: Scenario, world_hint: dict[str, Any] | None = None) ->
     b = scenario.brain
     if b.kind == "utility":
         try:
-            return UtilityBrain(UtilityParams(**b.params))
+            return UtilityBrain(DecisionParams(**b.params))
         except ValidationError as exc:
-            raise ConfigError(f"field 'brain.params': {str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else exc}; see UtilityParams") from None
+            raise ConfigError(
+                f"field 'brain.params': {str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else exc}; see recworld.usermodel.params.DecisionParams"
+            ) from None
     if b.kind == "scripted":
         allowed = {"rating", "pages", "instruction"}
         bad = set(b.params) - allowed

@@ -1,6 +1,7 @@
-"""Brains: who makes a user's page decisions (utility, scripted; llm and hybrid in agents.brains.llm; distilled in agents.brains.distilled)."""
+"""Brains: who makes a user's decisions (utility / user model, scripted, hybrid, llm, distilled)."""
 
 from recworld.agents.brains.scripted import ScriptedBrain
-from recworld.agents.brains.utility import UtilityBrain, UtilityParams
+from recworld.agents.brains.utility import UtilityBrain
+from recworld.usermodel.params import DecisionParams
 
-__all__ = ["ScriptedBrain", "UtilityBrain", "UtilityParams"]
+__all__ = ["DecisionParams", "ScriptedBrain", "UtilityBrain"]

@@ -34,11 +34,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recworld.agents.brains import llm_text as T
-from recworld.agents.brains.utility import UtilityBrain, UtilityParams
+from recworld.agents.brains.utility import UtilityBrain
 from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMemory
 from recworld.errors import ConfigError
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
-from recworld.protocols import PageDecision
+from recworld.protocols import PageContext, PageDecision
+from recworld.usermodel.params import DecisionParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.catalog import Catalog
@@ -58,7 +59,7 @@ class HybridParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    utility: dict[str, Any] = Field(default_factory=dict, description="UtilityParams of the decision model / fallback")
+    utility: dict[str, Any] = Field(default_factory=dict, description="DecisionParams of the decision model / fallback")
     language_rate: float = Field(0.03, ge=0, le=1, description="share of pages that get a stated feeling")
     instruction_rate: float = Field(1.0, ge=0, le=1, description="share of dissatisfied leaves that produce an instruction")
     dissatisfied_share: float = Field(0.1, ge=0, le=1, description="leaving a page whose watch share is at most this is 'dissatisfied'")
@@ -151,7 +152,7 @@ def _params(cls: type[HybridParams], params: dict[str, Any] | HybridParams | Non
         return params
     try:
         p = cls(**(params or {}))
-        UtilityParams(**p.utility)
+        DecisionParams(**p.utility)
         return p
     except ValidationError as exc:
         e = exc.errors()[0]
@@ -160,9 +161,15 @@ def _params(cls: type[HybridParams], params: dict[str, Any] | HybridParams | Non
         raise ConfigError(f"field 'brain.params.{loc}': {msg}; see agents.brains.llm.{cls.__name__}") from None
 
 
-def _mood(world: World, u: int) -> str:
-    s = float(world.users.satisfaction[u])
-    f = float(world.users.fatigue[u])
+@dataclass(frozen=True)
+class _TextSource:
+    catalog: Catalog
+    user_agents: list[Any]
+
+
+def _mood(ctx: PageContext, u: int) -> str:
+    s = float(ctx.state.satisfaction[u])
+    f = float(ctx.state.fatigue[u])
     a = "content" if s >= 0.55 else "a bit bored" if s >= 0.35 else "frustrated"
     b = "fresh" if f < 0.3 else "a little tired" if f < 0.8 else "tired"
     return f"{a} and {b}"
@@ -184,7 +191,7 @@ class _LanguageBrain:
     ) -> None:
         self.params = _params(self.Params, params)
         self.llm_config = _llm_config(llm)
-        self.utility = UtilityBrain(UtilityParams(**self.params.utility))
+        self.utility = UtilityBrain(DecisionParams(**self.params.utility))
         self.rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x11A]))
         self.memory: MemoryStore | None = None
         self._rt: LLMRuntime | None = runtime
@@ -326,7 +333,7 @@ class _LanguageBrain:
             stop=stop,
         )
 
-    def _memories(self, world: World, users: np.ndarray, queries: np.ndarray, tick: int) -> list[list[str]]:
+    def _memories(self, users: np.ndarray, queries: np.ndarray, tick: int) -> list[list[str]]:
         if self.memory is None or self.params.memory_top_k <= 0 or users.size == 0:
             return [[] for _ in range(users.size)]
         got = self.memory.retrieve(users, queries, tick, self.params.memory_top_k)
@@ -336,18 +343,24 @@ class _LanguageBrain:
     def _mem_line(mems: list[str]) -> str:
         return ("\nRemembers: " + " ".join(mems)) if mems else ""
 
-    def _remember(self, world: World, users: np.ndarray, slates: np.ndarray, dec: PageDecision, leave_eff: np.ndarray, tick: int) -> None:
+    def _remember(self, ctx: PageContext, dec: PageDecision, leave_eff: np.ndarray) -> None:
         if self.memory is None:
             return
-        self.memory.observe_pages(users, slates, dec.watched, dec.ratings, leave_eff, world.catalog.embeddings, tick)
+        users, slates, tick, emb = ctx.users, ctx.slates, ctx.tick, ctx.catalog.embeddings
+        self.memory.observe_pages(users, slates, dec.watched, dec.ratings, leave_eff, emb, tick)
         for i, text in dec.instructions.items():
             u = int(users[i])
-            self.memory.add(u, tick, INSTRUCTION, 0.6, world.catalog.embeddings[slates[i]].mean(axis=0) * -1.0, text=f"Told the app: {text}")
+            self.memory.add(u, tick, INSTRUCTION, 0.6, emb[slates[i]].mean(axis=0) * -1.0, text=f"Told the app: {text}")
         if leave_eff.any():
             self.memory.end_sessions(users[leave_eff], tick)
 
-    def _leave_eff(self, world: World, users: np.ndarray, leave: np.ndarray) -> np.ndarray:
-        return np.asarray(leave, bool) | (world.users.pages_in_session[users] + 1 >= world.config.max_pages)
+    @staticmethod
+    def _leave_eff(ctx: PageContext, leave: np.ndarray) -> np.ndarray:
+        return np.asarray(leave, bool) | (ctx.state.pages_in_session[ctx.users] + 1 >= ctx.max_pages)
+
+    def _texts(self, ctx: PageContext) -> _TextSource:
+        # What the text helpers read: the catalog and the users' personas (never the world's state).
+        return _TextSource(ctx.catalog, self.world.user_agents if self.world is not None else [])
 
     # --------------------------------------------------------- social text
     def social_texts(
@@ -420,19 +433,20 @@ class HybridBrain(_LanguageBrain):
     name = "hybrid"
     Params = HybridParams
 
-    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, ctx: PageContext) -> PageDecision:
         p = self.params
-        tick = int(world.tick)
-        dec = self.utility.decide(world, users, slates)
+        tick, users, slates = ctx.tick, ctx.users, ctx.slates
+        world = self._texts(ctx)
+        dec = self.utility.decide(ctx)
         b = users.size
         self.stats["pages"] += b
-        leave_eff = self._leave_eff(world, users, dec.leave)
+        leave_eff = self._leave_eff(ctx, dec.leave)
         share = dec.watched.mean(axis=1) if slates.shape[1] else np.zeros(b)
         draws = self.rng.random((b, 2))  # drawn for every page: the stream does not depend on budgets
         instr = leave_eff & (share <= p.dissatisfied_share) & (draws[:, 0] < p.instruction_rate)
         reflect = np.zeros(b, bool)
         if self.memory is not None and p.reflection_every > 0:
-            reflect = leave_eff & self.memory.due_for_reflection(users, world.users.sessions[users])
+            reflect = leave_eff & self.memory.due_for_reflection(users, ctx.state.sessions[users])
         feel = draws[:, 1] < p.language_rate
         # Budget in priority order: instructions, reflections, feelings.
         idx_i = np.flatnonzero(instr)
@@ -445,7 +459,7 @@ class HybridBrain(_LanguageBrain):
         need = np.unique(np.concatenate([call_i, call_r, call_f])).astype(np.int64)
         emb = world.catalog.embeddings
         queries = emb[slates[need]].mean(axis=1) if need.size else np.zeros((0, emb.shape[1]), np.float32)
-        mems = dict(zip(need.tolist(), self._memories(world, users[need], queries, tick)))
+        mems = dict(zip(need.tolist(), self._memories(users[need], queries, tick)))
         asks: list[_Ask] = []
         kinds: list[tuple[str, int]] = []
         lim = p.max_items_in_prompt
@@ -498,7 +512,7 @@ class HybridBrain(_LanguageBrain):
                     self.stats["templated"] += 1
                     text = T.template_reflection(world, u, self.memory.item[u][self.memory.importance[u] > 0])
                 self.memory.add(u, tick, REFLECTION, 0.9, self.memory.reflection_vector(u), text=text)
-                self.memory.last_reflection_session[u] = int(world.users.sessions[u])
+                self.memory.last_reflection_session[u] = int(ctx.state.sessions[u])
         if p.template_instructions:
             for i in idx_i[n_i:].tolist():
                 self.stats["templated"] += 1
@@ -507,7 +521,7 @@ class HybridBrain(_LanguageBrain):
         dec.feelings = feelings
         dec.instructions = instructions
         dec.authored = authored
-        self._remember(world, users, slates, dec, leave_eff, tick)
+        self._remember(ctx, dec, leave_eff)
         return dec
 
 
@@ -517,17 +531,18 @@ class LLMBrain(_LanguageBrain):
     name = "llm"
     Params = LLMBrainParams
 
-    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, ctx: PageContext) -> PageDecision:
         p: LLMBrainParams = self.params  # type: ignore[assignment]
-        tick = int(world.tick)
-        base = self.utility.decide(world, users, slates)  # the fallback, drawn for every page
+        tick, users, slates = ctx.tick, ctx.users, ctx.slates
+        world = self._texts(ctx)
+        base = self.utility.decide(ctx)  # the fallback, drawn for every page
         b, k = slates.shape
         self.stats["pages"] += b
         n_call = self.take_budget(tick, b)
         call = np.arange(n_call)
         emb = world.catalog.embeddings
         queries = emb[slates[call]].mean(axis=1) if n_call else np.zeros((0, emb.shape[1]), np.float32)
-        mems = self._memories(world, users[call], queries, tick)
+        mems = self._memories(users[call], queries, tick)
         lim = min(k, p.max_items_in_prompt)
         asks = []
         for row, i in enumerate(call.tolist()):
@@ -536,9 +551,9 @@ class LLMBrain(_LanguageBrain):
             prompt = T.prompt_template("decide").format(
                 profile=T.full_profile(world, u),
                 memories="\n".join(f"- {m}" for m in mems[row]) or "- nothing yet",
-                page=int(world.users.pages_in_session[u]) + 1,
-                pages_seen=int(world.users.pages_in_session[u]),
-                mood=_mood(world, u),
+                page=int(ctx.state.pages_in_session[u]) + 1,
+                pages_seen=int(ctx.state.pages_in_session[u]),
+                mood=_mood(ctx, u),
                 items=items,
             )
             req = LLMRequest(
@@ -582,7 +597,7 @@ class LLMBrain(_LanguageBrain):
         dec = PageDecision(
             watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback, authored=authored
         )
-        self._remember(world, users, slates, dec, self._leave_eff(world, users, leave), tick)
+        self._remember(ctx, dec, self._leave_eff(ctx, leave))
         return dec
 
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recworld.protocols import PageDecision
-
-if TYPE_CHECKING:  # pragma: no cover
-    from recworld.world import World
+from recworld.protocols import PageContext, PageDecision
 
 
 class ScriptedBrain:
@@ -31,10 +27,11 @@ class ScriptedBrain:
         self.pages = pages
         self.instruction = instruction
 
-    def decide(self, world: World, users: np.ndarray, slates: np.ndarray) -> PageDecision:
+    def decide(self, ctx: PageContext) -> PageDecision:
+        users, slates = ctx.users, ctx.slates
         watched = np.asarray(self.rule(slates), bool)
         ratings = np.where(watched, self.rating, np.nan)
-        leave = world.users.pages_in_session[users] + 1 >= self.pages
+        leave = ctx.state.pages_in_session[users] + 1 >= self.pages
         instr = {}
         if self.instruction:
             instr = {i: self.instruction for i in np.flatnonzero(leave & ~watched.any(axis=1))}

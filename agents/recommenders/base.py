@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from recworld.jit import njit
 from recworld.protocols import RecContext
 
 # Pushes seen items below every unseen one while keeping scores finite (LinUCB ranks candidates by it).

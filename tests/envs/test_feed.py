@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import recworld.envs.registration  # noqa: F401  (registers the ids)
-from recworld.envs.core import dedupe_slates, sample_unseen
+from recworld.envs.core import dedupe_slates
 from recworld.envs.registration import ENV_IDS, register_all
 
 SMALL = {"n_background": 20, "warmup_ticks": 2}
@@ -91,17 +91,6 @@ def test_render_ansi_lists_the_slate():
 def test_dedupe_replaces_duplicates_with_lowest_unused():
     a = dedupe_slates(np.array([[3, 3, 0], [1, 2, 9]]), n=4)
     assert a.tolist() == [[3, 0, 1], [1, 2, 0]]
-
-
-def test_sample_unseen_prefers_unseen_and_is_distinct():
-    rng = np.random.default_rng(0)
-    seen = np.zeros((50, 40), bool)
-    seen[:, :30] = True
-    seen[0, :38] = True  # only 2 unseen: fallback fills with seen items
-    c = sample_unseen(rng, seen, 40, 5)
-    assert all(len(set(r)) == 5 for r in c.tolist())
-    assert (c[1:] >= 30).all()
-    assert {38, 39} <= set(c[0].tolist())
 
 
 # --- LLM users in the env: the llm brain against a scripted OpenAI-compatible server on 127.0.0.1 ---

@@ -1,70 +1,83 @@
-"""The compiled fast path of the feed envs against the numpy path (World.serve_page + UtilityBrain)."""
+"""The envs' compiled path runs the user model exactly as the World does; candidates and observations."""
+
+import copy
 
 import numpy as np
 import pytest
 
 from recworld.agents.brains import UtilityBrain
+from recworld.agents.brains.distilled import DistilledBrain
 from recworld.config import WorldConfig
 from recworld.envs import kernels as K
-from recworld.envs.core import FeedConfig, FeedCore, candidate_features, dedupe_slates, user_features
+from recworld.envs.core import FeedConfig, dedupe_slates, make_core
+from recworld.envs.pages import CompiledPages, WorldPages
+from recworld.usermodel.draws import PageDraws
+from recworld.usermodel.params import decision_record, dynamics_record, record
 
 
-class NumpyUtility(UtilityBrain):
-    """The utility brain through its numpy code (a subclass with its own ``decide`` keeps the fast path off)."""
+class OwnDecide(UtilityBrain):
+    """A brain with its own ``decide``: the compiled path cannot know what it does."""
 
-    def decide(self, world, users, slates):
-        return super().decide(world, users, slates)
-
-
-def _rollout(brain, seed: int, focal: int = 400, steps: int = 120) -> dict[str, float]:
-    """Per-page statistics of random slates for ``focal`` users over ``steps`` steps."""
-    core = FeedCore(FeedConfig(n_background=50, warmup_ticks=4, brain=brain), focal, seed)
-    rng = np.random.default_rng(seed)
-    pages = watched = rated = rating_sum = ends = churns = 0
-    for _ in range(steps):
-        act = np.argsort(rng.random((focal, core.N)), axis=1)[:, : core.k]
-        res = core.step(core.slates_from_action(act))
-        s = res.served
-        pages += s.sum()
-        watched += res.watched[s].sum()
-        r = ~np.isnan(res.ratings[s])
-        rated += r.sum()
-        rating_sum += res.ratings[s][r].sum()
-        ends += res.session_end[s].sum()
-        churns += res.churned[s].sum()
-        core.replace_users(np.flatnonzero(res.churned))  # keep every slot busy, as the vector env does
-        core.next_page()
-    return {
-        "fast": core.fast,
-        "pages": pages,
-        "watch_rate": watched / (pages * core.k),
-        "mean_rating": rating_sum / rated,
-        "rated_share": rated / watched,
-        "leave_rate": ends / pages,
-        "churn_per_session": churns / ends,
-    }
+    def decide(self, ctx):
+        return super().decide(ctx)
 
 
-def test_fast_path_is_used_for_the_utility_family_only():
-    assert FeedCore(FeedConfig(n_background=5, warmup_ticks=1), 2, 0).fast
-    assert not FeedCore(FeedConfig(n_background=5, warmup_ticks=1, brain=NumpyUtility()), 2, 0).fast
-    assert not FeedCore(FeedConfig(n_background=5, warmup_ticks=1, brain="scripted"), 2, 0).fast
+def _core(**kw):
+    return make_core(FeedConfig(n_background=5, warmup_ticks=1, **kw), 2, 0)
 
 
-def test_fast_path_matches_the_numpy_model_statistically():
-    fast = _rollout("utility", seed=3)
-    slow = _rollout(NumpyUtility(), seed=3)
-    assert fast["fast"] and not slow["fast"]
-    # 48k pages each (~9k ratings): allow ~4 standard errors of each difference.
-    for key, tol in (("watch_rate", 0.01), ("rated_share", 0.025), ("leave_rate", 0.012), ("mean_rating", 0.07)):
-        assert abs(fast[key] - slow[key]) < tol, (key, fast[key], slow[key])
-    assert abs(fast["churn_per_session"] - slow["churn_per_session"]) < 0.02
-    assert 0.1 < fast["watch_rate"] < 0.9 and 0.05 < fast["leave_rate"] < 0.6  # a live regime, not a degenerate one
+def test_compiled_pages_serve_user_model_brains_only():
+    assert isinstance(_core().pages, CompiledPages)
+    assert isinstance(_core(brain=DistilledBrain()).pages, CompiledPages)
+    assert isinstance(_core(brain=OwnDecide()).pages, WorldPages)
+    assert isinstance(_core(brain="scripted").pages, WorldPages)
 
 
-def test_fast_path_is_deterministic_per_seed():
+def test_the_same_draws_give_the_world_and_the_compiled_path_the_same_decisions_and_state(make_world):
+    world = make_world(n=300, recommender="random", seed=5)
+    world.run(30)  # varied state: fatigue, recent consumption, popularity, seen items
+    users = world.begin_tick()
+    assert users.size > 10
+    k = world.config.slate_size
+    slates = world.recommender.recommend(users, k, world.context())
+    a, b = world, copy.deepcopy(world)
+
+    # The compiled path draws from its stream: first the page's uniforms, then 2 per session end.
+    stream = np.array([12345], np.uint64)
+    replay = stream.copy()
+    page_draws = np.empty((users.size, PageDraws(k).width))
+    K.fill_uniforms(replay, page_draws)
+    a._page_draws = lambda rows, k_: page_draws
+
+    def end_draws(rows):
+        out = np.empty((rows, 2))
+        K.fill_uniforms(replay, out)
+        return out
+
+    a._end_draws = end_draws
+    page = a.serve_page(users, slates)
+
+    P, W, R = decision_record(b.brain.params), dynamics_record(b.config), record(FeedConfig(), K.REWARD_FIELDS)
+    n = users.size
+    watched, frac, ratings = np.empty((n, k), bool), np.empty((n, k)), np.empty((n, k))
+    leave, churn, reward = np.empty(n, bool), np.empty(n, bool), np.empty(n)
+    K.serve_rows(P, W, R, b.state, b.items, b.platform, users, slates, stream, b.tick, 0, watched, frac, ratings, leave, churn, reward)
+
+    np.testing.assert_array_equal(page.decision.watched, watched)
+    np.testing.assert_array_equal(page.decision.ratings, ratings)
+    np.testing.assert_array_equal(page.decision.watch_frac, frac)
+    np.testing.assert_array_equal(page.leave, leave)
+    np.testing.assert_array_equal(a.users.churned[users] & leave, churn)
+    for name, arr in a.users.as_dict().items():
+        np.testing.assert_array_equal(arr, getattr(b.users, name), err_msg=name)
+    for name in ("seen", "exposure", "watch_counts"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert watched.any() and leave.any()  # a live page, not a degenerate one
+
+
+def test_compiled_path_is_deterministic_per_seed():
     def run(seed):
-        core = FeedCore(FeedConfig(n_background=30, warmup_ticks=3, background_every=2), 5, seed)
+        core = make_core(FeedConfig(n_background=30, warmup_ticks=3, background_every=2), 5, seed)
         out = []
         rng = np.random.default_rng(0)
         for _ in range(60):
@@ -77,63 +90,65 @@ def test_fast_path_is_deterministic_per_seed():
     assert not np.array_equal(run(1), run(2))
 
 
-def test_slates_from_action_matches_dedupe():
+def test_dedupe_keeps_firsts_and_replaces_repeats_by_the_lowest_unused_index():
     rng = np.random.default_rng(0)
-    cands = np.stack([rng.permutation(1000)[:10] for _ in range(50)])
     for k in (1, 3, 10):
         act = rng.integers(-2, 12, (50, k))  # duplicates and out-of-range entries
-        out = np.empty((50, k), np.int64)
-        K.slates_from_action(act, cands, out)
-        np.testing.assert_array_equal(out, np.take_along_axis(cands, dedupe_slates(act, 10), axis=1))
-        assert all(len(set(r)) == k for r in out.tolist())
+        out = dedupe_slates(act, 10)
+        for row, got in zip(act.tolist(), out.tolist()):
+            used, want = set(), []
+            for c in row:
+                if not 0 <= c < 10 or c in used:
+                    c = min(set(range(10)) - used)
+                used.add(c)
+                want.append(c)
+            assert got == want
 
 
-def _observe(core: FeedCore, rows: np.ndarray, draw: bool) -> dict[str, np.ndarray]:
-    return core._observe_fast(rows, draw)
-
-
-def test_candidates_are_distinct_unseen_and_observations_match_numpy():
-    core = FeedCore(FeedConfig(n_background=5, warmup_ticks=1, num_candidates=20, slate_size=3), 6, 0)
+def test_candidates_are_distinct_and_unseen_first():
+    core = make_core(FeedConfig(n_background=5, warmup_ticks=1, num_candidates=20, slate_size=3), 6, 0)
     n_items = len(core.catalog)
     seen = core.world.seen
     seen[0, : n_items - 5] = True  # user 0 has only 5 unseen items left: all of them, then seen ones
     seen[1, :n_items] = True  # user 1 has seen everything
     seen[2, : n_items // 2] = True
-    rows = np.arange(6)
-    obs = _observe(core, rows, draw=True)
+    core.draw_candidates()
     c = core.candidates
     assert all(len(set(r)) == 20 for r in c.tolist())
     assert set(range(n_items - 5, n_items)) <= set(c[0].tolist())
     for r in (2, 3, 4, 5):
         assert not seen[r, c[r]].any()
-    u = core.world.users
-    uf = user_features(
-        u.recent[rows],
-        u.pages_in_session[rows],
-        core.world.config.max_pages,
-        core.last_share[rows],
-        core.last_rating[rows],
-        u.sessions[rows],
-        core.cfg.embed_dims,
-        core.catalog.dim,
-    )
-    cf = candidate_features(core.static, core.world.watch_counts[:n_items], c[rows])
-    np.testing.assert_allclose(obs["user"], uf, atol=1e-6)
-    np.testing.assert_allclose(obs["candidates"], cf, atol=1e-6)
-    again = _observe(core, rows, draw=False)  # no draw: same candidates, fresh arrays
-    np.testing.assert_array_equal(again["candidates"], obs["candidates"])
-    assert again["candidates"] is not obs["candidates"]
+
+
+def test_observations_follow_the_spec():
+    core = make_core(FeedConfig(n_background=5, warmup_ticks=1, num_candidates=7, slate_size=3, embed_dims=4), 3, 0)
+    for _ in range(5):
+        core.step(core.slates_from_action(np.tile(np.arange(3), (3, 1))))
+        core.next_page()
+    obs, spec, u, w = core.observation(), core.spec, core.world.users, core.world
+    user, cand = obs["user"], obs["candidates"]
+    assert user.shape == (3, spec.user_dim) and cand.shape == (3, 7, spec.item_dim)
+    np.testing.assert_allclose(user[:, spec.page], np.minimum(u.pages_in_session[:3] / w.config.max_pages, 1), atol=1e-6)
+    np.testing.assert_allclose(user[:, spec.last_share], core.last_share, atol=1e-6)
+    np.testing.assert_allclose(user[:, spec.sessions], np.minimum(np.log1p(u.sessions[:3]) / np.log(101), 1), atol=1e-6)
+    np.testing.assert_allclose(user[:, spec.recent], np.clip(core.recent, -1, 1), atol=1e-6)
+    top = np.log1p(max(w.watch_counts[: len(core.catalog)].max(), 1))
+    np.testing.assert_allclose(cand[:, :, spec.popularity], np.log1p(w.watch_counts[core.candidates]) / top, atol=1e-6)
+    np.testing.assert_allclose(cand[:, :, spec.content], core.static[core.candidates, : spec.embed_dims], atol=1e-6)
+    np.testing.assert_allclose(cand[:, :, spec.quality], core.static[core.candidates, spec.embed_dims], atol=1e-6)
+    again = core.observation()  # fresh arrays each call
+    assert again["user"] is not user and np.array_equal(again["user"], user)
+    assert np.abs(core.recent).sum() > 0  # what users watched shows up in the log
 
 
 def test_candidate_draws_are_uniform_over_unseen_items():
-    core = FeedCore(FeedConfig(n_background=1, warmup_ticks=0, num_candidates=10, slate_size=2), 1, 0)
+    core = make_core(FeedConfig(n_background=1, warmup_ticks=0, num_candidates=10, slate_size=2), 1, 0)
     n_items = len(core.catalog)
     core.world.seen[0, :n_items] = True
     core.world.seen[0, :40] = False  # 40 unseen items: each drawn with probability 10/40
     counts = np.zeros(n_items)
-    rows = np.zeros(1, np.int64)
     for _ in range(4000):
-        _observe(core, rows, draw=True)
+        core.draw_candidates()
         counts[core.candidates[0]] += 1
     assert counts[40:].sum() == 0
     p = counts[:40] / 4000
@@ -143,7 +158,7 @@ def test_candidate_draws_are_uniform_over_unseen_items():
 @pytest.mark.parametrize("every", [1, 4])
 def test_background_ticks_every_n_steps_and_newcomers_replace_churned(every):
     cfg = FeedConfig(n_background=60, warmup_ticks=0, background_every=every, world=WorldConfig(churn_base=0.3))
-    core = FeedCore(cfg, 2, 0)
+    core = make_core(cfg, 2, 0)
     t0 = core.world.tick
     for _ in range(24 * every * 3):
         core.step(core.slates_from_action(np.zeros((2, core.k), np.int64)))
@@ -152,4 +167,6 @@ def test_background_ticks_every_n_steps_and_newcomers_replace_churned(every):
     u = core.world.users
     # Heavy churn, yet the background keeps its size: newcomers arrive once a day.
     assert core.world.seen[2:].any(axis=1).sum() > 0
-    assert (~u.churned[2:]).sum() >= 30
+    newcomers = (u.first_session[2:] < 0) | (u.first_session[2:] >= 24)
+    assert newcomers.sum() >= 10
+    assert (~u.churned[2:]).sum() >= 25

@@ -188,7 +188,7 @@ def test_hybrid_language_budget_templates_and_one_burst_per_page(make_world, ser
     rt.complete_many = lambda reqs: bursts.append(len(reqs)) or orig(reqs)
     pages = []
     orig_decide = brain.decide
-    brain.decide = lambda w, u, s: pages.append(len(u)) or orig_decide(w, u, s)
+    brain.decide = lambda ctx: pages.append(len(ctx.users)) or orig_decide(ctx)
     try:
         ev = run_collecting(world, 6)
     finally:

@@ -1,47 +1,25 @@
-"""The utility brain: choice behaviour and rating calibration on held-out ML-100K ratings."""
+"""The utility brain: the user model's decisions (choice behaviour, leave hazard, ordinal ratings)."""
 
 import numpy as np
 
-from recworld.agents.brains import UtilityBrain, UtilityParams
-from recworld.agents.population import MovieLensPopulation, split_ratings
-from recworld.agents.recommenders import make_recommender
-from recworld.catalog import Catalog
-from recworld.world import World
+from recworld.agents.brains import DecisionParams, UtilityBrain
+from recworld.usermodel import kernels as UK
+from recworld.usermodel.draws import PageDraws
 
 
-def test_ratings_track_real_held_out_ratings(ml):
-    sp = split_ratings(ml, 0.2, np.random.default_rng(0))
-    mu = float(ml.rating[sp.train].mean())
-    n_items = len(ml.items)
-    s = np.bincount(ml.rating_item[sp.train], weights=ml.rating[sp.train], minlength=n_items)
-    c = np.bincount(ml.rating_item[sp.train], minlength=n_items)
-    quality = ((s + 10 * mu) / (c + 10) - mu).astype(np.float32)
-    cat = Catalog.build(ml.items, quality=quality)
-    brain = UtilityBrain(UtilityParams(rating_mean=mu))
-    w = World(cat, MovieLensPopulation(ml, cat, train_mask=sp.train), brain, make_recommender("random"), seed=0)
-    tu, ti, real = ml.rating_user[sp.test], ml.rating_item[sp.test], ml.rating[sp.test]
-    aff = (w.users.taste[tu] * cat.embeddings[ti]).sum(1) * brain.affinity_scale(w)
-    sim = brain.ratings(w, tu, ti[:, None], aff[:, None], np.random.default_rng(1)).ravel()
-    assert abs(sim.mean() - real.mean()) < 0.1
-    assert abs(sim.std() - real.std()) < 0.15
-    hist = lambda r: np.bincount(r.astype(int), minlength=6)[1:] / r.size  # noqa: E731
-    assert 0.5 * np.abs(hist(sim) - hist(real)).sum() < 0.1  # total variation distance
-    assert np.corrcoef(sim, real)[0, 1] > 0.25
-    # Users' held-out ratings are predicted better than by the global mean.
-    expected = mu + w.users.rating_bias[tu] + quality[ti] + brain.params.rating_affinity * (aff - brain.params.rating_affinity_offset)
-    assert np.sqrt(np.mean((np.clip(expected, 1, 5) - real) ** 2)) < 0.98 < real.std()
+def _decide(brain, w, users, slates, seed=0):
+    draws = PageDraws(slates.shape[1]).draw(np.random.default_rng(seed), users.size)
+    return brain.decide(w.page_context(users, slates, 0, draws))
 
 
 def test_better_matching_items_are_watched_more(make_world):
     w = make_world(n=200, recommender="random")
     brain = UtilityBrain()
     users = np.arange(200)
-    sims = w.users.taste @ w.catalog.embeddings.T
-    best = np.argsort(-sims, axis=1)[:, :10]
-    worst = np.argsort(sims, axis=1)[:, :10]
-    good = brain.decide(w, users, best).watched.mean()
-    bad = brain.decide(w, users, worst).watched.mean()
-    assert good > bad + 0.15
+    aff = w.users.taste @ w.items.factors[: len(w.catalog)].T
+    best = np.argsort(-aff, axis=1)[:, :10]
+    worst = np.argsort(aff, axis=1)[:, :10]
+    assert _decide(brain, w, users, best).watched.mean() > _decide(brain, w, users, worst).watched.mean() + 0.15
 
 
 def test_position_bias_and_fatigue(make_world):
@@ -50,10 +28,35 @@ def test_position_bias_and_fatigue(make_world):
     users = np.arange(300)
     rng = np.random.default_rng(0)
     slates = np.stack([rng.choice(len(w.catalog), 10, replace=False) for _ in users])
-    fresh = np.mean([brain.decide(w, users, slates).watched for _ in range(5)], axis=0)
+    fresh = np.mean([_decide(brain, w, users, slates, s).watched for s in range(5)], axis=0)
     assert fresh[:, 0].mean() > fresh[:, -1].mean()
-    leave_fresh = np.mean([brain.decide(w, users, slates).leave.mean() for _ in range(5)])
+    leave_fresh = np.mean([_decide(brain, w, users, slates, s).leave.mean() for s in range(5)])
     w.users.fatigue[:] = 2.0
-    tired = brain.decide(w, users, slates)
+    tired = _decide(brain, w, users, slates, 9)
     assert tired.watched.mean() < fresh.mean()
     assert tired.leave.mean() > leave_fresh
+
+
+def test_the_same_draws_give_the_same_decisions(make_world):
+    w = make_world(n=50, recommender="random")
+    users = np.arange(50)
+    slates = np.stack([np.random.default_rng(u).choice(len(w.catalog), 10, replace=False) for u in users])
+    a, b = _decide(UtilityBrain(), w, users, slates, 3), _decide(UtilityBrain(), w, users, slates, 3)
+    np.testing.assert_array_equal(a.watched, b.watched)
+    np.testing.assert_array_equal(a.ratings, b.ratings)
+    np.testing.assert_array_equal(a.leave, b.leave)
+
+
+def test_sampled_ratings_follow_the_ordinal_model(make_world):
+    w = make_world(n=100, recommender="random")
+    p = DecisionParams(rate_probability=1.0, no_click=-50.0)  # everything watched and rated
+    brain = UtilityBrain(p)
+    users = np.repeat(np.arange(100), 40)
+    slates = np.random.default_rng(1).integers(0, len(w.catalog), (users.size, 1))
+    dec = _decide(brain, w, users, slates, 4)
+    probs = np.empty((users.size, 5))
+    UK.rating_distribution(brain.record, w.state, w.items, users, slates[:, 0], probs)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    sampled = np.bincount(dec.ratings[:, 0].astype(int), minlength=6)[1:] / users.size
+    assert 0.5 * np.abs(sampled - probs.mean(axis=0)).sum() < 0.03
+    assert np.isin(dec.ratings, [1, 2, 3, 4, 5]).all()
