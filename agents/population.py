@@ -12,6 +12,7 @@ from recworld.catalog import Catalog
 from recworld.data.movielens import MovieLens
 from recworld.errors import ConfigError
 from recworld.state import UserArrays
+from recworld.usermodel.fit import FittedModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
@@ -19,15 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)).astype(np.float32)
-
-
-def item_quality(ml: MovieLens, shrink: float = 10.0) -> tuple[np.ndarray, float]:
-    """Shrunk mean rating of each item minus the global mean, and the global mean."""
-    mu = float(ml.rating.mean())
-    n_items = len(ml.items)
-    s = np.bincount(ml.rating_item, weights=ml.rating, minlength=n_items)
-    c = np.bincount(ml.rating_item, minlength=n_items)
-    return ((s + shrink * mu) / (c + shrink) - mu).astype(np.float32), mu
 
 
 @dataclass
@@ -54,62 +46,78 @@ class PopulationStats:
 
 
 class MovieLensPopulation:
-    """The real users of a MovieLens data set.
+    """The real users of an interaction log (MovieLens or any log the catalog loads).
 
-    Taste = the rating-weighted mean of the embeddings of the items a user
-    rated (centred on their own mean rating); rating bias = their mean rating
-    minus the global mean; activity from how much they rated; conformity from
-    how mainstream their items are; diversity-seeking from their genre entropy.
+    With a fitted user model (``recworld fit``) each user's taste, rating
+    taste and bias, appetite and threshold are their own fitted values; without
+    one, taste is the rating-weighted mean of the content embeddings of the
+    items they rated (the content-only model). Traits: activity from how much
+    they interacted, conformity from how mainstream their items are,
+    diversity-seeking from their genre entropy; personas from their ratings.
 
     Args:
         ml: the data set (its items must be the catalog's items, same order).
         catalog: the catalog built from ``ml.items``.
         n_users: use the first ``n_users`` users (default: all).
-        train_mask: only these ratings shape the personas (held-out evaluation).
+        train_mask: only these interactions shape the users (default: the
+            model's training interactions, or all).
         seed: for trait noise.
+        model: the fitted user model of this log.
     """
 
-    def __init__(self, ml: MovieLens, catalog: Catalog, n_users: int | None = None, train_mask: np.ndarray | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, ml: MovieLens, catalog: Catalog, n_users: int | None = None, train_mask: np.ndarray | None = None, seed: int = 0, model: FittedModel | None = None
+    ) -> None:
         if len(catalog) < len(ml.items):
             raise ConfigError("population.source=movielens needs catalog.source=movielens (the same items)")
         total = len(ml.users)
         if n_users is not None and not 1 <= n_users <= total:
             raise ConfigError(f"population.n_users={n_users} but the data set has {total} users; use 1..{total} or population.source: sampled")
+        if model is not None and (model.n_users != total or model.n_items != len(ml.items)):
+            raise ConfigError(
+                f"the fitted user model has {model.n_users} users and {model.n_items} items, the log {total} and {len(ml.items)}; fit it on this log"
+            )
         self.ml = ml
         self.catalog = catalog
+        self.model = model
         self.n = n_users or total
-        self.mask = np.ones(ml.n_ratings, bool) if train_mask is None else train_mask
+        if train_mask is None:
+            train_mask = model.train_mask if model is not None else np.ones(ml.n_ratings, bool)
+        self.mask = train_mask
         self.seed = seed
-        self.stats = PopulationStats(taste_source="movielens")
+        self.stats = PopulationStats(taste_source="fitted" if model is not None else "content")
         self.personas: list[Persona] = []
 
     def build_arrays(self) -> tuple[UserArrays, list[Persona]]:
-        """Derive numeric state and personas from the ratings."""
+        """Derive numeric state and personas from the log (and the fitted model)."""
         ml, cat, n = self.ml, self.catalog, self.n
         rng = np.random.default_rng(self.seed)
         m = self.mask & (ml.rating_user < n)
-        ru, ri, rr = ml.rating_user[m], ml.rating_item[m], ml.rating[m].astype(np.float64)
-        mu = float(rr.mean())
+        ru, ri = ml.rating_user[m].astype(np.int64), ml.rating_item[m].astype(np.int64)
+        rr = ml.rating[m].astype(np.float64)
+        rated = ~np.isnan(rr)
+        mu = float(rr[rated].mean()) if rated.any() else 3.5
         cnt = np.bincount(ru, minlength=n)
-        umean = np.bincount(ru, weights=rr, minlength=n) / np.maximum(cnt, 1)
-        umean = np.where(cnt > 0, umean, mu)
-        centred = rr - umean[ru]
-        emb = cat.embeddings
-        taste = np.zeros((n, cat.dim))
-        np.add.at(taste, ru, centred[:, None] * emb[ri])
-        # Users who rate everything alike still have a taste: what they chose to watch.
-        liked_mean = np.zeros((n, cat.dim))
-        np.add.at(liked_mean, ru, emb[ri])
-        taste = np.where(np.linalg.norm(taste, axis=1, keepdims=True) > 1e-6, _unit(taste) + 0.5 * _unit(liked_mean), _unit(liked_mean))
-        a = UserArrays.allocate(n, cat.dim)
-        a.taste[:] = _unit(taste)
-        a.taste0[:] = a.taste
+        rcnt = np.bincount(ru[rated], minlength=n)
+        umean = np.bincount(ru[rated], weights=rr[rated], minlength=n) / np.maximum(rcnt, 1)
+        umean = np.where(rcnt > 0, umean, mu)
+        centred = np.where(rated, rr - umean[ru], 0.0)
+        if self.model is not None:
+            a = UserArrays.allocate(n, self.model.factors.shape[1])
+            for name in ("taste", "rating_taste", "rating_bias", "appetite", "threshold"):
+                getattr(a, name)[:] = getattr(self.model, name)[:n]
+            a.taste0[:] = a.taste
+        else:
+            a = UserArrays.allocate(n, cat.dim)
+            a.taste[:] = content_tastes(cat, ru, ri, centred, n)
+            a.taste0[:] = a.taste
+            a.rating_bias[:] = (umean - mu).astype(np.float32)
         a.recent[:] = 0.0
-        # Activity: sessions per day, log-scaled from rating counts (20..700 in ML-100K).
+        # Activity: sessions per day, log-scaled from interaction counts (20..700 in ML-100K).
         lc = np.log1p(cnt)
         z = (lc - lc.mean()) / max(lc.std(), 1e-6)
         a.activity[:] = np.clip(np.exp(0.5 * z) * rng.lognormal(0, 0.15, n), 0.2, 4.0)
-        item_pop = np.log1p(np.bincount(ml.rating_item, minlength=len(ml.items)))
+        item_pop = np.log1p(np.bincount(ri, minlength=len(ml.items)))
         mainstream = np.bincount(ru, weights=item_pop[ri], minlength=n) / np.maximum(cnt, 1)
         a.conformity[:] = _to_unit_interval(mainstream)
         g = cat.tag_matrix[ri]
@@ -119,7 +127,6 @@ class MovieLensPopulation:
         ent = -(p * np.log(np.where(p > 0, p, 1))).sum(1)
         a.diversity_seeking[:] = _to_unit_interval(ent)
         a.patience[:] = rng.beta(4, 3, n).astype(np.float32)
-        a.rating_bias[:] = (umean - mu).astype(np.float32)
         a.next_return[:] = _first_arrivals(a.activity, rng)
         # Genre preferences for the persona text.
         gmean = np.zeros((n, g.shape[1]))
@@ -128,7 +135,7 @@ class MovieLensPopulation:
         personas = []
         for i in range(n):
             u = ml.users[i]
-            mine = np.flatnonzero(ru == i) if cnt[i] else np.zeros(0, int)
+            mine = np.flatnonzero((ru == i) & rated) if cnt[i] else np.zeros(0, int)
             personas.append(
                 Persona(
                     external_id=u.external_id,
@@ -143,7 +150,7 @@ class MovieLensPopulation:
                     role=_role(a, i),
                 )
             )
-        self.stats = PopulationStats(global_mean=mu, taste_source="movielens")
+        self.stats = PopulationStats(global_mean=mu, taste_source=self.stats.taste_source)
         return a, personas
 
     def populate(self, world: World) -> None:
@@ -153,12 +160,28 @@ class MovieLensPopulation:
         self.personas = personas
 
 
+def content_tastes(cat: Catalog, ru: np.ndarray, ri: np.ndarray, centred: np.ndarray, n: int) -> np.ndarray:
+    """Content-only tastes: the rating-centred mean embedding of what each user rated (unit vectors)."""
+    emb = cat.embeddings
+    taste = np.zeros((n, cat.dim))
+    np.add.at(taste, ru, centred[:, None] * emb[ri])
+    # Users who rate everything alike still have a taste: what they chose to watch.
+    liked_mean = np.zeros((n, cat.dim))
+    np.add.at(liked_mean, ru, emb[ri])
+    taste = np.where(np.linalg.norm(taste, axis=1, keepdims=True) > 1e-6, _unit(taste) + 0.5 * _unit(liked_mean), _unit(liked_mean))
+    return _unit(taste)
+
+
 class SampledPopulation:
     """Users sampled from a population spec.
 
-    Each user likes 1-3 tags (genres) of the catalog; their taste is the mean
-    embedding of items with those tags plus noise. Traits are Beta-distributed
-    with the spec's means.
+    With a fitted user model, each new user's fitted parameters (taste,
+    rating taste and bias, appetite, threshold) are those of a random real
+    user plus Gaussian noise of ``taste_noise`` times the population's spread
+    per dimension (a smoothed bootstrap: it keeps the real users' mix of
+    tastes and how the parameters go together). Without one, each user likes
+    1-3 tags (genres) of the catalog and their taste is the mean embedding of
+    items with those tags plus noise. Traits are Beta-distributed with the spec's means.
 
     Args:
         catalog: the catalog.
@@ -166,7 +189,8 @@ class SampledPopulation:
         seed: sampling seed.
         activity_mean: mean sessions per day.
         patience, conformity, diversity_seeking: mean of each trait in (0, 1).
-        taste_noise: how far tastes scatter around their genre centroid.
+        taste_noise: how far new users scatter around real (or genre) tastes.
+        model: the fitted user model of the catalog's log.
     """
 
     OCCUPATIONS = ("student", "engineer", "artist", "writer", "educator", "programmer", "administrator", "healthcare", "retired", "other")
@@ -181,6 +205,7 @@ class SampledPopulation:
         conformity: float = 0.5,
         diversity_seeking: float = 0.5,
         taste_noise: float = 0.6,
+        model: FittedModel | None = None,
     ) -> None:
         if n_users < 1:
             raise ConfigError(f"population.n_users must be >= 1, got {n_users}")
@@ -190,8 +215,17 @@ class SampledPopulation:
         self.activity_mean = activity_mean
         self.means = {"patience": patience, "conformity": conformity, "diversity_seeking": diversity_seeking}
         self.taste_noise = taste_noise
-        self.stats = PopulationStats()
+        self.model = model
+        self.stats = PopulationStats(taste_source="fitted" if model is not None else "content")
         self.personas: list[Persona] = []
+        if model is not None:
+            self._real = model.user_parameters().astype(np.float64)
+            self._spread = self._real.std(axis=0)
+
+    @property
+    def dim(self) -> int:
+        """Dimensions of the users' tastes."""
+        return self.model.factors.shape[1] if self.model is not None else self.catalog.dim
 
     def _centroids(self) -> tuple[np.ndarray, np.ndarray]:
         """Unit taste centroids of the catalog's tags with at least 3 items, and those tags' indices."""
@@ -207,41 +241,50 @@ class SampledPopulation:
                 self._cen = (_unit(c), usable)
         return self._cen
 
-    def sample_arrays(self, n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def sample_arrays(self, n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         """Draw ``n`` users' tastes and traits (no personas; cheap enough for env resets).
 
         Returns:
-            Arrays by :class:`UserArrays` field name, and the (n, G) 0/1 matrix
-            of liked tags (columns index the usable tags).
+            Arrays by :class:`UserArrays` field name, and (content model only)
+            the (n, G) 0/1 matrix of liked tags (columns index the usable tags).
         """
-        cen, _ = self._centroids()
-        g = cen.shape[0]
-        k = np.minimum(rng.integers(1, 4, n), g)
-        order = np.argsort(rng.random((n, g)), axis=1)
-        pick = np.zeros((n, g), np.float64)
-        np.put_along_axis(pick, order, (np.arange(g)[None, :] < k[:, None]).astype(np.float64), axis=1)
-        taste = (pick @ cen) / k[:, None]
-        taste = _unit(_unit(taste) + self.taste_noise * _unit(rng.normal(size=taste.shape)) / np.sqrt(1 + k[:, None]))
-        out = {"taste": taste, "taste0": taste.copy()}
+        if self.model is not None:
+            base = self._real[rng.integers(0, self._real.shape[0], n)]
+            drawn = base + self.taste_noise * self._spread * rng.standard_normal(base.shape)
+            out = {name: arr.astype(np.float32) for name, arr in self.model.split_parameters(drawn).items()}
+            out["taste0"] = out["taste"].copy()
+            pick = None
+        else:
+            cen, _ = self._centroids()
+            g = cen.shape[0]
+            k = np.minimum(rng.integers(1, 4, n), g)
+            order = np.argsort(rng.random((n, g)), axis=1)
+            pick = np.zeros((n, g), np.float64)
+            np.put_along_axis(pick, order, (np.arange(g)[None, :] < k[:, None]).astype(np.float64), axis=1)
+            taste = (pick @ cen) / k[:, None]
+            taste = _unit(_unit(taste) + self.taste_noise * _unit(rng.normal(size=taste.shape)) / np.sqrt(1 + k[:, None]))
+            out = {"taste": taste, "taste0": taste.copy(), "rating_bias": rng.normal(0, 0.35, n)}
         out["activity"] = np.clip(rng.lognormal(np.log(self.activity_mean), 0.5, n), 0.1, 6.0)
         for name, mean in self.means.items():
             m = float(np.clip(mean, 0.02, 0.98))
             out[name] = rng.beta(6 * m, 6 * (1 - m), n)
-        out["rating_bias"] = rng.normal(0, 0.35, n)
         return out, pick
 
     def build_arrays(self) -> tuple[UserArrays, list[Persona]]:
         cat, n = self.catalog, self.n
         rng = np.random.default_rng(self.seed)
         drawn, pick = self.sample_arrays(n, rng)
-        _, usable = self._centroids()
-        a = UserArrays.allocate(n, cat.dim)
+        a = UserArrays.allocate(n, self.dim)
         for name, arr in drawn.items():
             getattr(a, name)[:] = arr
-        taste = a.taste
-        liked = [[int(usable[j]) for j in np.flatnonzero(row)] for row in pick]
         a.next_return[:] = _first_arrivals(a.activity, rng)
-        sims = cat.embeddings @ taste.T  # (items, users)
+        items = self.model.factors if self.model is not None else cat.embeddings
+        sims = items[: len(cat)] @ a.taste.T  # (items, users)
+        if pick is not None:
+            _, usable = self._centroids()
+            liked = [[cat.tag_names[int(usable[j])] for j in np.flatnonzero(row)] for row in pick]
+        else:
+            liked = [_liked_tags(cat, sims[:, i]) for i in range(n)]
         personas = []
         for i in range(n):
             top = np.argsort(-sims[:, i])[:3]
@@ -252,7 +295,7 @@ class SampledPopulation:
                     age=int(rng.integers(16, 70)),
                     gender=str(rng.choice(["F", "M"])),
                     occupation=str(rng.choice(self.OCCUPATIONS)),
-                    liked_genres=[cat.tag_names[t] for t in liked[i] if t < len(cat.tag_names)],
+                    liked_genres=liked[i],
                     disliked_genres=[],
                     liked_titles=[cat.titles[j] for j in top],
                     disliked_titles=[cat.titles[j] for j in bottom],
@@ -266,6 +309,13 @@ class SampledPopulation:
         arrays, personas = self.build_arrays()
         _attach(world, arrays, personas)
         self.personas = personas
+
+
+def _liked_tags(cat: Catalog, affinity: np.ndarray, top: int = 30, n: int = 3) -> list[str]:
+    """The most frequent tags among a user's ``top`` best-matching items."""
+    best = np.argsort(-affinity)[:top]
+    counts = cat.tag_matrix[best].sum(axis=0)
+    return [cat.tag_names[t] for t in np.argsort(-counts, kind="stable")[:n] if counts[t] > 0 and cat.tag_names[t] != "unknown"]
 
 
 def _attach(world: World, arrays: UserArrays, personas: list[Persona]) -> None:

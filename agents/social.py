@@ -271,8 +271,8 @@ class SocialLayer:
                 for x, y in ((a, b), (b, a)):
                     mem.add(x, tick, CHAT, 0.5, world.catalog.embeddings[item], text=f"Chatted with user {y} about {T.title(world, item)}: {lines[0]}")
 
-        # 4) follow / unfollow (homophily).
-        taste = world.users.taste
+        # 4) follow / unfollow (homophily on the direction of tastes: cosine similarity).
+        taste = _unit(world.users.taste.astype(np.float32))
         new_edges, gone_edges = [], []
         for i, a in enumerate(active.tolist()):
             if draws[i, 2] < c.follow_rate * ROLE_FOLLOW.get(roles[i], 1.0):

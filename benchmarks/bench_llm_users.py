@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from recworld.agents.brains.llm import build_brain_from_config
-from recworld.agents.population import MovieLensPopulation, item_quality
+from recworld.agents.population import MovieLensPopulation
 from recworld.agents.recommenders import make_recommender
 from recworld.catalog import Catalog
-from recworld.data import load_movielens
+from recworld.data import item_quality, load_movielens
 from recworld.world import World
 
 DECISION = json.dumps({"watch": [2, 5], "ratings": [4, 3], "feeling": "A decent page with a couple of picks for me.", "leave": False, "instruction": ""})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from recworld.catalog import Catalog
+from recworld.envs import kernels as K
 from recworld.envs.core import FeedConfig, FeedCore, StepResult
 from recworld.envs.features import record_pages
 from recworld.envs.pages import CompiledPages, Pages, WorldPages, compiled_pages_apply
@@ -69,8 +70,36 @@ class ImmediateCore(FeedCore):
             self._background_tick()
         return res
 
+    def step_action(self, action: np.ndarray) -> StepResult:
+        """A step from candidate indices (F, k); on the compiled path, slates, page and log in one call."""
+        if not self.compiled:
+            return super().step_action(action)
+        w, u, F, k = self.world, self.world.users, self.F, self.k
+        served = u.in_session[:F].copy()
+        rows = self.focal if served.all() else np.flatnonzero(served)
+        act = np.ascontiguousarray(np.asarray(action, np.int64).reshape(F, -1)[rows])
+        b = rows.size
+        slates, watched, frac, ratings = np.empty((b, k), np.int64), np.empty((b, k), bool), np.empty((b, k)), np.empty((b, k))
+        leave, churn, reward = np.empty(b, bool), np.empty(b, bool), np.empty(b)
+        p = self.pages
+        churned = K.focal_step(
+            p.P, p.W, p.R, w.state, w.items, w.platform, act, self.candidates, rows, self.stream, w.tick, F,
+            self.static, self.last_share, self.last_rating, self.recent, slates, watched, frac, ratings, leave, churn, reward,
+        )  # fmt: skip
+        p.background_churned |= churned > 0
+        self._focal_feedback.append((rows, slates, watched, ratings, leave))
+        if b == F:
+            res = StepResult(served, slates, watched, ratings, leave, churn, reward)
+        else:
+            res = StepResult.empty(served, k)
+            res.fill(rows, slates, watched, ratings, leave, churn, reward)
+        self.steps += 1
+        if self.steps % self.cfg.background_every == 0:
+            self._background_tick()
+        return res
+
     def replace_users(self, idx: np.ndarray) -> None:
-        """Replace users by fresh ones; focal newcomers start their first session at once."""
+        """Replace users by fresh users; focal newcomers start their first session at once."""
         super().replace_users(idx)
         f = idx[idx < self.F]
         if f.size:

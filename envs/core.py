@@ -18,7 +18,6 @@ same user model (:mod:`recworld.usermodel`).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,26 +26,16 @@ import numpy as np
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.envs import kernels as K
-from recworld.envs.features import ObsSpec, item_static_features, write_candidate_features, write_user_features
+from recworld.envs.features import ObsSpec, item_static_features
 from recworld.errors import ConfigError
+from recworld.usermodel.bundled import bundled_catalog, bundled_model
+from recworld.usermodel.fit import FittedModel
 from recworld.world import World
-
-_CATALOG: Catalog | None = None
-_CATALOG_LOCK = threading.Lock()
 
 
 def default_catalog() -> Catalog:
     """The MovieLens-100K catalog, built once per process (embeddings are cached on disk)."""
-    global _CATALOG
-    with _CATALOG_LOCK:
-        if _CATALOG is None:
-            from recworld.agents.population import item_quality
-            from recworld.data import load_movielens
-
-            ml = load_movielens()
-            q, _ = item_quality(ml)
-            _CATALOG = Catalog.build(ml.items, quality=q)
-        return _CATALOG
+    return bundled_catalog()[0]
 
 
 @dataclass(frozen=True)
@@ -105,21 +94,22 @@ class FeedConfig:
             raise ConfigError(f"background_every must be >= 1, got {self.background_every}")
 
 
-def make_brain(spec: Any) -> Any:
-    """A Brain from a name or an instance."""
+def make_brain(spec: Any, model: FittedModel | None = None) -> Any:
+    """A Brain from a name (user-model brains with ``model``'s fitted decisions) or an instance."""
     if not isinstance(spec, str):
         return spec
     from recworld.agents.brains import ScriptedBrain, UtilityBrain
 
+    decision = model.decision if model is not None else None
     if spec == "utility":
-        return UtilityBrain()
+        return UtilityBrain(decision)
     if spec == "scripted":
         return ScriptedBrain()
     if spec in ("hybrid", "llm"):
         # The embedded model by default; pass a built brain for another server.
         from recworld.agents.brains.llm import build_brain_from_config
 
-        return build_brain_from_config(spec, {}, {}, seed=0)
+        return build_brain_from_config(spec, {}, {}, seed=0, decision=decision)
     raise ConfigError(f"brain={spec!r}; expected 'utility', 'scripted', 'hybrid', 'llm' or a Brain instance")
 
 
@@ -176,6 +166,8 @@ class FeedCore:
         self.cfg = config
         self.F = int(num_focal)
         self.catalog = catalog or default_catalog()
+        # The bundled catalog comes with its fitted user model; another catalog runs the content-only model.
+        model = bundled_model() if catalog is None or catalog is default_catalog() else None
         if config.num_candidates > len(self.catalog):
             raise ConfigError(f"num_candidates={config.num_candidates} exceeds the catalog's {len(self.catalog)} items; lower num_candidates")
         self.k = config.slate_size
@@ -195,9 +187,12 @@ class FeedCore:
             conformity=config.conformity,
             diversity_seeking=config.diversity_seeking,
             taste_noise=config.taste_noise,
+            model=model,
         )
         self._population = pop
-        self.world = World(self.catalog, pop, make_brain(config.brain), _make_rec(config.background_recommender), wcfg, seed=int(s_world.generate_state(1)[0]))
+        items = model.item_table() if model is not None else None
+        brain, rec = make_brain(config.brain, model), _make_rec(config.background_recommender)
+        self.world = World(self.catalog, pop, brain, rec, wcfg, seed=int(s_world.generate_state(1)[0]), items=items)
         self.world.light_metrics = True  # envs read rewards from decisions, not from exposure metrics
         attach = getattr(self.world.brain, "attach", None)
         if callable(attach):  # LLM brains set up memory and the instruction encoder
@@ -221,6 +216,10 @@ class FeedCore:
     def begin(self) -> np.ndarray | None:
         """Start what is due at the start of a step (sessions of a world tick); returns who started, if that applies."""
         return None
+
+    def step_action(self, action: np.ndarray) -> StepResult:
+        """One step from an action of candidate indices (F, k): :meth:`slates_from_action`, then :meth:`step`."""
+        return self.step(self.slates_from_action(action))
 
     # ------------------------------------------------------------ users
     def replace_users(self, idx: np.ndarray) -> None:
@@ -251,8 +250,7 @@ class FeedCore:
     def next_page(self) -> dict[str, np.ndarray]:
         """Open due sessions, draw every focal user's candidates, and return their observation."""
         self.begin()
-        self.draw_candidates()
-        return self.observation()
+        return self._observe(self.focal, draw=True)
 
     def draw_candidates(self, rows: np.ndarray | None = None) -> None:
         """Draw N distinct candidates (unseen ones first) for focal users ``rows`` (default: all)."""
@@ -265,12 +263,16 @@ class FeedCore:
 
     def observation(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Fresh observation arrays of focal users ``rows`` (default all): ``user`` (B, U), ``candidates`` (B, N, I)."""
-        r = self.focal if rows is None else np.asarray(rows, np.int64)
+        return self._observe(self.focal if rows is None else np.asarray(rows, np.int64), draw=False)
+
+    def _observe(self, rows: np.ndarray, draw: bool) -> dict[str, np.ndarray]:
         w, u = self.world, self.world.users
-        user = np.empty((r.size, self.spec.user_dim), np.float32)
-        cand = np.empty((r.size, self.N, self.spec.item_dim), np.float32)
-        write_user_features(r, u.pages_in_session, w.config.max_pages, self.last_share, self.last_rating, u.sessions, self.recent, user)
-        write_candidate_features(self.candidates[r], self.static, w.watch_counts, len(self.catalog), cand)
+        user = np.empty((rows.size, self.spec.user_dim), np.float32)
+        cand = np.empty((rows.size, self.N, self.spec.item_dim), np.float32)
+        K.observe_rows(
+            rows, self.stream, draw, len(self.catalog), w.seen, self.candidates, self.static, w.watch_counts,
+            u.pages_in_session, w.config.max_pages, self.last_share, self.last_rating, u.sessions, self.recent, user, cand,
+        )  # fmt: skip
         return {"user": user, "candidates": cand}
 
     def slates_from_action(self, action: np.ndarray) -> np.ndarray:

@@ -152,8 +152,7 @@ class FeedEnv(gym.Env):
             raise ConfigError("call reset() before step()")
         core = self.core
         act = np.asarray(action, np.int64).reshape(1, -1)
-        slates = core.slates_from_action(act)
-        res = core.step(slates)
+        res = core.step_action(act)
         obs = self._obs(core.next_page())
         reward = float(res.reward[0])
         self._return += reward

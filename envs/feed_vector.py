@@ -79,7 +79,7 @@ class FeedVectorEnv(VectorEnv):
             raise ConfigError("call reset() before step()")
         core = self.core
         act = np.asarray(actions, np.int64).reshape(self.num_envs, -1)
-        res = core.step(core.slates_from_action(act))
+        res = core.step_action(act)
         self._steps += 1
         self._returns += res.reward
         terminated = res.churned.copy()

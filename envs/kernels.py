@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from recworld.envs.features import record_pages, write_candidate_features, write_user_features
 from recworld.jit import njit
 from recworld.usermodel import kernels as UK
 
@@ -65,13 +66,14 @@ def start_due(W, S, users, tick) -> int:
 
 
 @njit(cache=True)
-def serve_rows(P, W, R, S, IT, X, users, slates, state, tick, n_focal, watched, frac, ratings, leave, churn, reward) -> int:
+def serve_rows(P, W, Ra, S, IT, X, users, slates, state, tick, n_focal, watched, frac, ratings, leave, churn, reward) -> int:
     """One page for each row's user: decide and apply it (the user model), end sessions, rewards.
 
     Rows whose user id is below ``n_focal`` are focal: they get a reward and,
     when their session ends without churn, their next session at once (as if
     the away time the world drew had passed). Returns how many non-focal users churned.
     """
+    R = Ra[0]
     b, k = slates.shape
     draws = np.empty((b, 4 * k + 2))
     fill_uniforms(state, draws)
@@ -182,4 +184,64 @@ def dedupe_into(action, n, out) -> None:
             out[r, j] = c
 
 
-__all__ = ["REWARD_FIELDS", "dedupe_into", "draw_candidates", "fill_uniforms", "serve_rows", "start_due"]
+@njit(cache=True)
+def focal_step(
+    P,
+    W,
+    Ra,
+    S,
+    IT,
+    X,
+    action,
+    candidates,
+    rows,
+    stream,
+    tick,
+    n_focal,
+    static,
+    last_share,
+    last_rating,
+    recent,
+    slates,
+    watched,
+    frac,
+    ratings,
+    leave,
+    churn,
+    reward,
+) -> int:
+    """A Feed env step for focal users ``rows`` in one call: the action's candidates as slates, the page, the platform's log.
+
+    ``action`` (B, k) holds candidate indices of each row (deduplicated as
+    :func:`dedupe_into`); ``candidates`` is indexed by focal user. Outputs as
+    :func:`serve_rows`, plus ``slates``. Returns how many non-focal users churned.
+    """
+    b, k = action.shape
+    idx = np.empty((b, k), np.int64)
+    dedupe_into(action, candidates.shape[1], idx)
+    for r in range(b):
+        for j in range(k):
+            slates[r, j] = candidates[rows[r], idx[r, j]]
+    churned = serve_rows(P, W, Ra, S, IT, X, rows, slates, stream, tick, n_focal, watched, frac, ratings, leave, churn, reward)
+    record_pages(rows, slates, watched, ratings, static, last_share, last_rating, recent)
+    return churned
+
+
+@njit(cache=True)
+def observe_rows(
+    rows, stream, draw, n_items, seen, candidates, static, watch_counts, pages, max_pages, last_share, last_rating, sessions, recent, user_out, cand_out
+) -> None:
+    """Draw fresh candidates for focal users ``rows`` (when ``draw``) and write their observations, in one call."""
+    if draw:
+        fresh = np.empty((rows.shape[0], candidates.shape[1]), np.int64)
+        draw_candidates(rows, stream, n_items, seen, fresh)
+        for r in range(rows.shape[0]):
+            candidates[rows[r]] = fresh[r]
+    write_user_features(rows, pages, max_pages, last_share, last_rating, sessions, recent, user_out)
+    mine = np.empty((rows.shape[0], candidates.shape[1]), np.int64)
+    for r in range(rows.shape[0]):
+        mine[r] = candidates[rows[r]]
+    write_candidate_features(mine, static, watch_counts, n_items, cand_out)
+
+
+__all__ = ["REWARD_FIELDS", "dedupe_into", "draw_candidates", "fill_uniforms", "focal_step", "observe_rows", "serve_rows", "start_due"]

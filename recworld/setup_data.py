@@ -12,12 +12,12 @@ from recworld.errors import RecWorldError
 
 def main() -> int:
     try:
-        from recworld.catalog import Catalog
-        from recworld.data import load_movielens
+        from recworld.usermodel.bundled import bundled_catalog, bundled_model
 
-        ml = load_movielens()
-        Catalog.build(ml.items, progress=True)
+        _, ml = bundled_catalog(progress=True)
         print(f"data ready: MovieLens-100K ({len(ml.items)} items, {len(ml.users)} users, {ml.n_ratings} ratings), embeddings cached")
+        model = bundled_model(progress=lambda msg: print(f"  fitting the user model: {msg}", flush=True))
+        print(f"user model ready: fitted to ML-100K ({model.report.get('fit_seconds', 0)} s when fitted; cached)")
         try:
             from recworld.llm.embedded import ensure_model
 

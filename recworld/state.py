@@ -14,7 +14,9 @@ class UserArrays:
 
     Traits (fixed): ``activity`` (expected sessions per day), ``patience``,
     ``conformity``, ``diversity_seeking`` in [0, 1]; ``rating_bias`` in rating
-    points; ``threshold``, the user's own offset of the no-click utility (how
+    points and ``rating_taste`` (what makes them rate an item up, in the
+    item-factor space); ``appetite`` (how much they consume, centred log
+    count); ``threshold``, the user's own offset of the no-click utility (how
     choosy they are). State: ``taste`` (current interests, in the user model's
     item-factor space; ``taste0`` the core taste they drift back to),
     ``recent`` (EMA of consumed item factors, for boredom), ``satisfaction`` in
@@ -29,6 +31,8 @@ class UserArrays:
     conformity: np.ndarray
     diversity_seeking: np.ndarray
     rating_bias: np.ndarray
+    rating_taste: np.ndarray
+    appetite: np.ndarray
     threshold: np.ndarray
     satisfaction: np.ndarray
     fatigue: np.ndarray
@@ -55,6 +59,8 @@ class UserArrays:
             conformity=f32(),
             diversity_seeking=f32(),
             rating_bias=f32(),
+            rating_taste=np.zeros((n, dim), np.float32),
+            appetite=f32(),
             threshold=f32(),
             satisfaction=np.full(n, 0.6, np.float32),
             fatigue=f32(),
@@ -76,8 +82,23 @@ class UserArrays:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def view(self) -> UserState:
-        """The same arrays as a named tuple, the form the compiled user-model kernels take."""
-        return UserState(*(getattr(self, f.name) for f in fields(self)))
+        """The same arrays as a named tuple, the form the compiled user-model kernels take (built once, until a field is replaced)."""
+        v = self.__dict__.get("_view")
+        if v is None:
+            v = UserState(*(getattr(self, name) for name in UserState._fields))
+            self.__dict__["_view"] = v
+        return v
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Replacing an array (not writing into it) makes the cached view stale.
+        self.__dict__.pop("_view", None)
+        object.__setattr__(self, name, value)
+
+    def __getstate__(self) -> dict[str, np.ndarray]:
+        return self.as_dict()
+
+    def __setstate__(self, state: dict[str, np.ndarray]) -> None:
+        self.__dict__.update(state)
 
 
 class UserState(NamedTuple):
@@ -91,6 +112,8 @@ class UserState(NamedTuple):
     conformity: np.ndarray
     diversity_seeking: np.ndarray
     rating_bias: np.ndarray
+    rating_taste: np.ndarray
+    appetite: np.ndarray
     threshold: np.ndarray
     satisfaction: np.ndarray
     fatigue: np.ndarray

@@ -141,6 +141,10 @@ class World(mesa.Model):
             copy_item_row(self.items, idx, like, self._item_rng)
         return idx
 
+    def mark_seen(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Record that ``users`` already know ``items`` (e.g. their history before the run): never shown again as new."""
+        self.seen[np.asarray(users, np.int64), np.asarray(items, np.int64)] = True
+
     def context(self, page: int = 0) -> RecContext:
         """What the recommender sees now."""
         n_items = len(self.catalog)
@@ -259,6 +263,7 @@ class World(mesa.Model):
         state = self.__dict__.copy()
         state["observers"] = []
         state["instruction_encoder"] = None
+        state.pop("_platform", None)  # a view of arrays stored below
         # The seen matrix is most of the state: store it as bits.
         state["seen"] = (np.packbits(self.seen, axis=1), self.seen.shape)
         return state
@@ -322,7 +327,11 @@ class World(mesa.Model):
     @property
     def platform(self) -> Platform:
         """What was shown and watched, as the user-model kernels take it."""
-        return Platform(self.seen, self.exposure, self.watch_counts)
+        p = self.__dict__.get("_platform")
+        if p is None or p.seen is not self.seen or p.exposure is not self.exposure or p.watch_counts is not self.watch_counts:
+            p = Platform(self.seen, self.exposure, self.watch_counts)
+            self.__dict__["_platform"] = p
+        return p
 
     def _serve_page(
         self, active: np.ndarray, page: int, tick: int, stats: _TickStats, slates: np.ndarray | None = None

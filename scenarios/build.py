@@ -8,13 +8,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from recworld.agents.brains import DecisionParams, ScriptedBrain, UtilityBrain
-from recworld.agents.population import MovieLensPopulation, SampledPopulation, item_quality
+from recworld.agents.population import MovieLensPopulation, SampledPopulation
 from recworld.agents.recommenders import make_recommender
 from recworld.catalog import Catalog
-from recworld.data import load_items_file, load_movielens
-from recworld.data.movielens import MovieLens
+from recworld.data import load_interactions_csv, load_items_file, load_movielens
+from recworld.data.movielens import MovieLens, item_quality
 from recworld.errors import ConfigError
 from recworld.scenarios.schema import Scenario
+from recworld.usermodel.fit import FittedModel, fitted_model
 from recworld.world import World
 
 
@@ -24,9 +25,11 @@ def _movielens(path: str | None) -> MovieLens:
 
 
 @lru_cache(maxsize=4)
-def _catalog(source: str, path: str | None, dim: int | None) -> tuple[Catalog, MovieLens | None]:
+def _catalog(source: str, path: str | None, dim: int | None, interactions: str | None = None) -> tuple[Catalog, MovieLens | None]:
     if source == "items_file":
-        return Catalog.build(load_items_file(path), progress=True, dim=dim), None
+        items = load_items_file(path)
+        log = load_interactions_csv(interactions, items) if interactions else None
+        return Catalog.build(items, progress=True, dim=dim), log
     ml = _movielens(path if source == "movielens_dir" else None)
     quality, _ = item_quality(ml)
     return Catalog.build(ml.items, quality=quality, progress=True, dim=dim), ml
@@ -35,19 +38,35 @@ def _catalog(source: str, path: str | None, dim: int | None) -> tuple[Catalog, M
 def build_catalog(scenario: Scenario) -> tuple[Catalog, MovieLens | None]:
     """The scenario's catalog (cached per process; a fresh copy's arrays are shared read-only)."""
     c = scenario.catalog
-    cat, ml = _catalog(c.source, c.path, c.embedding_dim)
+    cat, ml = _catalog(c.source, c.path, c.embedding_dim, c.interactions)
     # Worlds may grow their catalog (posts): hand each one its own copy.
     import copy
 
     return copy.deepcopy(cat), ml
 
 
-def build_brain(scenario: Scenario, world_hint: dict[str, Any] | None = None) -> Any:
-    """The scenario's brain."""
+def build_user_model(scenario: Scenario, catalog: Catalog, log: MovieLens | None, progress: Any = None) -> FittedModel | None:
+    """The scenario's user model: fitted to the catalog's interaction log (cached), a fitted file, or none (content only)."""
+    choice = scenario.population.model
+    if choice == "content":
+        return None
+    if choice == "fitted":
+        if log is None:
+            return None  # an item file without interactions: nothing to fit, the content model
+        return fitted_model(log, catalog.embeddings, holdout=0.0, seed=0, progress=progress)
+    model = FittedModel.load(choice)
+    if model.n_items != len(catalog):
+        raise ConfigError(f"field 'population.model': {choice} was fitted on {model.n_items} items but the catalog has {len(catalog)}; fit it on this catalog")
+    return model
+
+
+def build_brain(scenario: Scenario, model: FittedModel | None = None) -> Any:
+    """The scenario's brain (user-model brains start from the fitted decision parameters)."""
     b = scenario.brain
+    base = model.decision if model is not None else DecisionParams()
     if b.kind == "utility":
         try:
-            return UtilityBrain(DecisionParams(**b.params))
+            return UtilityBrain(DecisionParams(**{**base.model_dump(), **b.params}))
         except ValidationError as exc:
             raise ConfigError(
                 f"field 'brain.params': {str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else exc}; see recworld.usermodel.params.DecisionParams"
@@ -66,17 +85,18 @@ def build_brain(scenario: Scenario, world_hint: dict[str, Any] | None = None) ->
         return DistilledBrain.load(b.params["path"])
     from recworld.scenarios.llm_setup import build_llm_brain
 
-    return build_llm_brain(scenario)
+    return build_llm_brain(scenario, base)
 
 
 def build_world(scenario: Scenario) -> World:
     """Assemble the World described by ``scenario`` (not yet stepped)."""
     catalog, ml = build_catalog(scenario)
+    model = build_user_model(scenario, catalog, ml)
     p = scenario.population
     if p.source == "movielens":
         if ml is None:
-            raise ConfigError("population.source=movielens needs catalog.source movielens or movielens_dir")
-        population = MovieLensPopulation(ml, catalog, n_users=p.n_users, seed=scenario.seed)
+            raise ConfigError("population.source=movielens needs an interaction log: catalog.source movielens or movielens_dir, or catalog.interactions")
+        population = MovieLensPopulation(ml, catalog, n_users=p.n_users, seed=scenario.seed, model=model)
     else:
         population = SampledPopulation(
             catalog,
@@ -87,12 +107,13 @@ def build_world(scenario: Scenario) -> World:
             conformity=p.conformity,
             diversity_seeking=p.diversity_seeking,
             taste_noise=p.taste_noise,
+            model=model,
         )
-    brain = build_brain(scenario)
+    brain = build_brain(scenario, model)
     rec = make_recommender(scenario.recommender.name, scenario.recommender.params)
     if scenario.world.slate_size > len(catalog):
         raise ConfigError(f"field 'world.slate_size': {scenario.world.slate_size} is larger than the catalog ({len(catalog)} items); lower it")
-    world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed)
+    world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed, items=model.item_table() if model is not None else None)
     world.scenario_name = scenario.name
     world.extensions = []
     setup = getattr(brain, "attach", None)

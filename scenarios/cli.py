@@ -391,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--name", help="name of the stored evaluation (default: eval-DATE-TIME); a rerun under the same name replaces its results")
     ev.add_argument("--db")
     ev.set_defaults(func=cmd_eval)
+
+    from recworld.scenarios.cli_model import add_parsers
+
+    add_parsers(sub)
     return p
 
 

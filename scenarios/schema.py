@@ -17,16 +17,24 @@ class _Strict(BaseModel):
 
 
 class CatalogSpec(_Strict):
-    """Where items come from: the bundled ML-100K, a MovieLens folder, or a CSV/JSONL item file."""
+    """Where items (and the interaction log the user model is fitted on) come from.
+
+    ``movielens``: the bundled ML-100K; ``movielens_dir``: a GroupLens or
+    RecBole-atomic folder at ``path``; ``items_file``: a CSV/JSONL item file at
+    ``path``, with an optional ``interactions`` CSV (user_id, item_id, rating, timestamp).
+    """
 
     source: Literal["movielens", "movielens_dir", "items_file"] = "movielens"
     path: str | None = None
+    interactions: str | None = None
     embedding_dim: int | None = Field(64, ge=2, le=384)
 
     @model_validator(mode="after")
     def _path_needed(self) -> CatalogSpec:
         if self.source != "movielens" and not self.path:
             raise ValueError(f"catalog.source={self.source} needs catalog.path")
+        if self.interactions and self.source != "items_file":
+            raise ValueError(f"catalog.interactions is for items_file catalogs; {self.source} catalogs carry their own ratings")
         return self
 
 
@@ -40,6 +48,10 @@ class PopulationSpec(_Strict):
     conformity: float = Field(0.5, gt=0, lt=1)
     diversity_seeking: float = Field(0.5, gt=0, lt=1)
     taste_noise: float = Field(0.6, ge=0, le=10)
+    model: str = Field(
+        "fitted",
+        description="the user model: 'fitted' (fitted to the catalog's interaction log, cached), 'content' (content embeddings only), or a .npz made by `recworld fit --out`",
+    )
 
 
 class BrainSpec(_Strict):
@@ -92,8 +104,10 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        if self.population.source == "movielens" and self.catalog.source == "items_file":
-            raise ValueError("population.source=movielens needs a MovieLens catalog; use population.source: sampled with an items_file catalog")
+        if self.population.source == "movielens" and self.catalog.source == "items_file" and not self.catalog.interactions:
+            raise ValueError(
+                "population.source=movielens (the real users of a log) needs a MovieLens catalog or catalog.interactions; or use population.source: sampled"
+            )
         return self
 
     def with_overrides(self, **changes: Any) -> Scenario:
@@ -173,15 +187,16 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     scenario = validate(data, source=str(path))
-    if scenario.catalog.path:
-        p = Path(scenario.catalog.path)
+    for key in ("path", "interactions"):
+        value = getattr(scenario.catalog, key)
+        if not value:
+            continue
+        p = Path(value)
         if not p.is_absolute():
             p = (path.parent / p) if (path.parent / p).exists() else p
         if not p.exists():
-            raise ConfigError(
-                f"{path}: field 'catalog.path': {scenario.catalog.path} does not exist; fix the path (relative paths are resolved from the scenario file)"
-            )
-        scenario = scenario.model_copy(update={"catalog": scenario.catalog.model_copy(update={"path": str(p)})})
+            raise ConfigError(f"{path}: field 'catalog.{key}': {value} does not exist; fix the path (relative paths are resolved from the scenario file)")
+        scenario = scenario.model_copy(update={"catalog": scenario.catalog.model_copy(update={key: str(p)})})
     return scenario
 
 

@@ -20,8 +20,8 @@ def ml():
 
 @pytest.fixture(scope="session")
 def catalog(ml):
-    from recworld.agents.population import item_quality
     from recworld.catalog import Catalog
+    from recworld.data import item_quality
 
     q, _ = item_quality(ml)
     return Catalog.build(ml.items, quality=q)
@@ -36,12 +36,17 @@ def make_world(ml, catalog):
     from recworld.agents.population import MovieLensPopulation, SampledPopulation
     from recworld.agents.recommenders import make_recommender
     from recworld.config import WorldConfig
+    from recworld.usermodel.bundled import bundled_model
     from recworld.world import World
 
-    def _make(n=100, recommender="popularity", brain=None, seed=0, sampled=False, params=None, **cfg):
+    def _make(n=100, recommender="popularity", brain=None, seed=0, sampled=False, params=None, content=False, **cfg):
         cat = copy.deepcopy(catalog)
-        pop = SampledPopulation(cat, n, seed=seed) if sampled else MovieLensPopulation(ml, cat, n_users=n, seed=seed)
-        return World(cat, pop, brain or UtilityBrain(), make_recommender(recommender, params or {}), config=WorldConfig(**cfg), seed=seed)
+        # The fitted user model of ML-100K (the shipped default), or the content-only model.
+        model = None if content else bundled_model()
+        pop = SampledPopulation(cat, n, seed=seed, model=model) if sampled else MovieLensPopulation(ml, cat, n_users=n, seed=seed, model=model)
+        brain = brain or UtilityBrain(model.decision if model is not None else None)
+        items = model.item_table() if model is not None else None
+        return World(cat, pop, brain, make_recommender(recommender, params or {}), config=WorldConfig(**cfg), seed=seed, items=items)
 
     return _make
 

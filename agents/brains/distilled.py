@@ -7,7 +7,9 @@ in the user model an item is watched when ``U_j + g_j > U_0 + g_0`` with
 i.i.d. Gumbel noise, and the difference of two Gumbels is logistic, so
 ``P(watch_j) = sigmoid(U_j - U_0)``; a logistic regression on the utility's
 terms — computed by the model's own kernel, :func:`recworld.usermodel.kernels.choice_terms`
-— recovers its weights and the no-click utility. Leaving is a logistic hazard
+— recovers its weights and the no-click utility. (With a ``satiation`` above 0
+a page's later picks are harder than the first: the student models each
+item's marginal choice and has no satiation.) Leaving is a logistic hazard
 in fatigue, patience and the share watched, fitted the same way.
 """
 
@@ -103,6 +105,9 @@ class DistilledBrain(UtilityBrain):
             w = _logistic_fit(x[:, live], y, offset=offset)
             fitted.update({n: float(v) for n, v in zip(np.array(names)[live], w[:-1])})
             fitted[intercept] = float(-w[-1]) if intercept == "no_click" else float(w[-1])
+        # The logistic fit reproduces each item's marginal watch probability, which is what
+        # independent choices (no satiation) give; the page-level attention limit is not identified.
+        fitted["satiation"] = 0.0
         params = base.model_copy(update=fitted)
         report = {"pages": pages, "watch_rate": float(np.concatenate(ys).mean()), "leave_rate": float(np.concatenate(lys).mean()), "params": fitted}
         return cls(params, report)

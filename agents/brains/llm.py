@@ -188,10 +188,12 @@ class _LanguageBrain:
         llm: LLMConfig | dict[str, Any] | None = None,
         seed: int = 0,
         runtime: LLMRuntime | None = None,
+        decision: DecisionParams | None = None,
     ) -> None:
         self.params = _params(self.Params, params)
         self.llm_config = _llm_config(llm)
-        self.utility = UtilityBrain(DecisionParams(**self.params.utility))
+        base = (decision or DecisionParams()).model_dump()
+        self.utility = UtilityBrain(DecisionParams(**{**base, **self.params.utility}))
         self.rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x11A]))
         self.memory: MemoryStore | None = None
         self._rt: LLMRuntime | None = runtime
@@ -605,7 +607,12 @@ BRAINS: dict[str, type[_LanguageBrain]] = {"hybrid": HybridBrain, "llm": LLMBrai
 
 
 def build_brain_from_config(
-    kind: str, brain_params: dict[str, Any] | None, llm: dict[str, Any] | None, seed: int = 0, runtime: LLMRuntime | None = None
+    kind: str,
+    brain_params: dict[str, Any] | None,
+    llm: dict[str, Any] | None,
+    seed: int = 0,
+    runtime: LLMRuntime | None = None,
+    decision: DecisionParams | None = None,
 ) -> _LanguageBrain:
     """Build the ``hybrid`` or ``llm`` brain from a scenario's ``brain.params`` and ``llm`` dicts.
 
@@ -616,6 +623,7 @@ def build_brain_from_config(
             ``model``, ``cache_path``, ``concurrency``, ...); empty = embedded Gemma.
         seed: the scenario seed (language sampling stream).
         runtime: a ready runtime to use instead of one built from ``llm``.
+        decision: the user model's decision parameters (the fitted ones), under ``brain.params.utility``.
 
     Raises:
         ConfigError: unknown kind, or a bad key/value (named ``brain.params.<key>`` / ``llm.<key>``).
@@ -623,7 +631,7 @@ def build_brain_from_config(
     cls = BRAINS.get(kind)
     if cls is None:
         raise ConfigError(f"field 'brain.kind': expected one of {sorted(BRAINS)} for an LLM brain, got {kind!r}")
-    return cls(brain_params, llm, seed=seed, runtime=runtime)
+    return cls(brain_params, llm, seed=seed, runtime=runtime, decision=decision)
 
 
 __all__ = [

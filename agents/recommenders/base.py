@@ -159,6 +159,8 @@ class Recommender:
     """Base class with no-op hooks; subclasses implement :meth:`recommend`."""
 
     name = "base"
+    # Passes over the history in :meth:`pretrain` (learners by SGD want several).
+    pretrain_epochs = 1
 
     def setup(self, n_users: int, item_embeddings: np.ndarray, rng: np.random.Generator) -> None:
         self.n_users = n_users
@@ -172,3 +174,52 @@ class Recommender:
 
     def ensure_users(self, n_users: int) -> None:
         """Grow per-user parameters when users are added."""
+
+    def pretrain(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_items: int, rng: np.random.Generator, k: int = 10) -> None:
+        """Warm start from logged interactions (after :meth:`setup`), through the recommender's own :meth:`observe`.
+
+        Each user's logged items become pages in which they were watched (with
+        their ratings), each page padded with as many items the user never
+        interacted with, skipped; ``pretrain_epochs`` passes in random order.
+
+        Args:
+            users, items, ratings: (N,) the log (ratings NaN where unknown).
+            n_items: catalog size (negatives are drawn from it).
+            rng: for the order and the negatives.
+            k: items per page.
+        """
+        from recworld.events import EventBatch
+        from recworld.protocols import Feedback
+
+        users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+        ratings = np.asarray(ratings, np.float64)
+        half = max(k // 2, 1)
+        known = set(zip(users.tolist(), items.tolist()))
+        empty = EventBatch.empty()
+        for _ in range(self.pretrain_epochs):
+            # Each user's interactions in a random order, cut into pages of ``half`` watched items.
+            keyed = np.lexsort((rng.random(users.size), users))
+            starts = np.flatnonzero(np.r_[True, users[keyed][1:] != users[keyed][:-1]]) if users.size else np.zeros(0, np.int64)
+            pages = [keyed[c : min(c + half, b)] for a, b in zip(starts, np.r_[starts[1:], keyed.size]) for c in range(a, b, half)]
+            ordered = [pages[p] for p in rng.permutation(len(pages))]
+            for s0 in range(0, len(ordered), 256):
+                chunk = ordered[s0 : s0 + 256]
+                b = len(chunk)
+                slates = np.empty((b, 2 * half), np.int64)
+                watched = np.zeros((b, 2 * half), bool)
+                rts = np.full((b, 2 * half), np.nan)
+                bu = users[[rows[0] for rows in chunk]]
+                for r, rows in enumerate(chunk):
+                    n_pos = rows.size
+                    slates[r, :n_pos] = items[rows]
+                    watched[r, :n_pos] = True
+                    rts[r, :n_pos] = ratings[rows]
+                    taken = set(slates[r, :n_pos].tolist())
+                    got = n_pos
+                    while got < 2 * half:
+                        it = int(rng.integers(0, n_items))
+                        if it not in taken and (int(bu[r]), it) not in known:
+                            slates[r, got] = it
+                            taken.add(it)
+                            got += 1
+                self.observe(Feedback(-1, bu, slates, watched, rts, np.zeros(b, bool), empty))

@@ -30,6 +30,7 @@ class MFRecommender(Recommender):
     """
 
     name = "mf"
+    pretrain_epochs = 10
 
     def __init__(
         self, factors: int = 32, lr: float = 0.05, reg: float = 0.01, epsilon: float = 0.0, instruction_weight: float = 0.0, init_scale: float = 0.1

@@ -40,6 +40,19 @@ class MovieLens:
         return int(self.rating.shape[0])
 
 
+def item_quality(ml: MovieLens, shrink: float = 10.0, mask: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Shrunk mean rating of each item minus the global mean, and the global mean (over ``mask``'s ratings, default all)."""
+    ok = ~np.isnan(ml.rating) if mask is None else mask & ~np.isnan(ml.rating)
+    n_items = len(ml.items)
+    if not ok.any():
+        return np.zeros(n_items, np.float32), 3.5
+    r, it = ml.rating[ok].astype(np.float64), ml.rating_item[ok]
+    mu = float(r.mean())
+    s = np.bincount(it, weights=r, minlength=n_items)
+    c = np.bincount(it, minlength=n_items)
+    return ((s + shrink * mu) / (c + shrink) - mu).astype(np.float32), mu
+
+
 def bundled_ml100k_dir() -> Path:
     """Folder of ML-100K inside the installed ``recbole`` wheel (data only; recbole is never imported)."""
     spec = importlib.util.find_spec("recbole")

@@ -14,6 +14,7 @@ from recworld.storage.models import (
     TickMetrics,
     UserProfile,
     UserSnapshot,
+    Validation,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TickMetrics",
     "UserProfile",
     "UserSnapshot",
+    "Validation",
     "connect",
     "normalise_url",
 ]

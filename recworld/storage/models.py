@@ -246,3 +246,16 @@ class EvalResult(SQLModel, table=True):
     n_seeds: int
     created_at: datetime = Field(default_factory=utcnow)
     detail_json: str = Field(default="{}", sa_column=Column(Text))
+
+
+class Validation(SQLModel, table=True):
+    """A fidelity report (``recworld validate``): held-out real behaviour against the simulated users."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    scenario: str
+    brain: str
+    seed: int
+    holdout: float
+    created_at: datetime = Field(default_factory=utcnow)
+    report_json: str = Field(default="{}", sa_column=Column(Text))

@@ -21,7 +21,7 @@ def content_item_table(catalog: Catalog) -> ItemTable:
     spread = float((a @ emb[rng.integers(0, n, min(500, n))].T).std()) if n > 1 else 1.0
     factors = (emb / max(spread, 1e-3)).astype(np.float32)
     q = np.asarray(catalog.quality, np.float32)
-    return ItemTable(np.ascontiguousarray(factors), q.copy(), q.copy())
+    return ItemTable(np.ascontiguousarray(factors), q.copy(), np.zeros(len(q), np.float32), q.copy())
 
 
 def grow_item_table(table: ItemTable, capacity: int) -> ItemTable:
@@ -33,6 +33,7 @@ def grow_item_table(table: ItemTable, capacity: int) -> ItemTable:
     return ItemTable(
         np.ascontiguousarray(np.vstack([table.factors, np.zeros((extra, table.factors.shape[1]), np.float32)])),
         np.concatenate([table.appeal, np.zeros(extra, np.float32)]),
+        np.concatenate([table.fame, np.zeros(extra, np.float32)]),
         np.concatenate([table.rating_bias, np.zeros(extra, np.float32)]),
     )
 
@@ -43,6 +44,7 @@ def copy_item_row(table: ItemTable, dst: int, src: int, rng: np.random.Generator
     scale = float(np.linalg.norm(f)) / np.sqrt(max(f.size, 1))
     table.factors[dst] = f + noise * scale * rng.standard_normal(f.size).astype(np.float32)
     table.appeal[dst] = table.appeal[src] - appeal_drop
+    table.fame[dst] = 0.0
     table.rating_bias[dst] = table.rating_bias[src]
 
 

@@ -28,12 +28,14 @@ class ItemTable(NamedTuple):
 
     Attributes:
         factors: (cap, d) float32 item vectors in the taste space.
-        appeal: (cap,) float32 how known and liked an item is, whoever looks at it.
-        rating_bias: (cap,) float32 the item's rating offset (rating points).
+        appeal: (cap,) float32 how known and liked an item is, whoever looks at it (utility units).
+        fame: (cap,) float32 how known an item is, in [0, 1] (log interactions / log of the most).
+        rating_bias: (cap,) float32 the item's offset on the latent rating score.
     """
 
     factors: np.ndarray
     appeal: np.ndarray
+    fame: np.ndarray
     rating_bias: np.ndarray
 
 
@@ -51,7 +53,7 @@ class Platform(NamedTuple):
     watch_counts: np.ndarray
 
 
-N_CHOICE_TERMS = 7  # affinity, appeal, popularity, boredom, position, fatigue, seen (params.CHOICE_TERMS)
+N_CHOICE_TERMS = 10  # params.CHOICE_TERMS
 
 
 @njit(cache=True, inline="always")
@@ -121,26 +123,42 @@ def _terms(S, IT, X, i, it, j, log_top, out) -> None:
         a += S.taste[i, t] * f
         bo += S.recent[i, t] * f
         nf += f * f
+    m = S.appetite[i]
     out[0] = a
-    out[1] = IT.appeal[it]
-    out[2] = S.conformity[i] * math.log1p(X.watch_counts[it]) / log_top
+    out[1] = a * a
+    out[2] = a * m
+    out[3] = IT.appeal[it]
+    out[4] = IT.fame[it] * m
+    out[5] = S.conformity[i] * math.log1p(X.watch_counts[it]) / log_top
     # Boredom: cosine-like similarity to what was just watched (recent is an average of unit vectors).
-    out[3] = -(0.5 + S.diversity_seeking[i]) * max(bo / max(math.sqrt(nf), 1e-8), 0.0)
-    out[4] = -math.log2(1.0 + j)
-    out[5] = -S.fatigue[i]
-    out[6] = -1.0 if X.seen[i, it] else 0.0
+    out[6] = -(0.5 + S.diversity_seeking[i]) * max(bo / max(math.sqrt(nf), 1e-8), 0.0)
+    out[7] = -math.log2(1.0 + j)
+    out[8] = -S.fatigue[i]
+    out[9] = -1.0 if X.seen[i, it] else 0.0
 
 
 @njit(cache=True, inline="always")
 def _utility(P, terms) -> float:
+    a, a2, am = terms[0], terms[1], terms[2]
+    if P.affinity_sq < 0:
+        # The fitted quadratic peaks at a_max; beyond it a better match must not look worse.
+        slope = P.affinity + P.affinity_appetite * (am / a if a != 0 else 0.0)
+        a_max = slope / (-2.0 * P.affinity_sq)
+        if a_max > 0 and a > a_max:
+            am = am * (a_max / a)
+            a = a_max
+            a2 = a_max * a_max
     return (
-        P.affinity * terms[0]
-        + P.appeal * terms[1]
-        + P.popularity * terms[2]
-        + P.boredom * terms[3]
-        + P.position * terms[4]
-        + P.fatigue * terms[5]
-        + P.seen_penalty * terms[6]
+        P.affinity * a
+        + P.affinity_sq * a2
+        + P.affinity_appetite * am
+        + P.appeal * terms[3]
+        + P.fame_appetite * terms[4]
+        + P.popularity * terms[5]
+        + P.boredom * terms[6]
+        + P.position * terms[7]
+        + P.fatigue * terms[8]
+        + P.seen_penalty * terms[9]
     )
 
 
@@ -154,11 +172,12 @@ def choice_terms(S, IT, X, users, slates, out) -> None:
 
 
 @njit(cache=True)
-def utilities(P, S, IT, X, users, slates, out) -> None:
+def utilities(Pa, S, IT, X, users, slates, out) -> None:
     """Fill ``out`` (B, k) with each item's utility minus the user's no-click utility.
 
     Shown alone (position 0), an item is watched with probability ``sigmoid(out)``.
     """
+    P = Pa[0]
     log_top = log_popularity_top(X.watch_counts)
     terms = np.empty(N_CHOICE_TERMS)
     for r in range(users.shape[0]):
@@ -169,31 +188,29 @@ def utilities(P, S, IT, X, users, slates, out) -> None:
 
 
 @njit(cache=True, inline="always")
-def _rating_latent(P, S, IT, i, it, affinity) -> float:
-    return P.rating_mean + S.rating_bias[i] + IT.rating_bias[it] + P.rating_affinity * affinity
+def _rating_latent(S, IT, i, it) -> float:
+    z = S.rating_bias[i] + IT.rating_bias[it]
+    for t in range(IT.factors.shape[1]):
+        z += S.rating_taste[i, t] * IT.factors[it, t]
+    return z
 
 
 @njit(cache=True, inline="always")
 def _rating_from_latent(P, latent, u) -> float:
-    z = latent + P.rating_scale * _logit(u)
+    z = latent + _logit(u)
     return 1.0 + (z > P.cut1) + (z > P.cut2) + (z > P.cut3) + (z > P.cut4)
 
 
 @njit(cache=True)
-def rating_distribution(P, S, IT, users, items, out) -> None:
+def rating_distribution(Pa, S, IT, users, items, out) -> None:
     """Fill ``out`` (B, 5) with P(rating = 1..5) of ``users`` for ``items`` (both (B,)), if they rate."""
-    d = IT.factors.shape[1]
-    s = P.rating_scale
+    P = Pa[0]
     for r in range(users.shape[0]):
-        i, it = users[r], items[r]
-        a = 0.0
-        for t in range(d):
-            a += S.taste[i, t] * IT.factors[it, t]
-        m = _rating_latent(P, S, IT, i, it, a)
-        c1 = _sigmoid((P.cut1 - m) / s)
-        c2 = _sigmoid((P.cut2 - m) / s)
-        c3 = _sigmoid((P.cut3 - m) / s)
-        c4 = _sigmoid((P.cut4 - m) / s)
+        m = _rating_latent(S, IT, users[r], items[r])
+        c1 = _sigmoid(P.cut1 - m)
+        c2 = _sigmoid(P.cut2 - m)
+        c3 = _sigmoid(P.cut3 - m)
+        c4 = _sigmoid(P.cut4 - m)
         out[r, 0] = c1
         out[r, 1] = c2 - c1
         out[r, 2] = c3 - c2
@@ -201,39 +218,62 @@ def rating_distribution(P, S, IT, users, items, out) -> None:
         out[r, 4] = 1.0 - c4
 
 
+@njit(cache=True, inline="always")
+def _argsort_desc(x, order) -> None:
+    # Insertion sort: pages are short, and ties keep their page order.
+    n = x.shape[0]
+    for j in range(n):
+        order[j] = j
+    for a in range(1, n):
+        key = order[a]
+        b = a - 1
+        while b >= 0 and x[order[b]] < x[key]:
+            order[b + 1] = order[b]
+            b -= 1
+        order[b + 1] = key
+
+
 @njit(cache=True)
-def decide_pages(P, S, IT, X, users, slates, draws, watched, frac, ratings, leave) -> None:
+def decide_pages(Pa, S, IT, X, users, slates, draws, watched, frac, ratings, leave) -> None:
     """Decide, for each row's user shown ``slates[row]``: watches, watched shares, ratings (NaN = not rated), leave.
 
     Reads the platform as it is (callers decide a whole batch before applying
     any of it). ``draws`` is (B, 4k + 2) laid out as :class:`~recworld.usermodel.draws.PageDraws`.
     The page limit is the world's rule, applied by :func:`apply_pages`.
     """
+    P = Pa[0]
     b, k = slates.shape
     log_top = log_popularity_top(X.watch_counts)
     terms = np.empty(N_CHOICE_TERMS)
     util = np.empty(k)
-    affs = np.empty(k)
+    noisy = np.empty(k)
+    order = np.empty(k, np.int64)
     for r in range(b):
         i = users[r]
         u = draws[r]
         cutoff = P.no_click + S.threshold[i] + _gumbel(u[k])
-        n_w = 0
         for j in range(k):
-            it = slates[r, j]
-            _terms(S, IT, X, i, it, j, log_top, terms)
+            _terms(S, IT, X, i, slates[r, j], j, log_top, terms)
             util[j] = _utility(P, terms)
-            affs[j] = terms[0]
+            noisy[j] = util[j] + _gumbel(u[j])
+            watched[r, j] = False
+        # Exploded logit: items are taken best first while they beat the no-click option,
+        # whose bar rises by ``satiation`` with every item already taken on this page.
+        _argsort_desc(noisy, order)
+        n_w = 0
+        for q in range(k):
+            j = order[q]
+            if noisy[j] <= cutoff + P.satiation * n_w:
+                break
+            watched[r, j] = True
+            n_w += 1
         for j in range(k):
             it = slates[r, j]
-            w = util[j] + _gumbel(u[j]) > cutoff
-            watched[r, j] = w
-            if w:
-                n_w += 1
+            if watched[r, j]:
                 f = 0.55 + 0.15 * (util[j] - P.no_click - S.threshold[i]) + 0.1 * ndtri(u[3 * k + 1 + j])
                 frac[r, j] = min(max(f, 0.05), 1.0)
                 if u[2 * k + 1 + j] < P.rate_probability:
-                    ratings[r, j] = _rating_from_latent(P, _rating_latent(P, S, IT, i, it, affs[j]), u[k + 1 + j])
+                    ratings[r, j] = _rating_from_latent(P, _rating_latent(S, IT, i, it), u[k + 1 + j])
                 else:
                     ratings[r, j] = np.nan
             else:
@@ -279,11 +319,12 @@ def _drift(S, i, direction, rate) -> None:
 
 
 @njit(cache=True)
-def apply_pages(W, S, IT, X, users, slates, watched, ratings, leave) -> None:
+def apply_pages(Wa, S, IT, X, users, slates, watched, ratings, leave) -> None:
     """Apply each row's page to the world: exposure, watches, satisfaction, fatigue, recent consumption, interest drift.
 
     ``leave`` (in/out) gains the page limit: a user who has seen ``max_pages`` pages leaves.
     """
+    W = Wa[0]
     b, k = slates.shape
     d = IT.factors.shape[1]
     wmean = np.empty(d)
@@ -332,19 +373,21 @@ def _return_gap(W, S, i, u) -> int:
 
 
 @njit(cache=True)
-def schedule_returns(W, S, users, tick, draws) -> None:
+def schedule_returns(Wa, S, users, tick, draws) -> None:
     """Set ``users``' next visit after a fresh time away from ``tick`` (``draws``: (B,) uniforms)."""
+    W = Wa[0]
     for r in range(users.shape[0]):
         S.next_return[users[r]] = tick + _return_gap(W, S, users[r], draws[r])
 
 
 @njit(cache=True)
-def end_sessions(W, S, users, tick, draws, churn, gap) -> None:
+def end_sessions(Wa, S, users, tick, draws, churn, gap) -> None:
     """End the sessions of ``users``: churn by satisfaction, and the time away before the next visit.
 
     ``draws`` is (B, 2): churn coin, away-time draw (exponential by inversion).
     Writes ``churn`` (B,) and ``gap`` (B,) and sets ``next_return`` (churned users are marked).
     """
+    W = Wa[0]
     for r in range(users.shape[0]):
         i = users[r]
         S.in_session[i] = False
@@ -358,8 +401,9 @@ def end_sessions(W, S, users, tick, draws, churn, gap) -> None:
 
 
 @njit(cache=True)
-def open_session(W, S, i, tick, away) -> None:
+def open_session(Wa, S, i, tick, away) -> None:
     """Open user ``i``'s session at ``tick`` after ``away`` ticks away (fatigue recovers; interests drift back towards the core taste)."""
+    W = Wa[0]
     S.fatigue[i] = S.fatigue[i] * np.float32(math.exp(-max(away, 1) / W.fatigue_recovery_ticks))
     if S.first_session[i] < 0:
         S.first_session[i] = tick
@@ -372,11 +416,11 @@ def open_session(W, S, i, tick, away) -> None:
 
 
 @njit(cache=True)
-def start_sessions(W, S, users, tick) -> None:
+def start_sessions(Wa, S, users, tick) -> None:
     """Open the sessions of ``users`` at ``tick`` (time away = since their last session; 0 for a first visit)."""
     for i in users:
         away = 0 if S.first_session[i] < 0 else tick - S.last_session[i]
-        open_session(W, S, i, tick, away)
+        open_session(Wa, S, i, tick, away)
 
 
 @njit(cache=True)

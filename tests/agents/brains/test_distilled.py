@@ -11,7 +11,7 @@ from recworld.errors import ConfigError
 def test_recovers_the_weights_of_a_utility_teacher(make_world, tmp_path):
     world = make_world(n=200, recommender="popularity", seed=4)
     world.run(24)  # varied state: fatigue, recent consumption, popularity, seen items
-    truth = DecisionParams(affinity=2.2, position=0.8, no_click=1.5)
+    truth = DecisionParams(affinity=2.2, position=0.8, no_click=1.5, satiation=0.0)
     student = DistilledBrain.fit(world, UtilityBrain(truth), pages=6000, seed=1)
     p = student.params
     assert p.affinity == pytest.approx(2.2, abs=0.25)
