@@ -5,15 +5,18 @@ the client's GIL), each modelling a real inference server: a fixed latency per
 call and a throughput cap (``max_concurrency``, vLLM's ``--max-num-seqs``), so
 one server does at most ``cap / latency`` calls per second and queues the rest.
 
-1. Pool scaling: the same client (``concurrency`` = 3 x cap) sends the same
-   burst to 1, 2 and 3 servers (``llm.base_urls``), and to 3 servers of which
-   one dies a third of the way through. Target: 3 servers >= 2.7x one.
+1. Pool scaling: the same client (``concurrency`` = 2 x 3 servers x cap; the 2
+   is ``--concurrency-factor``) sends the same burst to 1, 2 and 3 servers
+   (``llm.base_urls``), and to 3 servers of which one dies a third of the way
+   through its share. Target: 3 servers >= 2.7x one. Twice the pool's slots in flight keep
+   each server's next requests queued while the client handles the answers
+   it just got (at exactly the slots, each server idles for that turnaround).
 2. One tick of N ``llm``-brain users, all due at once (a peak tick), against a
    pool: pages per minute, prompt+completion tokens per page (characters / 4,
    as the runtime estimates when a server reports no usage), and client
    efficiency = achieved calls/s / (pool capacity = servers x cap / latency).
 
-    .venv/bin/python benchmarks/bench_llm_pool.py [--latency-ms 300] [--cap 16] [--calls 960]
+    .venv/bin/python benchmarks/bench_llm_pool.py [--latency-ms 300] [--cap 8] [--calls 480] [--concurrency-factor 2]
         [--users 2000] [--tick-latency-ms 500] [--tick-cap 32] [--tick-servers 3] [--skip-scaling] [--skip-tick]
 """
 
@@ -32,8 +35,9 @@ from dataclasses import dataclass
 @dataclass
 class Args:
     latency_ms: float = 300.0
-    cap: int = 16
-    calls: int = 960
+    cap: int = 8
+    calls: int = 480
+    concurrency_factor: float = 2.0
     users: int = 2000
     tick_latency_ms: float = 500.0
     tick_cap: int = 32
@@ -104,7 +108,7 @@ def bench_scaling(args: Args) -> float:
     from recworld.llm import LLMConfig, LLMRequest, LLMRuntime
 
     latency, cap = args.latency_ms / 1000.0, args.cap
-    conc = 3 * cap
+    conc = max(1, round(args.concurrency_factor * 3 * cap))
     print(f"\nPool scaling: ScriptedLLMServers at {args.latency_ms:g} ms per call, at most {cap} calls at once each (queue beyond);")
     print(f"one client, concurrency {conc}, {args.calls} chat calls, cache off")
     print(
@@ -131,7 +135,7 @@ def bench_scaling(args: Args) -> float:
             base = rate
         if n == 3 and dead is None:
             ratio3 = rate / base
-        label = f"{n}" if dead is None else f"{n}, one dies after {args.calls // 9 + 1} requests"
+        label = f"{n}" if dead is None else f"{n}, one dies at request {args.calls // 9}"
         fallbacks = sum(r.fell_back for r in results)
         split = "/".join(str(s.answered) for s in stats)
         print(
@@ -158,7 +162,7 @@ def bench_tick(args: Args) -> dict[str, float]:
     q, _ = item_quality(ml)
     catalog = Catalog.build(ml.items, quality=q)
     latency, cap, n_srv = args.tick_latency_ms / 1000.0, args.tick_cap, args.tick_servers
-    conc = n_srv * cap
+    conc = max(1, round(args.concurrency_factor * n_srv * cap))  # queue depth at the servers: see the scaling part
     t_build = time.perf_counter()
     cat = copy.deepcopy(catalog)
     with scripted_pool(n_srv, latency, cap, script="decide", leave_share=args.leave_share) as (urls, counts):
@@ -188,9 +192,9 @@ def bench_tick(args: Args) -> dict[str, float]:
         per_server = [totals.endpoints.get(u, 0) for u in urls]
         brain.close()
     pages, calls = s["pages"], s["calls"]
-    capacity = conc / latency
+    capacity = n_srv * cap / latency
     llm_s = sum(t for _, t in bursts)
-    ideal_in_bursts = sum(float(np.ceil(n / conc)) * latency for n, _ in bursts)
+    ideal_in_bursts = sum(float(np.ceil(n / (n_srv * cap))) * latency for n, _ in bursts)
     return {
         "users": args.users,
         "servers": n_srv,

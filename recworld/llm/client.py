@@ -425,6 +425,10 @@ class LLMRuntime:
                 return _Sent(reply, retries, failovers, ep.label)
             except TransportError as e:
                 err = e
+            except BaseException:
+                if probe:  # cancelled (runtime closing): the breaker must not wait for this probe forever
+                    ep.breaker.record_failure()
+                raise
             tried.add(ep.index)
             if probe:
                 ep.breaker.record_failure()  # a probe's one answer decides its breaker's state
