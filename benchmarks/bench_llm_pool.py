@@ -17,7 +17,7 @@ one server does at most ``cap / latency`` calls per second and queues the rest.
    efficiency = achieved calls/s / (pool capacity = servers x cap / latency).
 
     .venv/bin/python benchmarks/bench_llm_pool.py [--latency-ms 300] [--cap 8] [--calls 480] [--concurrency-factor 2]
-        [--users 2000] [--tick-latency-ms 500] [--tick-cap 32] [--tick-servers 3] [--skip-scaling] [--skip-tick]
+        [--users 1000] [--tick-latency-ms 500] [--tick-cap 32] [--tick-servers 3] [--skip-scaling] [--skip-tick]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Args:
     cap: int = 8
     calls: int = 480
     concurrency_factor: float = 2.0
-    users: int = 2000
+    users: int = 1000
     tick_latency_ms: float = 500.0
     tick_cap: int = 32
     tick_servers: int = 3
@@ -146,6 +146,14 @@ def bench_scaling(args: Args) -> float:
 
 
 # ------------------------------------------------------------------ 2. one tick of many llm users
+def _cpu_s() -> float:
+    """CPU seconds of this process, all threads (the runtime's event loop included)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def bench_tick(args: Args) -> dict[str, float]:
     import copy
 
@@ -161,6 +169,14 @@ def bench_tick(args: Args) -> dict[str, float]:
     ml = load_movielens()
     q, _ = item_quality(ml)
     catalog = Catalog.build(ml.items, quality=q)
+    # Compile the world's kernels first (numba caches them on disk, but a
+    # fresh checkout compiles on its first page): the tick measures serving.
+    from recworld.agents.brains import UtilityBrain
+
+    warm_cat = copy.deepcopy(catalog)
+    warm = World(warm_cat, SampledPopulation(warm_cat, 20, seed=1), UtilityBrain(), make_recommender(args.recommender, {}), seed=1)
+    warm.users.next_return[:] = warm.tick
+    warm.step()
     latency, cap, n_srv = args.tick_latency_ms / 1000.0, args.tick_cap, args.tick_servers
     conc = max(1, round(args.concurrency_factor * n_srv * cap))  # queue depth at the servers: see the scaling part
     t_build = time.perf_counter()
@@ -184,9 +200,9 @@ def bench_tick(args: Args) -> dict[str, float]:
 
         rt.complete_many = timed  # type: ignore[method-assign]
         world.users.next_return[:] = world.tick  # a peak tick: every user is due now
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         world.step()
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
         s = dict(brain.stats)
         totals = rt.totals
         per_server = [totals.endpoints.get(u, 0) for u in urls]
@@ -213,6 +229,8 @@ def bench_tick(args: Args) -> dict[str, float]:
         "efficiency": (calls / wall) / capacity,
         "efficiency_bursts": ideal_in_bursts / max(llm_s, 1e-9),
         "llm_share": llm_s / wall,
+        "cpu_ms_per_page": cpu / max(pages, 1) * 1000.0,
+        "cpu_share": cpu / wall,
         "per_server": "/".join(str(c) for c in per_server),
         "server_max_active": "/".join(str(c[2]) for c in counts),
     }
@@ -235,6 +253,9 @@ def print_tick(r: dict[str, float]) -> None:
         ("**client efficiency** (calls/s / pool capacity)", f"**{r['efficiency']:.2f}**"),
         ("  within bursts (ideal / actual LLM time)", f"{r['efficiency_bursts']:.2f}"),
         ("  share of the tick spent waiting on the LLM", f"{r['llm_share']:.2f}"),
+        ("client CPU per page, all threads (ms)", f"{r['cpu_ms_per_page']:.1f}"),
+        ("  cores the client process got (CPU s / wall s)", f"{r['cpu_share']:.2f}"),
+        ("  => client ceiling on one free core (pages/min, arithmetic)", f"{60000.0 / r['cpu_ms_per_page']:,.0f}"),
         ("calls answered per server", r["per_server"]),
         ("most calls served at once, per server", r["server_max_active"]),
     ]

@@ -35,7 +35,8 @@ class LLMConfig(BaseModel):
             ``/completions`` with the messages rendered as text) or ``"auto"``:
             completion for the embedded base model, chat otherwise.
         concurrency: Most requests in flight at once, over all servers of a pool
-            (for a vLLM pool: about servers x ``--max-num-seqs``).
+            (for a vLLM pool: about 2 x servers x ``--max-num-seqs``, so that
+            each server has its next requests queued while answers travel).
         timeout_s: Limit of one HTTP attempt.
         max_retries: Extra attempts after a failed one (transport faults only);
             with ``base_urls``, moving to another server after a failure is
