@@ -132,6 +132,17 @@ class LLMPurpose(BaseModel):
     mean_latency_ms: float | None = None
 
 
+class LLMEndpoint(BaseModel):
+    """LLM calls answered by one server of the run's pool (``llm.base_urls``)."""
+
+    endpoint: str = Field(description="server URL (without credentials); fallbacks count under the last server tried")
+    calls: int
+    fallbacks: int
+    retries: int = Field(description="extra requests: moves to another server, retries after backoff, repair re-asks")
+    tokens: int
+    mean_latency_ms: float | None = None
+
+
 class RunOverview(BaseModel):
     """Everything the run overview page shows."""
 
@@ -139,6 +150,7 @@ class RunOverview(BaseModel):
     ticks: list[TickRow]
     retention: RetentionOut
     llm_by_purpose: list[LLMPurpose]
+    llm_by_endpoint: list[LLMEndpoint] = Field(default_factory=list)
 
 
 class EventOut(BaseModel):

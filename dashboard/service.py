@@ -88,6 +88,7 @@ def overview(engine: Engine, run_id: int) -> dict[str, Any]:
         "ticks": ticks_out(engine, run_id),
         "retention": retention_out(engine, run),
         "llm_by_purpose": Q.llm_by_purpose(engine, run_id),
+        "llm_by_endpoint": Q.llm_by_endpoint(engine, run_id),
     }
 
 

@@ -1,7 +1,7 @@
 """The LLM runtime: batched, bounded, fault-tolerant, cached and accounted LLM calls.
 
 Backends: ``embedded`` (Gemma 3 270M via xllamacpp, offline default),
-``openai`` (any OpenAI-compatible server) and ``transformers`` (a local
+``openai`` (any OpenAI-compatible server, or a pool of them: ``base_urls``) and ``transformers`` (a local
 Hugging Face model). See :class:`LLMRuntime`; tests use
 :class:`recworld.llm.testing.ScriptedLLMServer`.
 """
@@ -10,10 +10,12 @@ from recworld.llm.cache import ResponseCache, cache_key
 from recworld.llm.client import LLMRuntime, OnCall
 from recworld.llm.config import LLMConfig
 from recworld.llm.embedded import EmbeddedServer, ensure_model
+from recworld.llm.pool import EndpointStats
 from recworld.llm.records import LLMCallRecord, LLMRequest, LLMResult, LLMTotals
 
 __all__ = [
     "EmbeddedServer",
+    "EndpointStats",
     "LLMCallRecord",
     "LLMConfig",
     "LLMRequest",

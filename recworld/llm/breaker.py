@@ -17,7 +17,8 @@ class CircuitBreaker:
     cooldown, exactly one call is let through as a probe: success closes the
     breaker, failure re-opens it for another cooldown.
 
-    Not thread-safe by itself: the runtime uses it from its event-loop thread only.
+    The runtime keeps one per server (``LLMConfig.base_urls``). Not
+    thread-safe by itself: the runtime uses it from its event-loop thread only.
     """
 
     def __init__(self, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -36,6 +37,12 @@ class CircuitBreaker:
         if self._state == "open" and self._clock() - self._opened_at >= self.cooldown_s:
             return "half_open"
         return self._state
+
+    @property
+    def available(self) -> bool:
+        """Whether :meth:`allow` would let a call through now (claims nothing)."""
+        state = self.state
+        return state == "closed" or (state == "half_open" and not self._probe_out)
 
     def allow(self) -> bool:
         """Whether a call may go to the server now (claims the probe when half-open)."""

@@ -4,6 +4,12 @@ The simulator hands over all requests of a tick at once
 (:meth:`LLMRuntime.complete_many`); they run concurrently on a private event
 loop thread, so the runtime works from any thread, with or without a loop.
 Faults never raise: they come back as ``fell_back`` results with ``error`` set.
+
+With ``LLMConfig.base_urls`` the calls are spread over a pool of servers
+(:mod:`recworld.llm.pool`): least outstanding requests first, a circuit
+breaker per server, and a failed attempt moves to another server at once.
+Only the ``LLMCall.endpoint`` column says which server answered; results,
+the cache and so the event log do not depend on it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from recworld.errors import ConfigError, LLMError
 from recworld.llm.breaker import CircuitBreaker
 from recworld.llm.cache import CachedResponse, ResponseCache, cache_key
 from recworld.llm.config import LLMConfig
+from recworld.llm.pool import Endpoint, EndpointPool, EndpointStats, endpoint_label
 from recworld.llm.records import (
     ERROR_CIRCUIT_OPEN,
     ERROR_INVALID_OUTPUT,
@@ -34,7 +41,7 @@ from recworld.llm.records import (
 from recworld.llm.structured import render_prompt, repair_messages, schema_of, validate
 from recworld.llm.transport import Attempt, OpenAITransport, Reply, Transport, TransportError
 
-__all__ = ["LLMCallRecord", "LLMRequest", "LLMResult", "LLMRuntime", "LLMTotals", "OnCall"]
+__all__ = ["EndpointStats", "LLMCallRecord", "LLMRequest", "LLMResult", "LLMRuntime", "LLMTotals", "OnCall"]
 
 OnCall = Callable[[LLMCallRecord], None]
 
@@ -56,7 +63,22 @@ class _CircuitOpen(Exception):
 
 
 class LLMRuntime:
-    """Runs batches of LLM requests with concurrency, retries, a breaker and a cache.
+    """Runs batches of LLM requests with concurrency, retries, breakers, a cache and a server pool.
+
+    Where an attempt goes and what a failure does next:
+
+    - each attempt goes to the server picked by :meth:`EndpointPool.pick`
+      (breaker allows it, half-open probe first, fewest in flight, first listed);
+    - after a transport fault the call moves at once to a server it has not
+      tried yet (a *failover*; it costs no retry), and only when every
+      available server has failed it backs off and starts over, at most
+      ``max_retries`` times; a call that gets its answer from any server is
+      not a fallback;
+    - a server's breaker records one failure per call that gave up on it (moved
+      away, or fell back) and one success per answer, so a single server
+      behaves exactly as a pool of one;
+    - a call whose every candidate's breaker is open falls back at once
+      (``"circuit open"``), without waiting on a dead port.
 
     Example:
         >>> with LLMRuntime(LLMConfig(backend="openai", base_url=url)) as llm:  # doctest: +SKIP
@@ -67,7 +89,8 @@ class LLMRuntime:
         on_call: Callbacks given an :class:`LLMCallRecord` per finished call
             (cached ones included), in request order, on the calling thread.
             Storage subscribes here; the runtime never writes storage itself.
-        transport: A ready transport (tests, custom servers); overrides ``config.backend``.
+        transport: A ready transport (tests, custom servers); overrides
+            ``config.backend`` and ``base_url(s)`` (a pool of one).
 
     Raises:
         ConfigError: ``api_key_env`` names a variable that is not set.
@@ -83,9 +106,12 @@ class LLMRuntime:
         self.config = config or LLMConfig()
         self.on_call: list[OnCall] = list(on_call)
         self.totals = LLMTotals()
-        self.breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
+        n_endpoints = 1 if transport is not None else len(self.config.endpoints)
+        #: One circuit breaker per server, in ``config.endpoints`` order.
+        self.breakers = [CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s) for _ in range(n_endpoints)]
         self._mode: Literal["chat", "completion"] = self.config.resolved_api_mode
-        self._transport: Transport | None = transport
+        self._injected: Transport | None = transport
+        self._pool: EndpointPool | None = None
         self._server: Any = None  # EmbeddedServer when backend == "embedded"
         self._cache = ResponseCache(self.config.cache_path) if self.config.cache_path else None
         self._lock = threading.Lock()
@@ -106,10 +132,24 @@ class LLMRuntime:
 
     @property
     def base_url(self) -> str | None:
-        """The server URL in use (the embedded server's once started)."""
+        """The (first) server URL in use (the embedded server's once started)."""
         if self._server is not None:
             return str(self._server.base_url)
-        return self.config.base_url
+        return self.config.endpoints[0]
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker of the first (without ``base_urls``: the only) server."""
+        return self.breakers[0]
+
+    def endpoint_stats(self) -> list[EndpointStats]:
+        """Per-server counters (requests, answered, failed, in flight, breaker state), in config order.
+
+        Empty until the first uncached call (or :meth:`start`) set the servers up.
+        """
+        with self._lock:
+            pool = self._pool
+        return pool.stats() if pool is not None else []
 
     def start(self) -> LLMRuntime:
         """Start the backend now (otherwise it starts on the first uncached call).
@@ -117,7 +157,7 @@ class LLMRuntime:
         Raises:
             LLMError: The backend could not be set up (model missing, server failed).
         """
-        self._ensure_transport()
+        self._ensure_pool()
         return self
 
     def close(self) -> None:
@@ -126,19 +166,19 @@ class LLMRuntime:
             if self._closed:
                 return
             self._closed = True
-            loop, thread, transport = self._loop, self._thread, self._transport
+            loop, thread, pool = self._loop, self._thread, self._pool
         if loop is not None:
-            if transport is not None:
+            if pool is not None:
                 try:
-                    asyncio.run_coroutine_threadsafe(transport.aclose(), loop).result(timeout=5)
+                    asyncio.run_coroutine_threadsafe(pool.aclose(), loop).result(timeout=5)
                 except Exception:  # noqa: BLE001 - closing must not fail on a dead connection
                     pass
             loop.call_soon_threadsafe(loop.stop)
             if thread is not None:
                 thread.join(timeout=5)
             loop.close()
-        elif transport is not None:
-            asyncio.run(transport.aclose())
+        elif pool is not None:
+            asyncio.run(pool.aclose())
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -161,24 +201,28 @@ class LLMRuntime:
                 self._thread.start()
             return self._loop
 
-    def _ensure_transport(self) -> Transport:
+    def _ensure_pool(self) -> EndpointPool:
         with self._lock:
-            if self._transport is not None:
-                return self._transport
+            if self._pool is not None:
+                return self._pool
             c = self.config
             api_key = os.environ[c.api_key_env] if c.api_key_env else "not-needed"
-            if c.backend == "openai":
-                self._transport = OpenAITransport(c.base_url, api_key, c.model)
+            endpoints: list[tuple[str, Transport]]
+            if self._injected is not None:
+                endpoints = [("custom", self._injected)]
+            elif c.backend == "openai":
+                endpoints = [(endpoint_label(url), OpenAITransport(url, api_key, c.model)) for url in c.endpoints]
             elif c.backend == "embedded":
                 from recworld.llm.embedded import EmbeddedServer
 
                 self._server = EmbeddedServer.from_config(c).start()
-                self._transport = OpenAITransport(self._server.base_url, api_key, c.model, llguidance_json=True)
+                endpoints = [("embedded", OpenAITransport(self._server.base_url, api_key, c.model, llguidance_json=True))]
             else:
                 from recworld.llm.transformers_backend import TransformersTransport
 
-                self._transport = TransformersTransport(c.model_dir or "", seed=c.seed)
-            return self._transport
+                endpoints = [("transformers", TransformersTransport(c.model_dir or "", seed=c.seed))]
+            self._pool = EndpointPool([Endpoint(i, label, t, self.breakers[i]) for i, (label, t) in enumerate(endpoints)])
+            return self._pool
 
     # -- public API ----------------------------------------------------------
 
@@ -209,7 +253,7 @@ class LLMRuntime:
             else:
                 results[i] = res
         if misses:
-            self._ensure_transport()
+            self._ensure_pool()
             loop = self._ensure_loop()
             fut: Future[list[LLMResult]] = asyncio.run_coroutine_threadsafe(self._run_batch([prepared[i] for i in misses]), loop)
             for i, res in zip(misses, fut.result()):
@@ -295,22 +339,28 @@ class LLMRuntime:
     async def _one_unbounded(self, p: _Prepared) -> LLMResult:
         t0 = time.perf_counter()
         attempt = p.attempt
-        retries = tokens_in = tokens_out = 0
+        retries = tokens_in = tokens_out = failovers = 0
+        endpoint: str | None = None
         repairs_left = self.config.repair_attempts
 
         def result(text: str, **kw: Any) -> LLMResult:
             ms = (time.perf_counter() - t0) * 1000.0
-            return LLMResult(text, tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=ms, retries=retries, **kw)
+            return LLMResult(text, tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=ms, retries=retries, endpoint=endpoint, failovers=failovers, **kw)
 
         while True:
             try:
-                reply, n_retries = await self._send(attempt, first=(retries == 0))
+                sent = await self._send(attempt)
             except _CircuitOpen:
                 return result("", fell_back=True, error=ERROR_CIRCUIT_OPEN)
             except _Failed as failed:
                 retries += failed.retries
+                failovers += failed.failovers
+                endpoint = failed.endpoint
                 return result("", fell_back=True, error=failed.kind)
-            retries += n_retries
+            reply = sent.reply
+            retries += sent.retries
+            failovers += sent.failovers
+            endpoint = sent.endpoint
             if reply.tokens_in is not None:
                 tokens_in += reply.tokens_in
             else:
@@ -337,48 +387,93 @@ class LLMRuntime:
                 attempt.stop,
             )
 
-    async def _send(self, attempt: Attempt, *, first: bool) -> tuple[Reply, int]:
-        """One logical request with transport retries; returns the reply and retries used.
+    async def _send(self, attempt: Attempt) -> _Sent:
+        """One logical request: failovers across servers, retries with backoff.
 
         Raises:
-            _CircuitOpen: The breaker refused the very first attempt (no request made).
-            _Failed: All attempts failed, or the breaker opened between them.
+            _CircuitOpen: Every server's breaker refused the very first attempt (no request made).
+            _Failed: All attempts failed, or every breaker left opened between them.
         """
-        assert self._transport is not None
+        pool = self._pool
+        assert pool is not None
         c = self.config
-        retries = 0
-        probe = False
+        tried: set[int] = set()  # servers this call failed on since its last backoff
+        retries = failovers = backoffs = 0
+        left: Endpoint | None = None  # failed the last attempt; its breaker not told yet
+        err: TransportError | None = None
+        last: Endpoint | None = None
         while True:
-            if retries == 0 and first:
-                probe = self.breaker.state == "half_open"
-                if not self.breaker.allow():
+            picked = pool.pick(exclude=tried)
+            if picked is None:
+                if left is not None:
+                    self._gave_up_on(left)
+                if last is None:
                     raise _CircuitOpen
+                assert err is not None
+                raise _Failed(err.kind, retries, failovers, last.label)
+            ep, probe = picked
+            if left is not None and ep is not left:
+                self._gave_up_on(left)  # the call moves away from a server that failed it
+            left = None
+            if last is not None:
+                retries += 1
+                failovers += int(ep is not last)
+            last = ep
             try:
-                # A guard over the whole attempt (httpx's timeout is per read);
-                # asyncio.timeout costs no extra task, unlike wait_for.
-                async with asyncio.timeout(c.timeout_s + 1.0):
-                    reply = await self._transport.send(attempt, c.timeout_s)
-                self.breaker.record_success()
-                return reply, retries
-            except TimeoutError:
-                err = TransportError("timeout", True)
+                reply = await pool.send(ep, attempt, c.timeout_s)
+                ep.breaker.record_success()
+                return _Sent(reply, retries, failovers, ep.label)
             except TransportError as e:
                 err = e
-            # A probe gets no retries: its one answer decides the breaker's state.
-            if not err.retryable or retries >= c.max_retries or probe:
-                self.breaker.record_failure()
-                raise _Failed(err.kind, retries)
-            delay = min(c.backoff_s * (2**retries), c.max_backoff_s)
+            except BaseException:
+                if probe:  # cancelled (runtime closing): the breaker must not wait for this probe forever
+                    ep.breaker.record_failure()
+                raise
+            tried.add(ep.index)
+            if probe:
+                ep.breaker.record_failure()  # a probe's one answer decides its breaker's state
+            else:
+                left = ep
+            if not err.retryable:
+                # Our request is wrong (4xx): another server would refuse it too.
+                if left is not None:
+                    self._gave_up_on(left)
+                raise _Failed(err.kind, retries, failovers, ep.label)
+            if pool.any_available(exclude=tried):
+                continue  # failover: another server is left, go there at once
+            if backoffs >= c.max_retries or not pool.any_available():
+                # Out of retries, or every breaker is open now: stop early.
+                if left is not None:
+                    self._gave_up_on(left)
+                raise _Failed(err.kind, retries, failovers, ep.label)
+            delay = min(c.backoff_s * (2**backoffs), c.max_backoff_s)
             if err.retry_after is not None:
                 delay = min(max(delay, err.retry_after), c.max_backoff_s)
             await asyncio.sleep(delay)
-            if self.breaker.state != "closed":
-                raise _Failed(err.kind, retries)  # others opened it meanwhile: stop early
-            retries += 1
+            backoffs += 1
+            tried.clear()
+
+    @staticmethod
+    def _gave_up_on(ep: Endpoint) -> None:
+        # Only a closed breaker counts the failure: failing again on an open one
+        # would push its cooldown back, and on a half-open one would be taken
+        # for the probe's answer while the probe is another call's.
+        if ep.breaker.state == "closed":
+            ep.breaker.record_failure()
+
+
+@dataclass(frozen=True)
+class _Sent:
+    reply: Reply
+    retries: int
+    failovers: int
+    endpoint: str
 
 
 class _Failed(Exception):
-    def __init__(self, kind: str, retries: int) -> None:
+    def __init__(self, kind: str, retries: int, failovers: int, endpoint: str) -> None:
         super().__init__(kind)
         self.kind = kind
         self.retries = retries
+        self.failovers = failovers
+        self.endpoint = endpoint

@@ -58,6 +58,10 @@ class LLMResult:
             must use its fallback decision.
         error: Why it fell back (``"HTTP 500"``, ``"timeout"``, ``"circuit open"``,
             ``"invalid output: ..."``), else None.
+        endpoint: The server that gave the answer (for a fallback: the last one
+            tried); None when no request was made (cached, all breakers open).
+        failovers: Times the call moved to another server after a failure
+            (counted in ``retries`` too).
     """
 
     text: str
@@ -69,6 +73,8 @@ class LLMResult:
     retries: int = 0
     fell_back: bool = False
     error: str | None = None
+    endpoint: str | None = None
+    failovers: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class LLMCallRecord:
     retries: int
     fell_back: bool
     error: str | None
+    endpoint: str | None = None
 
     @classmethod
     def of(cls, request: LLMRequest, result: LLMResult, model: str) -> LLMCallRecord:
@@ -102,12 +109,18 @@ class LLMCallRecord:
             retries=result.retries,
             fell_back=result.fell_back,
             error=result.error,
+            endpoint=result.endpoint,
         )
 
 
 @dataclass
 class LLMTotals:
-    """Running totals of a runtime. ``tokens_*`` count only tokens spent on a server."""
+    """Running totals of a runtime. ``tokens_*`` count only tokens spent on a server.
+
+    ``endpoints`` counts calls by the server that answered them (fallbacks
+    by the last server tried); ``failovers`` counts moves to another server
+    after a failure. Per-request counters of each server: ``LLMRuntime.endpoint_stats()``.
+    """
 
     calls: int = 0
     cached: int = 0
@@ -115,7 +128,9 @@ class LLMTotals:
     tokens_out: int = 0
     retries: int = 0
     fallbacks: int = 0
+    failovers: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    endpoints: dict[str, int] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -131,6 +146,9 @@ class LLMTotals:
         else:
             self.tokens_in += result.tokens_in
             self.tokens_out += result.tokens_out
+        self.failovers += result.failovers
+        if result.endpoint is not None:
+            self.endpoints[result.endpoint] = self.endpoints.get(result.endpoint, 0) + 1
         if result.fell_back:
             self.fallbacks += 1
         if result.error:

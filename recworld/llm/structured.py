@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 
+@lru_cache(maxsize=256)
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema of a pydantic model, as sent to the server.
+    """The JSON schema of a pydantic model, as sent to the server (shared: do not mutate it).
 
     Objects get ``additionalProperties: false`` unless they say otherwise:
     with open objects, a grammar-constrained small model keeps inventing keys
     until it hits ``max_tokens`` (measured with Gemma 270M). Pydantic ignores
     extra keys anyway, so validation is unchanged.
+
+    Cached per model class: pydantic builds the schema anew on every call,
+    and at a few hundred calls per second that was a fifth of the runtime's
+    CPU (measured with py-spy on ``benchmarks/bench_llm_pool.py``).
     """
     return _close_objects(model.model_json_schema())
 

@@ -14,7 +14,12 @@ function returns, and can fail on demand. Example::
         assert srv.request_count == 3
 
 Faults are consumed one per request, in order, before the script runs;
-``go_down()`` closes the port (connections refused) until ``come_up()``.
+``go_down()`` closes the port (connections refused) until ``come_up()``;
+``crash_after(n)`` does the same from inside, on the n-th request from now
+(that request and every one in flight are dropped: a server killed mid-run).
+``max_concurrency`` models a real server's throughput cap (vLLM's
+``--max-num-seqs``): at most that many requests are answered at once, each
+taking ``latency_s``; the rest wait in arrival order.
 The server runs an asyncio loop in a daemon thread, so it costs no thread
 per connection and can hold many slow requests open.
 """
@@ -159,6 +164,9 @@ class ScriptedLLMServer:
         script: ``request -> answer text``; called on the server thread, keep it fast.
             Raising in the script answers HTTP 500.
         latency_s: Fixed delay before every answer (models server compute time).
+        max_concurrency: Requests served at once at most (the server's batch
+            size); more wait in arrival order, so throughput is capped at
+            ``max_concurrency / latency_s`` calls per second. None: no cap.
         port: Port to bind; 0 picks a free one (kept across ``go_down``/``come_up``).
         usage: Report ``usage`` token counts (whitespace words); False omits them.
         model: Model name echoed in answers.
@@ -167,7 +175,11 @@ class ScriptedLLMServer:
         base_url: ``http://127.0.0.1:PORT/v1`` (valid after :meth:`start`).
         requests: Every request received, in arrival order (faulted ones included).
         faults_served: Injected faults consumed so far.
-        in_flight: Requests being answered now; ``max_in_flight`` its peak.
+        in_flight: Requests received and not yet answered (queued ones included);
+            ``max_in_flight`` its peak.
+        active: Requests being served now (past the ``max_concurrency`` queue);
+            ``max_active`` its peak.
+        answered: Requests answered with HTTP 200 and a complete body.
     """
 
     def __init__(
@@ -175,12 +187,16 @@ class ScriptedLLMServer:
         script: Script = echo_script,
         *,
         latency_s: float = 0.0,
+        max_concurrency: int | None = None,
         port: int = 0,
         usage: bool = True,
         model: str = "scripted",
     ) -> None:
         self.script = script
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1 or None, got {max_concurrency}")
         self.latency_s = latency_s
+        self.max_concurrency = max_concurrency
         self.usage = usage
         self.model = model
         self.requests: list[ScriptedRequest] = []
@@ -195,6 +211,11 @@ class ScriptedLLMServer:
         self.faults_served = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.active = 0
+        self.max_active = 0
+        self.answered = 0
+        self._slots: asyncio.Semaphore | None = None
+        self._crash_at: int | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -226,6 +247,8 @@ class ScriptedLLMServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="scripted-llm", daemon=True)
         self._thread.start()
+        if self.max_concurrency is not None:
+            self._slots = asyncio.Semaphore(self.max_concurrency)  # FIFO: waiters are served in arrival order
         self.come_up()
         return self
 
@@ -256,6 +279,18 @@ class ScriptedLLMServer:
         """Listen again on the same port."""
         self._call(self._listen())
 
+    def crash_after(self, n: int) -> None:
+        """Go down when the ``n``-th request from now arrives.
+
+        That request and every request in flight get their connection
+        aborted, and new connections are refused until :meth:`come_up`:
+        a server killed in the middle of a burst.
+        """
+        if n < 1:
+            raise ValueError(f"crash_after needs n >= 1, got {n}")
+        with self._lock:
+            self._crash_at = len(self.requests) + n
+
     # -- scripting -------------------------------------------------------------
 
     def inject(self, *faults: Fault) -> None:
@@ -279,11 +314,13 @@ class ScriptedLLMServer:
             return len(self._faults)
 
     def reset_counts(self) -> None:
-        """Forget received requests, served faults and the in-flight maximum."""
+        """Forget received requests, served faults, answers and the in-flight maxima."""
         with self._lock:
             self.requests.clear()
             self.faults_served = 0
+            self.answered = 0
             self.max_in_flight = self.in_flight
+            self.max_active = self.active
 
     # -- internals -------------------------------------------------------------
 
@@ -359,16 +396,37 @@ class ScriptedLLMServer:
         with self._lock:
             req = ScriptedRequest(path, body, headers, index=len(self.requests))
             self.requests.append(req)
-            fault = self._faults.popleft() if self._faults else None
+            crash = self._crash_at is not None and len(self.requests) >= self._crash_at
+            if crash:
+                self._crash_at = None
+            fault = None if crash or not self._faults else self._faults.popleft()
             if fault is not None:
                 self.faults_served += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._serve(req, fault, writer)
+            if crash:
+                writer.transport.abort()
+                # Shut down from a task of its own: _shutdown cancels this handler's task.
+                asyncio.get_running_loop().create_task(self._shutdown())
+                return False
+            if self._slots is None:
+                return await self._serve_counted(req, fault, writer)
+            async with self._slots:
+                return await self._serve_counted(req, fault, writer)
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    async def _serve_counted(self, req: ScriptedRequest, fault: Fault | None, writer: asyncio.StreamWriter) -> bool:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            return await self._serve(req, fault, writer)
+        finally:
+            with self._lock:
+                self.active -= 1
 
     async def _serve(self, req: ScriptedRequest, fault: Fault | None, writer: asyncio.StreamWriter) -> bool:
         if self.latency_s > 0:
@@ -400,6 +458,8 @@ class ScriptedLLMServer:
             await self._send_raw(writer, 200, blob[: len(blob) // 2], "application/json")
             return True
         await self._send(writer, 200, answer)
+        with self._lock:
+            self.answered += 1
         return True
 
     def _answer(self, req: ScriptedRequest, text: str) -> dict[str, Any]:

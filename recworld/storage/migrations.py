@@ -1,17 +1,34 @@
 """Schema migrations: each step brings a database from version N to N+1.
 
 Tables added in a new version are created by ``create_all``; a step here
-only has to alter existing tables (add columns, backfill).
+only has to alter existing tables (add columns, backfill). Steps check
+before they alter, so a step interrupted half-way (or run by two processes
+opening the same old database) can run again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
+
+def _add_column(engine: Engine, table: str, column: str, ddl_type: str) -> None:
+    if column in {c["name"] for c in inspect(engine).get_columns(table)}:
+        return
+    with engine.begin() as con:
+        con.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl_type}")
+
+
+def _v1_to_v2(engine: Engine) -> None:
+    # LLM server pools: which endpoint answered a call. Older rows keep NULL
+    # (one server, or unknown), which readers treat as "not recorded".
+    _add_column(engine, "llmcall", "endpoint", "VARCHAR")
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, Index, LargeBinary, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+# 2: LLMCall.endpoint (which server of an LLM pool answered).
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -205,6 +206,7 @@ class LLMCall(SQLModel, table=True):
     retries: int = 0
     fell_back: bool = False
     error: str | None = None
+    endpoint: str | None = None  # server URL that answered (llm.base_urls); None: cached or no request made
 
 
 class MemoryRecord(SQLModel, table=True):

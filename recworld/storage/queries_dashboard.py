@@ -711,6 +711,30 @@ def llm_by_purpose(engine: Engine, run_id: int) -> list[dict[str, Any]]:
         return _rows(con, q)
 
 
+def llm_by_endpoint(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    """LLM calls of a run grouped by the server that answered (``llm.base_urls``).
+
+    Calls that made no request (cache hits, every breaker open) and rows
+    written before the ``endpoint`` column existed are left out.
+    """
+    c = LLMCall
+    q = (
+        select(
+            c.endpoint,
+            func.count().label("calls"),
+            func.sum(case((c.fell_back, 1), else_=0)).label("fallbacks"),
+            func.sum(c.retries).label("retries"),
+            func.sum(c.tokens_in + c.tokens_out).label("tokens"),
+            func.avg(c.latency_ms).label("mean_latency_ms"),
+        )
+        .where(c.run_id == run_id, c.endpoint.is_not(None))
+        .group_by(c.endpoint)
+        .order_by(c.endpoint)
+    )
+    with engine.connect() as con:
+        return _rows(con, q)
+
+
 # -------------------------------------------------------------------- evaluations
 def eval_summaries(engine: Engine) -> list[dict[str, Any]]:
     """One row per evaluation name (``recworld eval --name``), newest first."""

@@ -202,7 +202,7 @@ class RunRecorder:
             if isinstance(record, dict)
             else {
                 k: getattr(record, k)
-                for k in ("tick", "user_id", "purpose", "model", "tokens_in", "tokens_out", "latency_ms", "cached", "retries", "fell_back", "error")
+                for k in ("tick", "user_id", "purpose", "model", "tokens_in", "tokens_out", "latency_ms", "cached", "retries", "fell_back", "error", "endpoint")
             }
         )
         self._llm.append({"run_id": self.run_id, **d})

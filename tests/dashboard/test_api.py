@@ -268,3 +268,34 @@ def test_tick_metrics_as_csv(client, run_db):
     assert len(rows) == len(ticks) and rows[0]["tick"] == str(ticks[0]["tick"])
     assert float(rows[-1]["watch_rate"]) == pytest.approx(ticks[-1]["watch_rate"])
     assert client.get("/api/runs/9999/ticks.csv").status_code == 404
+
+
+@pytest.mark.slow
+def test_llm_calls_by_server_of_a_pool_run(tmp_path):
+    """A real ``llm`` run over two scripted servers: the overview splits its calls by server."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import func, select
+
+    from recworld.dashboard.app import create_app
+    from recworld.llm.testing import ScriptedLLMServer
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
+    from recworld.storage import LLMCall, connect
+
+    decision = '{"watch": [2], "ratings": [4], "feeling": "", "leave": true, "instruction": ""}'
+    url = f"sqlite:///{tmp_path / 'pool.db'}"
+    with ScriptedLLMServer(lambda req: decision, latency_s=0.02) as a, ScriptedLLMServer(lambda req: decision, latency_s=0.02) as b:
+        llm = {"backend": "openai", "base_urls": [a.base_url, b.base_url], "model": "scripted", "cache_path": None, "concurrency": 4}
+        s = load_scenario("quickstart").with_overrides(
+            **{"population.n_users": 40, "ticks": 6, "brain.kind": "llm", "social.enabled": False, "llm": llm, "storage.url": url}
+        )
+        out = run_scenario(s, progress=False)
+        answered = {a.base_url: a.answered, b.base_url: b.answered}
+    with connect(url).connect() as con:
+        total = con.execute(select(func.count()).where(LLMCall.run_id == out.run_id)).scalar()
+    with TestClient(create_app(url)) as c:
+        rows = c.get(f"/api/runs/{out.run_id}/overview").json()["llm_by_endpoint"]
+        page = c.get(f"/runs/{out.run_id}").text
+    assert {r["endpoint"]: r["calls"] for r in rows} == answered
+    assert sum(r["calls"] for r in rows) == total and all(r["fallbacks"] == 0 for r in rows)
+    assert "LLM calls by server" in page and a.base_url in page and b.base_url in page

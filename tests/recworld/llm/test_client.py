@@ -223,7 +223,7 @@ def test_api_key_is_used_but_never_recorded(server, make_runtime, monkeypatch):
         repr(res),
         repr(records),
         repr(rt.totals),
-        repr(rt._transport),
+        repr(rt._pool),
         repr(server.requests[0]),
     ):
         assert secret not in thing

@@ -114,3 +114,53 @@ def test_reset_counts():
         client(srv).completions.create(model="x", prompt="a")
         srv.reset_counts()
         assert srv.request_count == 0 and srv.faults_served == 0 and srv.max_in_flight <= 1
+
+
+def _burst(srv: ScriptedLLMServer, n: int) -> list[object]:
+    """``n`` concurrent completions from ``n`` threads; exceptions are returned, not raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = client(srv)  # one client (thread-safe): the requests start together
+
+    def one(i: int) -> object:
+        try:
+            return c.completions.create(model="x", prompt=f"p{i}").choices[0].text
+        except Exception as err:  # noqa: BLE001 - the test inspects what each request got
+            return err
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_max_concurrency_caps_throughput_and_queues_the_rest():
+    with ScriptedLLMServer(latency_s=0.1, max_concurrency=2) as srv:
+        t0 = time.perf_counter()
+        answers = _burst(srv, 6)
+        dt = time.perf_counter() - t0
+        assert answers == [f"echo: p{i}" for i in range(6)]
+        # 6 requests, 2 at a time, 0.1 s each: three waves, not one.
+        assert dt >= 0.3
+        assert srv.max_active == 2 and srv.max_in_flight > 2
+        assert srv.answered == 6 and srv.active == 0 and srv.in_flight == 0
+    with ScriptedLLMServer(latency_s=0.3) as uncapped:
+        _burst(uncapped, 6)
+        assert uncapped.max_active == 6
+    with pytest.raises(ValueError, match="max_concurrency"):
+        ScriptedLLMServer(max_concurrency=0)
+
+
+def test_crash_after_drops_the_request_and_those_in_flight_then_refuses():
+    with ScriptedLLMServer(latency_s=0.3) as srv:
+        c = client(srv)
+        assert c.completions.create(model="x", prompt="a").choices[0].text == "echo: a"
+        srv.crash_after(4)  # the 4th request from now arrives while 3 are in flight
+        answers = _burst(srv, 4)
+        assert all(isinstance(a, openai.APIConnectionError) for a in answers)
+        assert not srv.is_up and srv.request_count == 5 and srv.answered == 1
+        with pytest.raises(openai.APIConnectionError):
+            c.completions.create(model="x", prompt="b")
+        assert srv.request_count == 5  # refused connections are not requests
+        srv.come_up()
+        assert c.completions.create(model="x", prompt="c").choices[0].text == "echo: c"
+        with pytest.raises(ValueError, match="n >= 1"):
+            srv.crash_after(0)

@@ -132,3 +132,20 @@ def test_set_up_steps_retry_while_another_process_holds_the_lock():
     with pytest.raises(OperationalError):
         _retry_locked(broken)
     assert len(calls) == 1  # other errors are not retried
+
+
+def test_schema_v1_database_gets_llmcall_endpoint(tmp_path):
+    from tests_support import check_migrated_from_v1, downgrade_to_schema_v1
+
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    downgrade_to_schema_v1(connect(url))
+    dispose_all()
+    check_migrated_from_v1(connect(url))
+    dispose_all()
+    # A step interrupted before the version was written runs again without harm.
+    from recworld.storage.migrations import migrate
+
+    migrate(connect(url), 1)
+    with connect(url).connect() as con:
+        assert [r[1] for r in con.exec_driver_sql("PRAGMA table_info(llmcall)")].count("endpoint") == 1
+    dispose_all()

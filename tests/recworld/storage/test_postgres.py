@@ -92,3 +92,17 @@ def test_postgres_resume(pg_url, small_scenario):
         con.execute(update(Run).where(Run.id == part.run_id).values(status="interrupted", config_json=s.model_dump_json()))
     assert resume_run(part.run_id, db_url=pg_url, progress=False).status == "completed"
     assert event_log_hash(eng, full.run_id) == event_log_hash(eng, part.run_id)
+
+
+def test_postgres_schema_v1_is_migrated(pg_url):
+    from tests_support import check_migrated_from_v1, downgrade_to_schema_v1
+
+    from recworld.storage import connect
+    from recworld.storage.db import dispose_all
+
+    eng = connect(pg_url)
+    with eng.begin() as con:
+        con.exec_driver_sql("DELETE FROM llmcall WHERE run_id = 1")
+    downgrade_to_schema_v1(eng)
+    dispose_all()
+    check_migrated_from_v1(connect(pg_url))
