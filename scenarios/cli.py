@@ -251,14 +251,17 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
     recs = parse_recommenders(args.recommenders)
     db = args.db or os.environ.get("RECWORLD_DB") or base.storage.url
     if args.ray and normalise_url(db).startswith("sqlite"):
-        err.print("[yellow]note:[/] a SQLite file works on a cluster only if every node sees it at the same path; use a PostgreSQL URL with --db otherwise")
+        err.print(
+            "[yellow]note:[/] a SQLite file works on a cluster only if every node sees it at the same path; use a PostgreSQL URL with --db otherwise",
+            soft_wrap=True,
+        )
     name = args.name or f"{base.name}-{datetime.now():%Y%m%d-%H%M%S}"
     bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=args.quiet)
     task = bar.add_task("runs", total=None)
 
     def say(msg: str) -> None:
         if not args.quiet:
-            bar.console.print(msg, highlight=False)
+            bar.console.print(msg, highlight=False, soft_wrap=True)
 
     def planned(jobs) -> None:
         bar.update(task, total=len(jobs))
@@ -274,6 +277,8 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
         else:
             say(f"  [red]run {r.run_id} · {r.recommender} · seed {r.seed}: {r.status}[/] {escape(r.error or '')}")
 
+    if use_ray:
+        say(f"connecting to Ray at {args.ray} ..." if args.ray else f"starting a local Ray with {args.workers or os.cpu_count()} workers ...")
     try:
         outcome = run_sweep(
             base, seeds, recs, db_url=db, name=name, use_ray=use_ray, address=args.ray, workers=args.workers, on_planned=planned, on_result=finished
@@ -294,8 +299,8 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
             for m in cmp["metrics"]:
                 print(f"| {m} | " + " | ".join(_pm(cells[(rec, m)]) for rec in cmp["recommenders"]) + " |")
     ray_note = f"; Ray start {outcome.ray_start_seconds:.1f} s" if outcome.ray_start_seconds else ""
-    err.print(f"{len(outcome.results)} runs in {outcome.seconds:.1f} s ({outcome.mode}{ray_note})")
-    err.print(f"browse: recworld dashboard --db {redact(db)}  ->  /compare?sweep={name}")
+    err.print(f"{len(outcome.results)} runs in {outcome.seconds:.1f} s ({outcome.mode}{ray_note})", soft_wrap=True)
+    err.print(f"browse: recworld dashboard --db {redact(db)}  ->  /compare?sweep={name}", soft_wrap=True, highlight=False)
     if outcome.failed:
         first = outcome.failed[0]
         err.print(f"recworld: {len(outcome.failed)} of {len(outcome.results)} runs did not complete; first: run {first.run_id}: {first.error}")

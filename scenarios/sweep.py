@@ -51,7 +51,8 @@ class JobResult:
     status: str
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the run
+    cpu_seconds: float = 0.0  # CPU time of the process that ran it, all threads, during the run
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -172,7 +173,7 @@ def run_planned(job: Job, db_url: str, blas: int | None = None) -> JobResult:
     """
     from recworld.scenarios.runner import run_scenario
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         scenario = validate(job.config, source=f"run {job.run_id}")
         with _blas_limited(blas):
@@ -185,8 +186,8 @@ def run_planned(job: Job, db_url: str, blas: int | None = None) -> JobResult:
             set_status(connect(db_url), job.run_id, "failed", error=msg)
         except Exception:  # noqa: BLE001 - the database itself may be the problem; the driver marks it
             pass
-        return JobResult(job.run_id, job.recommender, job.seed, "failed", error=msg, seconds=time.perf_counter() - t0)
-    return JobResult(job.run_id, job.recommender, job.seed, out.status, out.summary, seconds=time.perf_counter() - t0)
+        return JobResult(job.run_id, job.recommender, job.seed, "failed", error=msg, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+    return JobResult(job.run_id, job.recommender, job.seed, out.status, out.summary, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
 
 
 # ------------------------------------------------------------------ executors
@@ -230,7 +231,14 @@ class RayCluster:
             # Results are small dicts: a small object store; no Ray dashboard on a local sweep.
             kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": False}
             if self.address is None:
-                kwargs.update(num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False, object_store_memory=128 * 1024**2)
+                kwargs.update(
+                    num_cpus=self.workers or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    object_store_memory=128 * 1024**2,
+                    # Ray starts workers at niceness 15; on a machine shared with other work that
+                    # starves the worlds, which should run at the priority `recworld run` has.
+                    _system_config={"worker_niceness": 0},
+                )
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as exc:
