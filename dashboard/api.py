@@ -359,3 +359,19 @@ def evals(engine: EngineDep) -> list:
 def eval_detail(engine: EngineDep, name: EvalName) -> dict:
     """One evaluation: each policy's mean and 95% confidence interval per metric, with the per-seed values."""
     return service.eval_detail(engine, name)
+
+
+# ------------------------------------------------------------------ sweeps
+SweepName = Annotated[str, Path(min_length=1, max_length=200, description="sweep name (recworld sweep --name)")]
+
+
+@router.get("/sweeps", response_model=list[S.SweepSummary])
+def sweeps(engine: EngineDep) -> list:
+    """Sweeps stored by ``recworld sweep`` (seeds x recommenders), newest first."""
+    return service.sweeps(engine)
+
+
+@router.get("/sweeps/{name}", response_model=S.SweepOut)
+def sweep_detail(engine: EngineDep, name: SweepName) -> dict:
+    """One sweep: each recommender's mean and 95% confidence interval over seeds per KPI, with the per-seed values."""
+    return service.sweep_detail(engine, name)

@@ -174,10 +174,19 @@ def run_page(request: Request, engine: EngineDep, run_id: RunId) -> HTMLResponse
 
 
 @router.get("/compare")
-def compare_page(request: Request, engine: EngineDep, runs: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
+def compare_page(
+    request: Request,
+    engine: EngineDep,
+    runs: Annotated[str | None, Query(max_length=200)] = None,
+    sweep: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> HTMLResponse:
+    if sweep:
+        data = service.sweep_detail(engine, sweep)
+        cells = {(r["recommender"], r["metric"]): r for r in data["rows"]}
+        return _render(request, "sweep.html", data=data, cells=cells)
     if not runs:
         total, rows = Q.find_runs(engine, limit=100)
-        return _render(request, "compare.html", data=None, choices=rows)
+        return _render(request, "compare.html", data=None, choices=rows, sweeps=service.sweeps(engine))
     data = service.compare(engine, parse_run_ids(runs))
     return _render(request, "compare.html", data=data, choices=None)
 

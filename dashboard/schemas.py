@@ -387,3 +387,50 @@ class EvalOut(BaseModel):
     policies: list[str]
     metrics: list[str]
     rows: list[EvalRow]
+
+
+class SweepSummary(BaseModel):
+    """A sweep stored by ``recworld sweep``: its runs are named ``sweep:<name>``."""
+
+    name: str
+    scenario: str
+    created_at: datetime | None = None
+    n_runs: int
+    n_completed: int
+    n_recommenders: int
+    n_seeds: int
+
+
+class SweepRow(BaseModel):
+    """One recommender's result on one KPI: mean over seeds and its 95% confidence interval."""
+
+    recommender: str
+    metric: str
+    mean: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_seeds: int
+    values: list[float] = Field(description="the per-seed values the interval is computed from (completed runs, in seed order)")
+    seeds: list[int] = Field(description="the seed of each value")
+
+
+class SweepRun(BaseModel):
+    """A run of a sweep: which cell of the grid it is."""
+
+    id: int
+    recommender: str
+    seed: int
+    status: str
+
+
+class SweepOut(BaseModel):
+    """A sweep: recommenders x KPIs with intervals over seeds, and its runs."""
+
+    name: str
+    scenario: str
+    recommenders: list[str]
+    seeds: list[int]
+    metrics: list[str]
+    status: dict[str, int] = Field(description="number of runs per status")
+    runs: list[SweepRun]
+    rows: list[SweepRow]

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from recworld.events import EventType
 from recworld.storage import queries_dashboard as Q
+from recworld.storage.queries import list_sweeps, sweep_comparison
 
 KPI_FIELDS = (
     "ticks", "users", "sessions", "pages_per_session", "watch_rate", "mean_rating", "churn",
@@ -279,3 +280,22 @@ def eval_detail(engine: Engine, name: str) -> dict[str, Any]:
         "metrics": list(dict.fromkeys(r["metric"] for r in rows)),
         "rows": rows,
     }
+
+
+def sweeps(engine: Engine) -> list[dict[str, Any]]:
+    """Stored sweeps, newest first."""
+    return list_sweeps(engine)
+
+
+def sweep_detail(engine: Engine, name: str) -> dict[str, Any]:
+    """A sweep's comparison as :class:`~recworld.dashboard.schemas.SweepOut` data, or a 404."""
+    data = sweep_comparison(engine, name)
+    if data is None:
+        raise HTTPException(404, f"no sweep named {name!r}")
+    for r in data["rows"]:
+        for k in ("mean", "ci_low", "ci_high"):
+            r[k] = _clean(r[k])
+        keep = [i for i, v in enumerate(r["values"]) if math.isfinite(v)]
+        r["values"] = [r["values"][i] for i in keep]
+        r["seeds"] = [r["seeds"][i] for i in keep]
+    return data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +13,9 @@ import numpy as np
 
 from recworld.envs.feed_vector import FeedVectorEnv
 from recworld.errors import ConfigError
+from recworld.metrics import mean_ci
 
 METRICS = ("retention", "survival", "engagement", "sessions", "return")
-# Two-sided 97.5% Student-t quantiles for small numbers of seeds (df = n - 1).
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
 
 
 class EnvPolicy(Protocol):
@@ -71,10 +69,14 @@ def is_sb3_file(path: str | Path) -> bool:
 
 
 def load_policy(path: str | Path) -> EnvPolicy:
-    """Load a saved policy: a slate-PG file (torch) or a Stable-Baselines3 PPO zip."""
+    """Load a saved policy: a slate-PG file (torch), a Stable-Baselines3 PPO zip or an RLlib checkpoint folder (Feed-v0)."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"policy file {p} does not exist; train one with `recworld train --out {p}`")
+    if p.is_dir() and (p / "rllib_checkpoint.json").exists():
+        from recworld.envs.rllib import RLlibPolicy  # needs the 'ray' extra; says so in one line
+
+        return RLlibPolicy.from_checkpoint(p)
     if is_sb3_file(p):
         from stable_baselines3 import PPO
 
@@ -136,18 +138,6 @@ def run_episodes(policy: EnvPolicy, seed: int, episodes: int, max_episode_steps:
         "sessions": float(sessions.mean()),
         "return": float(returns.mean()),
     }
-
-
-def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """Mean and two-sided 95% Student-t confidence interval."""
-    x = np.asarray(values, np.float64)
-    m = float(x.mean())
-    if x.size < 2:
-        return m, m, m
-    df = x.size - 1
-    t = _T975.get(df) or next((v for d, v in sorted(_T975.items(), reverse=True) if d <= df), 1.96)
-    h = t * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return m, m - h, m + h
 
 
 def evaluate(

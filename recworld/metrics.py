@@ -2,7 +2,41 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import numpy as np
+
+# Two-sided 95% (0.975 quantile) Student-t critical values by degrees of freedom;
+# between listed values the next smaller df is used, which errs on the wide side.
+_T975 = {
+    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+    11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086,
+    21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042,
+    40: 2.021, 60: 2.000, 120: 1.980,
+}  # fmt: skip
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (table; conservative between entries)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return _T975.get(df) or next(v for d, v in sorted(_T975.items(), reverse=True) if d <= df)
+
+
+def mean_ci(values: Iterable[float]) -> tuple[float, float, float]:
+    """Mean and two-sided 95% Student-t confidence interval ``(mean, low, high)``.
+
+    One value gives a zero-width interval; an empty input is a ``ValueError``.
+    """
+    x = np.asarray(list(values), np.float64)
+    if x.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    m = float(x.mean())
+    if x.size < 2:
+        return m, m, m
+    h = t975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return m, m - h, m + h
 
 
 def slate_gram(emb: np.ndarray, slates: np.ndarray) -> np.ndarray:

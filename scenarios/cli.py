@@ -1,4 +1,4 @@
-"""The ``recworld`` command line: run, list, resume, compare scenarios; serve the dashboard; export; train; eval."""
+"""The ``recworld`` command line: run, list, resume, compare and sweep scenarios; serve the dashboard; export; train; eval."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recworld.errors import RecWorldError
-from recworld.storage.db import redact
+from recworld.storage.db import normalise_url, redact
 
 EXIT_USAGE = 2
 
@@ -210,6 +210,104 @@ def cmd_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
+def _pm(row: dict[str, Any]) -> str:
+    """``mean ± half-width`` of a sweep comparison cell."""
+    if row["mean"] is None:
+        return "–"
+    half = (row["ci_high"] - row["ci_low"]) / 2
+    return f"{row['mean']:.3f} ± {half:.3f}"
+
+
+def sweep_table(cmp: dict[str, Any]) -> Table:
+    """A sweep's comparison: a row per KPI, a column per recommender, mean ± 95% half-width over seeds."""
+    labels = dict(SUMMARY_ROWS)
+    cells = {(r["recommender"], r["metric"]): r for r in cmp["rows"]}
+    n = {rec: max((r["n_seeds"] for r in cmp["rows"] if r["recommender"] == rec), default=0) for rec in cmp["recommenders"]}
+    t = Table(title=f"sweep {cmp['name']} · {cmp['scenario']} · mean ± 95% CI half-width over seeds (Student-t)", header_style="bold")
+    t.add_column("metric")
+    for rec in cmp["recommenders"]:
+        t.add_column(f"{rec} (n={n[rec]})", justify="right")
+    for m in cmp["metrics"]:
+        t.add_row(labels.get(m, m), *[_pm(cells[(rec, m)]) if (rec, m) in cells else "–" for rec in cmp["recommenders"]])
+    return t
+
+
+def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from recworld.scenarios.schema import load_scenario
+    from recworld.scenarios.sweep import parse_recommenders, parse_seeds, run_sweep
+    from recworld.storage import connect
+    from recworld.storage.queries import sweep_comparison
+
+    if args.no_ray and args.ray:
+        raise RecWorldError("--no-ray and --ray ADDRESS contradict each other; pass one of them")
+    if args.workers is not None and args.workers < 1:
+        raise RecWorldError(f"--workers must be >= 1, got {args.workers}")
+    use_ray = not args.no_ray and not (args.workers == 1 and not args.ray)
+    base = load_scenario(args.scenario).with_overrides(**_overrides(args))
+    seeds = parse_seeds(args.seeds)
+    recs = parse_recommenders(args.recommenders)
+    db = args.db or os.environ.get("RECWORLD_DB") or base.storage.url
+    if args.ray and normalise_url(db).startswith("sqlite"):
+        err.print(
+            "[yellow]note:[/] a SQLite file works on a cluster only if every node sees it at the same path; use a PostgreSQL URL with --db otherwise",
+            soft_wrap=True,
+        )
+    name = args.name or f"{base.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=args.quiet)
+    task = bar.add_task("runs", total=None)
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            bar.console.print(msg, highlight=False, soft_wrap=True)
+
+    def planned(jobs) -> None:
+        bar.update(task, total=len(jobs))
+        where = "in this process" if not use_ray else (f"on Ray at {args.ray}" if args.ray else "on a local Ray")
+        say(f"sweep {name!r}: {len(jobs)} runs ({len(seeds)} seeds x {len(recs)} recommenders) {where}, into {redact(db)}")
+        bar.start()
+
+    def finished(r) -> None:
+        bar.advance(task)
+        if r.status == "completed":
+            wr = r.summary.get("watch_rate")
+            say(f"  run {r.run_id:>5} · {r.recommender} · seed {r.seed} · {r.seconds:.1f} s" + (f" · watch rate {wr:.3f}" if wr is not None else ""))
+        else:
+            say(f"  [red]run {r.run_id} · {r.recommender} · seed {r.seed}: {r.status}[/] {escape(r.error or '')}")
+
+    if use_ray:
+        say(f"connecting to Ray at {args.ray} ..." if args.ray else f"starting a local Ray with {args.workers or os.cpu_count()} workers ...")
+    try:
+        outcome = run_sweep(
+            base, seeds, recs, db_url=db, name=name, use_ray=use_ray, address=args.ray, workers=args.workers, on_planned=planned, on_result=finished
+        )
+    except KeyboardInterrupt:
+        bar.stop()
+        err.print(f"stopped; unfinished runs of sweep {name!r} are marked interrupted (see `recworld runs --db {redact(db)}`)")
+        return 130
+    finally:
+        bar.stop()
+    cmp = sweep_comparison(connect(outcome.db_url), name)
+    if cmp is not None and cmp["metrics"]:
+        out.print(sweep_table(cmp))
+        if args.markdown:
+            print("| metric | " + " | ".join(cmp["recommenders"]) + " |")
+            print("|---|" + "---:|" * len(cmp["recommenders"]))
+            cells = {(r["recommender"], r["metric"]): r for r in cmp["rows"]}
+            for m in cmp["metrics"]:
+                print(f"| {m} | " + " | ".join(_pm(cells[(rec, m)]) for rec in cmp["recommenders"]) + " |")
+    ray_note = f"; Ray start {outcome.ray_start_seconds:.1f} s" if outcome.ray_start_seconds else ""
+    err.print(f"{len(outcome.results)} runs in {outcome.seconds:.1f} s ({outcome.mode}{ray_note})", soft_wrap=True)
+    err.print(f"browse: recworld dashboard --db {redact(db)}  ->  /compare?sweep={name}", soft_wrap=True, highlight=False)
+    if outcome.failed:
+        first = outcome.failed[0]
+        err.print(f"recworld: {len(outcome.failed)} of {len(outcome.results)} runs did not complete; first: run {first.run_id}: {first.error}")
+        return 1
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace, out: Console, err: Console) -> int:
     from recworld.scenarios.serve import serve_dashboard
 
@@ -333,6 +431,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser("sweep", help="run a scenario over seeds x recommenders (Ray tasks) and compare with 95%% intervals")
+    sw.add_argument("scenario")
+    sw.add_argument("--seeds", default="0-4", help="seeds: a range (0-31), a list (0,1,2) or both (default 0-4)")
+    sw.add_argument("--recommenders", default="random,popularity,mf,linucb,itemknn")
+    sw.add_argument("--ray", metavar="ADDRESS", help="a Ray cluster: auto (joins `ray start` on this machine) or ray://host:10001 (default: start a local Ray)")
+    sw.add_argument("--workers", type=int, help="CPUs of the local Ray (default: all cores); 1 runs in this process without Ray")
+    sw.add_argument("--no-ray", action="store_true", help="run the worlds one by one in this process")
+    sw.add_argument("--name", help="sweep name (default: SCENARIO-DATE-TIME); its runs are stored as sweep:NAME")
+    sw.add_argument("--ticks", type=int)
+    sw.add_argument("--users", type=int)
+    sw.add_argument("--brain", choices=["utility", "scripted", "hybrid", "llm", "distilled"])
+    sw.add_argument("--db", help="the one database every run writes (SQLite file or PostgreSQL URL)")
+    sw.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    sw.add_argument("--quiet", action="store_true", help="no progress")
+    sw.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("resume", help="continue an interrupted or killed run from its last checkpoint")
     s.add_argument("run_id", type=int)

@@ -110,8 +110,13 @@ def run_scenario(
     console: Console | None = None,
     on_tick: Callable[[World], None] | None = None,
     run_name: str | None = None,
+    run_id: int | None = None,
 ) -> RunOutcome:
     """Run ``scenario`` from tick 0 and log it.
+
+    Args:
+        run_id: an existing Run row (status ``created``, made by :func:`plan_run`) to
+            fill instead of inserting a new one; sweeps plan all their runs up front.
 
     Returns:
         The run id, final status and summary KPIs.
@@ -119,8 +124,19 @@ def run_scenario(
     console = console or Console(stderr=True)
     url = db_url or scenario.storage.url
     engine = connect(url)
+    if run_id is not None:
+        run = get_run(engine, run_id)
+        if run is None or run.status != "created":
+            raise ConfigError(f"run {run_id} is not a planned run (status {getattr(run, 'status', 'missing')!r}); it cannot be started again")
     world = build_world(scenario)
-    run_id = create_run(
+    if run_id is None:
+        run_id = plan_run(engine, scenario, run_name)
+    return _drive(world, scenario, engine, url, run_id, progress, console, on_tick, fresh=True)
+
+
+def plan_run(engine, scenario: Scenario, run_name: str | None = None) -> int:
+    """Insert the Run row of ``scenario`` (status ``created``) and return its id."""
+    return create_run(
         engine,
         run_name or scenario.name,
         scenario=scenario.name,
@@ -130,7 +146,6 @@ def run_scenario(
         config=scenario.model_dump(mode="json"),
         ticks_total=scenario.ticks,
     )
-    return _drive(world, scenario, engine, url, run_id, progress, console, on_tick, fresh=True)
 
 
 def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, progress: bool, console: Console, on_tick, fresh: bool) -> RunOutcome:

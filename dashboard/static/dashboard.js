@@ -187,19 +187,27 @@ const RW = (() => {
   }
 
   function evalPage(D) {
-    // One chart per metric: each policy's mean with its 95% CI, and the per-seed values as dots.
-    D.metrics.forEach((m, i) => {
-      const rows = D.rows.filter((r) => r.metric === m);
-      const x = rows.map((r) => r.policy);
+    ciCharts(D.rows, D.metrics, "policy", "chart-eval-");
+  }
+
+  function sweepPage(D) {
+    ciCharts(D.rows.filter((r) => r.mean !== null), D.metrics, "recommender", "chart-sweep-");
+  }
+
+  function ciCharts(allRows, metrics, key, prefix) {
+    // One chart per metric: each group's mean with its 95% CI, and the per-seed values as dots.
+    metrics.forEach((m, i) => {
+      const rows = allRows.filter((r) => r.metric === m);
+      const x = rows.map((r) => r[key]);
       const traces = [{
         x: x, y: col(rows, "mean"), type: "bar", name: "mean (95% CI)",
         marker: { color: rows.map((_, j) => PALETTE[j % PALETTE.length]) },
         error_y: { type: "data", symmetric: false, array: rows.map((r) => r.ci_high - r.mean), arrayminus: rows.map((r) => r.mean - r.ci_low) },
       }, {
-        x: rows.flatMap((r) => r.values.map(() => r.policy)), y: rows.flatMap((r) => r.values),
+        x: rows.flatMap((r) => r.values.map(() => r[key])), y: rows.flatMap((r) => r.values),
         type: "scatter", mode: "markers", name: "per seed", marker: { color: "#333", size: 5, opacity: 0.5 },
       }];
-      Plotly.newPlot("chart-eval-" + i, traces, layout(m, { xaxis: { type: "category" } }), CFG);
+      Plotly.newPlot(prefix + i, traces, layout(m, { xaxis: { type: "category" } }), CFG);
     });
   }
 
@@ -214,5 +222,5 @@ const RW = (() => {
     });
   }
 
-  return { runPage, comparePage, userPage, itemPage, graphPage, evalPage, compareForm, fmt };
+  return { runPage, comparePage, userPage, itemPage, graphPage, evalPage, sweepPage, compareForm, fmt };
 })();

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.engine import Engine
 
 from recworld.storage.models import RetentionPoint, Run, TickMetrics
@@ -123,3 +123,116 @@ def sample_texts(engine: Engine, run_id: int, event_type: int, limit: int = 3) -
     )
     with engine.connect() as con:
         return [(int(t), int(u), str(x)) for t, u, x in con.execute(q)]
+
+
+# ------------------------------------------------------------------ sweeps
+# A sweep (``recworld sweep``) names every run it makes ``sweep:<name>``; the
+# runs' own recommender and seed columns say which cell of the grid each is.
+SWEEP_PREFIX = "sweep:"
+# Headline KPIs compared across a sweep's recommenders, in display order.
+SWEEP_KPIS = ("watch_rate", "retention_d1", "retention_d7", "churn", "mean_rating", "pages_per_session", "coverage", "diversity", "gini", "novelty")
+
+
+def sweep_run_name(name: str) -> str:
+    """The Run.name under which a sweep's runs are stored."""
+    return f"{SWEEP_PREFIX}{name}"
+
+
+def sweep_runs(engine: Engine, name: str) -> list[dict[str, Any]]:
+    """The runs of sweep ``name`` in creation order: id, recommender, seed, status, scenario, summary."""
+    q = select(Run.id, Run.recommender, Run.seed, Run.status, Run.scenario, Run.summary_json).where(Run.name == sweep_run_name(name)).order_by(Run.id)
+    with engine.connect() as con:
+        rows = con.execute(q).all()
+    return [
+        {"id": int(i), "recommender": rec, "seed": int(seed), "status": st, "scenario": sc, "summary": json.loads(summ or "{}")}
+        for i, rec, seed, st, sc, summ in rows
+    ]
+
+
+def sweep_comparison(engine: Engine, name: str, kpis: tuple[str, ...] = SWEEP_KPIS) -> dict[str, Any] | None:
+    """A sweep's recommenders compared: per KPI, the mean over seeds with a 95% Student-t interval.
+
+    Only completed runs count. Returns None when no run carries the sweep's name.
+
+    Returns:
+        ``{name, scenario, recommenders, seeds, metrics, status, runs, rows}``; each row is
+        ``{recommender, metric, mean, ci_low, ci_high, n_seeds, values, seeds}`` (values in seed order).
+    """
+    from recworld.metrics import mean_ci
+
+    runs = sweep_runs(engine, name)
+    if not runs:
+        return None
+    recommenders = list(dict.fromkeys(r["recommender"] for r in runs))
+    done = sorted((r for r in runs if r["status"] == "completed"), key=lambda r: (r["seed"], r["id"]))
+    status: dict[str, int] = {}
+    for r in runs:
+        status[r["status"]] = status.get(r["status"], 0) + 1
+    metrics = [k for k in kpis if any(r["summary"].get(k) is not None for r in done)]
+    rows = []
+    for rec in recommenders:
+        mine = [r for r in done if r["recommender"] == rec]
+        for k in metrics:
+            pairs = [(r["seed"], float(r["summary"][k])) for r in mine if r["summary"].get(k) is not None]
+            if not pairs:
+                rows.append({"recommender": rec, "metric": k, "mean": None, "ci_low": None, "ci_high": None, "n_seeds": 0, "values": [], "seeds": []})
+                continue
+            mean, lo, hi = mean_ci(v for _, v in pairs)
+            rows.append(
+                {
+                    "recommender": rec,
+                    "metric": k,
+                    "mean": mean,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_seeds": len(pairs),
+                    "values": [v for _, v in pairs],
+                    "seeds": [s for s, _ in pairs],
+                }
+            )
+    return {
+        "name": name,
+        "scenario": runs[0]["scenario"],
+        "recommenders": recommenders,
+        "seeds": sorted({r["seed"] for r in runs}),
+        "metrics": metrics,
+        "status": status,
+        "runs": [{k: r[k] for k in ("id", "recommender", "seed", "status")} for r in runs],
+        "rows": rows,
+    }
+
+
+def list_sweeps(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    """Sweeps in the database, newest first: name, scenario, runs, completed runs, recommenders, seeds, created."""
+    is_sweep = Run.name.like(f"{SWEEP_PREFIX}%")
+    completed = func.sum(case((Run.status == "completed", 1), else_=0))
+    q = (
+        select(
+            Run.name,
+            func.min(Run.scenario),
+            func.count(Run.id),
+            completed,
+            func.count(func.distinct(Run.recommender)),
+            func.count(func.distinct(Run.seed)),
+            func.min(Run.created_at),
+            func.max(Run.id),
+        )
+        .where(is_sweep)
+        .group_by(Run.name)
+        .order_by(func.max(Run.id).desc())
+        .limit(limit)
+    )
+    with engine.connect() as con:
+        rows = con.execute(q).all()
+    return [
+        {
+            "name": str(n)[len(SWEEP_PREFIX) :],
+            "scenario": sc,
+            "n_runs": int(nr),
+            "n_completed": int(nc or 0),
+            "n_recommenders": int(nrec),
+            "n_seeds": int(ns),
+            "created_at": created,
+        }
+        for n, sc, nr, nc, nrec, ns, created, _ in rows
+    ]

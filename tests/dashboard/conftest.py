@@ -171,3 +171,32 @@ def client(app):
 
     with TestClient(app) as c:
         yield c
+
+
+@dataclass(frozen=True)
+class SweepDB:
+    url: str
+    name: str
+
+
+@pytest.fixture(scope="session")
+def sweep_db(tmp_path_factory) -> SweepDB:
+    """A database holding one real sweep (2 seeds x 2 recommenders, run in this process by `recworld.scenarios.sweep`)."""
+    from recworld.scenarios.schema import load_scenario
+    from recworld.scenarios.sweep import run_sweep
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('sweep') / 'sweep.db'}"
+    base = load_scenario("quickstart").with_overrides(**{"population.n_users": 30, "ticks": 48, "social.enabled": False})
+    out = run_sweep(base, [0, 1], ["random", "popularity"], db_url=url, name="nightly:qs", use_ray=False)
+    assert not out.failed
+    return SweepDB(url=url, name="nightly:qs")
+
+
+@pytest.fixture(scope="session")
+def sweep_client(sweep_db):
+    from fastapi.testclient import TestClient
+
+    from recworld.dashboard.app import create_app
+
+    with TestClient(create_app(sweep_db.url, poll_interval=0.05)) as c:
+        yield c

@@ -299,3 +299,25 @@ def test_llm_calls_by_server_of_a_pool_run(tmp_path):
     assert {r["endpoint"]: r["calls"] for r in rows} == answered
     assert sum(r["calls"] for r in rows) == total and all(r["fallbacks"] == 0 for r in rows)
     assert "LLM calls by server" in page and a.base_url in page and b.base_url in page
+
+
+def test_sweeps_are_listed_and_compared_with_intervals(sweep_client, sweep_db):
+    from urllib.parse import quote
+
+    from recworld.metrics import mean_ci
+    from recworld.storage import connect
+    from recworld.storage.queries import sweep_runs
+
+    [listed] = sweep_client.get("/api/sweeps").json()
+    assert listed["name"] == sweep_db.name and listed["n_runs"] == listed["n_completed"] == 4
+    assert listed["n_recommenders"] == 2 and listed["n_seeds"] == 2 and listed["scenario"] == "quickstart"
+    d = sweep_client.get(f"/api/sweeps/{quote(sweep_db.name)}").json()
+    assert d["recommenders"] == ["random", "popularity"] and d["seeds"] == [0, 1] and d["status"] == {"completed": 4}
+    assert {"watch_rate", "retention_d1", "churn", "gini"} <= set(d["metrics"])
+    # Every cell is the mean and Student-t interval of the runs' own stored summaries.
+    runs = sweep_runs(connect(sweep_db.url), sweep_db.name)
+    for row in d["rows"]:
+        vals = [r["summary"][row["metric"]] for r in runs if r["recommender"] == row["recommender"]]
+        assert row["values"] == pytest.approx(vals) and row["n_seeds"] == 2
+        assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(mean_ci(vals))
+    assert sweep_client.get("/api/sweeps/no-such-sweep").status_code == 404

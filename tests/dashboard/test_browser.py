@@ -123,3 +123,29 @@ def test_live_run_in_browser(tmp_path):
     assert not runner.is_alive()
     for name in ("run_live_1.png", "run_live_2.png", "user.png", "eval.png", "run_done.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_sweep_comparison_in_browser(sweep_db, tmp_path):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from recworld.scenarios.serve import start_dashboard
+
+    server = start_dashboard(sweep_db.url, host="127.0.0.1", port=0)
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(f"http://127.0.0.1:{server.port}/compare")
+                page.locator("#sweeps-table tbody tr a").first.click()
+                page.wait_for_url("**/compare?sweep=*")
+                page.wait_for_selector("#chart-sweep-0 .main-svg", timeout=20_000)
+                # one bar per recommender with its 95% interval as an error bar, and the per-seed dots
+                assert page.evaluate("document.getElementById('chart-sweep-0').data[0].x") == ["random", "popularity"]
+                assert page.evaluate("document.getElementById('chart-sweep-0').data[0].error_y.array.length") == 2
+                assert page.evaluate("document.getElementById('chart-sweep-0').data[1].y.length") == 4
+                page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000

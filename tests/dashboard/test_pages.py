@@ -108,3 +108,18 @@ def test_evaluation_pages(client, eval_name):
     assert 'id="chart-eval-0"' in page
     missing = client.get("/evals/nope")
     assert missing.status_code == 404 and "no evaluation named" in missing.text
+
+
+def test_compare_page_shows_a_sweep_with_intervals(sweep_client, sweep_db):
+    from urllib.parse import quote
+
+    listing = sweep_client.get("/compare").text
+    assert 'id="sweeps-table"' in listing and f'href="/compare?sweep={quote(sweep_db.name)}"' in listing
+    page = sweep_client.get("/compare", params={"sweep": sweep_db.name}).text
+    d = _data(page)
+    assert d["name"] == sweep_db.name and d["recommenders"] == ["random", "popularity"]
+    # Server-rendered: a row per KPI, each recommender's mean with its interval and n.
+    assert re.search(r"<td>watch_rate</td>\s*<td class=\"num\">[0-9.]+ <span class=\"ci\">\[[-0-9.]+, [-0-9.]+\]</span> <small>n=2</small>", page)
+    assert 'id="chart-sweep-0"' in page and page.count('<a href="/runs/') == 4
+    missing = sweep_client.get("/compare", params={"sweep": "nope"})
+    assert missing.status_code == 404 and "no sweep named" in missing.text

@@ -31,3 +31,19 @@ def test_retention_table_and_curve():
     assert (0, 0, 2, 2) in rows and (0, 1, 2, 1) in rows and (1, 1, 1, 1) in rows
     curve = M.retention_curve(rows)
     assert curve[0] == 1.0 and abs(curve[1] - 2 / 3) < 1e-9
+
+
+def test_mean_ci_student_t_interval():
+    import math
+
+    import pytest
+
+    from recworld.metrics import mean_ci, t975
+
+    assert t975(1) == 12.706 and t975(31) == t975(30) == 2.042 and t975(500) == 1.980  # conservative between entries
+    m, lo, hi = mean_ci([0.2, 0.4, 0.3, 0.5])
+    half = 3.182 * 0.12909944487358058 / math.sqrt(4)
+    assert m == pytest.approx(0.35) and (lo, hi) == pytest.approx((0.35 - half, 0.35 + half))
+    assert mean_ci([0.7]) == (0.7, 0.7, 0.7)
+    with pytest.raises(ValueError):
+        mean_ci([])
