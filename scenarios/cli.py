@@ -278,6 +278,9 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
             say(f"  [red]run {r.run_id} · {r.recommender} · seed {r.seed}: {r.status}[/] {escape(r.error or '')}")
 
     if use_ray:
+        from recworld.scenarios.sweep import import_ray
+
+        import_ray()  # a missing extra is one line, before anything is printed
         say(f"connecting to Ray at {args.ray} ..." if args.ray else f"starting a local Ray with {args.workers or os.cpu_count()} workers ...")
     try:
         outcome = run_sweep(
