@@ -63,6 +63,14 @@ def cmd_fit(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
+def _fit_config(args: argparse.Namespace) -> Any:
+    from recworld.usermodel.fit import FitConfig
+
+    if args.exposures_per_watch <= 0:
+        raise ConfigError(f"--exposures-per-watch must be > 0, got {args.exposures_per_watch}")
+    return FitConfig(exposures_per_watch=args.exposures_per_watch)
+
+
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
@@ -160,6 +168,12 @@ def add_parsers(sub: Any) -> None:
     f.add_argument("--seed", type=int, default=0, help="seed of the split and the fit (default 0)")
     f.add_argument("--out", help="also write the fitted model here (.npz); use it with population: {model: FILE}")
     f.add_argument("--refit", action="store_true", help="fit again even if a cached fit exists")
+    f.add_argument(
+        "--exposures-per-watch",
+        type=float,
+        default=1.0,
+        help="the fit's exposure assumption: unconsumed items a user was shown per item consumed (default 1; see README)",
+    )
     f.set_defaults(func=cmd_fit)
     v = sub.add_parser("validate", help="measure the simulated users against held-out real behaviour (fidelity report)")
     v.add_argument("scenario", nargs="?", default="quickstart", help="scenario to validate (default: quickstart = ML-100K users)")
@@ -169,6 +183,12 @@ def add_parsers(sub: Any) -> None:
     v.add_argument("--ticks", type=int, default=72, help="length of each sim-to-real agreement simulation (default 72)")
     v.add_argument("--recommenders", help="comma-separated recommenders for the agreement test, or 'none' (default: all built-ins)")
     v.add_argument("--llm-users", type=int, default=None, help="llm brain: run the protocol for a sample of this many users (one LLM call per item)")
+    v.add_argument(
+        "--exposures-per-watch",
+        type=float,
+        default=1.0,
+        help="the fit's exposure assumption: unconsumed items a user was shown per item consumed (default 1; see README)",
+    )
     v.add_argument("--json", help="also write the report as JSON to this file")
     v.add_argument("--db", help="database to store the report in (default: the scenario's storage.url)")
     v.add_argument("--name", help="name of the stored report (default: validate-DATE-TIME)")

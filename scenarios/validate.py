@@ -40,7 +40,7 @@ from recworld.scenarios.build import build_brain, build_catalog
 from recworld.scenarios.schema import Scenario
 from recworld.usermodel import fidelity as F
 from recworld.usermodel.draws import PageDraws
-from recworld.usermodel.fit import FittedModel, fitted_model
+from recworld.usermodel.fit import FitConfig, FittedModel, fitted_model
 from recworld.usermodel.kernels import rating_distribution
 from recworld.usermodel.params import decision_record
 from recworld.usermodel.wrmf import fit_factors
@@ -273,6 +273,7 @@ def validate(
     ticks: int = 72,
     recommenders: tuple[str, ...] = RECOMMENDERS,
     llm_users: int | None = None,
+    config: FitConfig | None = None,
     progress: Say | None = None,
 ) -> dict[str, Any]:
     """The fidelity report of ``scenario``'s users (see the module docstring).
@@ -283,6 +284,7 @@ def validate(
         ticks: length of each agreement simulation.
         recommenders: the recommenders ranked in the agreement test (empty: skip it).
         llm_users: with an LLM brain, run the protocol for this many users only (one LLM call per item).
+        config: the fit's settings (default: :class:`~recworld.usermodel.fit.FitConfig`).
     """
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
@@ -295,7 +297,7 @@ def validate(
         # Every protocol page is the model's own decision: no per-tick call budget (fallbacks are counted).
         scenario = scenario.with_overrides(**{"brain.params": {**scenario.brain.params, "max_calls_per_tick": 10**9}})
     say(f"fitting the user model on {1 - holdout:.0%} of each user's interactions (cached after the first run)")
-    model = fitted_model(log, catalog.embeddings, holdout=holdout, seed=seed, progress=lambda m: say(f"  {m}"))
+    model = fitted_model(log, catalog.embeddings, holdout=holdout, seed=seed, config=config, progress=lambda m: say(f"  {m}"))
     split = _split(log, model)
     cat = _train_catalog(catalog, log, split.train)
     brain = build_brain(scenario, model)

@@ -48,6 +48,8 @@ from recworld.usermodel.params import DecisionParams
 from recworld.usermodel.wrmf import fit_factors
 
 FIT_VERSION = 1
+# The decision parameters a fit sets; the others are stated priors, taken from the current defaults on load.
+FITTED_DECISION = ("affinity", "affinity_sq", "affinity_appetite", "appeal", "fame_appetite", "no_click", "cut1", "cut2", "cut3", "cut4", "leave_base")
 # Utility terms of the fitted choice model, in design-matrix order.
 FIT_TERMS = ("affinity", "affinity_sq", "affinity_appetite", "quality", "fame", "fame_appetite", "appetite")
 Progress = Callable[[str], None]
@@ -149,7 +151,7 @@ class FittedModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         header = {
             "version": FIT_VERSION,
-            "decision": self.decision.model_dump(),
+            "decision": {k: getattr(self.decision, k) for k in FITTED_DECISION},
             "config": asdict(self.config),
             "holdout": self.holdout,
             "seed": self.seed,
@@ -183,7 +185,7 @@ class FittedModel:
                 f"{path} was fitted by another version of RecWorld (format {header.get('version')}, expected {FIT_VERSION}); fit again with `recworld fit`"
             )
         return cls(
-            decision=DecisionParams(**header["decision"]),
+            decision=DecisionParams(**{k: v for k, v in header["decision"].items() if k in FITTED_DECISION}),
             config=FitConfig(**header["config"]),
             holdout=header["holdout"],
             seed=header["seed"],
@@ -484,4 +486,4 @@ def fitted_model(
     return model
 
 
-__all__ = ["FIT_TERMS", "FitConfig", "FittedModel", "cache_dir", "fit_user_model", "fitted_model", "model_key"]
+__all__ = ["FITTED_DECISION", "FIT_TERMS", "FitConfig", "FittedModel", "cache_dir", "fit_user_model", "fitted_model", "model_key"]

@@ -11,6 +11,7 @@ from recworld.usermodel import fidelity as F
 from recworld.usermodel.fit import FitConfig, FittedModel, fit_user_model, fitted_model
 from recworld.usermodel.logit import fit_logit
 from recworld.usermodel.ordinal import fit_ordinal, rating_probabilities
+from recworld.usermodel.params import DecisionParams
 
 
 def test_weighted_logit_recovers_known_weights():
@@ -135,6 +136,10 @@ def test_fit_is_deterministic_cached_and_round_trips(tmp_path, monkeypatch):
     again = FittedModel.load(path)
     np.testing.assert_array_equal(again.factors, a.factors)
     assert again.decision == a.decision and again.holdout == 0.2
+    # Only fitted parameters are stored: the feed's priors come from the code that loads the model.
+    a.decision = a.decision.model_copy(update={"boredom": 9.0, "position": 9.0})
+    loaded = FittedModel.load(a.save(tmp_path / "m2.npz"))
+    assert loaded.decision.boredom == DecisionParams().boredom and loaded.decision.affinity == a.decision.affinity
 
 
 def test_bad_inputs():
