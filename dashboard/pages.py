@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from recworld.dashboard import service
 from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
 from recworld.events import EventType
+from recworld.payloads import LEAVE_REASON_LABELS
 from recworld.storage import queries_dashboard as Q
 
 router = APIRouter(include_in_schema=False)
@@ -114,6 +115,7 @@ def install_filters(templates: Jinja2Templates) -> None:
     templates.env.globals["TILES"] = TILES
     templates.env.globals["CHARTS"] = CHARTS
     templates.env.globals["TERMINAL"] = sorted(Q.TERMINAL_STATUSES)
+    templates.env.globals["LEAVE_REASON_LABELS"] = LEAVE_REASON_LABELS
 
 
 def _render(request: Request, name: str, **ctx: Any) -> HTMLResponse:

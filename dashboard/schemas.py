@@ -7,6 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recworld.payloads import LeaveReason
+
 T = TypeVar("T")
 
 
@@ -151,6 +153,8 @@ class RunOverview(BaseModel):
     retention: RetentionOut
     llm_by_purpose: list[LLMPurpose]
     llm_by_endpoint: list[LLMEndpoint] = Field(default_factory=list)
+    cascades: CascadeSummary
+    leave_reasons: dict[str, int] = Field(description="sessions ended per reason (see recworld.payloads.LEAVE_REASONS)")
 
 
 class EventOut(BaseModel):
@@ -211,13 +215,14 @@ class SessionOut(BaseModel):
     tick: int
     session: bool
     events: int
-    impressions: int
+    impressions: int | None = Field(None, description="items shown on pages (watches + skips); None when the run logged neither skips nor impressions")
     watches: int
+    skips: int | None = None
     social_watches: int
     ratings: int
     mean_rating: float | None = None
     pages: float | None = None
-    leave_reason: str | None = None
+    leave_reason: LeaveReason | None = Field(None, description="why the session ended (see recworld.payloads.LEAVE_REASONS)")
     posts: int
     chats: int
     churn: int
@@ -247,8 +252,10 @@ class ItemOut(BaseModel):
     year: int | None = None
     creator: int | None = None
     created_tick: int
-    impressions: int = 0
-    watches: int = 0
+    impressions: int | None = Field(0, description="times shown on a page = watches + skips (None when the run logged neither skips nor impressions)")
+    watches: int = Field(0, description="watches from a page the recommender served")
+    skips: int | None = 0
+    social_watches: int = Field(0, description="watches from the social feed")
     posts: int = 0
 
 
@@ -256,8 +263,9 @@ class ItemTick(BaseModel):
     """An item's activity in one tick."""
 
     tick: int
-    impressions: int
+    impressions: int | None = None
     watches: int
+    skips: int | None = None
     social_watches: int
     ratings: int
     posts: int
@@ -281,6 +289,9 @@ class CascadePost(BaseModel):
     tick: int
     user_id: int
     text: str | None = None
+    post: int | None = Field(None, description="the post's id in the run (None when its payload does not parse)")
+    parent_post: int | None = Field(None, description="id of the post it reshares")
+    cascade: int | None = Field(None, description="id of its cascade's root post")
     parent_user: int | None = None
     parent: int | None = None
     children: list[int]
@@ -290,8 +301,21 @@ class Cascade(BaseModel):
     """A share tree rooted at ``posts[root]``."""
 
     root: int
+    cascade: int | None = None
     depth: int
     size: int
+
+
+class CascadeSummary(BaseModel):
+    """Share cascades of a whole run (the social layer's ``cascade_stats()``, read back from the log)."""
+
+    posts: int
+    cascades: int
+    max_cascade_size: int
+    mean_cascade_size: float
+    share_spreading: float = Field(description="share of cascades with at least one reshare")
+    max_depth: int
+    size_distribution: dict[int, int]
 
 
 class Cascades(BaseModel):

@@ -90,6 +90,8 @@ def overview(engine: Engine, run_id: int) -> dict[str, Any]:
         "retention": retention_out(engine, run),
         "llm_by_purpose": Q.llm_by_purpose(engine, run_id),
         "llm_by_endpoint": Q.llm_by_endpoint(engine, run_id),
+        "cascades": Q.cascade_summary(engine, run_id),
+        "leave_reasons": Q.leave_reasons(engine, run_id),
     }
 
 
@@ -185,7 +187,7 @@ def get_item(engine: Engine, run_id: int, item_id: int) -> dict[str, Any]:
     item = Q.item_row(engine, run_id, item_id)
     if item is None:
         raise HTTPException(404, f"run {run_id} has no item {item_id}")
-    item.update(Q.item_counts(engine, run_id, [item_id]).get(item_id, {"impressions": 0, "watches": 0, "posts": 0}))
+    item.update(Q.item_counts(engine, run_id, [item_id]).get(item_id) or Q.item_counts_of({}, Q.run_logging(engine, run_id)))
     return item
 
 

@@ -23,7 +23,7 @@ class EventType(enum.IntEnum):
     WATCH = 2  # item watched (value = fraction watched)
     SKIP = 3  # item shown and not watched
     RATE = 4  # explicit rating 1..5 (value)
-    LEAVE = 5  # session ended (value = pages seen; text = reason)
+    LEAVE = 5  # session ended (value = pages seen; payload = reason, see recworld.payloads)
     RETURN = 6  # a user came back and started a session (value = ticks away)
     CHURN = 7  # user left the platform for good
     SESSION_START = 8  # first session of a user (value = 0)

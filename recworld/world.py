@@ -19,6 +19,7 @@ from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
 from recworld.events import EventBatch, EventType
+from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS
 from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver
 from recworld.seeding import Seeder
 from recworld.state import UserArrays, UserState
@@ -29,6 +30,7 @@ from recworld.usermodel.kernels import ItemTable, Platform
 from recworld.usermodel.params import dynamics_record
 
 TickHook = Callable[["World", int], EventBatch]
+_REASON = {r: i for i, r in enumerate(LEAVE_REASONS)}
 
 
 class World(mesa.Model):
@@ -216,7 +218,8 @@ class World(mesa.Model):
         ending = users[leave]
         end_ev = EventBatch.empty()
         if ending.size:
-            end_ev = self._end_sessions(ending, self.tick, self._stats)
+            reasons = self._leave_reasons(ending, np.asarray(dec.leave, bool)[leave], np.asarray(dec.watched, bool)[leave].any(axis=1))
+            end_ev = self._end_sessions(ending, self.tick, self._stats, reasons)
             self._batches.append(end_ev)
         return PageResult(users, slates, dec, leave, EventBatch.concat([ev, end_ev]))
 
@@ -415,12 +418,27 @@ class World(mesa.Model):
         """The uniforms session ends take (churn, time away; the world's stream)."""
         return uniforms(self.world_rng, (rows, END_WIDTH))
 
-    def _end_sessions(self, ending: np.ndarray, tick: int, stats: _TickStats) -> EventBatch:
+    def _leave_reasons(self, ending: np.ndarray, chose: np.ndarray, watched_any: np.ndarray) -> np.ndarray:
+        """Why each of ``ending`` leaves: indices into :data:`~recworld.payloads.LEAVE_REASONS`.
+
+        From what the world knows after the page: the page limit when the brain
+        did not choose to leave; else nothing watched on the last page, else
+        fatigue at or above ``config.tired_fatigue``, else satisfied enough.
+        """
+        tired = self.users.fatigue[ending] >= self.config.tired_fatigue
+        code = np.where(tired, _REASON["tired"], _REASON["satisfied"])
+        code = np.where(watched_any, code, _REASON["nothing_to_watch"])
+        return np.where(chose, code, _REASON["page_limit"]).astype(np.int8)
+
+    def _end_sessions(self, ending: np.ndarray, tick: int, stats: _TickStats, reasons: np.ndarray | None = None) -> EventBatch:
         u = self.users
         churn = np.zeros(ending.size, bool)
         gap = np.zeros(ending.size, np.int64)
         UK.end_sessions(self._dynamics, self.state, ending, tick, self._end_draws(ending.size), churn, gap)
-        leave_ev = EventBatch.build(tick, ending, EventType.LEAVE, values=u.pages_in_session[ending].astype(np.float64))
+        if reasons is None:  # sessions closed by end_tick, not by a page
+            reasons = np.full(ending.size, _REASON["session_closed"], np.int8)
+        payloads = [LEAVE_PAYLOADS[c] for c in reasons.tolist()]
+        leave_ev = EventBatch.build(tick, ending, EventType.LEAVE, values=u.pages_in_session[ending].astype(np.float64), payloads=payloads)
         churners = ending[churn]
         self.churned_total += int(churners.size)
         stats.churned += int(churners.size)

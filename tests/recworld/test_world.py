@@ -34,6 +34,33 @@ def test_sessions_pages_and_events_are_consistent(make_world, collect):
     assert np.unique(first).size == first.size
 
 
+def test_every_leave_says_why(make_world, collect):
+    """LEAVE payloads name a reason that matches what happened on the session's last page."""
+    from recworld.payloads import LEAVE_REASONS, LeavePayload
+
+    w = make_world(n=120, max_pages=5)
+    c = collect()
+    w.subscribe(c)
+    w.run(36)
+    ev = EventBatch.concat(c.events)
+    k = w.config.slate_size
+    shown = np.flatnonzero(ev.of_type(EventType.WATCH, EventType.SKIP))
+    seen_reasons = set()
+    for i in np.flatnonzero(ev.of_type(EventType.LEAVE)).tolist():
+        reason = LeavePayload.read(ev.payload.get(i)).reason
+        seen_reasons.add(reason)
+        u = ev.user[i]
+        last_page = [j for j in shown[shown < i] if ev.user[j] == u][-k:]
+        watched_any = any(ev.type[j] == EventType.WATCH for j in last_page)
+        if reason == "page_limit":
+            assert ev.value[i] == 5
+        elif reason == "nothing_to_watch":
+            assert not watched_any
+        else:
+            assert reason in ("tired", "satisfied") and watched_any
+    assert seen_reasons >= {"page_limit", "nothing_to_watch", "tired", "satisfied"} and seen_reasons <= set(LEAVE_REASONS)
+
+
 def test_scripted_brain_is_followed_exactly(make_world, collect):
     w = make_world(n=20, brain=ScriptedBrain(pages=3), churn_base=0.0)
     c = collect()
