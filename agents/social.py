@@ -10,8 +10,8 @@ Runs after the sessions of each tick as a world tick hook
 - **posts** (POST): active users share an item they watched this tick to
   their followers, at a rate set by ``post_rate`` × their RecAgent role
   (poster > critic > chatter = explorer > watcher). Payload
-  ``{"post": id, "parent_post": id|None, "cascade": root id}`` so cascades can
-  be measured. A share of posts (``item_post_rate``) is original content and
+  :class:`~recworld.payloads.PostPayload` (post id, parent post, cascade
+  root, depth) so cascades can be measured from the log. A share of posts (``item_post_rate``) is original content and
   becomes a catalog item (``Catalog.add_item``; recorder ``Item`` rows).
 - **diffusion** (SOCIAL_WATCH): shared items land in followers' social
   feeds; active followers watch from the feed with the utility brain's
@@ -38,6 +38,7 @@ from recworld.agents.brains.utility import UtilityBrain
 from recworld.agents.memory import CHAT, POST
 from recworld.errors import ConfigError
 from recworld.events import EventBatch, EventType
+from recworld.payloads import ChatPayload, PostPayload, SocialWatchPayload
 from recworld.usermodel import kernels as UK
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -264,7 +265,7 @@ class SocialLayer:
             self.chats += 1
             for j, line in enumerate(lines):
                 speaker, partner = (a, b) if j % 2 == 0 else (b, a)
-                rows.append((speaker, int(EventType.CHAT), item, float(partner), line, {"conversation": cid, "turn": j, "by": by}))
+                rows.append((speaker, int(EventType.CHAT), item, float(partner), line, ChatPayload(conversation=cid, turn=j, by=by).dump()))
             self._shift_tastes(world, [a, b], item)
             mem = getattr(self.brain, "memory", None)
             if mem is not None:
@@ -348,10 +349,8 @@ class SocialLayer:
         mem = getattr(self.brain, "memory", None)
         if mem is not None:
             mem.add(author, tick, POST, 0.55, world.catalog.embeddings[shared], text=f"Posted about {T.title(world, shared)}: {text}")
-        payload = {"post": pid, "parent_post": parent, "cascade": root, "depth": depth, "by": by}
-        if shared != item:
-            payload["about_item"] = int(item)
-        return [(author, int(EventType.POST), shared, float(pid), text, payload)]
+        payload = PostPayload(post=pid, parent_post=parent, cascade=root, depth=depth, by=by, about_item=None if shared == item else int(item))
+        return [(author, int(EventType.POST), shared, float(pid), text, payload.dump())]
 
     def _new_item(self, world: World, tick: int, author: int, item: int, text: str) -> int:
         """User-created content: a new catalog item near the item it is about."""
@@ -412,7 +411,7 @@ class SocialLayer:
                 world.users.watches[a] += 1
                 self.cascade_reach[root] = self.cascade_reach.get(root, 0) + 1
                 self.item_social_watches[item] = self.item_social_watches.get(item, 0) + 1
-                rows.append((a, int(EventType.SOCIAL_WATCH), item, float(author), None, {"post": pid, "cascade": root}))
+                rows.append((a, int(EventType.SOCIAL_WATCH), item, float(author), None, SocialWatchPayload(post=pid, cascade=root).dump()))
                 if reshare_draw[r, j] < c.reshare_rate * ROLE_POST.get(role_of[a], 1.0) / 2.0:
                     text = T.template_post(world, a, item)
                     rows.extend(self._publish(world, tick, a, item, f"Reshared: {text}", parent=pid))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from recworld.kpis import KPIS, RUN_KPIS, TICK_KPIS
 from recworld.payloads import LeaveReason
 
 T = TypeVar("T")
@@ -21,31 +22,18 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
 
 
-class KPIs(BaseModel):
-    """Headline KPIs of a run (None where the run has no data for it yet)."""
+def _kpi_type(name: str, optional: bool) -> Any:
+    k = KPIS[name]
+    t: Any = int if k.integer else float
+    return t | None if optional or k.optional else t
 
-    ticks: int | None = None
-    users: int | None = None
-    sessions: int | None = None
-    pages_per_session: float | None = None
-    watch_rate: float | None = None
-    mean_rating: float | None = None
-    churn: float | None = None
-    retention_d1: float | None = None
-    retention_d3: float | None = None
-    retention_d7: float | None = None
-    coverage: float | None = None
-    gini: float | None = None
-    diversity: float | None = None
-    novelty: float | None = None
-    mean_satisfaction: float | None = None
-    posts: int | None = None
-    chats: int | None = None
-    instructions: int | None = None
-    llm_calls: int | None = None
-    llm_cached: int | None = None
-    llm_fallbacks: int | None = None
-    llm_tokens: int | None = None
+
+# Headline KPIs of a run, one field per name of recworld.kpis.RUN_KPIS (None where the run has no data for it yet).
+KPIs = create_model(
+    "KPIs",
+    __doc__="Headline KPIs of a run (see recworld.kpis for each definition; None where the run has no data for it yet).",
+    **{n: (_kpi_type(n, True), Field(None, description=f"{KPIS[n].definition} ({KPIS[n].unit})")) for n in RUN_KPIS},
+)
 
 
 class RunOut(BaseModel):
@@ -68,40 +56,14 @@ class RunOut(BaseModel):
     kpis: KPIs
 
 
-class TickRow(BaseModel):
-    """One row of per-tick metrics (columns newer than this schema pass through as extra fields)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    tick: int
-    active_users: int
-    sessions: int
-    returns: int
-    pages: int
-    pages_per_session: float
-    impressions: int
-    watches: int
-    watch_rate: float
-    ratings: int
-    mean_rating: float | None = None
-    churned: int
-    churned_total: int
-    alive_users: int
-    coverage: float
-    diversity: float | None = None
-    consumption_diversity: float | None = None
-    gini: float
-    novelty: float | None = None
-    population_diversity: float | None = None
-    mean_satisfaction: float
-    posts: int
-    chats: int
-    social_watches: int
-    instructions: int
-    llm_calls: int
-    llm_tokens: int
-    llm_cached: int
-    llm_fallbacks: int
+# One row of per-tick metrics: tick + recworld.kpis.TICK_KPIS (columns newer than this schema pass through as extra fields).
+TickRow = create_model(
+    "TickRow",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="One row of per-tick metrics (see recworld.kpis for each definition).",
+    tick=(int, ...),
+    **{n: (_kpi_type(n, False), Field(None if KPIS[n].optional else ..., description=f"{KPIS[n].definition} ({KPIS[n].unit})")) for n in TICK_KPIS},
+)
 
 
 class RetentionCell(BaseModel):

@@ -50,6 +50,11 @@ class EventType(enum.IntEnum):
 INT_NONE = -1  # stands for "no item/user" in integer columns
 
 
+def payload_json(payload: dict[str, Any]) -> str:
+    """A payload as stored in ``Event.payload`` (JSON, sorted keys; see :mod:`recworld.payloads`)."""
+    return json.dumps(payload, sort_keys=True)
+
+
 @dataclass
 class EventBatch:
     """A columnar batch of events of one tick.
@@ -141,7 +146,7 @@ class EventBatch:
                 None if item == INT_NONE else item,
                 None if val != val else val,
                 self.text.get(i),
-                None if p is None else json.dumps(p, sort_keys=True),
+                None if p is None else payload_json(p),
             )
 
     def digest(self, h: hashlib._Hash | None = None) -> str:

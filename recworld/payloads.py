@@ -154,6 +154,7 @@ __all__ = [
     "LEAVE_REASONS",
     "LEAVE_REASON_LABELS",
     "PAYLOADS",
+    "Author",
     "AuthoredPayload",
     "ChatPayload",
     "LeavePayload",

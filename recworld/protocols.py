@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from recworld.events import EventBatch
+from recworld.kpis import TickRecord
+from recworld.payloads import Author
 from recworld.state import UserState
 from recworld.usermodel.kernels import ItemTable, Platform
 
@@ -28,7 +30,8 @@ class PageDecision:
         feelings: user index in batch -> a sentence on how the page felt.
         instructions: user index in batch -> a reflective instruction for the recommender.
         fallback: (B,) bool, an LLM decision fell back to the utility model.
-        authored: user index in batch -> who wrote that user's texts ("llm" or "template").
+        authored: user index in batch -> who wrote that user's texts ("llm" or "template");
+            the world stores it as the FEELING/INSTRUCTION :class:`~recworld.payloads.AuthoredPayload`.
     """
 
     watched: np.ndarray
@@ -38,7 +41,7 @@ class PageDecision:
     feelings: dict[int, str] = field(default_factory=dict)
     instructions: dict[int, str] = field(default_factory=dict)
     fallback: np.ndarray | None = None
-    authored: dict[int, str] = field(default_factory=dict)
+    authored: dict[int, Author] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,4 +169,4 @@ class Population(Protocol):
 class TickObserver(Protocol):
     """Anything that wants each tick's events and metrics (storage, live views)."""
 
-    def on_tick(self, world: World, events: EventBatch, metrics: dict[str, float | int | None]) -> None: ...
+    def on_tick(self, world: World, events: EventBatch, metrics: TickRecord) -> None: ...

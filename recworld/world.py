@@ -19,7 +19,8 @@ from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
 from recworld.events import EventBatch, EventType
-from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS
+from recworld.kpis import TickRecord
+from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS, AuthoredPayload
 from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver
 from recworld.seeding import Seeder
 from recworld.state import UserArrays, UserState
@@ -103,7 +104,7 @@ class World(mesa.Model):
         # Environments stepping every tick can skip the exposure/diversity metrics (the costly part of a tick's bookkeeping).
         self.light_metrics = False
         self.last_events = EventBatch.empty()
-        self.last_metrics: dict[str, Any] = {}
+        self.last_metrics: TickRecord | None = None
         self.recommender.setup(n, catalog.embeddings, self.rec_rng)
 
     # ------------------------------------------------------------------ API
@@ -223,7 +224,7 @@ class World(mesa.Model):
             self._batches.append(end_ev)
         return PageResult(users, slates, dec, leave, EventBatch.concat([ev, end_ev]))
 
-    def end_tick(self, close_sessions: bool = True) -> dict[str, Any]:
+    def end_tick(self, close_sessions: bool = True) -> TickRecord:
         """Close the tick: end leftover sessions, run hooks, compute metrics, notify observers.
 
         Args:
@@ -453,7 +454,7 @@ class World(mesa.Model):
         first = np.where(self.users.first_session >= 0, self.users.first_session // self.config.period_ticks, -1)
         return M.retention_table(active, first, n_periods)
 
-    def _tick_metrics(self, tick: int, events: EventBatch, stats: _TickStats) -> dict[str, Any]:
+    def _tick_metrics(self, tick: int, events: EventBatch, stats: _TickStats) -> TickRecord:
         n_items = len(self.catalog)
         watched = np.concatenate(stats.watched_items) if stats.watched_items else np.zeros(0, np.int64)
         div = np.concatenate(stats.diversity) if stats.diversity else np.zeros(0)
@@ -461,33 +462,33 @@ class World(mesa.Model):
         cons = cons[~np.isnan(cons)]
         alive = ~self.users.churned
         t = events.type
-        return {
-            "tick": tick,
-            "active_users": stats.sessions,
-            "sessions": stats.sessions,
-            "returns": stats.returns,
-            "pages": stats.pages,
-            "pages_per_session": stats.pages / stats.sessions if stats.sessions else 0.0,
-            "impressions": stats.impressions,
-            "watches": stats.watches,
-            "watch_rate": stats.watches / stats.impressions if stats.impressions else 0.0,
-            "ratings": stats.ratings,
-            "mean_rating": stats.rating_sum / stats.ratings if stats.ratings else None,
-            "churned": stats.churned,
-            "churned_total": self.churned_total,
-            "alive_users": int(alive.sum()),
-            "coverage": float((self.exposure[:n_items] > 0).mean()),
-            "diversity": float(div.mean()) if div.size else None,
-            "consumption_diversity": float(cons.mean()) if cons.size else None,
-            "gini": None if self.light_metrics else M.gini(self.exposure[:n_items]),
-            "novelty": None if self.light_metrics else M.novelty(watched, self.watch_counts[:n_items]),
-            "mean_satisfaction": float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
-            "population_diversity": None if self.light_metrics else M.spread(self.users.recent[alive]),
-            "posts": int((t == EventType.POST).sum()),
-            "chats": int((t == EventType.CHAT).sum()),
-            "social_watches": int((t == EventType.SOCIAL_WATCH).sum()),
-            "instructions": stats.instructions,
-        }
+        return TickRecord(
+            tick=tick,
+            active_users=stats.sessions,
+            sessions=stats.sessions,
+            returns=stats.returns,
+            pages=stats.pages,
+            pages_per_session=stats.pages / stats.sessions if stats.sessions else 0.0,
+            impressions=stats.impressions,
+            watches=stats.watches,
+            watch_rate=stats.watches / stats.impressions if stats.impressions else 0.0,
+            ratings=stats.ratings,
+            mean_rating=stats.rating_sum / stats.ratings if stats.ratings else None,
+            churned=stats.churned,
+            churned_total=self.churned_total,
+            alive_users=int(alive.sum()),
+            coverage=float((self.exposure[:n_items] > 0).mean()),
+            diversity=float(div.mean()) if div.size else None,
+            consumption_diversity=float(cons.mean()) if cons.size else None,
+            gini=None if self.light_metrics else M.gini(self.exposure[:n_items]),
+            novelty=None if self.light_metrics else M.novelty(watched, self.watch_counts[:n_items]),
+            mean_satisfaction=float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
+            population_diversity=None if self.light_metrics else M.spread(self.users.recent[alive]),
+            posts=int((t == EventType.POST).sum()),
+            chats=int((t == EventType.CHAT).sum()),
+            social_watches=int((t == EventType.SOCIAL_WATCH).sum()),
+            instructions=stats.instructions,
+        )
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -498,7 +499,7 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 def _by(dec: PageDecision, i: int) -> dict[str, str] | None:
     who = dec.authored.get(i)
-    return None if who is None else {"by": who}
+    return None if who is None else AuthoredPayload(by=who).dump()
 
 
 @dataclass

@@ -93,7 +93,7 @@ def _loop(
                 bar.update(
                     task,
                     completed=world.tick,
-                    kpi=f"active {m.get('active_users', 0):>5}  watch {m.get('watch_rate', 0):.2f}  churned {m.get('churned_total', 0)}",
+                    kpi="" if m is None else f"active {m.active_users:>5}  watch {m.watch_rate:.2f}  churned {m.churned_total}",
                 )
     finally:
         if progress:

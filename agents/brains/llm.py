@@ -38,6 +38,7 @@ from recworld.agents.brains.utility import UtilityBrain
 from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMemory
 from recworld.errors import ConfigError
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
+from recworld.payloads import Author
 from recworld.protocols import PageContext, PageDecision
 from recworld.usermodel.params import DecisionParams
 
@@ -494,7 +495,7 @@ class HybridBrain(_LanguageBrain):
         texts = self._burst(asks)
         feelings: dict[int, str] = {}
         instructions: dict[int, str] = {}
-        authored: dict[int, str] = {}
+        authored: dict[int, Author] = {}
         for (kind, i), text in zip(kinds, texts):
             u = int(users[i])
             if kind in ("instruction", "feeling"):
@@ -595,7 +596,7 @@ class LLMBrain(_LanguageBrain):
             instruction = T.sanitize(ans.instruction)
             if instruction and ans.leave:
                 instructions[i] = instruction
-        authored = {i: "llm" for i in set(feelings) | set(instructions)}
+        authored: dict[int, Author] = {i: "llm" for i in set(feelings) | set(instructions)}
         dec = PageDecision(
             watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback, authored=authored
         )

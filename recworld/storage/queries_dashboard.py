@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, inspect, literal, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Engine
 
 from recworld.events import EventType
@@ -30,14 +30,12 @@ from recworld.storage.models import (
     MemoryRecord,
     RetentionPoint,
     Run,
-    TickMetrics,
     UserProfile,
     UserSnapshot,
 )
-from recworld.storage.queries import run_summary
+from recworld.storage.queries import columns_or_null, run_summary
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
-TICK_FIELDS = [c.name for c in TickMetrics.__table__.columns if c.name not in ("id", "run_id", "extra_json")]
 RUN_FIELDS = [c.name for c in Run.__table__.columns if c.name not in ("config_json", "versions_json", "summary_json")]
 _RUN_ALL = [*RUN_FIELDS, "config_json", "summary_json"]
 PROFILE_FIELDS = [c.name for c in UserProfile.__table__.columns if c.name not in ("id", "run_id")]
@@ -64,28 +62,8 @@ def _nx(col):
     return col + 0
 
 
-_PRESENT: dict[tuple[int, str], frozenset[str]] = {}
-
-
-def _present(engine: Engine, model: type) -> frozenset[str]:
-    """Columns of ``model``'s table that exist in this database.
-
-    A database written by an older RecWorld may lack columns added since; the
-    dashboard reads what is there and reports the rest as None.
-    """
-    key = (id(engine), model.__tablename__)
-    if key not in _PRESENT:
-        try:
-            _PRESENT[key] = frozenset(c["name"] for c in inspect(engine).get_columns(model.__tablename__))
-        except Exception:  # noqa: BLE001 - a missing table reads as "no columns"
-            return frozenset()
-    return _PRESENT[key]
-
-
 def _columns(engine: Engine, model: type, names: Iterable[str]) -> list:
-    """Column expressions for ``names``: the real column where present, else a NULL labelled with the name."""
-    have = _present(engine, model)
-    return [getattr(model, n) if n in have else literal(None).label(n) for n in names]
+    return columns_or_null(engine, model, names)
 
 
 # --------------------------------------------------------------------- runs
@@ -174,14 +152,6 @@ def find_runs(
 
 
 # ------------------------------------------------------------ tick metrics
-def tick_rows(engine: Engine, run_id: int, after: int = -1, limit: int = 100_000) -> list[dict[str, Any]]:
-    """TickMetrics rows with ``tick > after``, in tick order."""
-    cols = _columns(engine, TickMetrics, TICK_FIELDS)
-    q = select(*cols).where(TickMetrics.run_id == run_id, TickMetrics.tick > after).order_by(TickMetrics.tick).limit(limit)
-    with engine.connect() as con:
-        return _rows(con, q)
-
-
 def status_and_tick(engine: Engine, run_id: int) -> tuple[str, int] | None:
     """(status, tick_done) of a run, or None."""
     with engine.connect() as con:

@@ -15,7 +15,8 @@ import numpy as np
 from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.engine import Engine
 
-from recworld.events import INT_NONE, EventBatch
+from recworld.events import INT_NONE, EventBatch, payload_json
+from recworld.kpis import TickRecord
 from recworld.storage.models import (
     Checkpoint,
     Edge,
@@ -32,8 +33,6 @@ from recworld.storage.models import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
-
-METRIC_FIELDS = [c.name for c in TickMetrics.__table__.columns if c.name not in ("id", "run_id", "tick", "extra_json")]
 
 
 def versions() -> dict[str, str]:
@@ -212,26 +211,22 @@ class RunRecorder:
         self._memories.append({"run_id": self.run_id, "user_id": user_id, "tick": tick, "kind": kind, "importance": importance, "text": text})
 
     # ------------------------------------------------------------------ ticks
-    def on_tick(self, world: World, events: EventBatch, metrics: dict[str, Any]) -> None:
+    def on_tick(self, world: World, events: EventBatch, metrics: TickRecord) -> None:
         """TickObserver hook: buffer this tick, flush when due."""
         self._events.append(events)
-        row = {"run_id": self.run_id, "tick": int(metrics["tick"])}
-        extra = {}
-        for k, v in metrics.items():
-            if k == "tick":
-                continue
-            if k in METRIC_FIELDS:
-                row[k] = v
-            else:
-                extra[k] = v
-        llm = [r for r in self._llm if r["tick"] == row["tick"]]
-        row["llm_calls"] = sum(1 for r in llm if not r["cached"])
-        row["llm_cached"] = sum(1 for r in llm if r["cached"])
-        row["llm_tokens"] = sum(r["tokens_in"] + r["tokens_out"] for r in llm)
-        row["llm_fallbacks"] = sum(1 for r in llm if r["fell_back"])
-        row["extra_json"] = json.dumps(extra, sort_keys=True, default=float)
+        tick = int(metrics.tick)
+        llm = [r for r in self._llm if r["tick"] == tick]
+        row = {
+            "run_id": self.run_id,
+            **metrics.as_dict(),
+            # The LLM columns of the tick (recworld.kpis.LLM_TICK_KPIS), from the calls reported this tick.
+            "llm_calls": sum(1 for r in llm if not r["cached"]),
+            "llm_cached": sum(1 for r in llm if r["cached"]),
+            "llm_tokens": sum(r["tokens_in"] + r["tokens_out"] for r in llm),
+            "llm_fallbacks": sum(1 for r in llm if r["fell_back"]),
+            "extra_json": "{}",
+        }
         self._metrics.append(row)
-        tick = int(metrics["tick"])
         if self.snapshot_every and tick % self.snapshot_every == 0:
             u = world.users
             self._snapshots.extend(
@@ -310,7 +305,7 @@ def event_tuples(run_id: int, ev: EventBatch) -> list[tuple]:
         texts[i] = t
     payloads: list = [None] * n
     for i, p in ev.payload.items():
-        payloads[i] = json.dumps(p, sort_keys=True)
+        payloads[i] = payload_json(p)
     return list(zip([run_id] * n, ev.tick.tolist(), ev.user.tolist(), ev.type.tolist(), items.tolist(), values.tolist(), texts, payloads))
 
 

@@ -22,9 +22,9 @@ def test_sessions_pages_and_events_are_consistent(make_world, collect):
     ev = EventBatch.concat(c.events)
     starts = ev.of_type(EventType.SESSION_START, EventType.RETURN).sum()
     leaves = ev.of_type(EventType.LEAVE).sum()
-    assert starts == leaves == sum(m["sessions"] for m in c.metrics) > 0
+    assert starts == leaves == sum(m.sessions for m in c.metrics) > 0
     shown = ev.of_type(EventType.WATCH, EventType.SKIP).sum()
-    assert shown == sum(m["impressions"] for m in c.metrics)
+    assert shown == sum(m.impressions for m in c.metrics)
     # No user is shown the same item twice.
     shown_mask = ev.of_type(EventType.WATCH, EventType.SKIP)
     pairs = ev.user[shown_mask] * 100_000 + ev.item[shown_mask]
@@ -129,5 +129,5 @@ def test_log_skips_off_keeps_metrics_but_drops_skip_events(make_world, collect):
     w.run(24)
     ev = EventBatch.concat(c.events)
     assert not ev.of_type(EventType.SKIP).any()
-    assert ev.of_type(EventType.WATCH).sum() == sum(m["watches"] for m in c.metrics) > 0
-    assert sum(m["impressions"] for m in c.metrics) > ev.of_type(EventType.WATCH).sum()
+    assert ev.of_type(EventType.WATCH).sum() == sum(m.watches for m in c.metrics) > 0
+    assert sum(m.impressions for m in c.metrics) > ev.of_type(EventType.WATCH).sum()
