@@ -15,13 +15,14 @@ import mesa
 import numpy as np
 
 from recworld import metrics as M
+from recworld.arrays import add_counts
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
 from recworld.events import EventBatch, EventType
 from recworld.kpis import TickRecord
 from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS, AuthoredPayload
-from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver
+from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver, WorldLayer
 from recworld.seeding import Seeder
 from recworld.state import UserArrays, UserState
 from recworld.usermodel import kernels as UK
@@ -44,6 +45,7 @@ class World(mesa.Model):
         recommender: serves pages and learns from feedback.
         config: session, return and churn dynamics.
         seed: root seed; every subsystem draws from its own child stream.
+        name: a name for the world (the scenario's).
 
     Attributes:
         tick: the next tick to simulate (0-based).
@@ -51,6 +53,10 @@ class World(mesa.Model):
         seen: (n_users, capacity) bool, items each user was shown.
         exposure: (capacity,) times each item was shown.
         watch_counts: (capacity,) times each item was watched.
+        layers: the :class:`~recworld.protocols.WorldLayer` s added, in order.
+        user_agents: the mesa agents of the users (filled by the population).
+        light_metrics: skip the exposure/diversity metrics (environments that
+            read rewards from decisions set it).
     """
 
     def __init__(
@@ -62,10 +68,12 @@ class World(mesa.Model):
         config: WorldConfig | None = None,
         seed: int = 0,
         items: ItemTable | None = None,
+        name: str = "",
     ) -> None:
         seeder = Seeder(seed)
         # Mesa's own generator is one more named child of the run's seed root.
         super().__init__(rng=seeder.rng("mesa"))
+        self.name = name
         self.config = config or WorldConfig()
         self.catalog = catalog
         self.brain = brain
@@ -81,6 +89,8 @@ class World(mesa.Model):
         self.users: UserArrays = UserArrays.allocate(0, catalog.dim)
         self.observers: list[TickObserver] = []
         self.tick_hooks: list[TickHook] = []
+        self.layers: list[WorldLayer] = []
+        self.user_agents: list[Any] = []
         self.instructions: dict[int, str] = {}
         self.instruction_embeddings: dict[int, np.ndarray] = {}
         self.instruction_encoder: Callable[[list[str]], np.ndarray] | None = None
@@ -117,8 +127,54 @@ class World(mesa.Model):
         self.observers.append(observer)
 
     def add_tick_hook(self, hook: TickHook) -> None:
-        """Run ``hook(world, tick)`` after the sessions of each tick (e.g. the social layer)."""
+        """Run ``hook(world, tick)`` after the sessions of each tick (a layer's ``on_tick`` is one)."""
         self.tick_hooks.append(hook)
+
+    # --------------------------------------------------------------- layers
+    def add_layer(self, layer: WorldLayer) -> None:
+        """Attach ``layer`` (see :class:`~recworld.protocols.WorldLayer`): it runs after the sessions of every tick."""
+        if layer in self.layers:
+            raise RecWorldError(f"layer {layer.name!r} is already attached to this world")
+        layer.attach(self)
+        self.layers.append(layer)
+        self.add_tick_hook(layer.on_tick)
+
+    def attach_recorder(self, recorder: TickObserver) -> None:
+        """Record this world: ``recorder`` receives every tick, and every layer reports to it."""
+        for layer in self.layers:
+            layer.attach_recorder(recorder)  # type: ignore[arg-type]  # a RunRecorder is both
+        self.subscribe(recorder)
+
+    def reattach_layers(self) -> None:
+        """After loading a checkpoint: let every layer restore what was not pickled."""
+        for layer in self.layers:
+            layer.reattach(self)
+
+    def close(self) -> None:
+        """Close every layer (LLM runtimes, servers); the world can still be stepped (layers reopen lazily)."""
+        for layer in self.layers:
+            layer.close()
+
+    def set_instruction_encoder(self, encoder: Callable[[list[str]], np.ndarray] | None) -> None:
+        """Embed users' reflective instructions with ``encoder`` (texts -> vectors in the catalog's space)."""
+        self.instruction_encoder = encoder
+
+    def set_light_metrics(self, light: bool = True) -> None:
+        """Skip the exposure/diversity metrics of each tick (the costly part of its bookkeeping)."""
+        self.light_metrics = light
+
+    # ------------------------------------------------- state changed by layers
+    def count_social_watches(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Account watches of ``items`` by ``users`` that came from outside a page (the social feed)."""
+        users = np.asarray(users, np.int64)
+        items = np.asarray(items, np.int64)
+        self.seen[users, items] = True
+        add_counts(self.watch_counts, items)
+        add_counts(self.users.watches, users)
+
+    def shift_tastes(self, users: np.ndarray, item: int, rate: float) -> None:
+        """Move ``users``' tastes a share ``rate`` towards ``item`` (the user model's taste shift, e.g. after a chat)."""
+        UK.shift_tastes(self.state, self.items, np.asarray(users, np.int64), item, rate)
 
     def ensure_item_capacity(self) -> None:
         """Grow per-item arrays when user-created items outgrow the reserved room."""

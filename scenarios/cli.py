@@ -327,9 +327,7 @@ def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
         world.run(args.warmup)
         student = DistilledBrain.fit(world, teacher, pages=args.pages, seed=scenario.seed)
     finally:
-        closer = getattr(teacher, "close", None)
-        if callable(closer):
-            closer()
+        world.close()
     path = student.save(args.out)
     t = Table(title=f"distilled from {scenario.brain.kind} ({args.pages} pages)", header_style="bold")
     t.add_column("parameter")

@@ -58,14 +58,6 @@ class _StopFlag:
             signal.signal(sig, h)
 
 
-def _attach_extras(world: World, recorder: RunRecorder) -> None:
-    """Let the world's optional layers (LLM, social, memory) report to the recorder."""
-    for part in (world.brain, *getattr(world, "extensions", [])):
-        hook = getattr(part, "attach_recorder", None)
-        if callable(hook):
-            hook(recorder)
-
-
 def _loop(
     world: World, recorder: RunRecorder, ticks_total: int, progress: bool, console: Console, stop: _StopFlag, on_tick: Callable[[World], None] | None
 ) -> int:
@@ -162,8 +154,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         recorder.write_world(world)
     else:
         set_status(engine, run_id, "running")
-    _attach_extras(world, recorder)
-    world.subscribe(recorder)
+    world.attach_recorder(recorder)
     stop = _StopFlag()
     stop.install()
     try:
@@ -180,9 +171,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         raise
     finally:
         stop.restore()
-        closer = getattr(world.brain, "close", None)
-        if callable(closer):
-            closer()
+        world.close()
     recorder.write_retention(world)
     status = "interrupted" if world.tick < scenario.ticks else "completed"
     summary = run_summary(engine, run_id)
@@ -217,9 +206,7 @@ def resume_run(
     else:
         ck_tick, blob = int(row[0]), bytes(row[1])
         world = load_world(blob)
-        reattach = getattr(world.brain, "reattach", None)
-        if callable(reattach):
-            reattach(world, scenario)
+        world.reattach_layers()
     with engine.begin() as con:
         for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
             con.execute(delete(model).where(model.run_id == run_id, model.tick > ck_tick))

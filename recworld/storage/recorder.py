@@ -151,7 +151,7 @@ class RunRecorder:
         ]
         u = world.users
         profiles = []
-        for i, agent in enumerate(getattr(world, "user_agents", [])):
+        for i, agent in enumerate(world.user_agents):
             p = agent.persona
             profiles.append(
                 {

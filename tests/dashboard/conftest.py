@@ -112,7 +112,7 @@ def run_db(tmp_path_factory) -> RunDB:
 
     engine = connect(url, create=False)
     world = _world_at_end(engine, out.run_id)
-    layer = next(x for x in world.extensions if isinstance(x, SocialLayer))
+    layer = next(x for x in world.layers if isinstance(x, SocialLayer))
     n_items = len(world.catalog)
     stats = layer.cascade_stats()
     cascades = {int(r): (int(layer.cascade_posts[r]), int(layer.cascade_depth.get(r, 0))) for r in layer.cascade_posts}

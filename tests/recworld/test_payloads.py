@@ -51,7 +51,7 @@ def test_every_payload_the_simulator_writes_parses_with_its_model(make_world):
 
     world = make_world(n=120, recommender="mf")
     layer = SocialLayer.from_config(world, {"post_rate": 0.6, "chat_rate": 0.3, "reshare_rate": 0.8, "item_post_rate": 0.3}, brain=world.brain, seed=2)
-    world.add_tick_hook(layer.step)
+    world.add_layer(layer)
     ev = run_collecting(world, 20)
     seen = set()
     for i, p in ev.payload.items():

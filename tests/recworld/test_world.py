@@ -131,3 +131,59 @@ def test_log_skips_off_keeps_metrics_but_drops_skip_events(make_world, collect):
     assert not ev.of_type(EventType.SKIP).any()
     assert ev.of_type(EventType.WATCH).sum() == sum(m.watches for m in c.metrics) > 0
     assert sum(m.impressions for m in c.metrics) > ev.of_type(EventType.WATCH).sum()
+
+
+class _Layer:
+    """A minimal WorldLayer that records what the world calls."""
+
+    name = "probe"
+
+    def __init__(self):
+        self.calls = []
+
+    def attach(self, world):
+        self.calls.append("attach")
+
+    def on_tick(self, world, tick):
+        self.calls.append(("tick", tick))
+        return EventBatch.build(tick, np.array([0]), EventType.FOLLOW, values=np.array([1.0]))
+
+    def attach_recorder(self, recorder):
+        self.calls.append("recorder")
+
+    def reattach(self, world):
+        self.calls.append("reattach")
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_world_drives_its_layers(make_world, collect):
+    from recworld.checkpoint import dump_world, load_world
+    from recworld.protocols import WorldLayer
+
+    w = make_world(n=20)
+    layer = _Layer()
+    assert isinstance(layer, WorldLayer)
+    w.add_layer(layer)
+    with pytest.raises(RecWorldError, match="already attached"):
+        w.add_layer(layer)
+    c = collect()
+    w.attach_recorder(c)
+    w.run(2)
+    assert layer.calls == ["attach", "recorder", ("tick", 0), ("tick", 1)]
+    assert [int(e.of_type(EventType.FOLLOW).sum()) for e in c.events] == [1, 1]  # the layer's events join the tick's log
+    w2 = load_world(dump_world(w))
+    w2.reattach_layers()
+    w2.close()
+    assert w2.layers[0].calls[-2:] == ["reattach", "close"] and not w2.observers
+
+
+def test_build_world_attaches_nothing_from_outside(small_scenario, make_world):
+    """A world built from a scenario has exactly the attributes World.__init__ gives any world: nothing is added from outside."""
+    from recworld.agents.social import SocialLayer
+    from recworld.scenarios.build import build_world
+
+    world = build_world(small_scenario(**{"population.n_users": 30}))
+    assert world.name == "quickstart" and [type(x) for x in world.layers] == [SocialLayer]
+    assert set(vars(world)) == set(vars(make_world(n=30)))
