@@ -16,12 +16,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from recworld.dashboard import queries as Q
 from recworld.dashboard import schemas as S
 from recworld.dashboard import service
 from recworld.events import EventType
 from recworld.export import TICK_COLUMNS, csv_text
 from recworld.kpis import SORTABLE
-from recworld.storage import queries_dashboard as Q
 
 MAX_ID = 2**62
 MAX_OFFSET = 10**9

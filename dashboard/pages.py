@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from recworld.dashboard import queries as Q
 from recworld.dashboard import service
 from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
 from recworld.events import EventType
 from recworld.kpis import KPIS, chart_series, format_value
 from recworld.kpis import TILES as TILE_KPIS
 from recworld.payloads import LEAVE_REASON_LABELS
-from recworld.storage import queries_dashboard as Q
 
 router = APIRouter(include_in_schema=False)
 PAGE = 25

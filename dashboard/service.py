@@ -9,9 +9,9 @@ import numpy as np
 from fastapi import HTTPException
 from sqlalchemy.engine import Engine
 
+from recworld.dashboard import queries as Q
 from recworld.events import EventType
 from recworld.kpis import COMPARE, RUN_KPIS
-from recworld.storage import queries_dashboard as Q
 from recworld.storage.queries import list_sweeps, sweep_comparison, tick_rows
 
 # Run columns the runs list sorts in SQL (KPIs, recworld.kpis.SORTABLE, are sorted in Python).

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError, RecWorldError
@@ -18,9 +18,9 @@ from recworld.scenarios.build import build_world
 from recworld.scenarios.schema import Scenario, validate
 from recworld.storage import connect
 from recworld.storage.db import redact
-from recworld.storage.models import Checkpoint, Edge, Event, Item, LLMCall, MemoryRecord, TickMetrics, UserSnapshot
+from recworld.storage.models import Checkpoint
 from recworld.storage.queries import get_run, run_config, run_summary
-from recworld.storage.recorder import RunRecorder, create_run, set_status
+from recworld.storage.recorder import RunRecorder, create_run, rollback, set_status
 from recworld.world import World
 
 
@@ -207,12 +207,6 @@ def resume_run(
         ck_tick, blob = int(row[0]), bytes(row[1])
         world = load_world(blob)
         world.reattach_layers()
-    with engine.begin() as con:
-        for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
-            con.execute(delete(model).where(model.run_id == run_id, model.tick > ck_tick))
-        con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > ck_tick))
-        con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > ck_tick).values(removed_tick=None))
-        con.execute(delete(Item).where(Item.run_id == run_id, Item.created_tick > ck_tick, Item.created_tick > 0))
-        con.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.tick > ck_tick))
+    rollback(engine, run_id, ck_tick)
     console.print(f"[dim]resuming run {run_id} from tick {ck_tick + 1} of {scenario.ticks}[/]")
     return _drive(world, scenario, engine, db_url, run_id, progress, console, on_tick, fresh=row is None)

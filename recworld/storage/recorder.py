@@ -20,6 +20,7 @@ from recworld.kpis import TickRecord
 from recworld.storage.models import (
     Checkpoint,
     Edge,
+    Event,
     Item,
     LLMCall,
     MemoryRecord,
@@ -90,6 +91,27 @@ def set_status(engine: Engine, run_id: int, status: str, *, error: str | None = 
         values["summary_json"] = json.dumps(summary, sort_keys=True, default=float)
     with engine.begin() as con:
         con.execute(update(Run).where(Run.id == run_id).values(**values))
+
+
+def rollback(engine: Engine, run_id: int, tick: int) -> None:
+    """Delete everything run ``run_id`` wrote after tick ``tick``, so that it can continue from ``tick + 1``.
+
+    In one transaction: events, tick metrics, user snapshots, LLM calls,
+    memories and checkpoints after ``tick`` are deleted; follow edges created
+    after it are deleted and edges removed after it are live again; items
+    users created after it are deleted; the run's ``tick_done`` becomes
+    ``tick``. ``tick = -1`` removes everything the run wrote (the catalog and
+    profiles written at its start stay). Used by resume after a crash.
+    """
+    with engine.begin() as con:
+        for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
+            con.execute(delete(model).where(model.run_id == run_id, model.tick > tick))
+        con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > tick))
+        con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > tick).values(removed_tick=None))
+        # Items of the initial catalog have created_tick 0; only items made during the run go.
+        con.execute(delete(Item).where(Item.run_id == run_id, Item.created_tick > tick, Item.created_tick > 0))
+        con.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.tick > tick))
+        con.execute(update(Run).where(Run.id == run_id, Run.tick_done > tick).values(tick_done=tick))
 
 
 class RunRecorder:
@@ -328,4 +350,4 @@ def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:
         con.execute(insert(table), rows[i : i + chunk])
 
 
-__all__ = ["RunRecorder", "create_run", "set_status", "versions"]
+__all__ = ["RunRecorder", "create_run", "rollback", "set_status", "versions"]

@@ -92,23 +92,6 @@ def test_every_session_has_a_leave_reason(client, run_db, engine):
     assert len(reasons) >= 3
 
 
-def test_live_retention_equals_stored(run_db, tmp_path):
-    """While a run goes on (no RetentionPoint rows yet) retention comes from session events; it must agree."""
-    from recworld.storage import connect
-    from recworld.storage import queries_dashboard as Q
-
-    engine = connect(run_db.url, create=False)
-    run = Q.run_row(engine, run_db.run_id)
-    stored = Q.retention(engine, run)
-    assert stored["source"] == "stored" and stored["rows"]
-    assert Q.live_retention_rows(engine, run_db.run_id, 24, run["tick_done"]) == stored["rows"]
-    # with 12-tick periods, 30 ticks hold two complete periods: cohorts 0 and 1
-    assert {c for c, *_ in Q.live_retention_rows(engine, run_db.run_id, 12, run["tick_done"])} <= {0, 1}
-    # 12 ticks: no complete day yet, nothing stored, nothing live
-    short = Q.run_row(engine, run_db.other_run_id)
-    assert Q.retention(engine, short) == {"source": "live", "period_ticks": 24, "rows": [], "curve": {}}
-
-
 def test_events_filter_and_paginate(client, run_db, engine):
     from recworld.events import EventType
 

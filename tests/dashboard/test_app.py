@@ -85,10 +85,10 @@ def test_stream_of_finished_run_sends_all_ticks_then_ends(client, run_db):
 def test_stream_follows_a_running_run(tmp_path):
     """Ticks a real run writes while the stream is open arrive as `ticks` events; the terminal status ends it."""
     from recworld.dashboard.app import create_app
+    from recworld.dashboard.queries import status_and_tick
     from recworld.scenarios.runner import run_scenario
     from recworld.scenarios.schema import load_scenario
     from recworld.storage import connect
-    from recworld.storage.queries_dashboard import status_and_tick
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     engine = connect(url)
