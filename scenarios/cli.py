@@ -340,20 +340,16 @@ def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
-    try:
-        from recworld.envs.train import train
-    except ImportError as exc:
-        raise RecWorldError(f"training needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
+    from recworld.envs.train import train  # PPO names the 'rl' extra when it is missing
+
     path = train(algo=args.algo, timesteps=args.timesteps, seed=args.seed, out_path=args.out, progress=not args.quiet, n_background=args.background)
     err.print(f"saved policy to {path}; use it in a scenario with recommender: {{name: policy, params: {{path: {path}}}}}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace, out: Console, err: Console) -> int:
-    try:
-        from recworld.envs.evaluate import evaluate, store_results
-    except ImportError as exc:
-        raise RecWorldError(f"evaluation needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
+    from recworld.envs.evaluate import evaluate, store_results
+
     policies: dict[str, str] = {}
     for spec in args.policies.split(","):
         spec = spec.strip()

