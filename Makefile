@@ -19,7 +19,7 @@ $(BIN)/python:
 # Reinstall only when the project definition changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,rl,ray]"
+	$(BIN)/pip install -q -e ".[all,test]"
 	$(BIN)/pip install -q --no-deps recbole==1.2.1
 	$(BIN)/python -m recworld.setup_data
 	touch $(STAMP)

@@ -1,7 +1,7 @@
 """The social layer: a follow graph, posts and shares, social feeds, chats, follow/unfollow.
 
-Runs after the sessions of each tick as a world tick hook
-(``world.add_tick_hook(layer.step)``) and returns that tick's social events:
+A :class:`~recworld.protocols.WorldLayer` (``world.add_layer(layer)``): after
+the sessions of each tick it acts and returns that tick's social events:
 
 - **graph**: ``small_world`` (each user follows its nearest neighbours in
   taste, a homophilous ring lattice, then links are rewired at random with
@@ -10,8 +10,8 @@ Runs after the sessions of each tick as a world tick hook
 - **posts** (POST): active users share an item they watched this tick to
   their followers, at a rate set by ``post_rate`` × their RecAgent role
   (poster > critic > chatter = explorer > watcher). Payload
-  ``{"post": id, "parent_post": id|None, "cascade": root id}`` so cascades can
-  be measured. A share of posts (``item_post_rate``) is original content and
+  :class:`~recworld.payloads.PostPayload` (post id, parent post, cascade
+  root, depth) so cascades can be measured from the log. A share of posts (``item_post_rate``) is original content and
   becomes a catalog item (``Catalog.add_item``; recorder ``Item`` rows).
 - **diffusion** (SOCIAL_WATCH): shared items land in followers' social
   feeds; active followers watch from the feed with the utility brain's
@@ -20,15 +20,19 @@ Runs after the sessions of each tick as a world tick hook
   friends about an item; both users' tastes move ``chat_shift`` towards it.
 - **follow/unfollow** (FOLLOW/UNFOLLOW, value = other user id), homophilous.
 
-Text comes from the brain's LLM (``social_texts``, one burst per tick) when
-the brain has one, else from templates (zero LLM calls), so social dynamics
-also run fast with the utility brain.
+Text comes from the brain's LLM when the brain is a :class:`SocialVoice`
+(``social_texts``, one burst per tick), else from templates (zero LLM calls),
+so social dynamics also run fast with the utility brain. The layer changes
+the world only through World methods (``add_item``, ``count_social_watches``,
+``shift_tastes``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -38,9 +42,11 @@ from recworld.agents.brains.utility import UtilityBrain
 from recworld.agents.memory import CHAT, POST
 from recworld.errors import ConfigError
 from recworld.events import EventBatch, EventType
-from recworld.usermodel import kernels as UK
+from recworld.payloads import ChatPayload, PostPayload, SocialWatchPayload
 
 if TYPE_CHECKING:  # pragma: no cover
+    from recworld.payloads import Author
+    from recworld.protocols import RecorderSink
     from recworld.world import World
 
 ROLE_POST = {"poster": 4.0, "critic": 2.0, "chatter": 1.0, "explorer": 1.0, "watcher": 0.3}
@@ -79,6 +85,35 @@ class SocialConfig(BaseModel):
         return v
 
 
+@dataclass
+class SocialTexts:
+    """Texts of one tick's posts and chats, and who wrote each ("llm" or "template")."""
+
+    posts: list[str]
+    chats: list[list[str]]
+    post_authors: list[Author]
+    chat_authors: list[Author]
+
+
+@runtime_checkable
+class SocialVoice(Protocol):
+    """A brain that speaks for its users in the social layer (the LLM brains).
+
+    Attributes:
+        utility: the choice model that decides social watches.
+    """
+
+    utility: UtilityBrain
+
+    def social_texts(self, world: World, tick: int, posts: Sequence[tuple[int, int, float]], chats: Sequence[tuple[int, int, int, int]]) -> SocialTexts:
+        """Text of posts ``(user, item, rating)`` and chats ``(a, b, item, turns)``."""
+        ...
+
+    def remember(self, user: int, tick: int, kind: int, importance: float, vector: np.ndarray, text: str) -> None:
+        """Store a social event in the user's memory (a no-op without memory)."""
+        ...
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)).astype(np.float32)
 
@@ -89,16 +124,23 @@ class SocialLayer:
     Args:
         world: the world (its users must exist).
         config: a :class:`SocialConfig`.
-        brain: the world's brain; its LLM writes text if it has ``social_texts``,
-            and its utility model decides social watches.
+        brain: the world's brain; when it is a :class:`SocialVoice` its LLM
+            writes the texts and its users remember; its utility model (or the
+            brain itself, a utility brain) decides social watches.
         seed: the scenario seed.
     """
 
+    name = "social"
+
     def __init__(self, world: World, config: SocialConfig | None = None, brain: Any = None, seed: int = 0) -> None:
         self.config = config or SocialConfig()
-        self.brain = brain
-        util = getattr(brain, "utility", brain)
-        self.utility: UtilityBrain = util if isinstance(util, UtilityBrain) else UtilityBrain()
+        self.voice: SocialVoice | None = brain if isinstance(brain, SocialVoice) else None
+        if isinstance(brain, UtilityBrain):
+            self.utility = brain
+        elif self.voice is not None:
+            self.utility = self.voice.utility
+        else:
+            self.utility = UtilityBrain()
         self.rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x50C1A1]))
         n = world.n_users
         self.n_users = n
@@ -113,13 +155,13 @@ class SocialLayer:
         self.item_posts: dict[int, int] = {}
         self.item_social_watches: dict[int, int] = {}
         self.chats = 0
-        self.recorder: Any = None
+        self.recorder: RecorderSink | None = None
         self._edges_written = False
         self._build_graph(world)
 
     @classmethod
     def from_config(cls, world: World, config: dict[str, Any] | None, brain: Any = None, seed: int = 0) -> SocialLayer:
-        """Build from the scenario's ``social:`` dict; makes sure ``world.extensions`` exists.
+        """Build from the scenario's ``social:`` dict (then ``world.add_layer(layer)``).
 
         Raises:
             ConfigError: an unknown key or a bad value, named ``social.<key>``.
@@ -133,10 +175,7 @@ class SocialLayer:
                 raise ConfigError(f"unknown key 'social.{loc}'; expected one of: {', '.join(SocialConfig.model_fields)}") from None
             msg = e["msg"].removeprefix("Value error, ")
             raise ConfigError(f"field 'social.{loc}': {msg} (got {e.get('input')!r})") from None
-        layer = cls(world, cfg, brain=brain, seed=seed)
-        if not hasattr(world, "extensions"):
-            world.extensions = []
-        return layer
+        return cls(world, cfg, brain=brain, seed=seed)
 
     # ------------------------------------------------------------- graph
     def _build_graph(self, world: World) -> None:
@@ -198,13 +237,24 @@ class SocialLayer:
     def mean_degree(self) -> float:
         return sum(len(f) for f in self.following) / max(self.n_users, 1)
 
-    # ---------------------------------------------------------- recorder
-    def attach_recorder(self, recorder: Any) -> None:
+    # ------------------------------------------------ WorldLayer lifecycle
+    def attach(self, world: World) -> None:
+        """The graph was built from the world's users at construction; nothing more to set up."""
+        if world.n_users != self.n_users:
+            raise ConfigError(f"social layer built for {self.n_users} users attached to a world of {world.n_users}; build it from this world")
+
+    def attach_recorder(self, recorder: RecorderSink) -> None:
         """Write the initial graph (once) and report new edges and items later."""
         self.recorder = recorder
         if not self._edges_written:
             recorder.add_edges((u, v, 0) for u, v in self.edges())
             self._edges_written = True
+
+    def reattach(self, world: World) -> None:
+        """Nothing to restore: the layer's state is pickled whole; the recorder is attached again by the run."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -212,8 +262,8 @@ class SocialLayer:
         return state
 
     # -------------------------------------------------------------- tick
-    def step(self, world: World, tick: int) -> EventBatch:
-        """Social actions of tick ``tick`` (a world tick hook)."""
+    def on_tick(self, world: World, tick: int) -> EventBatch:
+        """Social actions of tick ``tick`` (after its sessions)."""
         c = self.config
         rng = self.rng
         u = world.users
@@ -252,24 +302,24 @@ class SocialLayer:
             turns = int(rng.integers(c.chat_turns[0], c.chat_turns[1] + 1))
             chats.append((a, b, int(item), turns))
 
-        post_texts, chat_lines, (post_by, chat_by) = self._texts(world, tick, posts, chats)
-        for (a, item, rating), text, by in zip(posts, post_texts, post_by):
+        texts = self._texts(world, tick, posts, chats)
+        for (a, item, rating), text, by in zip(posts, texts.posts, texts.post_authors):
             rows.extend(self._publish(world, tick, a, item, text, parent=None, rating=rating, by=by))
 
         # 2) diffusion: active users look at their social feed.
         rows.extend(self._consume_feeds(world, tick, active, roles))
 
-        for (a, b, item, _turns), lines, by in zip(chats, chat_lines, chat_by):
+        for (a, b, item, _turns), lines, by in zip(chats, texts.chats, texts.chat_authors):
             cid = self.chats
             self.chats += 1
             for j, line in enumerate(lines):
                 speaker, partner = (a, b) if j % 2 == 0 else (b, a)
-                rows.append((speaker, int(EventType.CHAT), item, float(partner), line, {"conversation": cid, "turn": j, "by": by}))
-            self._shift_tastes(world, [a, b], item)
-            mem = getattr(self.brain, "memory", None)
-            if mem is not None:
+                rows.append((speaker, int(EventType.CHAT), item, float(partner), line, ChatPayload(conversation=cid, turn=j, by=by).dump()))
+            if self.config.chat_shift > 0:
+                world.shift_tastes(np.array([a, b]), item, self.config.chat_shift)
+            if self.voice is not None:
                 for x, y in ((a, b), (b, a)):
-                    mem.add(x, tick, CHAT, 0.5, world.catalog.embeddings[item], text=f"Chatted with user {y} about {T.title(world, item)}: {lines[0]}")
+                    self.voice.remember(x, tick, CHAT, 0.5, world.catalog.embeddings[item], f"Chatted with user {y} about {T.title(world, item)}: {lines[0]}")
 
         # 4) follow / unfollow (homophily on the direction of tastes: cosine similarity).
         taste = _unit(world.users.taste.astype(np.float32))
@@ -297,7 +347,7 @@ class SocialLayer:
     # ------------------------------------------------------------ pieces
     @staticmethod
     def _roles(world: World, users: np.ndarray) -> list[str]:
-        agents = getattr(world, "user_agents", None)
+        agents = world.user_agents
         if not agents:
             return ["watcher"] * users.size
         return [agents[int(x)].persona.role for x in users]
@@ -318,15 +368,16 @@ class SocialLayer:
             out.setdefault(uu, []).append((it, rates.get((uu, it), float("nan"))))
         return out
 
-    def _texts(self, world: World, tick: int, posts: list, chats: list) -> tuple[list[str], list[list[str]], tuple[list[str], list[str]]]:
-        """Texts of posts and chats, and who wrote each ("llm" or "template")."""
-        writer = getattr(self.brain, "social_texts", None)
-        if self.config.use_llm and callable(writer) and (posts or chats):
-            post_texts, chat_lines = writer(world, tick, posts, chats)
-            authors = getattr(self.brain, "social_authors", None) or (["llm"] * len(posts), ["llm"] * len(chats))
-            return post_texts, chat_lines, authors
-        templated = (["template"] * len(posts), ["template"] * len(chats))
-        return [T.template_post(world, a, item, r) for a, item, r in posts], [T.template_chat(world, a, b, item, t) for a, b, item, t in chats], templated
+    def _texts(self, world: World, tick: int, posts: list, chats: list) -> SocialTexts:
+        """Texts of posts and chats, and who wrote each: the brain's LLM when it has a voice, else templates."""
+        if self.config.use_llm and self.voice is not None and (posts or chats):
+            return self.voice.social_texts(world, tick, posts, chats)
+        return SocialTexts(
+            posts=[T.template_post(world, a, item, r) for a, item, r in posts],
+            chats=[T.template_chat(world, a, b, item, t) for a, b, item, t in chats],
+            post_authors=["template"] * len(posts),
+            chat_authors=["template"] * len(chats),
+        )
 
     def _publish(
         self, world: World, tick: int, author: int, item: int, text: str, parent: int | None, rating: float = float("nan"), by: str = "template"
@@ -345,13 +396,10 @@ class SocialLayer:
         self.item_posts[shared] = self.item_posts.get(shared, 0) + 1
         for f in sorted(self.followers[author]):
             self.feeds[f].append((pid, shared, author, tick))
-        mem = getattr(self.brain, "memory", None)
-        if mem is not None:
-            mem.add(author, tick, POST, 0.55, world.catalog.embeddings[shared], text=f"Posted about {T.title(world, shared)}: {text}")
-        payload = {"post": pid, "parent_post": parent, "cascade": root, "depth": depth, "by": by}
-        if shared != item:
-            payload["about_item"] = int(item)
-        return [(author, int(EventType.POST), shared, float(pid), text, payload)]
+        if self.voice is not None:
+            self.voice.remember(author, tick, POST, 0.55, world.catalog.embeddings[shared], f"Posted about {T.title(world, shared)}: {text}")
+        payload = PostPayload(post=pid, parent_post=parent, cascade=root, depth=depth, by=by, about_item=None if shared == item else int(item))
+        return [(author, int(EventType.POST), shared, float(pid), text, payload.dump())]
 
     def _new_item(self, world: World, tick: int, author: int, item: int, text: str) -> int:
         """User-created content: a new catalog item near the item it is about."""
@@ -402,20 +450,22 @@ class SocialLayer:
         reshare_draw = self.rng.random(slates.shape)
         watch = mask & (draws < p_watch)
         rows = []
+        watchers, watched = [], []
         role_of = dict(zip(active.tolist(), roles))
         for r, a in enumerate(users):
             for j in np.flatnonzero(watch[r]).tolist():
                 pid, item, author, _t = entries[r][j]
                 root = self.posts[pid][3]
-                world.seen[a, item] = True
-                world.watch_counts[item] += 1
-                world.users.watches[a] += 1
+                watchers.append(a)
+                watched.append(item)
                 self.cascade_reach[root] = self.cascade_reach.get(root, 0) + 1
                 self.item_social_watches[item] = self.item_social_watches.get(item, 0) + 1
-                rows.append((a, int(EventType.SOCIAL_WATCH), item, float(author), None, {"post": pid, "cascade": root}))
+                rows.append((a, int(EventType.SOCIAL_WATCH), item, float(author), None, SocialWatchPayload(post=pid, cascade=root).dump()))
                 if reshare_draw[r, j] < c.reshare_rate * ROLE_POST.get(role_of[a], 1.0) / 2.0:
                     text = T.template_post(world, a, item)
                     rows.extend(self._publish(world, tick, a, item, f"Reshared: {text}", parent=pid))
+        # Nothing above reads these counters: account the tick's social watches in one call.
+        world.count_social_watches(np.array(watchers, np.int64), np.array(watched, np.int64))
         return rows
 
     def _follow_candidates(self, a: int) -> np.ndarray:
@@ -429,12 +479,6 @@ class SocialLayer:
             extra = self.rng.choice(self.n_users, size=min(20, self.n_users), replace=False).tolist()
             fof |= {int(x) for x in extra if x != a and x not in self.following[a]}
         return np.array(sorted(fof), dtype=np.int64)
-
-    def _shift_tastes(self, world: World, users: list[int], item: int) -> None:
-        s = self.config.chat_shift
-        if s <= 0:
-            return
-        UK.shift_tastes(world.state, world.items, np.asarray(users, np.int64), item, s)
 
     @staticmethod
     def _batch(tick: int, rows: list[tuple]) -> EventBatch:
@@ -479,4 +523,4 @@ class SocialLayer:
         }
 
 
-__all__ = ["SocialConfig", "SocialLayer"]
+__all__ = ["SocialConfig", "SocialLayer", "SocialTexts", "SocialVoice"]

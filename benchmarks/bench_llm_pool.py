@@ -185,8 +185,7 @@ def bench_tick(args: Args) -> dict[str, float]:
         llm = {"backend": "openai", "base_urls": urls, "model": "scripted", "cache_path": None, "concurrency": conc, "timeout_s": 60.0}
         brain = build_brain_from_config("llm", {}, llm, seed=0)
         world = World(cat, SampledPopulation(cat, args.users, seed=0), brain, make_recommender(args.recommender, {}), seed=0)
-        world.extensions = []
-        brain.attach(world)
+        world.add_layer(brain)
         build_s = time.perf_counter() - t_build
         rt = brain.runtime
         bursts: list[tuple[int, float]] = []

@@ -59,8 +59,7 @@ def _world(ml, catalog, brain, n: int, seed: int = 0) -> World:
 
     cat = copy.deepcopy(catalog)
     w = World(cat, MovieLensPopulation(ml, cat, n_users=n, seed=seed), brain, make_recommender("linucb", {}), seed=seed)
-    w.extensions = []
-    brain.attach(w)
+    w.add_layer(brain)
     return w
 
 
@@ -127,7 +126,7 @@ def embedded(args: Args, ml, catalog) -> dict[str, float]:
     from recworld.agents.social import SocialLayer
 
     layer = SocialLayer.from_config(world, {}, brain=brain, seed=0)
-    world.add_tick_hook(layer.step)
+    world.add_layer(layer)
     bursts = _timed(brain)
     brain.runtime.start()
     t0 = time.perf_counter()

@@ -4,6 +4,11 @@ Start it with ``recworld dashboard --db sqlite:///runs/recworld.db`` or build th
 ASGI app yourself with :func:`recworld.dashboard.app.create_app`.
 """
 
+from recworld.errors import require_extra
+
+for _module in ("fastapi", "jinja2"):
+    require_extra(_module, "dashboard", "the dashboard")
+
 __all__ = ["create_app"]
 
 

@@ -16,11 +16,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from recworld.dashboard import queries as Q
 from recworld.dashboard import schemas as S
 from recworld.dashboard import service
 from recworld.events import EventType
-from recworld.export import csv_text
-from recworld.storage import queries_dashboard as Q
+from recworld.export import TICK_COLUMNS, csv_text
+from recworld.kpis import SORTABLE
 
 MAX_ID = 2**62
 MAX_OFFSET = 10**9
@@ -42,10 +43,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 Text = Annotated[str | None, Query(max_length=200)]
 Order = Annotated[Literal["asc", "desc"], Query()]
-RunSort = Literal[
-    "id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total",
-    "watch_rate", "retention_d1", "churn", "sessions", "mean_rating", "coverage", "gini",
-]  # fmt: skip
+RunSort = Literal[service.RUN_COLUMNS_SORTABLE + SORTABLE]  # type: ignore[valid-type]  # a run column or a KPI of recworld.kpis.SORTABLE
 
 
 def parse_run_ids(runs: str) -> list[int]:
@@ -130,9 +128,7 @@ def ticks_csv(engine: EngineDep, run_id: RunId) -> PlainTextResponse:
     """Per-tick metrics as CSV (for spreadsheets and pandas)."""
     service.get_run(engine, run_id)
     rows = service.ticks_out(engine, run_id)
-    cols = list(S.TickRow.model_fields)
-    cols += [k for k in (rows[0] if rows else {}) if k not in cols]  # columns newer than the schema
-    text = csv_text(rows, cols)
+    text = csv_text(rows, TICK_COLUMNS)  # the same columns as `recworld export metrics`
     return PlainTextResponse(text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="run{run_id}_metrics.csv"'})
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recworld.errors import ConfigError, RecWorldError
+from recworld.errors import ConfigError, MissingExtraError, RecWorldError
 from recworld.storage import connect
 
 HERE = Path(__file__).parent
@@ -55,7 +55,7 @@ def plotly_js_path() -> Path:
     """
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the dashboard needs plotly.min.js from the plotly package; pip install plotly")
+        raise MissingExtraError("the dashboard's charts need the 'dashboard' extra (plotly is not installed): pip install 'recworld[dashboard]'")
     path = Path(list(spec.submodule_search_locations)[0]) / "package_data" / "plotly.min.js"
     if not path.exists():
         raise ConfigError(f"{path} is missing; reinstall plotly (pip install --force-reinstall plotly)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -10,94 +9,52 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from recworld.dashboard import queries as Q
 from recworld.dashboard import service
 from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
 from recworld.events import EventType
-from recworld.storage import queries_dashboard as Q
+from recworld.kpis import KPIS, chart_series, format_value
+from recworld.kpis import TILES as TILE_KPIS
+from recworld.payloads import LEAVE_REASON_LABELS
 
 router = APIRouter(include_in_schema=False)
 PAGE = 25
 
-# Charts of the run overview (and, first series only, of the compare page):
-# (TickMetrics field, label, "line" | "bar"[, "y2" for the right-hand axis]).
-CHARTS: list[dict[str, Any]] = [
-    {
-        "id": "activity",
-        "title": "Active users and sessions",
-        "series": [["active_users", "active users", "line"], ["returns", "returning", "line"], ["alive_users", "not churned", "line"]],
-    },
-    {"id": "pages", "title": "Pages per session", "series": [["pages_per_session", "pages / session", "line"]]},
-    {"id": "watch_rate", "title": "Watch rate (watches / impressions)", "series": [["watch_rate", "watch rate", "line"]], "pct": True},
-    {
-        "id": "rating",
-        "title": "Mean rating and satisfaction",
-        "series": [["mean_rating", "mean rating (1-5)", "line"], ["mean_satisfaction", "mean satisfaction (0-1, right axis)", "line", "y2"]],
-    },
-    {"id": "churn", "title": "Churn", "series": [["churned_total", "churned (total)", "line"], ["churned", "new churns", "bar"]]},
-    {
-        "id": "exposure",
-        "title": "Coverage, diversity and Gini of exposure",
-        "series": [
-            ["coverage", "catalog coverage", "line"],
-            ["diversity", "intra-list diversity", "line"],
-            ["consumption_diversity", "consumption diversity", "line"],
-            ["population_diversity", "population diversity", "line"],
-            ["gini", "Gini of exposure", "line"],
-        ],
-    },
-    {"id": "novelty", "title": "Novelty of watched items (bits)", "series": [["novelty", "novelty", "line"]]},
-    {
-        "id": "social",
-        "title": "Social activity",
-        "series": [
-            ["posts", "posts", "bar"],
-            ["chats", "chat messages", "bar"],
-            ["social_watches", "watches from the social feed", "line"],
-            ["instructions", "reflective instructions", "line"],
-        ],
-        "empty": "no social activity (social layer off?)",
-    },
-    {
-        "id": "llm",
-        "title": "LLM calls",
-        "series": [["llm_calls", "calls", "line"], ["llm_cached", "cache hits", "line"], ["llm_fallbacks", "fallbacks", "line"]],
-        "empty": "no LLM calls (a brain without language?)",
-    },
-    {"id": "llm_tokens", "title": "LLM tokens", "series": [["llm_tokens", "tokens", "bar"]], "empty": "no LLM calls (a brain without language?)"},
+# Charts of the run overview (and, first series only, of the compare page): id, title, and a note when
+# there is nothing to show; the series are the per-tick KPIs the registry assigns to each chart.
+_CHARTS: list[tuple[str, str, str | None]] = [
+    ("activity", "Active users and sessions", None),
+    ("pages", "Pages per session", None),
+    ("watch_rate", "Watch rate (watches / impressions)", None),
+    ("rating", "Mean rating and satisfaction", None),
+    ("churn", "Churn", None),
+    ("exposure", "Coverage, diversity and Gini of exposure", None),
+    ("novelty", "Novelty of watched items (bits)", None),
+    ("social", "Social activity", "no social activity (social layer off?)"),
+    ("llm", "LLM calls", "no LLM calls (a brain without language?)"),
+    ("llm_tokens", "LLM tokens", "no LLM calls (a brain without language?)"),
 ]
 
-# KPI tiles: (key, label, format).
-TILES = [
-    ("watch_rate", "watch rate", "pct"),
-    ("retention_d1", "retention day 1", "pct"),
-    ("churn", "churned", "pct"),
-    ("sessions", "sessions", "int"),
-    ("pages_per_session", "pages / session", "f2"),
-    ("mean_rating", "mean rating", "f2"),
-    ("mean_satisfaction", "satisfaction", "f2"),
-    ("coverage", "coverage", "pct"),
-    ("diversity", "diversity", "f3"),
-    ("gini", "Gini", "f3"),
-    ("posts", "posts", "int"),
-    ("chats", "chats", "int"),
-    ("llm_calls", "LLM calls", "int"),
-    ("llm_tokens", "LLM tokens", "int"),
-]
+
+def _chart(cid: str, title: str, empty: str | None) -> dict[str, Any]:
+    series = [[k.name, k.label, k.style, *(["y2"] if k.axis == "y2" else [])] for k in chart_series(cid)]
+    out: dict[str, Any] = {"id": cid, "title": title, "series": series}
+    if series and KPIS[series[0][0]].fmt == "pct":
+        out["pct"] = True
+    if empty:
+        out["empty"] = empty
+    return out
+
+
+CHARTS: list[dict[str, Any]] = [_chart(*c) for c in _CHARTS]
+
+# KPI tiles: (key, label, format), from the registry.
+TILES = [(n, KPIS[n].label, KPIS[n].fmt) for n in TILE_KPIS]
 
 
 def fmt(v: Any, kind: str = "f3") -> str:
-    """Format a KPI for a tile or table (``-`` for missing)."""
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    if kind == "pct":
-        return f"{100 * v:.1f}%"
-    if kind == "int":
-        return f"{int(v):,}"
-    if kind == "f2":
-        return f"{v:.2f}"
-    if kind == "signed":
-        return f"{v:+.3g}"
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    """Format a KPI for a tile or table (``–`` for missing)."""
+    return format_value(v, kind)
 
 
 def _json_default(o: Any) -> Any:
@@ -114,6 +71,7 @@ def install_filters(templates: Jinja2Templates) -> None:
     templates.env.globals["TILES"] = TILES
     templates.env.globals["CHARTS"] = CHARTS
     templates.env.globals["TERMINAL"] = sorted(Q.TERMINAL_STATUSES)
+    templates.env.globals["LEAVE_REASON_LABELS"] = LEAVE_REASON_LABELS
 
 
 def _render(request: Request, name: str, **ctx: Any) -> HTMLResponse:

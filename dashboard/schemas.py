@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from recworld.kpis import KPIS, RUN_KPIS, TICK_KPIS
+from recworld.payloads import LeaveReason
 
 T = TypeVar("T")
 
@@ -19,31 +22,18 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
 
 
-class KPIs(BaseModel):
-    """Headline KPIs of a run (None where the run has no data for it yet)."""
+def _kpi_type(name: str, optional: bool) -> Any:
+    k = KPIS[name]
+    t: Any = int if k.integer else float
+    return t | None if optional or k.optional else t
 
-    ticks: int | None = None
-    users: int | None = None
-    sessions: int | None = None
-    pages_per_session: float | None = None
-    watch_rate: float | None = None
-    mean_rating: float | None = None
-    churn: float | None = None
-    retention_d1: float | None = None
-    retention_d3: float | None = None
-    retention_d7: float | None = None
-    coverage: float | None = None
-    gini: float | None = None
-    diversity: float | None = None
-    novelty: float | None = None
-    mean_satisfaction: float | None = None
-    posts: int | None = None
-    chats: int | None = None
-    instructions: int | None = None
-    llm_calls: int | None = None
-    llm_cached: int | None = None
-    llm_fallbacks: int | None = None
-    llm_tokens: int | None = None
+
+# Headline KPIs of a run, one field per name of recworld.kpis.RUN_KPIS (None where the run has no data for it yet).
+KPIs = create_model(
+    "KPIs",
+    __doc__="Headline KPIs of a run (see recworld.kpis for each definition; None where the run has no data for it yet).",
+    **{n: (_kpi_type(n, True), Field(None, description=f"{KPIS[n].definition} ({KPIS[n].unit})")) for n in RUN_KPIS},
+)
 
 
 class RunOut(BaseModel):
@@ -66,40 +56,14 @@ class RunOut(BaseModel):
     kpis: KPIs
 
 
-class TickRow(BaseModel):
-    """One row of per-tick metrics (columns newer than this schema pass through as extra fields)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    tick: int
-    active_users: int
-    sessions: int
-    returns: int
-    pages: int
-    pages_per_session: float
-    impressions: int
-    watches: int
-    watch_rate: float
-    ratings: int
-    mean_rating: float | None = None
-    churned: int
-    churned_total: int
-    alive_users: int
-    coverage: float
-    diversity: float | None = None
-    consumption_diversity: float | None = None
-    gini: float
-    novelty: float | None = None
-    population_diversity: float | None = None
-    mean_satisfaction: float
-    posts: int
-    chats: int
-    social_watches: int
-    instructions: int
-    llm_calls: int
-    llm_tokens: int
-    llm_cached: int
-    llm_fallbacks: int
+# One row of per-tick metrics: tick + recworld.kpis.TICK_KPIS (columns newer than this schema pass through as extra fields).
+TickRow = create_model(
+    "TickRow",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="One row of per-tick metrics (see recworld.kpis for each definition).",
+    tick=(int, ...),
+    **{n: (_kpi_type(n, False), Field(None if KPIS[n].optional else ..., description=f"{KPIS[n].definition} ({KPIS[n].unit})")) for n in TICK_KPIS},
+)
 
 
 class RetentionCell(BaseModel):
@@ -151,6 +115,8 @@ class RunOverview(BaseModel):
     retention: RetentionOut
     llm_by_purpose: list[LLMPurpose]
     llm_by_endpoint: list[LLMEndpoint] = Field(default_factory=list)
+    cascades: CascadeSummary
+    leave_reasons: dict[str, int] = Field(description="sessions ended per reason (see recworld.payloads.LEAVE_REASONS)")
 
 
 class EventOut(BaseModel):
@@ -211,13 +177,14 @@ class SessionOut(BaseModel):
     tick: int
     session: bool
     events: int
-    impressions: int
+    impressions: int | None = Field(None, description="items shown on pages (watches + skips); None when the run logged neither skips nor impressions")
     watches: int
+    skips: int | None = None
     social_watches: int
     ratings: int
     mean_rating: float | None = None
     pages: float | None = None
-    leave_reason: str | None = None
+    leave_reason: LeaveReason | None = Field(None, description="why the session ended (see recworld.payloads.LEAVE_REASONS)")
     posts: int
     chats: int
     churn: int
@@ -247,8 +214,10 @@ class ItemOut(BaseModel):
     year: int | None = None
     creator: int | None = None
     created_tick: int
-    impressions: int = 0
-    watches: int = 0
+    impressions: int | None = Field(0, description="times shown on a page = watches + skips (None when the run logged neither skips nor impressions)")
+    watches: int = Field(0, description="watches from a page the recommender served")
+    skips: int | None = 0
+    social_watches: int = Field(0, description="watches from the social feed")
     posts: int = 0
 
 
@@ -256,8 +225,9 @@ class ItemTick(BaseModel):
     """An item's activity in one tick."""
 
     tick: int
-    impressions: int
+    impressions: int | None = None
     watches: int
+    skips: int | None = None
     social_watches: int
     ratings: int
     posts: int
@@ -281,6 +251,9 @@ class CascadePost(BaseModel):
     tick: int
     user_id: int
     text: str | None = None
+    post: int | None = Field(None, description="the post's id in the run (None when its payload does not parse)")
+    parent_post: int | None = Field(None, description="id of the post it reshares")
+    cascade: int | None = Field(None, description="id of its cascade's root post")
     parent_user: int | None = None
     parent: int | None = None
     children: list[int]
@@ -290,8 +263,21 @@ class Cascade(BaseModel):
     """A share tree rooted at ``posts[root]``."""
 
     root: int
+    cascade: int | None = None
     depth: int
     size: int
+
+
+class CascadeSummary(BaseModel):
+    """Share cascades of a whole run (the social layer's ``cascade_stats()``, read back from the log)."""
+
+    posts: int
+    cascades: int
+    max_cascade_size: int
+    mean_cascade_size: float
+    share_spreading: float = Field(description="share of cascades with at least one reshare")
+    max_depth: int
+    size_distribution: dict[int, int]
 
 
 class Cascades(BaseModel):

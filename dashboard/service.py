@@ -9,20 +9,13 @@ import numpy as np
 from fastapi import HTTPException
 from sqlalchemy.engine import Engine
 
+from recworld.dashboard import queries as Q
 from recworld.events import EventType
-from recworld.storage import queries_dashboard as Q
-from recworld.storage.queries import list_sweeps, sweep_comparison
+from recworld.kpis import COMPARE, RUN_KPIS
+from recworld.storage.queries import list_sweeps, sweep_comparison, tick_rows
 
-KPI_FIELDS = (
-    "ticks", "users", "sessions", "pages_per_session", "watch_rate", "mean_rating", "churn",
-    "retention_d1", "retention_d3", "retention_d7", "coverage", "gini", "diversity", "novelty",
-    "mean_satisfaction", "posts", "chats", "instructions", "llm_calls", "llm_cached", "llm_fallbacks", "llm_tokens",
-)  # fmt: skip
-# KPIs compared across runs (in this order) on the compare page.
-COMPARE_KPIS = (
-    "watch_rate", "retention_d1", "retention_d3", "churn", "sessions", "pages_per_session", "mean_rating",
-    "mean_satisfaction", "coverage", "diversity", "gini", "novelty", "posts", "chats", "llm_calls", "llm_tokens",
-)  # fmt: skip
+# Run columns the runs list sorts in SQL (KPIs, recworld.kpis.SORTABLE, are sorted in Python).
+RUN_COLUMNS_SORTABLE = ("id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total")
 
 
 def _clean(v: Any) -> Any:
@@ -61,7 +54,7 @@ def run_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
             "error",
         )
     }
-    out["kpis"] = {k: _clean(kpis.get(k)) for k in KPI_FIELDS}
+    out["kpis"] = {k: _clean(kpis.get(k)) for k in RUN_KPIS}
     return out
 
 
@@ -78,7 +71,7 @@ def retention_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
 
 def ticks_out(engine: Engine, run_id: int, after: int = -1) -> list[dict[str, Any]]:
     """Per-tick metrics with non-finite floats as None."""
-    return [{k: _clean(v) for k, v in row.items()} for row in Q.tick_rows(engine, run_id, after=after)]
+    return [{k: _clean(v) for k, v in row.items()} for row in tick_rows(engine, run_id, after=after)]
 
 
 def overview(engine: Engine, run_id: int) -> dict[str, Any]:
@@ -90,13 +83,15 @@ def overview(engine: Engine, run_id: int) -> dict[str, Any]:
         "retention": retention_out(engine, run),
         "llm_by_purpose": Q.llm_by_purpose(engine, run_id),
         "llm_by_endpoint": Q.llm_by_endpoint(engine, run_id),
+        "cascades": Q.cascade_summary(engine, run_id),
+        "leave_reasons": Q.leave_reasons(engine, run_id),
     }
 
 
 def runs_list(engine: Engine, *, scenario, status, recommender, q, sort, order, limit, offset) -> dict[str, Any]:
     """A page of runs with KPIs; KPI sorts are done over the (filtered) runs in Python."""
     desc = order == "desc"
-    if sort in ("id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total"):
+    if sort in RUN_COLUMNS_SORTABLE:
         total, rows = Q.find_runs(
             engine, scenario=scenario, status=status, recommender=recommender, q=q, order_by=sort, descending=desc, limit=limit, offset=offset
         )
@@ -116,7 +111,7 @@ def compare(engine: Engine, run_ids: list[int]) -> dict[str, Any]:
     runs = [get_run(engine, i) for i in run_ids]
     outs = [run_out(engine, r) for r in runs]
     deltas = []
-    for m in COMPARE_KPIS:
+    for m in COMPARE:
         vals = [o["kpis"].get(m) for o in outs]
         base = vals[0]
         ds = [None if v is None or base is None else v - base for v in vals]
@@ -185,7 +180,7 @@ def get_item(engine: Engine, run_id: int, item_id: int) -> dict[str, Any]:
     item = Q.item_row(engine, run_id, item_id)
     if item is None:
         raise HTTPException(404, f"run {run_id} has no item {item_id}")
-    item.update(Q.item_counts(engine, run_id, [item_id]).get(item_id, {"impressions": 0, "watches": 0, "posts": 0}))
+    item.update(Q.item_counts(engine, run_id, [item_id]).get(item_id) or Q.item_counts_of({}, Q.run_logging(engine, run_id)))
     return item
 
 

@@ -6,15 +6,16 @@ import functools
 from typing import Any
 
 import numpy as np
-from pettingzoo import ParallelEnv
 
 from recworld.catalog import Catalog
 from recworld.envs.core import FeedCore, make_core
 from recworld.envs.platform import platform_config, platform_spaces, scores_to_slates
-from recworld.errors import ConfigError
+from recworld.errors import ConfigError, require_extra
 from recworld.usermodel import kernels as UK
 from recworld.usermodel.draws import uniforms
 from recworld.usermodel.params import dynamics_record
+
+ParallelEnv = require_extra("pettingzoo", "rl", "the PettingZoo competition env").ParallelEnv
 
 
 class CompetitionEnv(ParallelEnv):

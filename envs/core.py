@@ -28,6 +28,7 @@ from recworld.config import WorldConfig
 from recworld.envs import kernels as K
 from recworld.envs.features import ObsSpec, item_static_features
 from recworld.errors import ConfigError
+from recworld.protocols import WorldLayer
 from recworld.usermodel.bundled import bundled_catalog, bundled_model
 from recworld.usermodel.fit import FittedModel
 from recworld.world import World
@@ -193,10 +194,9 @@ class FeedCore:
         items = model.item_table() if model is not None else None
         brain, rec = make_brain(config.brain, model), _make_rec(config.background_recommender)
         self.world = World(self.catalog, pop, brain, rec, wcfg, seed=int(s_world.generate_state(1)[0]), items=items)
-        self.world.light_metrics = True  # envs read rewards from decisions, not from exposure metrics
-        attach = getattr(self.world.brain, "attach", None)
-        if callable(attach):  # LLM brains set up memory and the instruction encoder
-            attach(self.world)
+        self.world.set_light_metrics()  # envs read rewards from decisions, not from exposure metrics
+        if isinstance(self.world.brain, WorldLayer):  # LLM brains set up memory and the instruction encoder
+            self.world.add_layer(self.world.brain)
         self.focal = np.arange(self.F)
         self.background = np.arange(self.F, self.world.n_users)
         self.spec = ObsSpec(config.embed_dims)

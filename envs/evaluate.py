@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from recworld.envs.feed_vector import FeedVectorEnv
-from recworld.errors import ConfigError
+from recworld.errors import ConfigError, require_extra
 from recworld.metrics import mean_ci
 
 METRICS = ("retention", "survival", "engagement", "sessions", "return")
@@ -78,7 +78,7 @@ def load_policy(path: str | Path) -> EnvPolicy:
 
         return RLlibPolicy.from_checkpoint(p)
     if is_sb3_file(p):
-        from stable_baselines3 import PPO
+        PPO = require_extra("stable_baselines3", "rl", f"the Stable-Baselines3 policy {p}").PPO
 
         return SB3Policy(PPO.load(p, device="cpu"))
     from recworld.agents.rl.policy import SlatePolicy

@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 
 from recworld.envs.registration import register_all
-from recworld.errors import ConfigError
+from recworld.errors import ConfigError, require_extra
 
 
 def train_ppo(timesteps: int, seed: int, path: str | Path, progress: bool = False, n_envs: int = 8, **env_kwargs: Any) -> Path:
@@ -18,12 +18,11 @@ def train_ppo(timesteps: int, seed: int, path: str | Path, progress: bool = Fals
     The policy is :class:`recworld.agents.rl.sb3_policy.SlateActorCriticPolicy` (one
     shared candidate scorer gives the logits of every slate position).
     """
-    try:
-        from stable_baselines3 import PPO
-        from stable_baselines3.common.env_util import make_vec_env
-        from stable_baselines3.common.logger import HumanOutputFormat, Logger
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ConfigError(f"PPO training needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
+    require_extra("stable_baselines3", "rl", "PPO training")
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
     register_all()
     kw = {"n_background": 100, **env_kwargs}
     venv = make_vec_env(lambda: gym.make("RecWorld/Feed-v0", **kw), n_envs=n_envs, seed=seed)

@@ -25,6 +25,9 @@ class WorldConfig(BaseModel):
         log_skips: log a SKIP event per item shown and not watched (most of the log;
             turn off for very large runs: per-tick metrics still count impressions).
         post_capacity: room for user-created items (posts) in the per-user seen matrix.
+        tired_fatigue: a user who leaves with at least this fatigue (and watched
+            something on the last page) left "tired"; below it, "satisfied"
+            (only labels the LEAVE event's reason, never changes a decision).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -44,3 +47,4 @@ class WorldConfig(BaseModel):
     log_impressions: bool = False
     log_skips: bool = True
     post_capacity: int = Field(2000, ge=0)
+    tired_fatigue: float = Field(0.5, ge=0)

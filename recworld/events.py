@@ -23,7 +23,7 @@ class EventType(enum.IntEnum):
     WATCH = 2  # item watched (value = fraction watched)
     SKIP = 3  # item shown and not watched
     RATE = 4  # explicit rating 1..5 (value)
-    LEAVE = 5  # session ended (value = pages seen; text = reason)
+    LEAVE = 5  # session ended (value = pages seen; payload = reason, see recworld.payloads)
     RETURN = 6  # a user came back and started a session (value = ticks away)
     CHURN = 7  # user left the platform for good
     SESSION_START = 8  # first session of a user (value = 0)
@@ -48,6 +48,11 @@ class EventType(enum.IntEnum):
 
 
 INT_NONE = -1  # stands for "no item/user" in integer columns
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """A payload as stored in ``Event.payload`` (JSON, sorted keys; see :mod:`recworld.payloads`)."""
+    return json.dumps(payload, sort_keys=True)
 
 
 @dataclass
@@ -141,7 +146,7 @@ class EventBatch:
                 None if item == INT_NONE else item,
                 None if val != val else val,
                 self.text.get(i),
-                None if p is None else json.dumps(p, sort_keys=True),
+                None if p is None else payload_json(p),
             )
 
     def digest(self, h: hashlib._Hash | None = None) -> str:

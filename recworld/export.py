@@ -29,9 +29,13 @@ from sqlalchemy.engine import Engine
 
 from recworld.errors import ConfigError
 from recworld.events import EventType
+from recworld.kpis import TICK_KPIS
+from recworld.payloads import ChatPayload
 from recworld.storage.models import Event, Item, Run
 
 _PAGE_TYPES = (int(EventType.WATCH), int(EventType.SKIP))
+#: Columns of the per-tick metrics CSV (the registry's per-tick KPIs).
+TICK_COLUMNS = ["tick", *TICK_KPIS]
 
 
 def _slate_size(run: Any) -> int:
@@ -65,14 +69,14 @@ def export_metrics(engine: Engine, run_id: int, out_path: str | Path) -> int:
     Raises:
         ConfigError: there is no run ``run_id`` in the database.
     """
-    from recworld.storage.queries_dashboard import TICK_FIELDS, tick_rows
+    from recworld.storage.queries import tick_rows
 
     with engine.connect() as con:
         _require_run(con, run_id)
     rows = tick_rows(engine, run_id)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(csv_text(rows, TICK_FIELDS), encoding="utf-8")
+    out.write_text(csv_text(rows, TICK_COLUMNS), encoding="utf-8")
     return len(rows)
 
 
@@ -129,8 +133,8 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
             if typ != int(EventType.CHAT):
                 continue
             partner = int(value) if value is not None else None
-            p = json.loads(payload) if payload else {}
-            key = ("c", p["conversation"]) if "conversation" in p else ("p", tick, frozenset((user, partner)))
+            p = ChatPayload.read(payload)
+            key = ("c", p.conversation) if p is not None else ("p", tick, frozenset((user, partner)))
             conv = convs.get(key)
             if conv is None:
                 conv = {
@@ -193,4 +197,4 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
     return len(records)
 
 
-__all__ = ["EVENT_COLUMNS", "csv_text", "export_conversations", "export_events", "export_metrics"]
+__all__ = ["EVENT_COLUMNS", "TICK_COLUMNS", "csv_text", "export_conversations", "export_events", "export_metrics"]

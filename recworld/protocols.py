@@ -1,13 +1,21 @@
-"""Protocols through which the World receives its users, brains and recommenders (injection)."""
+"""Protocols through which the World receives its users, brains, recommenders and layers (injection).
+
+These are RecWorld's declared extension points: the World calls what is
+declared here and nothing else (no hooks looked up with ``getattr``, no
+attributes attached to the World from outside).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from recworld.events import EventBatch
+from recworld.kpis import TickRecord
+from recworld.payloads import Author
 from recworld.state import UserState
 from recworld.usermodel.kernels import ItemTable, Platform
 
@@ -28,7 +36,8 @@ class PageDecision:
         feelings: user index in batch -> a sentence on how the page felt.
         instructions: user index in batch -> a reflective instruction for the recommender.
         fallback: (B,) bool, an LLM decision fell back to the utility model.
-        authored: user index in batch -> who wrote that user's texts ("llm" or "template").
+        authored: user index in batch -> who wrote that user's texts ("llm" or "template");
+            the world stores it as the FEELING/INSTRUCTION :class:`~recworld.payloads.AuthoredPayload`.
     """
 
     watched: np.ndarray
@@ -38,7 +47,7 @@ class PageDecision:
     feelings: dict[int, str] = field(default_factory=dict)
     instructions: dict[int, str] = field(default_factory=dict)
     fallback: np.ndarray | None = None
-    authored: dict[int, str] = field(default_factory=dict)
+    authored: dict[int, Author] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,4 +175,72 @@ class Population(Protocol):
 class TickObserver(Protocol):
     """Anything that wants each tick's events and metrics (storage, live views)."""
 
-    def on_tick(self, world: World, events: EventBatch, metrics: dict[str, float | int | None]) -> None: ...
+    def on_tick(self, world: World, events: EventBatch, metrics: TickRecord) -> None: ...
+
+
+@runtime_checkable
+class RecorderSink(Protocol):
+    """What a layer may report to the run's recorder besides events (implemented by ``storage.RunRecorder``)."""
+
+    def add_edges(self, edges: Iterable[tuple[int, int, int]]) -> None:
+        """Follow edges ``(src, dst, tick)`` created."""
+        ...
+
+    def remove_edges(self, edges: Iterable[tuple[int, int, int]]) -> None:
+        """Follow edges ``(src, dst, tick)`` removed at ``tick``."""
+        ...
+
+    def add_items(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Catalog items created during the run (``Item`` table fields)."""
+        ...
+
+    def add_llm_call(self, record: Any) -> None:
+        """One LLM call's accounting (``LLMCall`` table fields)."""
+        ...
+
+    def add_memory(self, user_id: int, tick: int, kind: str, importance: float, text: str) -> None:
+        """One memory a user formed."""
+        ...
+
+
+@runtime_checkable
+class WorldLayer(Protocol):
+    """A part of the world beyond sessions: the social layer, an LLM brain's language and memory, ...
+
+    A layer is added with :meth:`World.add_layer` and then driven by the World:
+
+    1. ``attach(world)``: once, when added (set up per-user state, register
+       what the world should call, e.g. :meth:`World.set_instruction_encoder`).
+    2. ``on_tick(world, tick)``: after the sessions of every tick; returns the
+       layer's events of that tick (they join the tick's log and metrics).
+       The layer changes the world's state only through World methods.
+    3. ``attach_recorder(recorder)``: when a run is recorded
+       (:meth:`World.attach_recorder`): report edges, items, LLM calls, memories.
+    4. Checkpoint state: a layer is pickled with the world. It leaves out what
+       cannot be pickled (connections, LLM runtimes, the recorder) in
+       ``__getstate__`` and restores it in ``reattach(world)``, which
+       :meth:`World.reattach_layers` calls after a checkpoint is loaded.
+    5. ``close()``: at the end of a run (:meth:`World.close`): release servers, files.
+    """
+
+    name: str
+
+    def attach(self, world: World) -> None:
+        """Called once by :meth:`World.add_layer`."""
+        ...
+
+    def on_tick(self, world: World, tick: int) -> EventBatch:
+        """The layer's actions after the sessions of ``tick``; returns their events."""
+        ...
+
+    def attach_recorder(self, recorder: RecorderSink) -> None:
+        """Report to ``recorder`` from now on."""
+        ...
+
+    def reattach(self, world: World) -> None:
+        """After a checkpoint load: restore what was not pickled."""
+        ...
+
+    def close(self) -> None:
+        """Release what the layer holds (idempotent)."""
+        ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from recworld.errors import RecWorldError
+from recworld.errors import MissingExtraError, RecWorldError
 
 
 def main() -> int:
@@ -23,8 +23,8 @@ def main() -> int:
 
             path = ensure_model()
             print(f"embedded LLM ready: {path}")
-        except ImportError:
-            pass
+        except MissingExtraError:
+            print("embedded LLM: skipped (the 'llm' extra is not installed)")
     except RecWorldError as exc:
         print(f"setup: error: {exc}", file=sys.stderr)
         return 2

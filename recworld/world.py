@@ -15,11 +15,14 @@ import mesa
 import numpy as np
 
 from recworld import metrics as M
+from recworld.arrays import add_counts
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
 from recworld.events import EventBatch, EventType
-from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver
+from recworld.kpis import TickRecord
+from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS, AuthoredPayload
+from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver, WorldLayer
 from recworld.seeding import Seeder
 from recworld.state import UserArrays, UserState
 from recworld.usermodel import kernels as UK
@@ -29,6 +32,7 @@ from recworld.usermodel.kernels import ItemTable, Platform
 from recworld.usermodel.params import dynamics_record
 
 TickHook = Callable[["World", int], EventBatch]
+_REASON = {r: i for i, r in enumerate(LEAVE_REASONS)}
 
 
 class World(mesa.Model):
@@ -41,6 +45,7 @@ class World(mesa.Model):
         recommender: serves pages and learns from feedback.
         config: session, return and churn dynamics.
         seed: root seed; every subsystem draws from its own child stream.
+        name: a name for the world (the scenario's).
 
     Attributes:
         tick: the next tick to simulate (0-based).
@@ -48,6 +53,10 @@ class World(mesa.Model):
         seen: (n_users, capacity) bool, items each user was shown.
         exposure: (capacity,) times each item was shown.
         watch_counts: (capacity,) times each item was watched.
+        layers: the :class:`~recworld.protocols.WorldLayer` s added, in order.
+        user_agents: the mesa agents of the users (filled by the population).
+        light_metrics: skip the exposure/diversity metrics (environments that
+            read rewards from decisions set it).
     """
 
     def __init__(
@@ -59,10 +68,12 @@ class World(mesa.Model):
         config: WorldConfig | None = None,
         seed: int = 0,
         items: ItemTable | None = None,
+        name: str = "",
     ) -> None:
         seeder = Seeder(seed)
         # Mesa's own generator is one more named child of the run's seed root.
         super().__init__(rng=seeder.rng("mesa"))
+        self.name = name
         self.config = config or WorldConfig()
         self.catalog = catalog
         self.brain = brain
@@ -78,6 +89,8 @@ class World(mesa.Model):
         self.users: UserArrays = UserArrays.allocate(0, catalog.dim)
         self.observers: list[TickObserver] = []
         self.tick_hooks: list[TickHook] = []
+        self.layers: list[WorldLayer] = []
+        self.user_agents: list[Any] = []
         self.instructions: dict[int, str] = {}
         self.instruction_embeddings: dict[int, np.ndarray] = {}
         self.instruction_encoder: Callable[[list[str]], np.ndarray] | None = None
@@ -101,7 +114,7 @@ class World(mesa.Model):
         # Environments stepping every tick can skip the exposure/diversity metrics (the costly part of a tick's bookkeeping).
         self.light_metrics = False
         self.last_events = EventBatch.empty()
-        self.last_metrics: dict[str, Any] = {}
+        self.last_metrics: TickRecord | None = None
         self.recommender.setup(n, catalog.embeddings, self.rec_rng)
 
     # ------------------------------------------------------------------ API
@@ -114,8 +127,54 @@ class World(mesa.Model):
         self.observers.append(observer)
 
     def add_tick_hook(self, hook: TickHook) -> None:
-        """Run ``hook(world, tick)`` after the sessions of each tick (e.g. the social layer)."""
+        """Run ``hook(world, tick)`` after the sessions of each tick (a layer's ``on_tick`` is one)."""
         self.tick_hooks.append(hook)
+
+    # --------------------------------------------------------------- layers
+    def add_layer(self, layer: WorldLayer) -> None:
+        """Attach ``layer`` (see :class:`~recworld.protocols.WorldLayer`): it runs after the sessions of every tick."""
+        if layer in self.layers:
+            raise RecWorldError(f"layer {layer.name!r} is already attached to this world")
+        layer.attach(self)
+        self.layers.append(layer)
+        self.add_tick_hook(layer.on_tick)
+
+    def attach_recorder(self, recorder: TickObserver) -> None:
+        """Record this world: ``recorder`` receives every tick, and every layer reports to it."""
+        for layer in self.layers:
+            layer.attach_recorder(recorder)  # type: ignore[arg-type]  # a RunRecorder is both
+        self.subscribe(recorder)
+
+    def reattach_layers(self) -> None:
+        """After loading a checkpoint: let every layer restore what was not pickled."""
+        for layer in self.layers:
+            layer.reattach(self)
+
+    def close(self) -> None:
+        """Close every layer (LLM runtimes, servers); the world can still be stepped (layers reopen lazily)."""
+        for layer in self.layers:
+            layer.close()
+
+    def set_instruction_encoder(self, encoder: Callable[[list[str]], np.ndarray] | None) -> None:
+        """Embed users' reflective instructions with ``encoder`` (texts -> vectors in the catalog's space)."""
+        self.instruction_encoder = encoder
+
+    def set_light_metrics(self, light: bool = True) -> None:
+        """Skip the exposure/diversity metrics of each tick (the costly part of its bookkeeping)."""
+        self.light_metrics = light
+
+    # ------------------------------------------------- state changed by layers
+    def count_social_watches(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Account watches of ``items`` by ``users`` that came from outside a page (the social feed)."""
+        users = np.asarray(users, np.int64)
+        items = np.asarray(items, np.int64)
+        self.seen[users, items] = True
+        add_counts(self.watch_counts, items)
+        add_counts(self.users.watches, users)
+
+    def shift_tastes(self, users: np.ndarray, item: int, rate: float) -> None:
+        """Move ``users``' tastes a share ``rate`` towards ``item`` (the user model's taste shift, e.g. after a chat)."""
+        UK.shift_tastes(self.state, self.items, np.asarray(users, np.int64), item, rate)
 
     def ensure_item_capacity(self) -> None:
         """Grow per-item arrays when user-created items outgrow the reserved room."""
@@ -216,11 +275,12 @@ class World(mesa.Model):
         ending = users[leave]
         end_ev = EventBatch.empty()
         if ending.size:
-            end_ev = self._end_sessions(ending, self.tick, self._stats)
+            reasons = self._leave_reasons(ending, np.asarray(dec.leave, bool)[leave], np.asarray(dec.watched, bool)[leave].any(axis=1))
+            end_ev = self._end_sessions(ending, self.tick, self._stats, reasons)
             self._batches.append(end_ev)
         return PageResult(users, slates, dec, leave, EventBatch.concat([ev, end_ev]))
 
-    def end_tick(self, close_sessions: bool = True) -> dict[str, Any]:
+    def end_tick(self, close_sessions: bool = True) -> TickRecord:
         """Close the tick: end leftover sessions, run hooks, compute metrics, notify observers.
 
         Args:
@@ -415,12 +475,27 @@ class World(mesa.Model):
         """The uniforms session ends take (churn, time away; the world's stream)."""
         return uniforms(self.world_rng, (rows, END_WIDTH))
 
-    def _end_sessions(self, ending: np.ndarray, tick: int, stats: _TickStats) -> EventBatch:
+    def _leave_reasons(self, ending: np.ndarray, chose: np.ndarray, watched_any: np.ndarray) -> np.ndarray:
+        """Why each of ``ending`` leaves: indices into :data:`~recworld.payloads.LEAVE_REASONS`.
+
+        From what the world knows after the page: the page limit when the brain
+        did not choose to leave; else nothing watched on the last page, else
+        fatigue at or above ``config.tired_fatigue``, else satisfied enough.
+        """
+        tired = self.users.fatigue[ending] >= self.config.tired_fatigue
+        code = np.where(tired, _REASON["tired"], _REASON["satisfied"])
+        code = np.where(watched_any, code, _REASON["nothing_to_watch"])
+        return np.where(chose, code, _REASON["page_limit"]).astype(np.int8)
+
+    def _end_sessions(self, ending: np.ndarray, tick: int, stats: _TickStats, reasons: np.ndarray | None = None) -> EventBatch:
         u = self.users
         churn = np.zeros(ending.size, bool)
         gap = np.zeros(ending.size, np.int64)
         UK.end_sessions(self._dynamics, self.state, ending, tick, self._end_draws(ending.size), churn, gap)
-        leave_ev = EventBatch.build(tick, ending, EventType.LEAVE, values=u.pages_in_session[ending].astype(np.float64))
+        if reasons is None:  # sessions closed by end_tick, not by a page
+            reasons = np.full(ending.size, _REASON["session_closed"], np.int8)
+        payloads = [LEAVE_PAYLOADS[c] for c in reasons.tolist()]
+        leave_ev = EventBatch.build(tick, ending, EventType.LEAVE, values=u.pages_in_session[ending].astype(np.float64), payloads=payloads)
         churners = ending[churn]
         self.churned_total += int(churners.size)
         stats.churned += int(churners.size)
@@ -435,7 +510,7 @@ class World(mesa.Model):
         first = np.where(self.users.first_session >= 0, self.users.first_session // self.config.period_ticks, -1)
         return M.retention_table(active, first, n_periods)
 
-    def _tick_metrics(self, tick: int, events: EventBatch, stats: _TickStats) -> dict[str, Any]:
+    def _tick_metrics(self, tick: int, events: EventBatch, stats: _TickStats) -> TickRecord:
         n_items = len(self.catalog)
         watched = np.concatenate(stats.watched_items) if stats.watched_items else np.zeros(0, np.int64)
         div = np.concatenate(stats.diversity) if stats.diversity else np.zeros(0)
@@ -443,33 +518,33 @@ class World(mesa.Model):
         cons = cons[~np.isnan(cons)]
         alive = ~self.users.churned
         t = events.type
-        return {
-            "tick": tick,
-            "active_users": stats.sessions,
-            "sessions": stats.sessions,
-            "returns": stats.returns,
-            "pages": stats.pages,
-            "pages_per_session": stats.pages / stats.sessions if stats.sessions else 0.0,
-            "impressions": stats.impressions,
-            "watches": stats.watches,
-            "watch_rate": stats.watches / stats.impressions if stats.impressions else 0.0,
-            "ratings": stats.ratings,
-            "mean_rating": stats.rating_sum / stats.ratings if stats.ratings else None,
-            "churned": stats.churned,
-            "churned_total": self.churned_total,
-            "alive_users": int(alive.sum()),
-            "coverage": float((self.exposure[:n_items] > 0).mean()),
-            "diversity": float(div.mean()) if div.size else None,
-            "consumption_diversity": float(cons.mean()) if cons.size else None,
-            "gini": None if self.light_metrics else M.gini(self.exposure[:n_items]),
-            "novelty": None if self.light_metrics else M.novelty(watched, self.watch_counts[:n_items]),
-            "mean_satisfaction": float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
-            "population_diversity": None if self.light_metrics else M.spread(self.users.recent[alive]),
-            "posts": int((t == EventType.POST).sum()),
-            "chats": int((t == EventType.CHAT).sum()),
-            "social_watches": int((t == EventType.SOCIAL_WATCH).sum()),
-            "instructions": stats.instructions,
-        }
+        return TickRecord(
+            tick=tick,
+            active_users=stats.sessions,
+            sessions=stats.sessions,
+            returns=stats.returns,
+            pages=stats.pages,
+            pages_per_session=stats.pages / stats.sessions if stats.sessions else 0.0,
+            impressions=stats.impressions,
+            watches=stats.watches,
+            watch_rate=stats.watches / stats.impressions if stats.impressions else 0.0,
+            ratings=stats.ratings,
+            mean_rating=stats.rating_sum / stats.ratings if stats.ratings else None,
+            churned=stats.churned,
+            churned_total=self.churned_total,
+            alive_users=int(alive.sum()),
+            coverage=float((self.exposure[:n_items] > 0).mean()),
+            diversity=float(div.mean()) if div.size else None,
+            consumption_diversity=float(cons.mean()) if cons.size else None,
+            gini=None if self.light_metrics else M.gini(self.exposure[:n_items]),
+            novelty=None if self.light_metrics else M.novelty(watched, self.watch_counts[:n_items]),
+            mean_satisfaction=float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
+            population_diversity=None if self.light_metrics else M.spread(self.users.recent[alive]),
+            posts=int((t == EventType.POST).sum()),
+            chats=int((t == EventType.CHAT).sum()),
+            social_watches=int((t == EventType.SOCIAL_WATCH).sum()),
+            instructions=stats.instructions,
+        )
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -480,7 +555,7 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 def _by(dec: PageDecision, i: int) -> dict[str, str] | None:
     who = dec.authored.get(i)
-    return None if who is None else {"by": who}
+    return None if who is None else AuthoredPayload(by=who).dump()
 
 
 @dataclass

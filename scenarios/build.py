@@ -14,6 +14,7 @@ from recworld.catalog import Catalog
 from recworld.data import load_interactions_csv, load_items_file, load_movielens
 from recworld.data.movielens import MovieLens, item_quality
 from recworld.errors import ConfigError
+from recworld.protocols import WorldLayer
 from recworld.scenarios.schema import Scenario
 from recworld.usermodel.fit import FittedModel, fitted_model
 from recworld.world import World
@@ -113,19 +114,12 @@ def build_world(scenario: Scenario) -> World:
     rec = make_recommender(scenario.recommender.name, scenario.recommender.params)
     if scenario.world.slate_size > len(catalog):
         raise ConfigError(f"field 'world.slate_size': {scenario.world.slate_size} is larger than the catalog ({len(catalog)} items); lower it")
-    world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed, items=model.item_table() if model is not None else None)
-    world.scenario_name = scenario.name
-    world.extensions = []
-    setup = getattr(brain, "attach", None)
-    if callable(setup):
-        setup(world)
+    items = model.item_table() if model is not None else None
+    world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed, items=items, name=scenario.name)
+    if isinstance(brain, WorldLayer):  # LLM brains: memory, instruction encoder, LLM accounting, runtime to close
+        world.add_layer(brain)
     if scenario.social.get("enabled"):
-        try:
-            from recworld.agents.social import SocialLayer
-        except ImportError:
-            raise ConfigError("social.enabled is set but the social layer is not available in this build; remove the social section") from None
-        layer = SocialLayer.from_config(world, scenario.social, brain=brain, seed=scenario.seed)
-        world.add_tick_hook(layer.step)
-        if layer not in world.extensions:
-            world.extensions.append(layer)
+        from recworld.agents.social import SocialLayer
+
+        world.add_layer(SocialLayer.from_config(world, scenario.social, brain=brain, seed=scenario.seed))
     return world

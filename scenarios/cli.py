@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recworld.errors import RecWorldError
+from recworld.kpis import CLI_COMPARE, KPIS, RUN_KPIS
 from recworld.storage.db import normalise_url, redact
 
 EXIT_USAGE = 2
@@ -31,38 +32,15 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-SUMMARY_ROWS = [
-    ("users", "users"),
-    ("ticks", "ticks"),
-    ("sessions", "sessions"),
-    ("pages_per_session", "pages / session"),
-    ("watch_rate", "watch rate (CTR)"),
-    ("mean_rating", "mean rating"),
-    ("retention_d1", "retention day 1"),
-    ("retention_d3", "retention day 3"),
-    ("retention_d7", "retention day 7"),
-    ("churn", "churned share"),
-    ("coverage", "catalog coverage"),
-    ("diversity", "intra-list diversity"),
-    ("gini", "Gini of exposure"),
-    ("novelty", "novelty (bits)"),
-    ("posts", "posts"),
-    ("chats", "chat messages"),
-    ("instructions", "reflective instructions"),
-    ("llm_calls", "LLM calls"),
-    ("llm_cached", "LLM cache hits"),
-    ("llm_fallbacks", "LLM fallbacks"),
-]
-
-
 def summary_table(summary: dict[str, Any], title: str) -> Table:
-    """A two-column table of a run's headline KPIs."""
+    """A two-column table of a run's headline KPIs (:data:`recworld.kpis.RUN_KPIS`, labelled by the registry)."""
     t = Table(title=title, show_header=True, header_style="bold")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for key, label in SUMMARY_ROWS:
-        if key in summary and not (key.startswith(("llm_", "posts", "chats", "instructions")) and not summary[key]):
-            t.add_row(label, _fmt(summary[key]))
+    for name in RUN_KPIS:
+        kpi = KPIS[name]
+        if name in summary and not (kpi.hide_zero and not summary[name]):
+            t.add_row(kpi.label, _fmt(summary[name]))
     return t
 
 
@@ -189,11 +167,7 @@ def cmd_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
         err.print(f"[bold]{name}[/]")
         o = run_scenario(s, db_url=db, progress=not args.quiet, console=err, run_name=f"{base.name}:{name}")
         results.append((name, o))
-    keys = [
-        k
-        for k in ("watch_rate", "mean_rating", "pages_per_session", "retention_d1", "retention_d7", "churn", "coverage", "diversity", "gini", "novelty")
-        if k in results[0][1].summary
-    ]
+    keys = [k for k in CLI_COMPARE if k in results[0][1].summary]
     t = Table(title=f"{base.name}: {base.population.n_users or 'all'} users, {base.ticks} ticks, seed {base.seed}", header_style="bold")
     t.add_column("recommender")
     t.add_column("run")
@@ -220,7 +194,6 @@ def _pm(row: dict[str, Any]) -> str:
 
 def sweep_table(cmp: dict[str, Any]) -> Table:
     """A sweep's comparison: a row per KPI, a column per recommender, mean ± 95% half-width over seeds."""
-    labels = dict(SUMMARY_ROWS)
     cells = {(r["recommender"], r["metric"]): r for r in cmp["rows"]}
     n = {rec: max((r["n_seeds"] for r in cmp["rows"] if r["recommender"] == rec), default=0) for rec in cmp["recommenders"]}
     t = Table(title=f"sweep {cmp['name']} · {cmp['scenario']} · mean ± 95% CI half-width over seeds (Student-t)", header_style="bold")
@@ -228,7 +201,7 @@ def sweep_table(cmp: dict[str, Any]) -> Table:
     for rec in cmp["recommenders"]:
         t.add_column(f"{rec} (n={n[rec]})", justify="right")
     for m in cmp["metrics"]:
-        t.add_row(labels.get(m, m), *[_pm(cells[(rec, m)]) if (rec, m) in cells else "–" for rec in cmp["recommenders"]])
+        t.add_row(KPIS[m].label if m in KPIS else m, *[_pm(cells[(rec, m)]) if (rec, m) in cells else "–" for rec in cmp["recommenders"]])
     return t
 
 
@@ -354,9 +327,7 @@ def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
         world.run(args.warmup)
         student = DistilledBrain.fit(world, teacher, pages=args.pages, seed=scenario.seed)
     finally:
-        closer = getattr(teacher, "close", None)
-        if callable(closer):
-            closer()
+        world.close()
     path = student.save(args.out)
     t = Table(title=f"distilled from {scenario.brain.kind} ({args.pages} pages)", header_style="bold")
     t.add_column("parameter")
@@ -369,20 +340,16 @@ def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
-    try:
-        from recworld.envs.train import train
-    except ImportError as exc:
-        raise RecWorldError(f"training needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
+    from recworld.envs.train import train  # PPO names the 'rl' extra when it is missing
+
     path = train(algo=args.algo, timesteps=args.timesteps, seed=args.seed, out_path=args.out, progress=not args.quiet, n_background=args.background)
     err.print(f"saved policy to {path}; use it in a scenario with recommender: {{name: policy, params: {{path: {path}}}}}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace, out: Console, err: Console) -> int:
-    try:
-        from recworld.envs.evaluate import evaluate, store_results
-    except ImportError as exc:
-        raise RecWorldError(f"evaluation needs the 'rl' extra ({exc.name} missing): pip install 'recworld[rl]'") from None
+    from recworld.envs.evaluate import evaluate, store_results
+
     policies: dict[str, str] = {}
     for spec in args.policies.split(","):
         spec = spec.strip()

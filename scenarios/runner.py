@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError, RecWorldError
@@ -18,9 +18,9 @@ from recworld.scenarios.build import build_world
 from recworld.scenarios.schema import Scenario, validate
 from recworld.storage import connect
 from recworld.storage.db import redact
-from recworld.storage.models import Checkpoint, Edge, Event, Item, LLMCall, MemoryRecord, TickMetrics, UserSnapshot
+from recworld.storage.models import Checkpoint
 from recworld.storage.queries import get_run, run_config, run_summary
-from recworld.storage.recorder import RunRecorder, create_run, set_status
+from recworld.storage.recorder import RunRecorder, create_run, rollback, set_status
 from recworld.world import World
 
 
@@ -58,14 +58,6 @@ class _StopFlag:
             signal.signal(sig, h)
 
 
-def _attach_extras(world: World, recorder: RunRecorder) -> None:
-    """Let the world's optional layers (LLM, social, memory) report to the recorder."""
-    for part in (world.brain, *getattr(world, "extensions", [])):
-        hook = getattr(part, "attach_recorder", None)
-        if callable(hook):
-            hook(recorder)
-
-
 def _loop(
     world: World, recorder: RunRecorder, ticks_total: int, progress: bool, console: Console, stop: _StopFlag, on_tick: Callable[[World], None] | None
 ) -> int:
@@ -93,7 +85,7 @@ def _loop(
                 bar.update(
                     task,
                     completed=world.tick,
-                    kpi=f"active {m.get('active_users', 0):>5}  watch {m.get('watch_rate', 0):.2f}  churned {m.get('churned_total', 0)}",
+                    kpi="" if m is None else f"active {m.active_users:>5}  watch {m.watch_rate:.2f}  churned {m.churned_total}",
                 )
     finally:
         if progress:
@@ -162,8 +154,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         recorder.write_world(world)
     else:
         set_status(engine, run_id, "running")
-    _attach_extras(world, recorder)
-    world.subscribe(recorder)
+    world.attach_recorder(recorder)
     stop = _StopFlag()
     stop.install()
     try:
@@ -180,9 +171,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         raise
     finally:
         stop.restore()
-        closer = getattr(world.brain, "close", None)
-        if callable(closer):
-            closer()
+        world.close()
     recorder.write_retention(world)
     status = "interrupted" if world.tick < scenario.ticks else "completed"
     summary = run_summary(engine, run_id)
@@ -217,15 +206,7 @@ def resume_run(
     else:
         ck_tick, blob = int(row[0]), bytes(row[1])
         world = load_world(blob)
-        reattach = getattr(world.brain, "reattach", None)
-        if callable(reattach):
-            reattach(world, scenario)
-    with engine.begin() as con:
-        for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
-            con.execute(delete(model).where(model.run_id == run_id, model.tick > ck_tick))
-        con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > ck_tick))
-        con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > ck_tick).values(removed_tick=None))
-        con.execute(delete(Item).where(Item.run_id == run_id, Item.created_tick > ck_tick, Item.created_tick > 0))
-        con.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.tick > ck_tick))
+        world.reattach_layers()
+    rollback(engine, run_id, ck_tick)
     console.print(f"[dim]resuming run {run_id} from tick {ck_tick + 1} of {scenario.ticks}[/]")
     return _drive(world, scenario, engine, db_url, run_id, progress, console, on_tick, fresh=row is None)

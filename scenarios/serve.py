@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from recworld.errors import ConfigError
+from recworld.errors import ConfigError, require_extra
 from recworld.storage.db import redact
 
 
@@ -48,16 +48,14 @@ class DashboardServer:
 
 
 def _app(db: str, token: str | None):
-    try:
-        from recworld.dashboard.app import create_app
-    except ImportError as exc:
-        raise ConfigError(f"the dashboard cannot start ({exc}); reinstall with `make demo`") from None
+    from recworld.dashboard.app import create_app  # names the 'dashboard' extra when it is missing
+
     return create_app(db, token=token)
 
 
 def start_dashboard(db: str, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> DashboardServer:
     """Start the dashboard in a background thread and wait until it accepts connections."""
-    import uvicorn
+    uvicorn = require_extra("uvicorn", "dashboard", "serving the dashboard")
 
     if port == 0:
         port = free_port(host)

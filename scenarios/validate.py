@@ -35,7 +35,7 @@ from recworld.agents.recommenders import make_recommender
 from recworld.catalog import Catalog
 from recworld.data.movielens import MovieLens, item_quality
 from recworld.errors import ConfigError
-from recworld.protocols import RecContext
+from recworld.protocols import RecContext, WorldLayer
 from recworld.scenarios.build import build_brain, build_catalog
 from recworld.scenarios.schema import Scenario
 from recworld.usermodel import fidelity as F
@@ -328,9 +328,8 @@ def validate(
         report["agreement"] = agreement(scenario, cat, split, model, lambda: build_brain(scenario, model), seed, ticks, recommenders, say)
     report["targets"] = check_targets(report)
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    closer = getattr(brain, "close", None)
-    if callable(closer):
-        closer()
+    if isinstance(brain, WorldLayer):  # an LLM brain: close its runtime
+        brain.close()
     return report
 
 

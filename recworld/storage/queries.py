@@ -7,11 +7,13 @@ loads a run's whole event log into Python.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, inspect, literal, select
 from sqlalchemy.engine import Engine
 
+from recworld.kpis import SWEEP, TICK_KPIS
 from recworld.storage.models import RetentionPoint, Run, TickMetrics
 
 
@@ -112,9 +114,10 @@ def sample_texts(engine: Engine, run_id: int, event_type: int, limit: int = 3) -
     Texts the LLM wrote (payload ``"by": "llm"``) come first, newest first;
     then the others.
     """
+    from recworld.payloads import json_fragment
     from recworld.storage.models import Event
 
-    by_llm = Event.payload.like('%"by": "llm"%')
+    by_llm = Event.payload.like("%" + json_fragment("by", "llm") + "%")
     q = (
         select(Event.tick, Event.user_id, Event.text)
         .where(Event.run_id == run_id, Event.type == event_type, Event.text.is_not(None))
@@ -129,8 +132,8 @@ def sample_texts(engine: Engine, run_id: int, event_type: int, limit: int = 3) -
 # A sweep (``recworld sweep``) names every run it makes ``sweep:<name>``; the
 # runs' own recommender and seed columns say which cell of the grid each is.
 SWEEP_PREFIX = "sweep:"
-# Headline KPIs compared across a sweep's recommenders, in display order.
-SWEEP_KPIS = ("watch_rate", "retention_d1", "retention_d7", "churn", "mean_rating", "pages_per_session", "coverage", "diversity", "gini", "novelty")
+# Headline KPIs compared across a sweep's recommenders, in display order (from the KPI registry).
+SWEEP_KPIS = SWEEP
 
 
 def sweep_run_name(name: str) -> str:
@@ -236,3 +239,38 @@ def list_sweeps(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
         }
         for n, sc, nr, nc, nrec, ns, created, _ in rows
     ]
+
+
+def tick_rows(engine: Engine, run_id: int, after: int = -1, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Per-tick metrics of a run with ``tick > after``, in tick order (the columns of :data:`recworld.kpis.TICK_KPIS`).
+
+    A database written by an older RecWorld may lack columns added since; they read as None.
+    """
+    cols = columns_or_null(engine, TickMetrics, ("tick", *TICK_KPIS))
+    q = select(*cols).where(TickMetrics.run_id == run_id, TickMetrics.tick > after).order_by(TickMetrics.tick).limit(limit)
+    with engine.connect() as con:
+        return [dict(r._mapping) for r in con.execute(q)]
+
+
+_PRESENT: dict[tuple[int, str], frozenset[str]] = {}
+
+
+def present_columns(engine: Engine, model: type) -> frozenset[str]:
+    """Columns of ``model``'s table that exist in this database (cached per engine).
+
+    A database written by an older RecWorld may lack columns added since;
+    readers read what is there and report the rest as None.
+    """
+    key = (id(engine), model.__tablename__)
+    if key not in _PRESENT:
+        try:
+            _PRESENT[key] = frozenset(c["name"] for c in inspect(engine).get_columns(model.__tablename__))
+        except Exception:  # noqa: BLE001 - a missing table reads as "no columns"
+            return frozenset()
+    return _PRESENT[key]
+
+
+def columns_or_null(engine: Engine, model: type, names: Iterable[str]) -> list:
+    """Column expressions for ``names``: the real column where present, else a NULL labelled with the name."""
+    have = present_columns(engine, model)
+    return [getattr(model, n) if n in have else literal(None).label(n) for n in names]

@@ -15,10 +15,12 @@ import numpy as np
 from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.engine import Engine
 
-from recworld.events import INT_NONE, EventBatch
+from recworld.events import INT_NONE, EventBatch, payload_json
+from recworld.kpis import TickRecord
 from recworld.storage.models import (
     Checkpoint,
     Edge,
+    Event,
     Item,
     LLMCall,
     MemoryRecord,
@@ -32,8 +34,6 @@ from recworld.storage.models import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
-
-METRIC_FIELDS = [c.name for c in TickMetrics.__table__.columns if c.name not in ("id", "run_id", "tick", "extra_json")]
 
 
 def versions() -> dict[str, str]:
@@ -91,6 +91,27 @@ def set_status(engine: Engine, run_id: int, status: str, *, error: str | None = 
         values["summary_json"] = json.dumps(summary, sort_keys=True, default=float)
     with engine.begin() as con:
         con.execute(update(Run).where(Run.id == run_id).values(**values))
+
+
+def rollback(engine: Engine, run_id: int, tick: int) -> None:
+    """Delete everything run ``run_id`` wrote after tick ``tick``, so that it can continue from ``tick + 1``.
+
+    In one transaction: events, tick metrics, user snapshots, LLM calls,
+    memories and checkpoints after ``tick`` are deleted; follow edges created
+    after it are deleted and edges removed after it are live again; items
+    users created after it are deleted; the run's ``tick_done`` becomes
+    ``tick``. ``tick = -1`` removes everything the run wrote (the catalog and
+    profiles written at its start stay). Used by resume after a crash.
+    """
+    with engine.begin() as con:
+        for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
+            con.execute(delete(model).where(model.run_id == run_id, model.tick > tick))
+        con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > tick))
+        con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > tick).values(removed_tick=None))
+        # Items of the initial catalog have created_tick 0; only items made during the run go.
+        con.execute(delete(Item).where(Item.run_id == run_id, Item.created_tick > tick, Item.created_tick > 0))
+        con.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.tick > tick))
+        con.execute(update(Run).where(Run.id == run_id, Run.tick_done > tick).values(tick_done=tick))
 
 
 class RunRecorder:
@@ -152,7 +173,7 @@ class RunRecorder:
         ]
         u = world.users
         profiles = []
-        for i, agent in enumerate(getattr(world, "user_agents", [])):
+        for i, agent in enumerate(world.user_agents):
             p = agent.persona
             profiles.append(
                 {
@@ -212,26 +233,22 @@ class RunRecorder:
         self._memories.append({"run_id": self.run_id, "user_id": user_id, "tick": tick, "kind": kind, "importance": importance, "text": text})
 
     # ------------------------------------------------------------------ ticks
-    def on_tick(self, world: World, events: EventBatch, metrics: dict[str, Any]) -> None:
+    def on_tick(self, world: World, events: EventBatch, metrics: TickRecord) -> None:
         """TickObserver hook: buffer this tick, flush when due."""
         self._events.append(events)
-        row = {"run_id": self.run_id, "tick": int(metrics["tick"])}
-        extra = {}
-        for k, v in metrics.items():
-            if k == "tick":
-                continue
-            if k in METRIC_FIELDS:
-                row[k] = v
-            else:
-                extra[k] = v
-        llm = [r for r in self._llm if r["tick"] == row["tick"]]
-        row["llm_calls"] = sum(1 for r in llm if not r["cached"])
-        row["llm_cached"] = sum(1 for r in llm if r["cached"])
-        row["llm_tokens"] = sum(r["tokens_in"] + r["tokens_out"] for r in llm)
-        row["llm_fallbacks"] = sum(1 for r in llm if r["fell_back"])
-        row["extra_json"] = json.dumps(extra, sort_keys=True, default=float)
+        tick = int(metrics.tick)
+        llm = [r for r in self._llm if r["tick"] == tick]
+        row = {
+            "run_id": self.run_id,
+            **metrics.as_dict(),
+            # The LLM columns of the tick (recworld.kpis.LLM_TICK_KPIS), from the calls reported this tick.
+            "llm_calls": sum(1 for r in llm if not r["cached"]),
+            "llm_cached": sum(1 for r in llm if r["cached"]),
+            "llm_tokens": sum(r["tokens_in"] + r["tokens_out"] for r in llm),
+            "llm_fallbacks": sum(1 for r in llm if r["fell_back"]),
+            "extra_json": "{}",
+        }
         self._metrics.append(row)
-        tick = int(metrics["tick"])
         if self.snapshot_every and tick % self.snapshot_every == 0:
             u = world.users
             self._snapshots.extend(
@@ -310,7 +327,7 @@ def event_tuples(run_id: int, ev: EventBatch) -> list[tuple]:
         texts[i] = t
     payloads: list = [None] * n
     for i, p in ev.payload.items():
-        payloads[i] = json.dumps(p, sort_keys=True)
+        payloads[i] = payload_json(p)
     return list(zip([run_id] * n, ev.tick.tolist(), ev.user.tolist(), ev.type.tolist(), items.tolist(), values.tolist(), texts, payloads))
 
 
@@ -333,4 +350,4 @@ def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:
         con.execute(insert(table), rows[i : i + chunk])
 
 
-__all__ = ["RunRecorder", "create_run", "set_status", "versions"]
+__all__ = ["RunRecorder", "create_run", "rollback", "set_status", "versions"]

@@ -33,7 +33,8 @@ def test_graphs_have_the_mean_degree_and_homophily(make_world, graph):
     indeg = np.bincount([d for _, d in edges], minlength=200)
     if graph == "preferential":
         assert indeg.max() > 4 * max(np.median(indeg), 1)  # hubs
-    assert hasattr(world, "extensions")
+    world.add_layer(layer)
+    assert world.layers == [layer] and world.tick_hooks == [layer.on_tick]
 
 
 def test_config_errors_name_social_keys(make_world):
@@ -50,14 +51,13 @@ def test_config_errors_name_social_keys(make_world):
 
 def test_social_dynamics_with_the_utility_brain(make_world):
     world = make_world(n=150, recommender="mf")
-    world.extensions = []
     layer = SocialLayer.from_config(
         world,
         {"post_rate": 0.6, "chat_rate": 0.3, "follow_rate": 0.3, "unfollow_rate": 0.1, "reshare_rate": 0.8, "item_post_rate": 0.3},
         brain=world.brain,
         seed=2,
     )
-    world.add_tick_hook(layer.step)
+    world.add_layer(layer)
     n_items0 = len(world.catalog)
     taste0 = world.users.taste.copy()
     ev = run_collecting(world, 30)
@@ -117,5 +117,5 @@ def test_unfollows_close_edges_in_the_database(small_scenario):
     live = sorted((s_, d) for s_, d, _, t in rows if t is None)
     with eng.connect() as con:
         blob = con.execute(select(Checkpoint.state).where(Checkpoint.run_id == out.run_id).order_by(Checkpoint.tick.desc())).scalars().first()
-    social = next(x for x in load_world(bytes(blob)).extensions if isinstance(x, SocialLayer))
+    social = next(x for x in load_world(bytes(blob)).layers if isinstance(x, SocialLayer))
     assert live == sorted(social.edges())

@@ -1,23 +1,44 @@
-"""A real run database for the dashboard tests (made once per session by the simulator).
+"""Real run databases for the dashboard tests, made once per session by the simulator itself.
 
-The quickstart scenario (80 MovieLens users, 30 ticks, LinUCB) runs first; a
-second short run with the random recommender gives the compare view two runs.
-Run 1 has its social layer switched off, and a small, exactly known set of
-follow edges, posts (with share-cascade payloads), chats, instructions,
-memories and LLM calls is added afterwards — in the same tables and shapes the
-recorder writes — so tests can assert exact cascade and graph shapes. A third
-run with the real social layer on backs ``social_run`` (tests of real data).
+- Run 1 (``run_db.run_id``): the quickstart scenario (80 MovieLens users, 30
+  ticks, LinUCB) with the hybrid brain talking to a scripted OpenAI-compatible
+  server on 127.0.0.1 and the social layer on at raised rates, so the log
+  holds everything the dashboard shows: posts and reshare cascades, social
+  watches, chats, follows and unfollows, instructions, feelings, memories and
+  LLM calls.
+- Run 2 (``run_db.other_run_id``): a short quickstart with the random
+  recommender and the social layer off (the compare view, empty graphs).
+
+What the tests compare against comes from the simulator too: the social
+layer's own cascade statistics and graph, read from run 1's last checkpoint.
+No row is written by hand here; malformed-input tests build their own
+databases and say so.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import func, select
 
 from recworld.events import EventType
+from recworld.payloads import json_fragment
+
+
+def scripted_llm(req) -> str:
+    """Answers of the scripted LLM server, by the prompt's last line."""
+    last = req.prompt_text.rstrip().splitlines()[-1]
+    if last.startswith("Request:"):
+        return 'Fewer romances, more space sci-fi."'
+    if last.startswith("A:"):
+        return " Have you watched it? It is <b>so good</b>\nB: Not yet, adding it to my list.\nA: You will love it."
+    if last.startswith("Summary:"):
+        return 'I like slow science films."'
+    if last.startswith("Post:"):
+        return 'You have to see this one."'
+    return 'Pretty good page tonight."'
 
 
 @dataclass(frozen=True)
@@ -25,127 +46,91 @@ class RunDB:
     url: str
     run_id: int
     other_run_id: int
-    user_id: int  # a user with social activity
-    item_id: int  # an item with a share cascade
+    user_id: int  # a user with chats, posts, instructions and memories
+    item_id: int  # an item with a share cascade of depth > 0
+    cascade_stats: dict[str, Any] = field(default_factory=dict)  # the social layer's cascade_stats() at the end
+    cascades: dict[int, tuple[int, int]] = field(default_factory=dict)  # root post -> (size, depth), from the social layer
+    edges: list[tuple[int, int]] = field(default_factory=list)  # the social layer's follow graph at the end
+    exposure: dict[int, int] = field(default_factory=dict)  # item -> times shown on a page (the world's own counter)
+    watch_counts: dict[int, int] = field(default_factory=dict)  # item -> watches, page and social (the world's own counter)
 
 
-def _social_rows(run_id: int, user: int, item: int) -> dict:
-    ev = []
+def _world_at_end(engine, run_id: int):
+    from recworld.checkpoint import load_world
+    from recworld.storage import Checkpoint
 
-    def e(tick, uid, t, item_id=None, value=None, text=None, payload=None):
-        ev.append(
-            {
-                "run_id": run_id,
-                "tick": tick,
-                "user_id": uid,
-                "type": int(t),
-                "item_id": item_id,
-                "value": value,
-                "text": text,
-                "payload": None if payload is None else json.dumps(payload),
-            }
-        )
+    with engine.connect() as con:
+        blob = con.execute(select(Checkpoint.state).where(Checkpoint.run_id == run_id).order_by(Checkpoint.tick.desc())).scalars().first()
+    return load_world(bytes(blob))
 
-    # A share cascade of `item`: user -> 1 -> 2, user -> 3, plus a post with a malformed payload.
-    e(5, user, EventType.POST, item, text="You have to see this one")
-    e(6, 1, EventType.POST, item, text="reshare", payload={"parent": user})
-    e(7, 2, EventType.POST, item, text="via 1", payload={"parent": {"user": 1, "tick": 6}})
-    e(8, 3, EventType.POST, item, payload={"parent_user": str(user)})
-    e(9, 4, EventType.POST, item, payload={"something": "else"})
-    e(10, 5, EventType.POST, item, payload={"parent": 9999})  # unknown parent: a new root
-    e(11, 6, EventType.SOCIAL_WATCH, item, value=1.0)
-    e(12, user, EventType.CHAT, value=1.0, text="Have you watched it? <b>so good</b>")
-    e(12, 1, EventType.CHAT, value=float(user), text="Not yet, adding it to my list")
-    e(13, user, EventType.INSTRUCTION, text="fewer romances, more space sci-fi")
-    e(14, user, EventType.FOLLOW, value=2.0)
-    edges = [
-        {"run_id": run_id, "src": s, "dst": d, "created_tick": 0, "removed_tick": None}
-        for s, d in [(user, 1), (1, user), (1, 2), (2, 3), (3, user), (4, 5), (5, 6), (6, 4), (user, 2)]
-    ]
-    edges.append({"run_id": run_id, "src": 7, "dst": 8, "created_tick": 0, "removed_tick": 3})
-    memory = [
-        {"run_id": run_id, "user_id": user, "tick": 3, "kind": "observation", "importance": 0.4, "text": "Watched a good documentary"},
-        {"run_id": run_id, "user_id": user, "tick": 20, "kind": "reflection", "importance": 0.9, "text": "I like slow science films"},
-    ]
-    llm = [
-        {
-            "run_id": run_id,
-            "tick": 3,
-            "user_id": user,
-            "purpose": "decide",
-            "model": "gemma-270m",
-            "tokens_in": 300,
-            "tokens_out": 20,
-            "latency_ms": 120.0,
-            "cached": False,
-            "retries": 0,
-            "fell_back": False,
-        },
-        {
-            "run_id": run_id,
-            "tick": 4,
-            "user_id": user,
-            "purpose": "decide",
-            "model": "gemma-270m",
-            "tokens_in": 300,
-            "tokens_out": 20,
-            "latency_ms": 1.0,
-            "cached": True,
-            "retries": 0,
-            "fell_back": False,
-        },
-        {
-            "run_id": run_id,
-            "tick": 4,
-            "user_id": 1,
-            "purpose": "chat",
-            "model": "gemma-270m",
-            "tokens_in": 200,
-            "tokens_out": 40,
-            "latency_ms": 300.0,
-            "cached": False,
-            "retries": 1,
-            "fell_back": True,
-        },
-    ]
-    return {"events": ev, "edges": edges, "memory": memory, "llm": llm}
+
+def _pick_user(engine, run_id: int) -> int:
+    """The user with the most chats among those who also posted, gave an instruction the LLM wrote and remember something."""
+    from recworld.storage import Event, MemoryRecord
+
+    def users_with(t: EventType, *where) -> dict[int, int]:
+        q = select(Event.user_id, func.count()).where(Event.run_id == run_id, Event.type == int(t), *where).group_by(Event.user_id)
+        with engine.connect() as con:
+            return {int(u): int(n) for u, n in con.execute(q)}
+
+    by_llm = Event.payload.like("%" + json_fragment("by", "llm") + "%")
+    chats, posts, instr = users_with(EventType.CHAT), users_with(EventType.POST), users_with(EventType.INSTRUCTION, by_llm)
+    with engine.connect() as con:
+        mem = {int(u) for (u,) in con.execute(select(MemoryRecord.user_id).where(MemoryRecord.run_id == run_id).distinct())}
+    both = [u for u in chats if u in posts and u in instr and u in mem]
+    assert both, "the fixture run has no user with chats, posts, instructions and memories; raise the social/LLM rates"
+    return max(both, key=lambda u: (chats[u], -u))
 
 
 @pytest.fixture(scope="session")
 def run_db(tmp_path_factory) -> RunDB:
+    from recworld.llm.testing import ScriptedLLMServer
     from recworld.scenarios.runner import run_scenario
     from recworld.scenarios.schema import load_scenario
     from recworld.storage import connect
-    from recworld.storage.models import Edge, Event, LLMCall, MemoryRecord
 
     url = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'runs.db'}"
-    s = load_scenario("quickstart").with_overrides(**{"population.n_users": 80, "ticks": 30, "social.enabled": False})
-    out = run_scenario(s, db_url=url, progress=False)
+    with ScriptedLLMServer(scripted_llm) as srv:
+        s = load_scenario("quickstart").with_overrides(
+            **{
+                "population.n_users": 80,
+                "ticks": 30,
+                "brain.kind": "hybrid",
+                "brain.params": {"language_rate": 0.05, "max_calls_per_tick": 6, "max_social_calls_per_tick": 6, "reflection_every": 2},
+                "llm": {"backend": "openai", "base_url": srv.base_url, "model": "scripted", "cache_path": None},
+                "social": {"enabled": True, "post_rate": 0.4, "reshare_rate": 0.8, "chat_rate": 0.15, "follow_rate": 0.1, "unfollow_rate": 0.1},
+            }
+        )
+        out = run_scenario(s, db_url=url, progress=False)
     other = run_scenario(
         load_scenario("quickstart").with_overrides(**{"population.n_users": 40, "ticks": 12, "recommender.name": "random", "social.enabled": False}),
         db_url=url,
         progress=False,
         run_name="quickstart-random",
     )
-    user, item = 0, 10
-    rows = _social_rows(out.run_id, user, item)
-    engine = connect(url)
-    with engine.begin() as con:
-        con.execute(insert(Event.__table__), rows["events"])
-        con.execute(insert(Edge.__table__), rows["edges"])
-        con.execute(insert(MemoryRecord.__table__), rows["memory"])
-        con.execute(insert(LLMCall.__table__), rows["llm"])
-    return RunDB(url=url, run_id=out.run_id, other_run_id=other.run_id, user_id=user, item_id=item)
+    from recworld.agents.social import SocialLayer
 
-
-@pytest.fixture(scope="session")
-def social_run(run_db) -> int:
-    """Id of a run (same database) whose posts, chats and edges come from the real social layer."""
-    from recworld.scenarios.runner import run_scenario
-    from recworld.scenarios.schema import load_scenario
-
-    s = load_scenario("quickstart").with_overrides(**{"population.n_users": 80, "ticks": 36})
-    return run_scenario(s, db_url=run_db.url, progress=False, run_name="quickstart-social").run_id
+    engine = connect(url, create=False)
+    world = _world_at_end(engine, out.run_id)
+    layer = next(x for x in world.layers if isinstance(x, SocialLayer))
+    n_items = len(world.catalog)
+    stats = layer.cascade_stats()
+    cascades = {int(r): (int(layer.cascade_posts[r]), int(layer.cascade_depth.get(r, 0))) for r in layer.cascade_posts}
+    deepest = max(cascades, key=lambda r: (cascades[r][1], cascades[r][0], -r))
+    assert cascades[deepest][1] >= 1, "the fixture run has no reshare; raise social.reshare_rate"
+    item = int(layer.posts[deepest][1])
+    return RunDB(
+        url=url,
+        run_id=out.run_id,
+        other_run_id=other.run_id,
+        user_id=_pick_user(engine, out.run_id),
+        item_id=item,
+        cascade_stats=stats,
+        cascades=cascades,
+        edges=sorted(layer.edges()),
+        exposure={i: int(n) for i, n in enumerate(world.exposure[:n_items].tolist()) if n},
+        watch_counts={i: int(n) for i, n in enumerate(world.watch_counts[:n_items].tolist()) if n},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -156,6 +141,13 @@ def eval_name(run_db) -> str:
     rows = evaluate({"random": "random", "popularity": "popularity"}, seeds=[1000, 1001, 1002], episodes=4, max_episode_steps=30, n_background=10)
     store_results(run_db.url, "nightly eval", rows)
     return "nightly eval"
+
+
+@pytest.fixture(scope="session")
+def engine(run_db):
+    from recworld.storage import connect
+
+    return connect(run_db.url, create=False)
 
 
 @pytest.fixture(scope="session")

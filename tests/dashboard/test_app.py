@@ -83,50 +83,41 @@ def test_stream_of_finished_run_sends_all_ticks_then_ends(client, run_db):
 
 
 def test_stream_follows_a_running_run(tmp_path):
-    """Rows written while the stream is open arrive as `ticks` events; the terminal status ends it."""
-    from sqlalchemy import insert
-
+    """Ticks a real run writes while the stream is open arrive as `ticks` events; the terminal status ends it."""
     from recworld.dashboard.app import create_app
+    from recworld.dashboard.queries import status_and_tick
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
     from recworld.storage import connect
-    from recworld.storage.models import TickMetrics
-    from recworld.storage.recorder import create_run, set_status
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     engine = connect(url)
     client = TestClient(create_app(url, poll_interval=0.02))
-    run_id = create_run(engine, "live-test", scenario="synthetic", ticks_total=5)
-    set_status(engine, run_id, "running")
+    scenario = load_scenario("quickstart").with_overrides(**{"population.n_users": 30, "ticks": 6, "social.enabled": False})
+    errors: list[BaseException] = []
 
-    def writer() -> None:
-        for tick in range(5):
-            time.sleep(0.1)
-            with engine.begin() as con:
-                con.execute(
-                    insert(TickMetrics.__table__),
-                    [
-                        {
-                            "run_id": run_id,
-                            "tick": tick,
-                            "sessions": tick + 1,
-                            "active_users": tick + 1,
-                            "impressions": 10,
-                            "watches": tick,
-                            "watch_rate": tick / 10,
-                        }
-                    ],
-                )
-        set_status(engine, run_id, "completed")
+    def run() -> None:
+        try:
+            run_scenario(scenario, db_url=url, progress=False, on_tick=lambda world: time.sleep(0.15))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
 
-    t = threading.Thread(target=writer)
+    t = threading.Thread(target=run)
     t.start()
     try:
-        r = client.get(f"/api/runs/{run_id}/stream")
+        deadline = time.time() + 60
+        while (st := status_and_tick(engine, 1)) is None or st[0] != "running":
+            assert time.time() < deadline, "the run did not start"
+            time.sleep(0.02)
+        r = client.get("/api/runs/1/stream")
     finally:
         t.join()
+    assert not errors, errors
     events = _parse_sse(r.text)
     ticks = [row["tick"] for name, data in events if name == "ticks" for row in data["ticks"]]
-    assert ticks == [0, 1, 2, 3, 4]
+    assert ticks == list(range(6))
     assert sum(1 for name, _ in events if name == "ticks") >= 2  # arrived in more than one batch
-    assert events[-1] == ("end", {"status": "completed", "tick_done": -1})
+    assert events[-1] == ("end", {"status": "completed", "tick_done": 5})
     last_kpis = [data["run"]["kpis"] for name, data in events if name == "ticks"][-1]
-    assert last_kpis["sessions"] == 15
+    rows = [row for name, data in events if name == "ticks" for row in data["ticks"]]
+    assert last_kpis["sessions"] == sum(row["sessions"] for row in rows) > 0

@@ -32,11 +32,11 @@ def _wait(cond, timeout: float, what: str) -> None:
 
 def test_live_run_in_browser(tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
+    from recworld.dashboard.queries import status_and_tick
     from recworld.scenarios.runner import run_scenario
     from recworld.scenarios.schema import load_scenario
     from recworld.scenarios.serve import start_dashboard
     from recworld.storage import connect
-    from recworld.storage.queries_dashboard import status_and_tick
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     engine = connect(url)  # the schema exists before the dashboard opens it

@@ -49,27 +49,54 @@ def test_user_pages(client, run_db):
     assert "26–50 of 80" in page2 and 'rel="prev"' in page2
 
     u = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}").text
-    assert "fewer romances, more space sci-fi" in u
-    assert "I like slow science films" in u
-    assert "&lt;b&gt;so good&lt;/b&gt;" in u and "<b>so good</b>" not in u  # chat text is escaped
+    assert "Fewer romances, more space sci-fi." in u
+    assert "&lt;b&gt;so good&lt;/b&gt;" in u and "<b>so good</b>" not in u  # chat text (from the LLM) is escaped
     assert 'id="chart-state"' in u and _data(u)["snapshots"]
-    watch_only = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}", params={"type": "instruction"}).text
-    assert watch_only.count('class="etype t15"') == 1
+    n_instr = client.get(f"/api/runs/{run_db.run_id}/users/{run_db.user_id}").json()["event_counts"]["instruction"]
+    only = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}", params={"type": "instruction"}).text
+    assert only.count('class="etype t15"') == min(n_instr, 25)
     assert client.get(f"/runs/{run_db.run_id}/users/100000").status_code == 404
+
+
+def test_user_page_says_why_sessions_ended(client, run_db):
+    from recworld.payloads import LEAVE_REASON_LABELS
+
+    sessions = client.get(f"/api/runs/{run_db.run_id}/users/{run_db.user_id}/sessions", params={"limit": 25}).json()["items"]
+    u = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}").text
+    table = u[u.index('id="sessions-table"') :]
+    table = table[: table.index("</table>")]
+    reasons = [s["leave_reason"] for s in sessions if s["leave_reason"]]
+    assert reasons and all(LEAVE_REASON_LABELS[r] in table for r in reasons)
 
 
 def test_item_pages(client, run_db):
     html = client.get(f"/runs/{run_db.run_id}/items").text
     assert f'href="/runs/{run_db.run_id}/items/' in html
+    d = client.get(f"/api/runs/{run_db.run_id}/items/{run_db.item_id}").json()
     item = client.get(f"/runs/{run_db.run_id}/items/{run_db.item_id}").text
-    assert "Share cascades" in item and "size 4, depth 2" in item
+    c = d["cascades"]["cascades"][0]
+    assert "Share cascades" in item and f"size {c['size']}, depth {c['depth']}" in item and c["depth"] >= 1
+    it = d["item"]
+    assert f"{it['impressions']} impressions ({it['watches']} watches + {it['skips']} skips)" in item
     assert 'id="chart-popularity"' in item
     assert client.get(f"/runs/{run_db.run_id}/items", params={"q": "Toy Story"}).text.count("Toy Story") >= 1
 
 
+def test_run_page_shows_leave_reasons_and_cascades(client, run_db):
+    from recworld.payloads import LEAVE_REASON_LABELS
+
+    ov = client.get(f"/api/runs/{run_db.run_id}/overview").json()
+    html = client.get(f"/runs/{run_db.run_id}").text
+    table = html[html.index('id="leave-reasons"') :]
+    assert all(LEAVE_REASON_LABELS[r] in table[: table.index("</table>")] for r in ov["leave_reasons"])
+    summary = html[html.index('id="cascade-summary"') :]
+    assert f'<th>deepest reshare chain</th><td class="num">{run_db.cascade_stats["max_depth"]}</td>' in summary
+
+
 def test_graph_page_and_empty_state(client, run_db):
     html = client.get(f"/runs/{run_db.run_id}/graph").text
-    assert 'id="chart-graph"' in html and len(_data(html)["graph"]["nodes"]) == 7
+    g = client.get(f"/api/runs/{run_db.run_id}/graph").json()
+    assert 'id="chart-graph"' in html and len(_data(html)["graph"]["nodes"]) == len(g["nodes"]) > 10
     assert client.get(f"/runs/{run_db.run_id}/graph", params={"color": "activity"}).status_code == 200
     empty = client.get(f"/runs/{run_db.other_run_id}/graph").text
     assert 'id="graph-empty"' in empty and "chart-graph" not in empty

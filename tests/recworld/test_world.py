@@ -22,9 +22,9 @@ def test_sessions_pages_and_events_are_consistent(make_world, collect):
     ev = EventBatch.concat(c.events)
     starts = ev.of_type(EventType.SESSION_START, EventType.RETURN).sum()
     leaves = ev.of_type(EventType.LEAVE).sum()
-    assert starts == leaves == sum(m["sessions"] for m in c.metrics) > 0
+    assert starts == leaves == sum(m.sessions for m in c.metrics) > 0
     shown = ev.of_type(EventType.WATCH, EventType.SKIP).sum()
-    assert shown == sum(m["impressions"] for m in c.metrics)
+    assert shown == sum(m.impressions for m in c.metrics)
     # No user is shown the same item twice.
     shown_mask = ev.of_type(EventType.WATCH, EventType.SKIP)
     pairs = ev.user[shown_mask] * 100_000 + ev.item[shown_mask]
@@ -32,6 +32,33 @@ def test_sessions_pages_and_events_are_consistent(make_world, collect):
     # Each user's first session is a SESSION_START, later ones RETURNs.
     first = ev.user[ev.of_type(EventType.SESSION_START)]
     assert np.unique(first).size == first.size
+
+
+def test_every_leave_says_why(make_world, collect):
+    """LEAVE payloads name a reason that matches what happened on the session's last page."""
+    from recworld.payloads import LEAVE_REASONS, LeavePayload
+
+    w = make_world(n=120, max_pages=5)
+    c = collect()
+    w.subscribe(c)
+    w.run(36)
+    ev = EventBatch.concat(c.events)
+    k = w.config.slate_size
+    shown = np.flatnonzero(ev.of_type(EventType.WATCH, EventType.SKIP))
+    seen_reasons = set()
+    for i in np.flatnonzero(ev.of_type(EventType.LEAVE)).tolist():
+        reason = LeavePayload.read(ev.payload.get(i)).reason
+        seen_reasons.add(reason)
+        u = ev.user[i]
+        last_page = [j for j in shown[shown < i] if ev.user[j] == u][-k:]
+        watched_any = any(ev.type[j] == EventType.WATCH for j in last_page)
+        if reason == "page_limit":
+            assert ev.value[i] == 5
+        elif reason == "nothing_to_watch":
+            assert not watched_any
+        else:
+            assert reason in ("tired", "satisfied") and watched_any
+    assert seen_reasons >= {"page_limit", "nothing_to_watch", "tired", "satisfied"} and seen_reasons <= set(LEAVE_REASONS)
 
 
 def test_scripted_brain_is_followed_exactly(make_world, collect):
@@ -102,5 +129,61 @@ def test_log_skips_off_keeps_metrics_but_drops_skip_events(make_world, collect):
     w.run(24)
     ev = EventBatch.concat(c.events)
     assert not ev.of_type(EventType.SKIP).any()
-    assert ev.of_type(EventType.WATCH).sum() == sum(m["watches"] for m in c.metrics) > 0
-    assert sum(m["impressions"] for m in c.metrics) > ev.of_type(EventType.WATCH).sum()
+    assert ev.of_type(EventType.WATCH).sum() == sum(m.watches for m in c.metrics) > 0
+    assert sum(m.impressions for m in c.metrics) > ev.of_type(EventType.WATCH).sum()
+
+
+class _Layer:
+    """A minimal WorldLayer that records what the world calls."""
+
+    name = "probe"
+
+    def __init__(self):
+        self.calls = []
+
+    def attach(self, world):
+        self.calls.append("attach")
+
+    def on_tick(self, world, tick):
+        self.calls.append(("tick", tick))
+        return EventBatch.build(tick, np.array([0]), EventType.FOLLOW, values=np.array([1.0]))
+
+    def attach_recorder(self, recorder):
+        self.calls.append("recorder")
+
+    def reattach(self, world):
+        self.calls.append("reattach")
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_world_drives_its_layers(make_world, collect):
+    from recworld.checkpoint import dump_world, load_world
+    from recworld.protocols import WorldLayer
+
+    w = make_world(n=20)
+    layer = _Layer()
+    assert isinstance(layer, WorldLayer)
+    w.add_layer(layer)
+    with pytest.raises(RecWorldError, match="already attached"):
+        w.add_layer(layer)
+    c = collect()
+    w.attach_recorder(c)
+    w.run(2)
+    assert layer.calls == ["attach", "recorder", ("tick", 0), ("tick", 1)]
+    assert [int(e.of_type(EventType.FOLLOW).sum()) for e in c.events] == [1, 1]  # the layer's events join the tick's log
+    w2 = load_world(dump_world(w))
+    w2.reattach_layers()
+    w2.close()
+    assert w2.layers[0].calls[-2:] == ["reattach", "close"] and not w2.observers
+
+
+def test_build_world_attaches_nothing_from_outside(small_scenario, make_world):
+    """A world built from a scenario has exactly the attributes World.__init__ gives any world: nothing is added from outside."""
+    from recworld.agents.social import SocialLayer
+    from recworld.scenarios.build import build_world
+
+    world = build_world(small_scenario(**{"population.n_users": 30}))
+    assert world.name == "quickstart" and [type(x) for x in world.layers] == [SocialLayer]
+    assert set(vars(world)) == set(vars(make_world(n=30)))

@@ -80,3 +80,25 @@ def test_distill_then_run_with_the_distilled_brain(tmp_path, capsys):
         f"name: d\nticks: 6\npopulation: {{n_users: 40}}\nbrain: {{kind: distilled, params: {{path: {out}}}}}\nstorage: {{url: sqlite:///{tmp_path / 'r.db'}}}\n"
     )
     assert main(["run", str(scen), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("hidden", "argv", "extra"),
+    [
+        ("uvicorn", ["dashboard"], "dashboard"),
+        ("openai", ["run", "quickstart", "--brain", "hybrid", "--users", "10", "--ticks", "1"], "llm"),
+        ("stable_baselines3", ["train", "--algo", "ppo", "--timesteps", "10"], "rl"),
+    ],
+)
+def test_missing_extras_are_one_line_errors(monkeypatch, capsys, tmp_path, hidden, argv, extra):
+    import sys
+
+    from recworld.scenarios.cli import main
+    from recworld.storage import connect
+
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    connect(db)  # the dashboard opens an existing database only
+    monkeypatch.setitem(sys.modules, hidden, None)  # as if the extra were not installed
+    assert main([*argv, "--db", db] if argv[0] != "train" else [*argv, "--out", str(tmp_path / "p.zip")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"pip install 'recworld[{extra}]'") and f"({hidden} is not installed)" in err[0], err

@@ -81,7 +81,7 @@ def test_filter_bubble_mf_homogenises_users_faster_than_random():
 
         class Obs:
             def on_tick(self, world, ev, m, series=series):
-                series.append(m["population_diversity"])
+                series.append(m.population_diversity)
 
         w.subscribe(Obs())
         w.run(s.ticks)

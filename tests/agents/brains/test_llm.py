@@ -71,7 +71,7 @@ class Records:
 def make(make_world, kind, srv, params=None, n=40, recommender="mf", rec_params=None, **llm):
     brain = build_brain_from_config(kind, params or {}, llm_section(srv, **llm), seed=3)
     world = make_world(n=n, brain=brain, recommender=recommender, params=rec_params)
-    brain.attach(world)
+    world.add_layer(brain)
     rec = Records()
     brain.attach_recorder(rec)
     return world, brain, rec
@@ -252,7 +252,7 @@ def test_checkpoint_drops_runtime_and_resumes(make_world, server):
     brain.close()
     w2 = load_world(blob)
     assert w2.brain._rt is None and w2.brain._recorder is None and w2.instruction_encoder is None
-    w2.brain.reattach(w2, None)
+    w2.reattach_layers()
     assert w2.instruction_encoder is not None
     w2.brain.llm_config = brain.llm_config
     w2.run(2)

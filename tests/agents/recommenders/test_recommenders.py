@@ -26,7 +26,7 @@ def test_topk_unseen_falls_back_to_seen_items_when_needed():
 
 def _watch_rate(c, ticks):
     ms = c.metrics[ticks]
-    return sum(m["watches"] for m in ms) / max(1, sum(m["impressions"] for m in ms))
+    return sum(m.watches for m in ms) / max(1, sum(m.impressions for m in ms))
 
 
 @pytest.mark.parametrize("name", ["popularity", "mf", "linucb", "itemknn"])

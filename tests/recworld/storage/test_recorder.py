@@ -48,3 +48,38 @@ def test_text_and_payload_survive(tmp_path):
         row = con.execute(select(Event.text, Event.payload, Event.item_id)).one()
     assert row == ("loved it", '{"parent": 2}', 3)
     dispose_all()
+
+
+def test_rollback_leaves_what_a_shorter_run_wrote(tmp_path):
+    """A 16-tick run rolled back to tick 7 holds exactly what the same scenario run for 8 ticks wrote."""
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
+    from recworld.storage import Checkpoint, Edge, Item, LLMCall, MemoryRecord, Run, UserSnapshot, rollback
+
+    social = {"enabled": True, "degree": 4, "post_rate": 0.5, "item_post_rate": 0.5, "follow_rate": 0.3, "unfollow_rate": 0.3}
+    base = load_scenario("quickstart").with_overrides(**{"population.n_users": 60, "social": social, "storage.snapshot_every": 4})
+
+    def tables(url: str, run_id: int) -> dict:
+        eng = connect(url, create=False)
+        out = {}
+        with eng.connect() as con:
+            for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord, Edge, Item):
+                cols = [c for c in model.__table__.columns if c.name not in ("id", "run_id")]
+                out[model.__tablename__] = sorted(
+                    (tuple(r) for r in con.execute(select(*cols).where(model.run_id == run_id))), key=lambda r: tuple((x is None, x) for x in r)
+                )
+            out["tick_done"] = con.execute(select(Run.tick_done).where(Run.id == run_id)).scalar()
+        return out
+
+    short_url, long_url = f"sqlite:///{tmp_path / 'short.db'}", f"sqlite:///{tmp_path / 'long.db'}"
+    short = run_scenario(base.with_overrides(ticks=8), db_url=short_url, progress=False)
+    long = run_scenario(base.with_overrides(ticks=16), db_url=long_url, progress=False)
+    before = tables(long_url, long.run_id)
+    rollback(connect(long_url, create=False), long.run_id, 7)
+    after, want = tables(long_url, long.run_id), tables(short_url, short.run_id)
+    assert after == want
+    # The long run had things to roll back: later events, new and removed edges, user-made items.
+    assert len(before["event"]) > len(want["event"]) and before["edge"] != want["edge"] and len(before["item"]) > len(want["item"])
+    assert any(r[-1] is not None for r in want["edge"])  # unfollows before tick 7 stay removed
+    with connect(long_url, create=False).connect() as con:
+        assert con.execute(select(func.count()).select_from(Checkpoint).where(Checkpoint.run_id == long.run_id, Checkpoint.tick > 7)).scalar() == 0

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, inspect, literal, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Engine
 
 from recworld.events import EventType
 from recworld.metrics import retention_curve, retention_table
+from recworld.payloads import LeavePayload, PostPayload
 from recworld.storage.models import (
     Edge,
     EvalResult,
@@ -29,22 +30,21 @@ from recworld.storage.models import (
     MemoryRecord,
     RetentionPoint,
     Run,
-    TickMetrics,
     UserProfile,
     UserSnapshot,
 )
-from recworld.storage.queries import run_summary
+from recworld.storage.queries import columns_or_null, run_summary
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
-TICK_FIELDS = [c.name for c in TickMetrics.__table__.columns if c.name not in ("id", "run_id", "extra_json")]
 RUN_FIELDS = [c.name for c in Run.__table__.columns if c.name not in ("config_json", "versions_json", "summary_json")]
 _RUN_ALL = [*RUN_FIELDS, "config_json", "summary_json"]
 PROFILE_FIELDS = [c.name for c in UserProfile.__table__.columns if c.name not in ("id", "run_id")]
 ITEM_FIELDS = [c.name for c in Item.__table__.columns if c.name not in ("id", "run_id")]
 SESSION_TYPES = (int(EventType.SESSION_START), int(EventType.RETURN))
 WATCH_TYPES = (int(EventType.WATCH), int(EventType.SOCIAL_WATCH))
-# Keys a POST payload may use to name the post it re-shares (or the user it came from).
-PARENT_KEYS = ("parent", "parent_user", "parent_user_id", "from_user", "via", "source_user")
+# Event types counted per item (impressions are derived from them, see item_counts_of).
+ITEM_TYPES = (EventType.IMPRESSION, EventType.WATCH, EventType.SKIP, EventType.SOCIAL_WATCH, EventType.POST)
+ITEM_COUNT_KEYS = ("impressions", "watches", "skips", "social_watches", "posts")
 
 
 def _rows(con, q) -> list[dict[str, Any]]:
@@ -62,28 +62,8 @@ def _nx(col):
     return col + 0
 
 
-_PRESENT: dict[tuple[int, str], frozenset[str]] = {}
-
-
-def _present(engine: Engine, model: type) -> frozenset[str]:
-    """Columns of ``model``'s table that exist in this database.
-
-    A database written by an older RecWorld may lack columns added since; the
-    dashboard reads what is there and reports the rest as None.
-    """
-    key = (id(engine), model.__tablename__)
-    if key not in _PRESENT:
-        try:
-            _PRESENT[key] = frozenset(c["name"] for c in inspect(engine).get_columns(model.__tablename__))
-        except Exception:  # noqa: BLE001 - a missing table reads as "no columns"
-            return frozenset()
-    return _PRESENT[key]
-
-
 def _columns(engine: Engine, model: type, names: Iterable[str]) -> list:
-    """Column expressions for ``names``: the real column where present, else a NULL labelled with the name."""
-    have = _present(engine, model)
-    return [getattr(model, n) if n in have else literal(None).label(n) for n in names]
+    return columns_or_null(engine, model, names)
 
 
 # --------------------------------------------------------------------- runs
@@ -172,14 +152,6 @@ def find_runs(
 
 
 # ------------------------------------------------------------ tick metrics
-def tick_rows(engine: Engine, run_id: int, after: int = -1, limit: int = 100_000) -> list[dict[str, Any]]:
-    """TickMetrics rows with ``tick > after``, in tick order."""
-    cols = _columns(engine, TickMetrics, TICK_FIELDS)
-    q = select(*cols).where(TickMetrics.run_id == run_id, TickMetrics.tick > after).order_by(TickMetrics.tick).limit(limit)
-    with engine.connect() as con:
-        return _rows(con, q)
-
-
 def status_and_tick(engine: Engine, run_id: int) -> tuple[str, int] | None:
     """(status, tick_done) of a run, or None."""
     with engine.connect() as con:
@@ -318,6 +290,57 @@ def _loads(s: str | None) -> Any:
         return {"raw": s}
 
 
+# ------------------------------------------------------------ impressions
+_LOGGING: dict[tuple[int, int], tuple[bool, bool]] = {}
+
+
+def run_logging(engine: Engine, run_id: int) -> tuple[bool, bool]:
+    """``(log_skips, log_impressions)`` of a run, from its stored scenario (the world's defaults when absent)."""
+    key = (id(engine), run_id)
+    if key not in _LOGGING:
+        with engine.connect() as con:
+            cfg = _loads(con.execute(select(Run.config_json).where(Run.id == run_id)).scalar())
+        world = (cfg or {}).get("world") if isinstance(cfg, dict) else None
+        world = world if isinstance(world, dict) else {}
+        _LOGGING[key] = (bool(world.get("log_skips", True)), bool(world.get("log_impressions", False)))
+    return _LOGGING[key]
+
+
+def item_counts_of(by_type: dict[int, int], logging: tuple[bool, bool]) -> dict[str, int | None]:
+    """Impressions, page watches, skips, social watches and posts from event counts by type.
+
+    Every item shown on a page is either watched (WATCH) or skipped (SKIP), so
+    impressions = watches + skips when skips are logged (the default); with
+    ``log_skips: false`` they come from IMPRESSION events when those are
+    logged, else they are unknown (None).
+    """
+    log_skips, log_impressions = logging
+    watches = by_type.get(int(EventType.WATCH), 0)
+    if log_skips:
+        skips: int | None = by_type.get(int(EventType.SKIP), 0)
+        impressions: int | None = watches + skips
+    elif log_impressions:
+        impressions = by_type.get(int(EventType.IMPRESSION), 0)
+        skips = impressions - watches
+    else:
+        impressions = skips = None
+    return {
+        "impressions": impressions,
+        "watches": watches,
+        "skips": skips,
+        "social_watches": by_type.get(int(EventType.SOCIAL_WATCH), 0),
+        "posts": by_type.get(int(EventType.POST), 0),
+    }
+
+
+def _type_sums(e, types=ITEM_TYPES) -> list:
+    return [func.sum(case((e.type == int(t), 1), else_=0)).label(f"n{int(t)}") for t in types]
+
+
+def _by_type(row: dict[str, Any], types=ITEM_TYPES) -> dict[int, int]:
+    return {int(t): int(row.pop(f"n{int(t)}") or 0) for t in types}
+
+
 # ------------------------------------------------------------------ users
 def user_filter_values(engine: Engine, run_id: int) -> dict[str, list[str]]:
     """Distinct roles and occupations of a run's users."""
@@ -408,7 +431,7 @@ def user_memory(engine: Engine, run_id: int, user_id: int, limit: int = 50, offs
 
 
 def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    """A user's activity per tick (a session lives within a tick), newest first: counts per kind of event."""
+    """A user's activity per tick (a session lives within a tick), newest first: counts per kind of event, why they left."""
     e = Event
 
     def n(t: EventType):
@@ -418,15 +441,12 @@ def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, of
     q = (
         select(
             e.tick,
-            n(EventType.IMPRESSION).label("impressions"),
-            n(EventType.WATCH).label("watches"),
-            n(EventType.SOCIAL_WATCH).label("social_watches"),
+            *_type_sums(e),
             n(EventType.RATE).label("ratings"),
             func.avg(case((e.type == int(EventType.RATE), e.value))).label("mean_rating"),
             func.max(case((e.type == int(EventType.LEAVE), e.value))).label("pages"),
-            func.max(case((e.type == int(EventType.LEAVE), e.text))).label("leave_reason"),
+            func.max(case((e.type == int(EventType.LEAVE), e.payload))).label("leave_payload"),
             func.max(case((e.type.in_(SESSION_TYPES), 1), else_=0)).label("session"),
-            n(EventType.POST).label("posts"),
             n(EventType.CHAT).label("chats"),
             n(EventType.CHURN).label("churn"),
             func.count().label("events"),
@@ -437,9 +457,14 @@ def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, of
         .limit(limit)
         .offset(offset)
     )
+    logging = run_logging(engine, run_id)
     with engine.connect() as con:
         total = con.execute(select(func.count(func.distinct(e.tick))).where(*conds)).scalar_one()
         rows = _rows(con, q)
+    for r in rows:
+        r.update(item_counts_of(_by_type(r), logging))
+        leave = LeavePayload.read(r.pop("leave_payload"))
+        r["leave_reason"] = None if leave is None else leave.reason
     return int(total), rows
 
 
@@ -467,7 +492,7 @@ def find_items(
         stats = item_stats(engine, run_id)
         if order_by in ("watches", "impressions"):
             # Rank by popularity from the cached per-item counts.
-            pop = {i: c[order_by] for i, c in stats.items()}
+            pop = {i: c[order_by] or 0 for i, c in stats.items()}
             ids = [int(i) for (i,) in con.execute(select(Item.item_id).where(*conds))]
             ids.sort(key=lambda i: (-pop.get(i, 0), i) if descending else (pop.get(i, 0), i))
             page = ids[offset : offset + limit]
@@ -477,7 +502,7 @@ def find_items(
             col = getattr(Item, order_by)
             rows = _rows(con, select(*cols).where(*conds).order_by(col.desc() if descending else col.asc(), Item.item_id).limit(limit).offset(offset))
     for r in rows:
-        r.update(stats.get(r["item_id"], {"impressions": 0, "watches": 0, "posts": 0}))
+        r.update(stats.get(r["item_id"]) or item_counts_of({}, run_logging(engine, run_id)))
     return total, rows
 
 
@@ -485,12 +510,12 @@ _STATS: dict[tuple[int, int], tuple[Any, float, dict[int, dict[str, int]]]] = {}
 STATS_TTL_S = 30.0  # a running run's item counts are reused this long before recounting
 
 
-def item_stats(engine: Engine, run_id: int) -> dict[int, dict[str, int]]:
-    """Impressions, watches (incl. social) and posts of every item of a run.
+def item_stats(engine: Engine, run_id: int) -> dict[int, dict[str, int | None]]:
+    """Impressions, watches, skips, social watches and posts of every item of a run (see :func:`item_counts_of`).
 
-    Three GROUP BYs over the ``(run_id, type, tick)`` index (one per kind of
-    event); cached per run until it writes another tick, and at most
-    :data:`STATS_TTL_S` seconds for a run still being written.
+    One GROUP BY (item, type) over the ``(run_id, type, tick)`` index; cached
+    per run until it writes another tick, and at most :data:`STATS_TTL_S`
+    seconds for a run still being written.
     """
     import time
 
@@ -500,40 +525,31 @@ def item_stats(engine: Engine, run_id: int) -> dict[int, dict[str, int]]:
     now = time.monotonic()
     if hit is not None and (hit[0] == state or (state is not None and state[0] not in TERMINAL_STATUSES and now - hit[1] < STATS_TTL_S)):
         return hit[2]
-    stats: dict[int, dict[str, int]] = {}
-    kinds = {"impressions": (int(EventType.IMPRESSION),), "watches": WATCH_TYPES, "posts": (int(EventType.POST),)}
+    raw: dict[int, dict[int, int]] = {}
     with engine.connect() as con:
-        for name, types in kinds.items():
-            # item_id + 0 (and no "IS NOT NULL"): keep SQLite on the type index, not a whole-run item scan.
-            iid = _nx(Event.item_id)
-            q = select(iid, func.count()).where(Event.run_id == run_id, Event.type.in_(types)).group_by(iid)
-            for item, n in con.execute(q):
-                if item is None:
-                    continue
-                stats.setdefault(int(item), {"impressions": 0, "watches": 0, "posts": 0})[name] = int(n)
+        # item_id + 0 (and no "IS NOT NULL"): keep SQLite on the type index, not a whole-run item scan.
+        iid = _nx(Event.item_id)
+        q = select(iid, Event.type, func.count()).where(Event.run_id == run_id, Event.type.in_([int(t) for t in ITEM_TYPES])).group_by(iid, Event.type)
+        for item, typ, n in con.execute(q):
+            if item is not None:
+                raw.setdefault(int(item), {})[int(typ)] = int(n)
+    logging = run_logging(engine, run_id)
+    stats = {i: item_counts_of(c, logging) for i, c in raw.items()}
     if len(_STATS) > 32:
         _STATS.clear()
     _STATS[key] = (state, now, stats)
     return stats
 
 
-def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Impressions, watches (incl. social) and posts of some items (index (run_id, item_id))."""
+def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, dict[str, int | None]]:
+    """Impressions, watches, skips, social watches and posts of some items (index (run_id, item_id))."""
     if not item_ids:
         return {}
     e = Event
-    q = (
-        select(
-            e.item_id,
-            func.sum(case((e.type == int(EventType.IMPRESSION), 1), else_=0)).label("impressions"),
-            func.sum(case((e.type.in_(WATCH_TYPES), 1), else_=0)).label("watches"),
-            func.sum(case((e.type == int(EventType.POST), 1), else_=0)).label("posts"),
-        )
-        .where(e.run_id == run_id, e.item_id.in_(item_ids))
-        .group_by(e.item_id)
-    )
+    q = select(e.item_id, *_type_sums(e)).where(e.run_id == run_id, e.item_id.in_(item_ids)).group_by(e.item_id)
+    logging = run_logging(engine, run_id)
     with engine.connect() as con:
-        return {r["item_id"]: {k: int(r[k] or 0) for k in ("impressions", "watches", "posts")} for r in _rows(con, q)}
+        return {r["item_id"]: item_counts_of(_by_type(r), logging) for r in _rows(con, q)}
 
 
 def item_row(engine: Engine, run_id: int, item_id: int) -> dict[str, Any] | None:
@@ -545,27 +561,20 @@ def item_row(engine: Engine, run_id: int, item_id: int) -> dict[str, Any] | None
 
 
 def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str, Any]]:
-    """Per-tick impressions, watches, social watches, ratings and posts of an item."""
+    """Per-tick impressions, watches, skips, social watches, ratings and posts of an item."""
     e = Event
-
-    def n(*ts: EventType):
-        return func.sum(case((e.type.in_([int(t) for t in ts]), 1), else_=0))
-
     q = (
-        select(
-            _nx(e.tick).label("tick"),
-            n(EventType.IMPRESSION).label("impressions"),
-            n(EventType.WATCH).label("watches"),
-            n(EventType.SOCIAL_WATCH).label("social_watches"),
-            n(EventType.RATE).label("ratings"),
-            n(EventType.POST).label("posts"),
-        )
+        select(_nx(e.tick).label("tick"), *_type_sums(e), func.sum(case((e.type == int(EventType.RATE), 1), else_=0)).label("ratings"))
         .where(e.run_id == run_id, e.item_id == item_id)
         .group_by(_nx(e.tick))
         .order_by(_nx(e.tick))
     )
+    logging = run_logging(engine, run_id)
     with engine.connect() as con:
-        return _rows(con, q)
+        rows = _rows(con, q)
+    for r in rows:
+        r.update(item_counts_of(_by_type(r), logging))
+    return rows
 
 
 def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
@@ -593,18 +602,18 @@ def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, of
 
 
 def item_cascades(engine: Engine, run_id: int, item_id: int, limit: int = 500) -> dict[str, Any]:
-    """Share cascades of an item: its POST events linked into trees.
+    """Share cascades of an item: its POST events linked into trees by their payloads.
 
-    A post's parent is read from its JSON payload (``parent`` or a similar key,
-    naming a user id or ``{"user": .., "tick": ..}``); a post whose parent is
-    missing or unknown starts a new cascade.
+    Each post names its parent post (:class:`~recworld.payloads.PostPayload`
+    ``parent_post``); a post without one is the root of a cascade. A post
+    whose parent is not among the item's first ``limit`` posts, or whose
+    payload does not parse, is shown as a root of its own.
     """
     _, posts = events(engine, run_id, item_id=item_id, types=[int(EventType.POST)], limit=limit, count=False)
-    latest_by_user: dict[int, int] = {}
     nodes = []
+    index_of: dict[int, int] = {}
     for i, p in enumerate(posts):
-        parent_user = _parent_user(p.get("payload"))
-        parent = latest_by_user.get(parent_user) if parent_user is not None else None
+        pl = PostPayload.read(p.get("payload"))
         nodes.append(
             {
                 "index": i,
@@ -612,50 +621,90 @@ def item_cascades(engine: Engine, run_id: int, item_id: int, limit: int = 500) -
                 "tick": p["tick"],
                 "user_id": p["user_id"],
                 "text": p.get("text"),
-                "parent_user": parent_user,
-                "parent": parent,
+                "post": None if pl is None else pl.post,
+                "parent_post": None if pl is None else pl.parent_post,
+                "cascade": None if pl is None else pl.cascade,
+                "parent_user": None,
+                "parent": None,
                 "children": [],
             }
         )
-        latest_by_user[p["user_id"]] = i
+        if pl is not None:
+            index_of[pl.post] = i
     roots = []
     for nd in nodes:
-        if nd["parent"] is None:
+        parent = index_of.get(nd["parent_post"]) if nd["parent_post"] is not None else None
+        if parent is None or parent == nd["index"]:
             roots.append(nd["index"])
         else:
-            nodes[nd["parent"]]["children"].append(nd["index"])
-
-    def depth_size(i: int) -> tuple[int, int]:
-        stack, size, depth = [(i, 0)], 0, 0
-        while stack:
-            j, d = stack.pop()
-            size += 1
-            depth = max(depth, d)
-            stack.extend((c, d + 1) for c in nodes[j]["children"])
-        return depth, size
-
+            nd["parent"] = parent
+            nd["parent_user"] = nodes[parent]["user_id"]
+            nodes[parent]["children"].append(nd["index"])
     cascades = []
     for r in roots:
-        depth, size = depth_size(r)
-        cascades.append({"root": r, "depth": depth, "size": size})
+        depth, size = _tree_depth_size(nodes, r)
+        cascades.append({"root": r, "cascade": nodes[r]["cascade"], "depth": depth, "size": size})
     cascades.sort(key=lambda c: (-c["size"], c["root"]))
     return {"posts": nodes, "cascades": cascades, "truncated": len(posts) >= limit}
 
 
-def _parent_user(payload: Any) -> int | None:
-    if not isinstance(payload, dict):
-        return None
-    for k in PARENT_KEYS:
-        v = payload.get(k)
-        if isinstance(v, dict):
-            v = v.get("user") if v.get("user") is not None else v.get("user_id")
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, (int, float)) and v == v:
-            return int(v)
-        if isinstance(v, str) and v.lstrip("-").isdigit():
-            return int(v)
-    return None
+def _tree_depth_size(nodes: list[dict[str, Any]], root: int) -> tuple[int, int]:
+    stack, size, depth = [(root, 0)], 0, 0
+    while stack:
+        j, d = stack.pop()
+        size += 1
+        depth = max(depth, d)
+        stack.extend((c, d + 1) for c in nodes[j]["children"])
+    return depth, size
+
+
+def cascade_summary(engine: Engine, run_id: int) -> dict[str, Any]:
+    """Share cascades of a whole run from its POST payloads: count, sizes, depths.
+
+    Returns:
+        ``{"posts", "cascades", "max_cascade_size", "mean_cascade_size",
+        "share_spreading", "max_depth", "size_distribution"}`` with the same
+        meaning as the social layer's ``cascade_stats()``.
+    """
+    q = select(Event.payload).where(Event.run_id == run_id, Event.type == int(EventType.POST)).order_by(Event.id)
+    sizes: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    n = 0
+    with engine.connect() as con:
+        for (raw,) in con.execute(q):
+            n += 1
+            p = PostPayload.read(raw)
+            if p is None:
+                continue
+            sizes[p.cascade] = sizes.get(p.cascade, 0) + 1
+            depth[p.cascade] = max(depth.get(p.cascade, 0), p.depth)
+    s = np.array(list(sizes.values()), np.int64)
+    return {
+        "posts": n,
+        "cascades": int(s.size),
+        "max_cascade_size": int(s.max()) if s.size else 0,
+        "mean_cascade_size": float(s.mean()) if s.size else 0.0,
+        "share_spreading": float((s > 1).mean()) if s.size else 0.0,
+        "max_depth": max(depth.values(), default=0),
+        "size_distribution": {int(k): int(v) for k, v in zip(*np.unique(s, return_counts=True))} if s.size else {},
+    }
+
+
+# ------------------------------------------------------------------ leaving
+def leave_reasons(engine: Engine, run_id: int) -> dict[str, int]:
+    """How many sessions of a run ended for each reason (:data:`~recworld.payloads.LEAVE_REASONS`).
+
+    LEAVE payloads take a handful of distinct values, so SQL groups them
+    (index ``(run_id, type, tick)``) and Python reads each group's payload once.
+    """
+    q = select(Event.payload, func.count()).where(Event.run_id == run_id, Event.type == int(EventType.LEAVE)).group_by(Event.payload)
+    out: dict[str, int] = {}
+    with engine.connect() as con:
+        for raw, n in con.execute(q):
+            p = LeavePayload.read(raw)
+            key = "unknown" if p is None else p.reason
+            out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 # ------------------------------------------------------------------ graph

@@ -1,0 +1,166 @@
+"""Typed payloads of the event log: one model per event type that carries a payload.
+
+The ``Event.payload`` column holds JSON. The code that writes an event builds
+its payload with the model of its type (:meth:`Payload.dump`) and the code that
+reads it parses it with the same model (:meth:`Payload.read`), so writer and
+reader cannot drift apart (a dashboard once looked for ``parent`` while the
+social layer wrote ``parent_post``).
+
+Event types and their payloads:
+
+======================  ==========================  =============================================
+type                    model                       written by
+======================  ==========================  =============================================
+LEAVE                   :class:`LeavePayload`       the world (why the session ended)
+FEELING, INSTRUCTION    :class:`AuthoredPayload`    the world, from the brain's ``authored``
+POST                    :class:`PostPayload`        the social layer
+SOCIAL_WATCH            :class:`SocialWatchPayload` the social layer
+CHAT                    :class:`ChatPayload`        the social layer
+======================  ==========================  =============================================
+
+Other event types carry no payload.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from recworld.events import EventType
+
+LeaveReason = Literal["page_limit", "nothing_to_watch", "tired", "satisfied", "session_closed"]
+LEAVE_REASONS: tuple[str, ...] = get_args(LeaveReason)
+# How each reason reads on a page, and what decides it (see World._leave_reasons).
+LEAVE_REASON_LABELS: dict[str, str] = {
+    "page_limit": "reached the page limit",
+    "nothing_to_watch": "nothing worth watching on the page",
+    "tired": "tired (fatigue)",
+    "satisfied": "satisfied enough",
+    "session_closed": "session closed at the end of the tick",
+}
+
+Author = Literal["llm", "template"]
+
+
+class Payload(BaseModel):
+    """Base of event payloads: frozen, validated, JSON in the event log.
+
+    Unknown keys are ignored on read, so logs written by a newer RecWorld still
+    parse; :meth:`read` answers ``None`` for anything that does not validate.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    #: Optional fields left out of the stored JSON when they are ``None``.
+    omit_none: ClassVar[tuple[str, ...]] = ()
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON-able dict stored in ``Event.payload``."""
+        d = self.model_dump()
+        for k in self.omit_none:
+            if d.get(k) is None:
+                d.pop(k, None)
+        return d
+
+    @classmethod
+    def read(cls, raw: str | dict[str, Any] | None) -> Any:
+        """Parse a stored payload (JSON text or dict); ``None`` when missing or malformed."""
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                return None
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError:
+            return None
+
+
+class LeavePayload(Payload):
+    """LEAVE: why the session ended (value = pages seen)."""
+
+    reason: LeaveReason
+
+
+class AuthoredPayload(Payload):
+    """FEELING and INSTRUCTION: who wrote the text (the LLM, or a template as a fallback)."""
+
+    by: Author
+
+
+class PostPayload(Payload):
+    """POST: a post or reshare and its place in a share cascade.
+
+    Attributes:
+        post: the post's id (0, 1, ... in the run, in order of posting).
+        parent_post: the post it reshares, ``None`` for an original post.
+        cascade: id of the cascade's root post.
+        depth: reshare depth (0 for the root).
+        by: who wrote the text.
+        about_item: for original content (a new catalog item), the item it is about.
+    """
+
+    omit_none: ClassVar[tuple[str, ...]] = ("about_item",)
+
+    post: int
+    parent_post: int | None
+    cascade: int
+    depth: int
+    by: Author = "template"
+    about_item: int | None = None
+
+
+class SocialWatchPayload(Payload):
+    """SOCIAL_WATCH: the post the item was watched from (value = its author)."""
+
+    post: int
+    cascade: int
+
+
+class ChatPayload(Payload):
+    """CHAT: one message of a conversation (value = the partner's user id)."""
+
+    conversation: int
+    turn: int
+    by: Author = "template"
+
+
+PAYLOADS: dict[EventType, type[Payload]] = {
+    EventType.LEAVE: LeavePayload,
+    EventType.FEELING: AuthoredPayload,
+    EventType.INSTRUCTION: AuthoredPayload,
+    EventType.POST: PostPayload,
+    EventType.SOCIAL_WATCH: SocialWatchPayload,
+    EventType.CHAT: ChatPayload,
+}
+
+#: One stored dict per leave reason (shared: the world writes one per session end).
+LEAVE_PAYLOADS: tuple[dict[str, Any], ...] = tuple(LeavePayload(reason=r).dump() for r in LEAVE_REASONS)
+
+
+def json_fragment(key: str, value: Any) -> str:
+    """``"key": value`` exactly as it appears in a stored payload (for SQL ``LIKE`` filters)."""
+    return json.dumps({key: value})[1:-1]
+
+
+__all__ = [
+    "LEAVE_PAYLOADS",
+    "LEAVE_REASONS",
+    "LEAVE_REASON_LABELS",
+    "PAYLOADS",
+    "Author",
+    "AuthoredPayload",
+    "ChatPayload",
+    "LeavePayload",
+    "LeaveReason",
+    "Payload",
+    "PostPayload",
+    "SocialWatchPayload",
+    "json_fragment",
+]

@@ -1,0 +1,69 @@
+"""Typed event payloads: what writers store is what readers parse."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from recworld.events import EventType
+from recworld.payloads import (
+    LEAVE_PAYLOADS,
+    LEAVE_REASONS,
+    PAYLOADS,
+    AuthoredPayload,
+    ChatPayload,
+    LeavePayload,
+    PostPayload,
+    SocialWatchPayload,
+    json_fragment,
+)
+
+
+def test_round_trip_and_optional_fields():
+    p = PostPayload(post=3, parent_post=None, cascade=3, depth=0, by="llm")
+    d = p.dump()
+    assert d == {"post": 3, "parent_post": None, "cascade": 3, "depth": 0, "by": "llm"}  # about_item left out, parent_post kept
+    assert PostPayload.read(json.dumps(d)) == p
+    q = PostPayload(post=4, parent_post=3, cascade=3, depth=1, about_item=17)
+    assert q.dump()["about_item"] == 17 and PostPayload.read(q.dump()) == q
+    assert [LeavePayload.read(x).reason for x in LEAVE_PAYLOADS] == list(LEAVE_REASONS)
+
+
+def test_malformed_payloads_read_as_none():
+    for raw in (None, "", "{", "[1, 2]", '"text"', '{"post": "x"}', {"reason": "bored"}):
+        assert PostPayload.read(raw) is None or raw == ""
+        assert LeavePayload.read(raw) is None
+    assert AuthoredPayload.read('{"by": "llm", "later_key": 1}') == AuthoredPayload(by="llm")  # newer keys are ignored
+
+
+def test_json_fragment_matches_stored_json():
+    from recworld.events import payload_json
+
+    assert json_fragment("by", "llm") in payload_json(AuthoredPayload(by="llm").dump())
+
+
+def test_every_payload_the_simulator_writes_parses_with_its_model(make_world):
+    """A run with the social layer: every event with a payload parses with the model of its type, and only those types carry one."""
+    from tests_support import run_collecting
+
+    from recworld.agents.social import SocialLayer
+
+    world = make_world(n=120, recommender="mf")
+    layer = SocialLayer.from_config(world, {"post_rate": 0.6, "chat_rate": 0.3, "reshare_rate": 0.8, "item_post_rate": 0.3}, brain=world.brain, seed=2)
+    world.add_layer(layer)
+    ev = run_collecting(world, 20)
+    seen = set()
+    for i, p in ev.payload.items():
+        t = EventType(int(ev.type[i]))
+        model = PAYLOADS[t]
+        assert model.read(json.loads(json.dumps(p))) is not None, (t, p)
+        assert model.read(p).dump() == p
+        seen.add(t)
+    assert seen >= {EventType.LEAVE, EventType.POST, EventType.SOCIAL_WATCH, EventType.CHAT}
+    for t in (EventType.POST, EventType.SOCIAL_WATCH, EventType.CHAT, EventType.LEAVE):
+        idx = np.flatnonzero(ev.of_type(t))
+        assert all(int(i) in ev.payload for i in idx), t
+    assert isinstance(PostPayload.read(ev.payload[int(np.flatnonzero(ev.of_type(EventType.POST))[0])]), PostPayload)
+    assert SocialWatchPayload.read(ev.payload[int(np.flatnonzero(ev.of_type(EventType.SOCIAL_WATCH))[0])]) is not None
+    assert ChatPayload.read(ev.payload[int(np.flatnonzero(ev.of_type(EventType.CHAT))[0])]) is not None
