@@ -371,3 +371,19 @@ def sweeps(engine: EngineDep) -> list:
 def sweep_detail(engine: EngineDep, name: SweepName) -> dict:
     """One sweep: each recommender's mean and 95% confidence interval over seeds per KPI, with the per-seed values."""
     return service.sweep_detail(engine, name)
+
+
+# ------------------------------------------------------------------ validations
+ValidationName = Annotated[str, Path(min_length=1, max_length=200, description="report name (recworld validate --name)")]
+
+
+@router.get("/validations", response_model=list[S.ValidationSummary])
+def validations(engine: EngineDep) -> list:
+    """Fidelity reports stored by ``recworld validate``, newest first, with their headline figures."""
+    return service.validations(engine)
+
+
+@router.get("/validations/{name}", response_model=S.ValidationOut)
+def validation_detail(engine: EngineDep, name: ValidationName) -> dict:
+    """One fidelity report: taste alignment, propensity AUC, ratings, shapes, sim-to-real agreement, targets."""
+    return service.validation_detail(engine, name)

@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from recworld.dashboard import queries as Q
 from recworld.dashboard import service
-from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, parse_run_ids
+from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, ValidationName, parse_run_ids
 from recworld.events import EventType
 from recworld.kpis import KPIS, chart_series, format_value
 from recworld.kpis import TILES as TILE_KPIS
@@ -251,3 +251,14 @@ def eval_page(request: Request, engine: EngineDep, name: EvalName) -> HTMLRespon
     data = service.eval_detail(engine, name)
     cells = {(r["policy"], r["metric"]): r for r in data["rows"]}
     return _render(request, "eval.html", data=data, cells=cells)
+
+
+@router.get("/validations")
+def validations_page(request: Request, engine: EngineDep) -> HTMLResponse:
+    return _render(request, "validations.html", rows=service.validations(engine))
+
+
+@router.get("/validations/{name}")
+def validation_page(request: Request, engine: EngineDep, name: ValidationName) -> HTMLResponse:
+    data = service.validation_detail(engine, name)
+    return _render(request, "validation.html", data=data, rep=data["report"])

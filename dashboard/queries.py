@@ -32,6 +32,7 @@ from recworld.storage.models import (
     Run,
     UserProfile,
     UserSnapshot,
+    Validation,
 )
 from recworld.storage.queries import columns_or_null, run_summary
 
@@ -814,3 +815,20 @@ def eval_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
         detail = _loads(r.pop("detail_json")) or {}
         r["values"] = [float(v) for v in detail.get("values", []) if isinstance(v, (int, float))]
     return rows
+
+
+def validation_summaries(engine: Engine) -> list[dict[str, Any]]:
+    """Stored fidelity reports (``recworld validate``), newest first, with their stored JSON."""
+    v = Validation
+    q = select(v.id, v.name, v.scenario, v.brain, v.seed, v.holdout, v.created_at, v.report_json).order_by(v.id.desc())
+    with engine.connect() as con:
+        return _rows(con, q)
+
+
+def validation_by_name(engine: Engine, name: str) -> dict[str, Any] | None:
+    """The latest fidelity report stored under ``name``."""
+    v = Validation
+    q = select(v.id, v.name, v.scenario, v.brain, v.seed, v.holdout, v.created_at, v.report_json).where(v.name == name).order_by(v.id.desc()).limit(1)
+    with engine.connect() as con:
+        rows = _rows(con, q)
+    return rows[0] if rows else None

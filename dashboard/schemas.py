@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from recworld.kpis import KPIS, RUN_KPIS, TICK_KPIS
 from recworld.payloads import LeaveReason
+from recworld.usermodel.report import ValidationReport
 
 T = TypeVar("T")
 
@@ -420,3 +421,29 @@ class SweepOut(BaseModel):
     status: dict[str, int] = Field(description="number of runs per status")
     runs: list[SweepRun]
     rows: list[SweepRow]
+
+
+class ValidationSummary(BaseModel):
+    """A fidelity report stored by ``recworld validate``, with its headline figures."""
+
+    name: str
+    scenario: str
+    brain: str
+    seed: int
+    holdout: float
+    created_at: datetime | None = None
+    accuracy_1_1: float | None = Field(None, description="taste alignment 1:1, most likely decision")
+    f1_1_1: float | None = Field(None, description="taste alignment 1:1, most likely decision")
+    auc: float | None = Field(None, description="mean per-user AUC of the watch propensity")
+    rating_rmse: float | None = None
+    spearman: float | None = Field(None, description="sim-to-real agreement of the recommenders' rankings")
+    targets_met: int = Field(description="targets met")
+    targets_measured: int = Field(description="targets measured in this report")
+
+
+class ValidationOut(BaseModel):
+    """One stored fidelity report, in full."""
+
+    name: str
+    created_at: datetime | None = None
+    report: ValidationReport

@@ -13,6 +13,7 @@ from recworld.dashboard import queries as Q
 from recworld.events import EventType
 from recworld.kpis import COMPARE, RUN_KPIS
 from recworld.storage.queries import list_sweeps, sweep_comparison, tick_rows
+from recworld.usermodel.report import ValidationReport
 
 # Run columns the runs list sorts in SQL (KPIs, recworld.kpis.SORTABLE, are sorted in Python).
 RUN_COLUMNS_SORTABLE = ("id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total")
@@ -294,3 +295,46 @@ def sweep_detail(engine: Engine, name: str) -> dict[str, Any]:
         r["values"] = [r["values"][i] for i in keep]
         r["seeds"] = [r["seeds"][i] for i in keep]
     return data
+
+
+def _report(row: dict[str, Any]) -> ValidationReport | None:
+    """A stored report parsed with the writer's model; ``None`` for one this version cannot read."""
+    try:
+        return ValidationReport.model_validate_json(row["report_json"] or "{}")
+    except ValueError:
+        return None
+
+
+def validations(engine: Engine) -> list[dict[str, Any]]:
+    """Stored fidelity reports with their headline figures, newest first (unreadable reports are left out)."""
+    out = []
+    for row in Q.validation_summaries(engine):
+        rep = _report(row)
+        if rep is None:
+            continue
+        one = rep.taste_alignment.get("1:1")
+        measured = [t for t in rep.targets.values() if t.met is not None]
+        out.append(
+            {
+                **{k: row[k] for k in ("name", "scenario", "brain", "seed", "holdout", "created_at")},
+                "accuracy_1_1": _clean(one.most_likely.accuracy) if one else None,
+                "f1_1_1": _clean(one.most_likely.f1) if one else None,
+                "auc": _clean(rep.auc.model) if rep.auc else None,
+                "rating_rmse": _clean(rep.ratings.rmse) if rep.ratings else None,
+                "spearman": _clean(rep.agreement.spearman_recall) if rep.agreement and rep.agreement.spearman_recall is not None else None,
+                "targets_met": sum(bool(t.met) for t in measured),
+                "targets_measured": len(measured),
+            }
+        )
+    return out
+
+
+def validation_detail(engine: Engine, name: str) -> dict[str, Any]:
+    """A stored fidelity report as :class:`~recworld.dashboard.schemas.ValidationOut` data, or a 404."""
+    row = Q.validation_by_name(engine, name)
+    if row is None:
+        raise HTTPException(404, f"no validation named {name!r}")
+    rep = _report(row)
+    if rep is None:
+        raise HTTPException(422, f"validation {name!r} was stored in a format this dashboard cannot read; run recworld validate again")
+    return {"name": row["name"], "created_at": row["created_at"], "report": rep}

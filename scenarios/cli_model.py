@@ -141,7 +141,14 @@ def cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     scenario = _scenario(args)
     with err.status("validating") as status:
         report = validate(
-            scenario, holdout=args.holdout, seed=args.seed, ticks=args.ticks, recommenders=recs, llm_users=args.llm_users, progress=lambda m: status.update(m)
+            scenario,
+            holdout=args.holdout,
+            seed=args.seed,
+            ticks=args.ticks,
+            recommenders=recs,
+            llm_users=args.llm_users,
+            config=_fit_config(args),
+            progress=lambda m: status.update(m),
         )
     for t in validation_tables(report):
         out.print(t)

@@ -43,6 +43,7 @@ from recworld.usermodel.draws import PageDraws
 from recworld.usermodel.fit import FitConfig, FittedModel, fitted_model
 from recworld.usermodel.kernels import rating_distribution
 from recworld.usermodel.params import decision_record
+from recworld.usermodel.report import ValidationReport
 from recworld.usermodel.wrmf import fit_factors
 from recworld.world import World
 
@@ -330,6 +331,7 @@ def validate(
     report["seconds"] = round(time.perf_counter() - t0, 1)
     if isinstance(brain, WorldLayer):  # an LLM brain: close its runtime
         brain.close()
+    ValidationReport.model_validate(report)  # the readers' contract (the dashboard parses what is stored with it)
     return report
 
 

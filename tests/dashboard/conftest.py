@@ -9,6 +9,9 @@
 - Run 2 (``run_db.other_run_id``): a short quickstart with the random
   recommender and the social layer off (the compare view, empty graphs).
 
+- A fidelity report (``validation_name``): ``recworld validate`` on a small
+  items file with an interactions log, stored in the same database.
+
 What the tests compare against comes from the simulator too: the social
 layer's own cascade statistics and graph, read from run 1's last checkpoint.
 No row is written by hand here; malformed-input tests build their own
@@ -141,6 +144,53 @@ def eval_name(run_db) -> str:
     rows = evaluate({"random": "random", "popularity": "popularity"}, seeds=[1000, 1001, 1002], episodes=4, max_episode_steps=30, n_background=10)
     store_results(run_db.url, "nightly eval", rows)
     return "nightly eval"
+
+
+@dataclass(frozen=True)
+class StoredValidation:
+    name: str
+    report: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def validation(run_db, tmp_path_factory) -> StoredValidation:
+    """A real fidelity report: ``recworld validate`` on 60 users x 40 items with genre structure, stored in run_db."""
+    import json
+
+    import numpy as np
+
+    from recworld.scenarios.cli import main
+
+    d = tmp_path_factory.mktemp("validate")
+    rng = np.random.default_rng(0)
+    genres = ["Action", "Comedy", "Drama", "Horror"]
+    item_g, user_g = rng.integers(0, 4, 40), rng.integers(0, 4, 60)
+    (d / "items.csv").write_text("id,title,tags\n" + "".join(f"i{i},{genres[g]} story {i},{genres[g]}\n" for i, g in enumerate(item_g)))
+    rows = [(u, i) for u in range(60) for i in range(40) if rng.random() < (0.5 if item_g[i] == user_g[u] else 0.05)]
+    (d / "log.csv").write_text(
+        "user_id,item_id,rating,timestamp\n" + "".join(f"u{u},i{i},{5 if item_g[i] == user_g[u] else 2},{1000 * u + i}\n" for u, i in rows)
+    )
+    (d / "s.yaml").write_text(
+        "name: small-log\nticks: 4\ncatalog: {source: items_file, path: items.csv, interactions: log.csv, embedding_dim: 8}\n"
+        "population: {source: movielens}\nworld: {slate_size: 4, max_pages: 2}\nrecommender: {name: popularity}\n"
+    )
+    out = d / "report.json"
+    args = [
+        "validate",
+        str(d / "s.yaml"),
+        "--recommenders",
+        "random,popularity",
+        "--ticks",
+        "4",
+        "--db",
+        run_db.url,
+        "--json",
+        str(out),
+        "--name",
+        "fidelity check",
+    ]
+    assert main(args) == 0
+    return StoredValidation(name="fidelity check", report=json.loads(out.read_text()))
 
 
 @pytest.fixture(scope="session")

@@ -392,3 +392,14 @@ def test_sweeps_are_listed_and_compared_with_intervals(sweep_client, sweep_db):
         assert row["values"] == pytest.approx(vals) and row["n_seeds"] == 2
         assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(mean_ci(vals))
     assert sweep_client.get("/api/sweeps/no-such-sweep").status_code == 404
+
+
+def test_validations_api_serves_the_report_as_written(client, validation):
+    listed = client.get("/api/validations").json()
+    row = next(r for r in listed if r["name"] == validation.name)
+    rep = validation.report
+    assert row["auc"] == pytest.approx(rep["auc"]["model"]) and row["rating_rmse"] == pytest.approx(rep["ratings"]["rmse"])
+    assert row["targets_measured"] == sum(t["met"] is not None for t in rep["targets"].values())
+    d = client.get(f"/api/validations/{validation.name}").json()
+    assert d["report"]["taste_alignment"] == rep["taste_alignment"] and d["report"]["agreement"]["rows"] == rep["agreement"]["rows"]
+    assert client.get("/api/validations/no-such-report").status_code == 404

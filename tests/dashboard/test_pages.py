@@ -122,6 +122,27 @@ def test_html_bad_params_are_422_pages(client):
     assert r.status_code == 422 and "offset" in r.text and r.headers["content-type"].startswith("text/html")
 
 
+def test_validation_pages_show_the_stored_report(client, validation):
+    from urllib.parse import quote
+
+    rep = validation.report
+    listing = client.get("/validations").text
+    assert f'href="/validations/{quote(validation.name)}"' in listing
+    one = rep["taste_alignment"]["1:1"]["most_likely"]
+    assert f"{one['accuracy']:.3f}" in listing
+    page = client.get(f"/validations/{quote(validation.name)}").text
+    # Every section of the report, with the values the CLI wrote.
+    for section in ("validation-targets", "validation-alignment", "validation-auc", "validation-ratings", "validation-agreement", "validation-fit"):
+        assert f'id="{section}"' in page, section
+    for ratio in ("1:1", "1:3", "1:9"):
+        assert f"{rep['taste_alignment'][ratio]['sampled']['f1']:.3f}" in page
+    assert f"{rep['auc']['mf']:.3f}" in page and f"{rep['ratings']['rmse']:.3f}" in page
+    for row in rep["agreement"]["rows"]:
+        assert f'<td>{row["recommender"]}</td><td class="num">{row["recall@10"]:.3f}</td>' in page
+    missing = client.get("/validations/nope")
+    assert missing.status_code == 404 and "no validation named" in missing.text
+
+
 def test_evaluation_pages(client, eval_name):
     from urllib.parse import quote
 

@@ -112,3 +112,20 @@ def test_fit_errors_are_one_line(tmp_path, capsys):
     bad.write_text("name: b\npopulation: {model: /nope/model.npz}\n")
     assert main(["run", str(bad), "--ticks", "1", "--quiet", "--db", f"sqlite:///{tmp_path}/x.db"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_validate_fits_under_the_exposure_assumption_it_is_given(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    scen = _items_csv_and_log(tmp_path)
+    reports = {}
+    for k in ("1", "3"):
+        out = tmp_path / f"v{k}.json"
+        args = ["validate", str(scen), "--recommenders", "none", "--exposures-per-watch", k, "--json", str(out), "--db", f"sqlite:///{tmp_path / 'v.db'}"]
+        assert main(args) == 0
+        reports[k] = json.loads(out.read_text())
+    assert reports["1"]["fit"]["exposures_per_watch"] == 1.0
+    assert reports["3"]["fit"]["exposures_per_watch"] == 3.0
+    # A different assumption is a different fit, not the cached one.
+    assert reports["1"]["fit"]["awareness"] != reports["3"]["fit"]["awareness"]
