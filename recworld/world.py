@@ -3,6 +3,15 @@
 Users, their brain and the recommender are injected. The hot path (serve
 pages, decide, update state, log) works on batches of users at once; mesa
 agents remain the handles that give each user an identity, persona and memory.
+
+Mesa is used as Mesa, not beside it: the model's ``rng`` is the run's
+"mesa" child stream (recworld.seeding), ``steps`` is the tick, and every user
+is a ``mesa.Agent`` registered in the model's ``agents`` AgentSet
+(``user_agents`` only indexes them by user id, which an AgentSet cannot).
+What Mesa does not do here is schedule: a tick is not ``agents.do("step")``
+but one batched pass over all active users, because a Python call per agent
+and page is about two orders of magnitude slower than the array kernels of
+:mod:`recworld.usermodel.kernels` at 10,000 users.
 """
 
 from __future__ import annotations
