@@ -43,8 +43,11 @@ def test_run_page_has_tiles_charts_and_data(client, run_db):
 
 def test_user_pages(client, run_db):
     html = client.get(f"/runs/{run_db.run_id}/users").text
-    assert f'href="/runs/{run_db.run_id}/users/{run_db.user_id}"' in html
     assert "1–25 of 80" in html and 'rel="next"' in html
+    assert f'href="/runs/{run_db.run_id}/users/0"' in html and f'href="/runs/{run_db.run_id}/users/24"' in html
+    # Sorted by user id, 25 a page: the fixture's user is on the page that holds its id.
+    page = client.get(f"/runs/{run_db.run_id}/users", params={"offset": run_db.user_id // 25 * 25}).text
+    assert f'href="/runs/{run_db.run_id}/users/{run_db.user_id}"' in page
     page2 = client.get(f"/runs/{run_db.run_id}/users", params={"offset": 25}).text
     assert "26–50 of 80" in page2 and 'rel="prev"' in page2
 
