@@ -432,8 +432,8 @@ class ValidationSummary(BaseModel):
     seed: int
     holdout: float
     created_at: datetime | None = None
-    accuracy_1_1: float | None = Field(None, description="taste alignment 1:1, most likely decision")
-    f1_1_1: float | None = Field(None, description="taste alignment 1:1, most likely decision")
+    accuracy_1_1: float | None = Field(None, description="taste alignment 1:1, most likely decision (sampled for the llm brain)")
+    f1_1_1: float | None = Field(None, description="taste alignment 1:1, most likely decision (sampled for the llm brain)")
     auc: float | None = Field(None, description="mean per-user AUC of the watch propensity")
     rating_rmse: float | None = None
     spearman: float | None = Field(None, description="sim-to-real agreement of the recommenders' rankings")

@@ -313,12 +313,13 @@ def validations(engine: Engine) -> list[dict[str, Any]]:
         if rep is None:
             continue
         one = rep.taste_alignment.get("1:1")
+        headline = (one.most_likely or one.sampled) if one else None  # the llm brain has sampled decisions only
         measured = [t for t in rep.targets.values() if t.met is not None]
         out.append(
             {
                 **{k: row[k] for k in ("name", "scenario", "brain", "seed", "holdout", "created_at")},
-                "accuracy_1_1": _clean(one.most_likely.accuracy) if one else None,
-                "f1_1_1": _clean(one.most_likely.f1) if one else None,
+                "accuracy_1_1": _clean(headline.accuracy) if headline else None,
+                "f1_1_1": _clean(headline.f1) if headline else None,
                 "auc": _clean(rep.auc.model) if rep.auc else None,
                 "rating_rmse": _clean(rep.ratings.rmse) if rep.ratings else None,
                 "spearman": _clean(rep.agreement.spearman_recall) if rep.agreement and rep.agreement.spearman_recall is not None else None,

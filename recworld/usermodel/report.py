@@ -22,14 +22,24 @@ class Scores(_Part):
     f1: float
 
 
+class ShownItems(_Part):
+    """What a sampled protocol run (LLM brains) showed and decided, one entry per page."""
+
+    users: list[int]
+    items: list[int]
+    labels: list[bool] = Field(description="the user really rated the item (held out)")
+    decisions: list[bool] = Field(description="the simulated user watched it")
+
+
 class Alignment(_Part):
     """Agent4Rec's taste alignment at one ratio (1 held-out real item : m never-rated items)."""
 
     shown: int = Field(description="items shown, each alone on a page")
     positives: int = Field(description="of which held-out items the user really rated")
-    most_likely: Scores = Field(description="each user's most likely decision")
+    most_likely: Scores | None = Field(None, description="each user's most likely decision (user-model brains; the llm brain only samples)")
     sampled: Scores = Field(description="decisions as sampled in a run")
     fallbacks: int = Field(0, description="LLM decisions that fell back to the utility model")
+    items: ShownItems | None = Field(None, description="the pages of a sampled run (LLM brains on a sample of users)")
 
 
 class Propensity(_Part):
@@ -110,4 +120,4 @@ class ValidationReport(_Part):
     seconds: float
 
 
-__all__ = ["Agreement", "Alignment", "FitSummary", "Propensity", "Ratings", "RecommenderAgreement", "Scores", "Target", "ValidationReport"]
+__all__ = ["Agreement", "Alignment", "ShownItems", "FitSummary", "Propensity", "Ratings", "RecommenderAgreement", "Scores", "Target", "ValidationReport"]
