@@ -321,8 +321,8 @@ class CRSTools(Protocol):
         """Title, year, genres, era and popularity of ``item``."""
         ...
 
-    def matches(self, item: int, attribute: str, value: str) -> bool:
-        """Whether ``item`` has ``value`` for ``attribute``."""
+    def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
+        """(len(items),) bool: which ``items`` have ``value`` for ``attribute``."""
         ...
 
 

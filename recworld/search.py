@@ -197,8 +197,10 @@ class CatalogSearch:
             exclude: (n,) bool or item ids to leave out (e.g. items already offered).
             within: item ids to rank among (a tool restricting search to candidates).
         """
-        s = self.scores(query)
-        title = self.title_match(query) > 0
+        self._fresh()
+        tm = self.title_match(query)
+        s = self._emb @ self.encode([query])[0] + self.title_weight * tm
+        title = tm > 0
         allowed = np.ones(self._n, bool)
         if within is not None:
             allowed[:] = False

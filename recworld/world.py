@@ -249,18 +249,26 @@ class World(mesa.Model):
             active = active[~result.leave]
         self.end_tick()
 
-    def begin_tick(self) -> np.ndarray:
+    def begin_tick(self, only: np.ndarray | None = None) -> np.ndarray:
         """Start the sessions due this tick; returns the users now in session.
 
         Finer-grained than :meth:`step` so environments can control pages:
         ``begin_tick()``, then :meth:`serve_page` until nobody is in session,
         then :meth:`end_tick`.
+
+        Args:
+            only: start the sessions of these users (not churned, not in
+                session) instead of those due (an env that picks its user).
         """
         self._stats = _TickStats()
         self._batches = []
         self._page_of: dict[int, int] = {}
         u = self.users
-        due = np.flatnonzero(~u.churned & ~u.in_session & (u.next_return <= self.tick))
+        if only is None:
+            due = np.flatnonzero(~u.churned & ~u.in_session & (u.next_return <= self.tick))
+        else:
+            only = np.asarray(only, np.int64)
+            due = only[~u.churned[only] & ~u.in_session[only]]
         if due.size:
             self._batches.append(self._start_sessions(due, self.tick, self._stats))
             for hook in self.session_hooks:

@@ -92,19 +92,20 @@ def candidates(state: DialogueState, tools: CRSTools, expert: str) -> tuple[np.n
         name = expert if expert != "search" else tools.experts[-1]
         pool = tools.rank(name, POOL, exclude=exclude)
         calls = [f"rank:{name}"]
-    keep = [int(i) for i in pool if _fits(state, tools, int(i))]
-    return np.asarray(keep, np.int64), calls
+    return pool[fits(state, tools, pool)], calls
 
 
-def _fits(state: DialogueState, tools: CRSTools, item: int) -> bool:
+def fits(state: DialogueState, tools: CRSTools, items: np.ndarray) -> np.ndarray:
+    """(len(items),) bool: the items have every value the user asked for and none they turned down."""
+    ok = np.ones(len(items), bool)
     for a, v in state.known.items():
-        if v and not tools.matches(item, a, v):
-            return False
+        if v:
+            ok &= tools.matching(items, a, v)
     for a, vs in state.avoid.items():
         for v in vs:
-            if v and v != state.known.get(a) and tools.matches(item, a, v):
-                return False
-    return True
+            if v and v != state.known.get(a):
+                ok &= ~tools.matching(items, a, v)
+    return ok
 
 
 def default_weights(n_experts: int) -> np.ndarray:
@@ -278,5 +279,6 @@ __all__ = [
     "decode",
     "default_weights",
     "features",
+    "fits",
     "make_crs",
 ]

@@ -123,4 +123,52 @@ def attributes(world: World, item: int) -> ItemAttributes:
     return ItemAttributes(genres=genres, era=decade_word(y) if y > 0 else None, popularity="well-known" if fame >= WELL_KNOWN else "lesser-known")
 
 
-__all__ = ["ATTRIBUTES", "WELL_KNOWN", "ItemAttributes", "attributes", "decide", "draw_intents", "item_utilities", "top_items", "user_model_of"]
+class AttributeIndex:
+    """Every item's attributes as arrays, for fast filtering (rebuilt when the catalog grows).
+
+    Args:
+        world: the world (catalog tags and years, the user model's fame).
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._n = -1
+        self._build()
+
+    def _build(self) -> None:
+        w = self.world
+        cat = w.catalog
+        n = len(cat)
+        self.genre_col = {t.lower(): j for j, t in enumerate(cat.tag_names)}
+        self.genres = cat.tag_matrix[:n] > 0
+        self.era = np.array([decade_word(int(y)) if y > 0 else "" for y in cat.years[:n]])
+        self.well_known = np.asarray(w.items.fame[:n]) >= WELL_KNOWN
+        self._n = n
+
+    def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
+        """(len(items),) bool: which ``items`` have ``value`` for ``attribute``."""
+        if len(self.world.catalog) != self._n:
+            self._build()
+        items = np.asarray(items, np.int64)
+        if attribute == "genre":
+            j = self.genre_col.get(value)
+            return self.genres[items, j] if j is not None else np.zeros(items.size, bool)
+        if attribute == "era":
+            return self.era[items] == value
+        if attribute == "popularity":
+            return self.well_known[items] == (value == "well-known")
+        return np.zeros(items.size, bool)
+
+
+__all__ = [
+    "ATTRIBUTES",
+    "AttributeIndex",
+    "WELL_KNOWN",
+    "ItemAttributes",
+    "attributes",
+    "decide",
+    "draw_intents",
+    "item_utilities",
+    "top_items",
+    "user_model_of",
+]

@@ -34,20 +34,20 @@ Users who leave end their session; the others go on to the feed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recworld.agents.conversation import language as L
 from recworld.agents.conversation.agents import MAX_ITEMS, make_crs
-from recworld.agents.conversation.intent import ATTRIBUTES, attributes, decide, draw_intents, top_items, user_model_of
+from recworld.agents.conversation.intent import ATTRIBUTES, AttributeIndex, attributes, decide, draw_intents, top_items, user_model_of
 from recworld.agents.conversation.user import REFERENCE_SIZE, Intent, intent_for_target, intent_target_free
 from recworld.agents.search import _roles, parse_section
 from recworld.events import INT_NONE, EventBatch, EventType
-from recworld.payloads import ConversationEndPayload, TurnPayload
+from recworld.payloads import Author, ConversationEndPayload, TurnPayload
 from recworld.protocols import AgentAct, ConversationalAgent, DialogueState, ItemFacts, Message
-from recworld.search import CatalogSearch
+from recworld.search import CatalogSearch, title_words
 from recworld.usermodel.draws import PageDraws
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +58,21 @@ if TYPE_CHECKING:  # pragma: no cover
 #: How much more or less than average each role talks with the platform.
 ROLE_TALK = {"chatter": 2.0, "explorer": 1.5, "critic": 1.0, "poster": 1.0, "watcher": 0.5}
 AGENT_ACTS = ("ask", "recommend", "answer_item", "end")
+
+
+@runtime_checkable
+class ConversationVoice(Protocol):
+    """A brain that words its users' conversation turns (the LLM brains: hybrid, llm)."""
+
+    def conversation_text(
+        self, world: World, tick: int, user: int, agent_said: str, draft: str, must: str | None, forbid: tuple[str, ...]
+    ) -> tuple[str, Author]:
+        """The turn in the user's words, or the draft; and who wrote it."""
+        ...
+
+
+#: User acts whose wording an LLM brain may write (the others name items and stay templated).
+VOICED_ACTS = ("request", "answer", "reject", "leave")
 
 
 class ConversationConfig(BaseModel):
@@ -71,6 +86,7 @@ class ConversationConfig(BaseModel):
     max_turns: int = Field(8, ge=1, le=50, description="agent turns the most patient user allows (budget = 1 + patience x (max_turns - 1))")
     reveal_first: float = Field(0.3, ge=0, le=1, description="chance the user's opening request names one attribute")
     ask_about_rate: float = Field(0.15, ge=0, le=1, description="chance the user asks about an offered item before deciding")
+    use_llm: bool = Field(True, description="let an LLM brain (hybrid, llm) word the users' turns; templates otherwise")
 
 
 class WorldTools:
@@ -82,9 +98,10 @@ class WorldTools:
         user: the conversation's user.
     """
 
-    def __init__(self, world: World, engine: CatalogSearch, user: int) -> None:
+    def __init__(self, world: World, engine: CatalogSearch, index: AttributeIndex, user: int) -> None:
         self.world = world
         self.engine = engine
+        self.index = index
         self.user = int(user)
         rec = world.recommender
         self.experts: tuple[str, ...] = ("search", getattr(rec, "name", type(rec).__name__))
@@ -92,7 +109,7 @@ class WorldTools:
         self.returned: set[int] = set()
 
     def _note(self, items: np.ndarray) -> np.ndarray:
-        self.returned.update(int(i) for i in items)
+        self.returned.update(items.tolist())
         return items
 
     def search(self, query: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
@@ -117,8 +134,8 @@ class WorldTools:
         self.returned.add(int(item))
         return ItemFacts(int(item), w.catalog.titles[item], y if y > 0 else None, a.genres, a.popularity, a.era)
 
-    def matches(self, item: int, attribute: str, value: str) -> bool:
-        return attributes(self.world, int(item)).matches(attribute, value)
+    def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
+        return self.index.matching(items, attribute, value)
 
 
 class ConversationLayer:
@@ -136,6 +153,7 @@ class ConversationLayer:
         self.agent = agent if agent is not None else make_crs("policy")
         self.conversations = 0
         self.errors = 0
+        self._world_catalog: Any = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None, crs: str = "policy", crs_params: dict[str, Any] | None = None, brain: Any = None) -> ConversationLayer:
@@ -149,8 +167,12 @@ class ConversationLayer:
 
     def bind(self, world: World, rng: np.random.Generator) -> None:
         """Use ``world``'s catalog, user model and ``rng`` (``attach`` does it; ``Conversation-v0`` drives conversations itself)."""
-        self.engine = CatalogSearch(world.catalog)
+        if self._world_catalog is not world.catalog:  # the search index is built once per catalog
+            self.engine = CatalogSearch(world.catalog)
+            self.index = AttributeIndex(world)
+            self._world_catalog = world.catalog
         self.model: UtilityBrain = user_model_of(world.brain)
+        self.voice: ConversationVoice | None = world.brain if self.config.use_llm and isinstance(world.brain, ConversationVoice) else None
         self.rng = rng
 
     def on_tick(self, world: World, tick: int) -> EventBatch:
@@ -202,7 +224,7 @@ class Conversation:
         self.cid = layer.conversations
         layer.conversations += 1
         self.state = DialogueState(conversation=self.cid, user=self.user, tick=world.tick)
-        self.tools = WorldTools(world, layer.engine, user)
+        self.tools = WorldTools(world, layer.engine, layer.index, user)
         patience = float(world.users.patience[user])
         self.budget = 1 + int(round(patience * (layer.config.max_turns - 1)))
         self.turn = 0
@@ -216,10 +238,26 @@ class Conversation:
     def say(
         self, role: str, act: str, text: str, items: tuple[int, ...] = (), attribute: str | None = None, value: str | None = None, tools: tuple[str, ...] = ()
     ) -> None:
+        """Add a turn to the transcript; an LLM brain words the user's turns (:data:`VOICED_ACTS`)."""
+        by: Author = "template"
+        voice = self.layer.voice
+        if voice is not None and role == "user" and act in VOICED_ACTS:
+            last = self.state.last
+            text, by = voice.conversation_text(self.world, self.world.tick, self.user, last.text if last else "", text, value, self.forbidden())
         self.state.messages.append(Message(role, act, text, tuple(items), attribute, value))
-        p = TurnPayload(conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools))  # type: ignore[arg-type]
+        p = TurnPayload(
+            conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools), by=by
+        )  # type: ignore[arg-type]
         self.rows.append((items[0] if items else INT_NONE, text, self.turn, p.dump()))
         self.turn += 1
+
+    def forbidden(self) -> tuple[str, ...]:
+        """What the user must not say: the hidden target's title and its longer words (its title is never named or paraphrased)."""
+        t = self.intent.target
+        if t is None:
+            return ()
+        w = title_words(self.world.catalog.titles[t])
+        return (" ".join(w), *(x for x in w if len(x) >= 5))
 
     def flush(self) -> None:
         if not self.rows:
@@ -408,4 +446,4 @@ class Conversation:
         return self.layer.agent
 
 
-__all__ = ["AGENT_ACTS", "ROLE_TALK", "Conversation", "ConversationConfig", "ConversationLayer", "WorldTools"]
+__all__ = ["AGENT_ACTS", "ROLE_TALK", "VOICED_ACTS", "Conversation", "ConversationConfig", "ConversationLayer", "ConversationVoice", "WorldTools"]
