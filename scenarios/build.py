@@ -125,7 +125,10 @@ def build_world(scenario: Scenario) -> World:
     if scenario.conversation.get("enabled"):
         from recworld.agents.conversation.layer import ConversationLayer
 
-        world.add_layer(ConversationLayer.from_config(scenario.conversation, scenario.crs.name, scenario.crs.params, brain=brain))
+        params = dict(scenario.crs.params)
+        if scenario.crs.name == "llm":
+            params.setdefault("llm", scenario.llm)  # the LLM agent talks to the scenario's LLM unless told otherwise
+        world.add_layer(ConversationLayer.from_config(scenario.conversation, scenario.crs.name, params, brain=brain))
     if scenario.search.get("enabled"):
         from recworld.agents.search import SearchLayer
 

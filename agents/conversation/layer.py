@@ -71,6 +71,15 @@ class ConversationVoice(Protocol):
         ...
 
 
+@runtime_checkable
+class HasRuntime(Protocol):
+    """A conversational agent with an LLM runtime: it reports its calls and is closed with the world."""
+
+    def attach_recorder(self, recorder: RecorderSink) -> None: ...
+
+    def close(self) -> None: ...
+
+
 #: User acts whose wording an LLM brain may write (the others name items and stay templated).
 VOICED_ACTS = ("request", "answer", "reject", "leave")
 
@@ -179,13 +188,17 @@ class ConversationLayer:
         return EventBatch.empty()
 
     def attach_recorder(self, recorder: RecorderSink) -> None:
-        """Turns are events and pages: nothing else to report."""
+        """Turns are events and pages; an agent with an LLM reports its calls."""
+        if isinstance(self.agent, HasRuntime):
+            self.agent.attach_recorder(recorder)
 
     def reattach(self, world: World) -> None:
-        """Nothing is left out of the checkpoint."""
+        """Nothing is left out of the checkpoint (an LLM agent reopens its runtime on first use)."""
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Close the agent's LLM runtime, if it has one."""
+        if isinstance(self.agent, HasRuntime):
+            self.agent.close()
 
     # ------------------------------------------------------------- sessions
     def on_sessions(self, world: World, users: np.ndarray) -> np.ndarray:
