@@ -77,12 +77,12 @@ def describe(f: ItemFacts) -> str:
     return f"{display_title(f.title)} is a {genres} film{year}; it is {f.popularity}."
 
 
-def reason_for(known: dict[str, str], expert: str) -> str:
-    """Why these items (the agent's reason)."""
+def reason_for(known: dict[str, str], expert: str, n: int = 2) -> str:
+    """Why these ``n`` items (the agent's reason)."""
+    they, match, them, are = ("It", "matches", "it", "is") if n == 1 else ("They", "match", "them", "are")
     if known:
-        parts = [f"{v}" for v in known.values()]
-        return f"They match what you asked for ({', '.join(parts)})."
-    return "People with a taste like yours enjoyed them." if expert != "search" else "They are among the best matches in the catalog."
+        return f"{they} {match} what you asked for ({', '.join(known.values())})."
+    return f"People with a taste like yours enjoyed {them}." if expert != "search" else f"{they} {are} among the best matches in the catalog."
 
 
 __all__ = [

@@ -324,7 +324,7 @@ class Conversation:
                 self.pending = ()
         else:  # recommend
             facts = [self.tools.facts(i) for i in act.items]
-            text = act.text or L.pick(self.rng, L.RECOMMEND).format(titles=L.titles(facts), reason=L.reason_for(self.state.known, act.reason))
+            text = act.text or L.pick(self.rng, L.RECOMMEND).format(titles=L.titles(facts), reason=L.reason_for(self.state.known, act.reason, len(facts)))
             self.say("agent", "recommend", text, items=act.items, tools=act.tools)
             if self.rng.random() < self.layer.config.ask_about_rate:
                 self.pending = act.items
