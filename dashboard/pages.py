@@ -31,6 +31,7 @@ _CHARTS: list[tuple[str, str, str | None]] = [
     ("exposure", "Coverage, diversity and Gini of exposure", None),
     ("novelty", "Novelty of watched items (bits)", None),
     ("social", "Social activity", "no social activity (social layer off?)"),
+    ("conversation", "Conversations and searches", "no conversations or searches (conversation/search layers off?)"),
     ("llm", "LLM calls", "no LLM calls (a brain without language?)"),
     ("llm_tokens", "LLM tokens", "no LLM calls (a brain without language?)"),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-ENV_IDS = ("RecWorld/Feed-v0", "RecWorld/Platform-v0")
+ENV_IDS = ("RecWorld/Feed-v0", "RecWorld/Platform-v0", "RecWorld/Conversation-v0")
 
 
 def register_all() -> None:
@@ -16,6 +16,8 @@ def register_all() -> None:
             vector_entry_point="recworld.envs.feed_vector:FeedVectorEnv",
             max_episode_steps=200,
         )
+    if "RecWorld/Conversation-v0" not in registry:
+        register(id="RecWorld/Conversation-v0", entry_point="recworld.envs.conversation:ConversationEnv", max_episode_steps=20)
     if "RecWorld/Platform-v0" not in registry:
         register(
             id="RecWorld/Platform-v0",

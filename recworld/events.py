@@ -27,7 +27,7 @@ class EventType(enum.IntEnum):
     RETURN = 6  # a user came back and started a session (value = ticks away)
     CHURN = 7  # user left the platform for good
     SESSION_START = 8  # first session of a user (value = 0)
-    SEARCH = 9  # a search query (text)
+    SEARCH = 9  # a search query (text; value = results watched; payload = results, see recworld.payloads)
     POST = 10  # user posted/shared an item to followers (text)
     SOCIAL_WATCH = 11  # item watched from the social feed
     CHAT = 12  # one chat message (text; value = other user id)
@@ -36,6 +36,8 @@ class EventType(enum.IntEnum):
     INSTRUCTION = 15  # reflective instruction to the recommender (text)
     FEELING = 16  # the user's stated feeling about a page (text)
     FALLBACK = 17  # an LLM decision fell back to the utility brain
+    CONVERSE = 18  # one turn of a conversation with the platform's agent (text; value = turn; payload = role, act, items)
+    CONVERSATION_END = 19  # a conversation ended (value = turns; item = the accepted item that made it a success; payload = outcome)
 
     @classmethod
     def parse(cls, name: str) -> EventType:

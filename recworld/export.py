@@ -13,6 +13,14 @@ Conversations come in two kinds of records, one JSON object a line, in event ord
   user was shown when they gave a reflective instruction (titles from the
   Item table, which items they watched), the feeling they stated on that
   page, the instruction, and the next page the recommender served them.
+- ``{"type": "crs", ...}``: a conversation with the platform's conversational
+  agent (training data for conversational models): ``conversation`` (id),
+  ``user_id``, ``tick``, ``agent``, ``messages`` (each ``role`` ``user`` or
+  ``agent``, ``text``, ``act``, ``attribute``/``value`` when asked or
+  answered, ``items``: mentions as ``{"item_id", "title"}``, ``by``: ``llm``
+  or ``template``), the hidden ``intent`` (``mode``, ``target`` as
+  ``{"item_id", "title"}`` or null, ``reference`` item ids), ``outcome``,
+  ``accepted`` (mentions), ``success_turn`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from sqlalchemy.engine import Engine
 from recworld.errors import ConfigError
 from recworld.events import EventType
 from recworld.kpis import TICK_KPIS
-from recworld.payloads import ChatPayload
+from recworld.payloads import ChatPayload, ConversationEndPayload, TurnPayload
 from recworld.storage.models import Event, Item, Run
 
 _PAGE_TYPES = (int(EventType.WATCH), int(EventType.SKIP))
@@ -109,8 +117,45 @@ def export_events(engine: Engine, run_id: int, out_path: str | Path, chunk: int 
     return n
 
 
+_TALK_TYPES = (EventType.CHAT, EventType.INSTRUCTION, EventType.FEELING, EventType.CONVERSE, EventType.CONVERSATION_END)
+
+
+def _crs_records(run_id: int, talk: list[Any], titles: dict[int, str]) -> list[tuple[int, dict[str, Any]]]:
+    """``crs`` records: a conversation's turns (CONVERSE) and its end (CONVERSATION_END), keyed by the first turn's event id."""
+
+    def mention(i: int | None) -> dict[str, Any] | None:
+        return None if i is None else {"item_id": int(i), "title": titles.get(int(i))}
+
+    convs: dict[int, tuple[int, dict[str, Any]]] = {}
+    for eid, tick, user, typ, _item, _value, text, payload in talk:
+        if typ == int(EventType.CONVERSE):
+            p = TurnPayload.read(payload)
+            if p is None:
+                continue
+            if p.conversation not in convs:
+                convs[p.conversation] = (eid, {"type": "crs", "run_id": run_id, "conversation": p.conversation, "user_id": user, "tick": tick, "messages": []})
+            msg: dict[str, Any] = {"role": p.role, "text": text, "act": p.act, "items": [mention(i) for i in p.items], "by": p.by}
+            if p.attribute:
+                msg["attribute"], msg["value"] = p.attribute, p.value
+            convs[p.conversation][1]["messages"].append(msg)
+        elif typ == int(EventType.CONVERSATION_END):
+            e = ConversationEndPayload.read(payload)
+            if e is None or e.conversation not in convs:
+                continue
+            convs[e.conversation][1].update(
+                agent=e.agent,
+                intent={"mode": e.mode, "target": mention(e.target), "reference": e.reference},
+                outcome=e.outcome,
+                accepted=[mention(i) for i in e.accepted],
+                recommended_by_turn=e.recommended,
+                success_turn=e.success_turn,
+                errors=e.errors,
+            )
+    return list(convs.values())
+
+
 def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> int:
-    """Write the chats and user↔recommender exchanges of run ``run_id`` to ``out_path`` (JSONL).
+    """Write the chats, user↔recommender exchanges and conversations with the platform's agent of run ``run_id`` to ``out_path`` (JSONL).
 
     Returns:
         The number of records (conversations) written.
@@ -123,7 +168,7 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
         titles = {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
         talk = con.execute(
             select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload)
-            .where(Event.run_id == run_id, Event.type.in_([int(EventType.CHAT), int(EventType.INSTRUCTION), int(EventType.FEELING)]))
+            .where(Event.run_id == run_id, Event.type.in_([int(t) for t in _TALK_TYPES]))
             .order_by(Event.id)
         ).all()
         records: list[tuple[int, dict[str, Any]]] = []
@@ -149,6 +194,8 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
                 convs[key] = conv
                 records.append((eid, conv))
             conv["messages"].append({"user": user, "text": text})
+        # ---- conversations with the platform's agent
+        records.extend(_crs_records(run_id, talk, titles))
         # ---- exchanges
         feelings = [(eid, tick, user, text) for eid, tick, user, typ, _i, _v, text, _p in talk if typ == int(EventType.FEELING)]
         instructions = [(eid, tick, user, text) for eid, tick, user, typ, _i, _v, text, _p in talk if typ == int(EventType.INSTRUCTION)]

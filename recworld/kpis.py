@@ -50,6 +50,11 @@ class TickRecord:
     chats: int
     social_watches: int
     instructions: int
+    searches: int
+    search_clicks: int
+    conversations: int
+    conversation_turns: int
+    conversation_successes: int
 
     def as_dict(self) -> dict[str, Any]:
         """The record as a plain dict (storage, JSON)."""
@@ -164,6 +169,30 @@ _ALL: tuple[KPI, ...] = (
     _count("chats", "chat messages", "messages", "chat messages between users", hide_zero=True, chart="social", style="bar"),
     _count("social_watches", "watches from the social feed", "items", "items watched from a followee's post", scope="tick", chart="social"),
     _count("instructions", "reflective instructions", "instructions", "instructions users gave the recommender", hide_zero=True, chart="social"),
+    _count("searches", "searches", "queries", "search queries users typed", hide_zero=True, chart="conversation", style="bar"),
+    _count(
+        "search_clicks", "searches with a click", "queries", "searches after which the user watched at least one result", hide_zero=True, chart="conversation"
+    ),
+    _count(
+        "conversations",
+        "conversations",
+        "conversations",
+        "conversations with the platform's agent that ended",
+        hide_zero=True,
+        chart="conversation",
+        style="bar",
+    ),
+    _count(
+        "conversation_turns", "conversation turns", "turns", "turns (user and agent) of conversations with the platform's agent", hide_zero=True, scope="tick"
+    ),
+    _count(
+        "conversation_successes",
+        "successful conversations",
+        "conversations",
+        "conversations that ended with the user accepting what they looked for",
+        hide_zero=True,
+        chart="conversation",
+    ),
     _count("llm_calls", "LLM calls", "calls", "LLM calls answered by the server (not from the cache)", hide_zero=True, chart="llm"),
     _count("llm_tokens", "LLM tokens", "tokens", "prompt + completion tokens of all LLM calls", hide_zero=True, chart="llm_tokens", style="bar"),
     _count("llm_cached", "LLM cache hits", "calls", "LLM calls answered from the response cache", hide_zero=True, chart="llm"),
@@ -181,6 +210,9 @@ _ALL: tuple[KPI, ...] = (
     ),
     KPI("retention_d3", "retention day 3", "share", "the same, 3 periods after", fmt="pct", optional=True, scope="run"),
     KPI("retention_d7", "retention day 7", "share", "the same, 7 periods after", fmt="pct", optional=True, scope="run"),
+    KPI("search_ctr", "search click-through", "share", "searches with a click / searches", fmt="pct", optional=True, scope="run"),
+    KPI("conversation_success", "conversation success rate", "share", "successful conversations / conversations", fmt="pct", optional=True, scope="run"),
+    KPI("turns_per_conversation", "turns / conversation", "turns", "conversation turns / conversations", fmt="f2", optional=True, scope="run"),
 )
 
 #: Every metric by name.
@@ -197,6 +229,7 @@ LLM_TICK_KPIS: tuple[str, ...] = ("llm_calls", "llm_tokens", "llm_cached", "llm_
 RUN_KPIS: tuple[str, ...] = (
     "users", "ticks", "sessions", "pages_per_session", "watch_rate", "mean_rating", "retention_d1", "retention_d3", "retention_d7",
     "churn", "coverage", "diversity", "gini", "novelty", "mean_satisfaction", "posts", "chats", "instructions",
+    "searches", "search_ctr", "conversations", "conversation_success", "turns_per_conversation",
     "llm_calls", "llm_cached", "llm_fallbacks", "llm_tokens",
 )  # fmt: skip
 #: Columns of ``recworld compare`` (and of the README's comparison tables).

@@ -16,6 +16,9 @@ FEELING, INSTRUCTION    :class:`AuthoredPayload`    the world, from the brain's 
 POST                    :class:`PostPayload`        the social layer
 SOCIAL_WATCH            :class:`SocialWatchPayload` the social layer
 CHAT                    :class:`ChatPayload`        the social layer
+SEARCH                  :class:`SearchPayload`      the search layer
+CONVERSE                :class:`TurnPayload`        the conversation layer (one per turn)
+CONVERSATION_END        :class:`ConversationEndPayload`  the conversation layer
 ======================  ==========================  =============================================
 
 Other event types carry no payload.
@@ -131,6 +134,102 @@ class ChatPayload(Payload):
     by: Author = "template"
 
 
+SearchIntent = Literal["known_item", "explore"]
+
+
+class SearchPayload(Payload):
+    """SEARCH: a user's query (text) and the results page it returned (value = results watched).
+
+    Attributes:
+        results: item ids shown, best first.
+        clicked: the results the user watched.
+        intent: ``known_item`` (looking for a title they know: the query holds
+            title words) or ``explore`` (genres and era from their taste).
+        wanted: the item the user was after (drawn from their taste; hidden from the search).
+        by: who wrote the query.
+    """
+
+    results: list[int]
+    clicked: list[int]
+    intent: SearchIntent
+    wanted: int
+    by: Author = "template"
+
+
+Role = Literal["user", "agent"]
+#: What a turn does. User acts: request, answer, accept, reject, ask_about, leave.
+#: Agent acts: ask, recommend, answer_item, end (a search is a tool call inside an act).
+TurnAct = Literal["request", "answer", "accept", "reject", "ask_about", "leave", "ask", "recommend", "answer_item", "end"]
+ConversationMode = Literal["target", "target_free"]
+ConversationOutcome = Literal["success", "abandoned", "left", "ended_by_agent", "failed"]
+#: How each outcome reads, and what decides it (see recworld.agents.conversation).
+OUTCOME_LABELS: dict[str, str] = {
+    "success": "the user accepted what they were looking for",
+    "abandoned": "the user's patience ran out (turn budget)",
+    "left": "the user left the conversation and the session (the user model's leave)",
+    "ended_by_agent": "the agent ended the conversation",
+    "failed": "the agent could not go on (a tool or its model failed)",
+}
+
+
+class TurnPayload(Payload):
+    """CONVERSE: one turn of a conversation (text = the utterance; value = turn number).
+
+    Attributes:
+        conversation: the conversation's id in the run.
+        turn: 0, 1, ... within the conversation (user and agent turns alternate).
+        role: ``user`` or ``agent``.
+        act: what the turn does (:data:`TurnAct`).
+        items: item ids the turn mentions (recommended, accepted, rejected, asked about).
+        attribute: the attribute asked about or answered (``genre``, ``era``, ``popularity``).
+        value: the answer's value (e.g. ``comedy``), or a rejection's reason code.
+        tools: tool calls the agent made for this turn (``search``, ``rank:linucb``, ``facts``).
+        by: who wrote the text.
+    """
+
+    omit_none: ClassVar[tuple[str, ...]] = ("attribute", "value")
+
+    conversation: int
+    turn: int
+    role: Role
+    act: TurnAct
+    items: list[int] = []
+    attribute: str | None = None
+    value: str | None = None
+    tools: list[str] = []
+    by: Author = "template"
+
+
+class ConversationEndPayload(Payload):
+    """CONVERSATION_END: how a conversation ended (value = turns; item = the accepted item that made it a success).
+
+    Attributes:
+        conversation: the conversation's id.
+        outcome: :data:`ConversationOutcome`.
+        mode: ``target`` (a hidden target item) or ``target_free`` (a hidden
+            taste the user discovers; success = any accepted item).
+        agent: the conversational agent's name.
+        target: the hidden target item (target mode).
+        reference: the items the recall is measured against: the target, or
+            in target-free mode the user's top items under the user model.
+        recommended: per recommendation turn (in order), the items offered.
+        accepted: items the user accepted (watched).
+        success_turn: the turn of success, if any.
+        errors: tool or model failures the agent recovered from.
+    """
+
+    conversation: int
+    outcome: ConversationOutcome
+    mode: ConversationMode
+    agent: str
+    target: int | None = None
+    reference: list[int] = []
+    recommended: list[list[int]] = []
+    accepted: list[int] = []
+    success_turn: int | None = None
+    errors: int = 0
+
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.LEAVE: LeavePayload,
     EventType.FEELING: AuthoredPayload,
@@ -138,6 +237,9 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.POST: PostPayload,
     EventType.SOCIAL_WATCH: SocialWatchPayload,
     EventType.CHAT: ChatPayload,
+    EventType.SEARCH: SearchPayload,
+    EventType.CONVERSE: TurnPayload,
+    EventType.CONVERSATION_END: ConversationEndPayload,
 }
 
 #: One stored dict per leave reason (shared: the world writes one per session end).
@@ -157,6 +259,15 @@ __all__ = [
     "Author",
     "AuthoredPayload",
     "ChatPayload",
+    "ConversationEndPayload",
+    "ConversationMode",
+    "ConversationOutcome",
+    "OUTCOME_LABELS",
+    "Role",
+    "SearchIntent",
+    "SearchPayload",
+    "TurnAct",
+    "TurnPayload",
     "LeavePayload",
     "LeaveReason",
     "Payload",

@@ -203,6 +203,144 @@ class RecorderSink(Protocol):
         ...
 
 
+# ----------------------------------------------------------------- conversations
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation, as both sides see it.
+
+    Attributes:
+        role: ``user`` or ``agent``.
+        act: what the turn does (:data:`recworld.payloads.TurnAct`).
+        text: the utterance.
+        items: item ids it mentions.
+        attribute: the attribute asked about, answered, or given as a rejection's reason.
+        value: the answer's (or the reason's) value, e.g. ``comedy``, ``1990s``, ``lesser-known``.
+    """
+
+    role: str
+    act: str
+    text: str
+    items: tuple[int, ...] = ()
+    attribute: str | None = None
+    value: str | None = None
+
+
+@dataclass
+class DialogueState:
+    """What a conversational agent knows of a conversation when it takes its turn (it must not change it).
+
+    Attributes:
+        conversation: the conversation's id in the run.
+        user: the user's id.
+        tick: the current tick.
+        turn: agent turns taken so far.
+        messages: the transcript so far, oldest first.
+        known: attribute -> value the user has stated they want.
+        avoid: attribute -> values the user said they do not want.
+        offered: items offered so far (in order).
+        accepted: items the user accepted.
+        profile: the agent's own notes on the user (a natural-language profile for LLM agents).
+    """
+
+    conversation: int
+    user: int
+    tick: int
+    turn: int = 0
+    messages: list[Message] = field(default_factory=list)
+    known: dict[str, str] = field(default_factory=dict)
+    avoid: dict[str, set[str]] = field(default_factory=dict)
+    offered: list[int] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    profile: str = ""
+
+    @property
+    def last(self) -> Message | None:
+        """The latest message (the user's, when the agent is asked to act)."""
+        return self.messages[-1] if self.messages else None
+
+
+@dataclass(frozen=True)
+class AgentAct:
+    """A conversational agent's turn.
+
+    Attributes:
+        kind: ``ask`` (an attribute), ``recommend`` (items, with a reason),
+            ``answer_item`` (facts about an item the user asked about) or ``end``.
+        text: what the agent says ("" lets the world write it from a template).
+        attribute: the attribute asked about.
+        items: items recommended or talked about, by catalog id (only ids a
+            tool returned in this conversation reach the user).
+        reason: why these items (recommend).
+        tools: the tool calls made for this turn (``search``, ``rank:<expert>``, ``facts``).
+    """
+
+    kind: str
+    text: str = ""
+    attribute: str | None = None
+    items: tuple[int, ...] = ()
+    reason: str = ""
+    tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What the item-facts tool says about an item."""
+
+    item: int
+    title: str
+    year: int | None
+    genres: tuple[str, ...]
+    popularity: str
+    era: str | None
+
+
+@runtime_checkable
+class CRSTools(Protocol):
+    """The tools a conversational agent calls: catalog search, the recommenders as ranking experts, item facts.
+
+    Every item id a tool returns is remembered for the conversation; the
+    world lets an agent recommend only those (InteRecAgent's rule).
+
+    Attributes:
+        experts: names of the ranking experts (``search`` first, then the recommenders).
+        n_items: items in the catalog.
+    """
+
+    experts: tuple[str, ...]
+    n_items: int
+
+    def search(self, query: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
+        """The platform's search (:class:`recworld.search.CatalogSearch`): ``k`` item ids, best first."""
+        ...
+
+    def rank(self, expert: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
+        """``k`` items for the conversation's user ranked by ranking expert ``expert`` (one of :attr:`experts`)."""
+        ...
+
+    def facts(self, item: int) -> ItemFacts:
+        """Title, year, genres, era and popularity of ``item``."""
+        ...
+
+    def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
+        """(len(items),) bool: which ``items`` have ``value`` for ``attribute``."""
+        ...
+
+
+@runtime_checkable
+class ConversationalAgent(Protocol):
+    """The platform's conversational recommender: one act per turn, learning from how conversations went."""
+
+    name: str
+
+    def act(self, state: DialogueState, tools: CRSTools) -> AgentAct:
+        """The agent's next turn, given the conversation so far (the last message is the user's)."""
+        ...
+
+    def observe(self, state: DialogueState, outcome: str, reward: float) -> None:
+        """How a conversation ended (an outcome of :data:`recworld.payloads.ConversationOutcome`) and its reward."""
+        ...
+
+
 @runtime_checkable
 class WorldLayer(Protocol):
     """A part of the world beyond sessions: the social layer, an LLM brain's language and memory, ...

@@ -41,6 +41,10 @@ from recworld.usermodel.kernels import ItemTable, Platform
 from recworld.usermodel.params import dynamics_record
 
 TickHook = Callable[["World", int], EventBatch]
+#: Called when sessions open, before the feed: ``hook(world, users)`` may serve
+#: those users pages of its own (search results, a conversation) and returns
+#: the users still in session. Registered by layers with :meth:`World.add_session_hook`.
+SessionHook = Callable[["World", np.ndarray], np.ndarray]
 _REASON = {r: i for i, r in enumerate(LEAVE_REASONS)}
 
 
@@ -98,6 +102,7 @@ class World(mesa.Model):
         self.users: UserArrays = UserArrays.allocate(0, catalog.dim)
         self.observers: list[TickObserver] = []
         self.tick_hooks: list[TickHook] = []
+        self.session_hooks: list[SessionHook] = []
         self.layers: list[WorldLayer] = []
         self.user_agents: list[Any] = []
         self.instructions: dict[int, str] = {}
@@ -138,6 +143,15 @@ class World(mesa.Model):
     def add_tick_hook(self, hook: TickHook) -> None:
         """Run ``hook(world, tick)`` after the sessions of each tick (a layer's ``on_tick`` is one)."""
         self.tick_hooks.append(hook)
+
+    def add_session_hook(self, hook: SessionHook) -> None:
+        """Run ``hook(world, users)`` when sessions open, before the feed (see :data:`SessionHook`)."""
+        self.session_hooks.append(hook)
+
+    def add_events(self, events: EventBatch) -> None:
+        """Add a layer's events to the current tick's log, in order with the pages it serves."""
+        if len(events):
+            self._batches.append(events)
 
     # --------------------------------------------------------------- layers
     def add_layer(self, layer: WorldLayer) -> None:
@@ -235,20 +249,32 @@ class World(mesa.Model):
             active = active[~result.leave]
         self.end_tick()
 
-    def begin_tick(self) -> np.ndarray:
+    def begin_tick(self, only: np.ndarray | None = None) -> np.ndarray:
         """Start the sessions due this tick; returns the users now in session.
 
         Finer-grained than :meth:`step` so environments can control pages:
         ``begin_tick()``, then :meth:`serve_page` until nobody is in session,
         then :meth:`end_tick`.
+
+        Args:
+            only: start the sessions of these users (not churned, not in
+                session) instead of those due (an env that picks its user).
         """
         self._stats = _TickStats()
         self._batches = []
         self._page_of: dict[int, int] = {}
         u = self.users
-        due = np.flatnonzero(~u.churned & ~u.in_session & (u.next_return <= self.tick))
+        if only is None:
+            due = np.flatnonzero(~u.churned & ~u.in_session & (u.next_return <= self.tick))
+        else:
+            only = np.asarray(only, np.int64)
+            due = only[~u.churned[only] & ~u.in_session[only]]
         if due.size:
             self._batches.append(self._start_sessions(due, self.tick, self._stats))
+            for hook in self.session_hooks:
+                due = np.asarray(hook(self, due), np.int64)
+                if not due.size:
+                    break
         return due
 
     def start_sessions(self, users: np.ndarray) -> None:
@@ -268,18 +294,22 @@ class World(mesa.Model):
         """Users currently in a session."""
         return np.flatnonzero(self.users.in_session)
 
-    def serve_page(self, users: np.ndarray, slates: np.ndarray | None = None) -> PageResult:
+    def serve_page(self, users: np.ndarray, slates: np.ndarray | None = None, decision: PageDecision | None = None) -> PageResult:
         """Serve one page to each of ``users`` (all in session) and apply their decisions.
 
         Args:
             users: users in session.
             slates: (len(users), k) items to show; ``None`` asks the recommender.
+            decision: the users' decisions on ``slates`` when a layer made
+                them with the user model (search results, items offered in a
+                conversation); ``None`` asks the brain. Either way the page is
+                applied, logged and counted like a feed page.
 
         Returns:
             The page's events, decisions and who left.
         """
         page = int(self.users.pages_in_session[users].min()) if users.size else 0
-        ev, leave, dec, slates = self._serve_page(users, page, self.tick, self._stats, slates)
+        ev, leave, dec, slates = self._serve_page(users, page, self.tick, self._stats, slates, decision)
         self._batches.append(ev)
         ending = users[leave]
         end_ev = EventBatch.empty()
@@ -403,7 +433,7 @@ class World(mesa.Model):
         return p
 
     def _serve_page(
-        self, active: np.ndarray, page: int, tick: int, stats: _TickStats, slates: np.ndarray | None = None
+        self, active: np.ndarray, page: int, tick: int, stats: _TickStats, slates: np.ndarray | None = None, decision: PageDecision | None = None
     ) -> tuple[EventBatch, np.ndarray, PageDecision, np.ndarray]:
         cfg = self.config
         k = min(cfg.slate_size, len(self.catalog))
@@ -412,8 +442,11 @@ class World(mesa.Model):
         else:
             k = np.asarray(slates).shape[1] if np.asarray(slates).ndim == 2 else k
         slates = self._validate_slates(slates, active.size, k)
-        draws = self._page_draws(active.size, k)
-        dec: PageDecision = self.brain.decide(self.page_context(active, slates, page, draws))
+        if decision is None:
+            draws = self._page_draws(active.size, k)
+            dec: PageDecision = self.brain.decide(self.page_context(active, slates, page, draws))
+        else:
+            dec = decision
         watched = np.ascontiguousarray(dec.watched, bool)
         ratings = np.ascontiguousarray(dec.ratings, np.float64)
         leave = np.array(dec.leave, bool)
@@ -553,6 +586,11 @@ class World(mesa.Model):
             chats=int((t == EventType.CHAT).sum()),
             social_watches=int((t == EventType.SOCIAL_WATCH).sum()),
             instructions=stats.instructions,
+            searches=int((t == EventType.SEARCH).sum()),
+            search_clicks=int(((t == EventType.SEARCH) & (events.value > 0)).sum()),
+            conversations=int((t == EventType.CONVERSATION_END).sum()),
+            conversation_turns=int((t == EventType.CONVERSE).sum()),
+            conversation_successes=int(((t == EventType.CONVERSATION_END) & (events.item >= 0)).sum()),
         )
 
 
@@ -603,4 +641,4 @@ class _TickStats:
         self.consumption: list[np.ndarray] = []
 
 
-__all__ = ["PageResult", "TickHook", "World"]
+__all__ = ["PageResult", "SessionHook", "TickHook", "World"]

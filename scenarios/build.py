@@ -122,4 +122,15 @@ def build_world(scenario: Scenario) -> World:
         from recworld.agents.social import SocialLayer
 
         world.add_layer(SocialLayer.from_config(world, scenario.social, brain=brain, seed=scenario.seed))
+    if scenario.conversation.get("enabled"):
+        from recworld.agents.conversation.layer import ConversationLayer
+
+        params = dict(scenario.crs.params)
+        if scenario.crs.name == "llm":
+            params.setdefault("llm", scenario.llm)  # the LLM agent talks to the scenario's LLM unless told otherwise
+        world.add_layer(ConversationLayer.from_config(scenario.conversation, scenario.crs.name, params, brain=brain))
+    if scenario.search.get("enabled"):
+        from recworld.agents.search import SearchLayer
+
+        world.add_layer(SearchLayer.from_config(scenario.search))
     return world

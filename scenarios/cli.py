@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from recworld.errors import RecWorldError
+from recworld.errors import ConfigError, RecWorldError
 from recworld.kpis import CLI_COMPARE, KPIS, RUN_KPIS
 from recworld.storage.db import normalise_url, redact
 
@@ -340,10 +340,38 @@ def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.env == "conversation":
+        return _train_conversation(args, out, err)
     from recworld.envs.train import train  # PPO names the 'rl' extra when it is missing
 
     path = train(algo=args.algo, timesteps=args.timesteps, seed=args.seed, out_path=args.out, progress=not args.quiet, n_background=args.background)
     err.print(f"saved policy to {path}; use it in a scenario with recommender: {{name: policy, params: {{path: {path}}}}}")
+    return 0
+
+
+def _train_conversation(args: argparse.Namespace, out: Console, err: Console) -> int:
+    import numpy as np
+
+    from recworld.envs.conversation import compare_policies, train_policy
+
+    if args.timesteps < 1:
+        raise ConfigError(f"--timesteps must be >= 1, got {args.timesteps}")
+    batch = 48
+    iterations = max(1, args.timesteps // batch)
+    show = None if args.quiet else (lambda i, base: err.print(f"[dim]iteration {i}/{iterations}: mean return {base:.3f}[/]") if i % 10 == 0 else None)
+    w = train_policy(iterations=iterations, batch=batch, seed=args.seed, progress=show)
+    out_path = args.out if args.out.endswith(".npz") else os.path.splitext(args.out)[0] + ".npz"
+    os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
+    np.savez(out_path, weights=w)
+    seeds = list(range(args.eval_seed_start, args.eval_seed_start + args.eval_seeds))
+    rows = compare_policies(w, seeds, episodes=args.eval_episodes)
+    t = Table(title=f"Conversation-v0: held-out seeds {seeds[0]}..{seeds[-1]} ({args.eval_episodes} conversations each)", header_style="bold")
+    for col in ("policy", "metric", "mean", "95% CI"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["policy"], r["metric"], f"{r['mean']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+    out.print(t)
+    err.print(f"saved conversation policy to {out_path}; use it in a scenario with crs: {{name: policy, params: {{path: {out_path}}}}}")
     return 0
 
 
@@ -457,7 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--out", default="runs/distilled.json")
     di.set_defaults(func=cmd_distill)
 
-    t = sub.add_parser("train", help="train an RL recommender on RecWorld/Feed-v0")
+    t = sub.add_parser("train", help="train an RL recommender on RecWorld/Feed-v0, or a conversational policy on RecWorld/Conversation-v0")
+    t.add_argument(
+        "--env",
+        choices=["feed", "conversation"],
+        default="feed",
+        help="feed: a recommender (Feed-v0); conversation: the policy agent's policy (Conversation-v0)",
+    )
+    t.add_argument("--eval-seeds", type=int, default=5, help="conversation: held-out seeds the trained policy is compared on")
+    t.add_argument("--eval-seed-start", type=int, default=1000)
+    t.add_argument("--eval-episodes", type=int, default=100, help="conversation: conversations per held-out seed")
     t.add_argument("--algo", choices=["ppo", "slate_pg"], default="slate_pg")
     t.add_argument("--timesteps", type=int, default=50_000)
     t.add_argument("--seed", type=int, default=0)

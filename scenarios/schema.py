@@ -77,6 +77,22 @@ class RecommenderSpec(_Strict):
         return v
 
 
+class CRSSpec(_Strict):
+    """Which conversational agent talks with users: a built-in name or 'package.module:Class'."""
+
+    name: str = "policy"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from recworld.agents.conversation.agents import BUILTIN_CRS
+
+        if v not in BUILTIN_CRS and ":" not in v:
+            raise ValueError(f"unknown conversational agent {v!r}; expected one of {', '.join(sorted(BUILTIN_CRS))} or 'package.module:ClassName'")
+        return v
+
+
 class StorageSpec(_Strict):
     """Where the run is logged."""
 
@@ -101,6 +117,11 @@ class Scenario(_Strict):
     storage: StorageSpec = StorageSpec()
     llm: dict[str, Any] = Field(default_factory=dict)
     social: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Any] = Field(default_factory=dict, description="users' searches (recworld.agents.search.SearchConfig); on when enabled")
+    conversation: dict[str, Any] = Field(
+        default_factory=dict, description="conversations with the platform's agent (recworld.agents.conversation.layer.ConversationConfig)"
+    )
+    crs: CRSSpec = CRSSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -55,8 +55,12 @@ class fuzz_case:
         return False
 
 
+# Columns schema v3 added to TickMetrics.
+TALK_COLUMNS = ("searches", "search_clicks", "conversations", "conversation_turns", "conversation_successes")
+
+
 def downgrade_to_schema_v1(engine) -> None:
-    """Turn a current database back into the schema-v1 layout (``LLMCall`` without ``endpoint``).
+    """Turn a current database back into the schema-v1 layout (``LLMCall`` without ``endpoint``, ``TickMetrics`` without search/conversation counts).
 
     Hand-made on purpose: this code can no longer write a v1 database, and a
     migration test needs one. Adds one v1-era ``LLMCall`` row (run 1).
@@ -67,6 +71,8 @@ def downgrade_to_schema_v1(engine) -> None:
 
     with engine.begin() as con:
         con.exec_driver_sql("ALTER TABLE llmcall DROP COLUMN endpoint")
+        for col in TALK_COLUMNS:
+            con.exec_driver_sql(f"ALTER TABLE tickmetrics DROP COLUMN {col}")
         con.exec_driver_sql(
             "INSERT INTO llmcall (run_id, tick, user_id, purpose, model, tokens_in, tokens_out, latency_ms, cached, retries, fell_back, error)"
             " VALUES (1, 3, 7, 'decide', 'old-model', 300, 40, 812.5, FALSE, 0, FALSE, NULL)"
@@ -79,7 +85,7 @@ def downgrade_to_schema_v1(engine) -> None:
 
 
 def check_migrated_from_v1(engine) -> None:
-    """The v1 row survived with ``endpoint`` NULL, the recorder writes endpoints, the version is current."""
+    """The v1 row survived with ``endpoint`` NULL, the recorder writes endpoints, the v3 tick columns exist, the version is current."""
     from sqlalchemy import inspect
     from sqlmodel import Session
 
@@ -87,6 +93,7 @@ def check_migrated_from_v1(engine) -> None:
     from recworld.storage.recorder import RunRecorder
 
     assert "endpoint" in {c["name"] for c in inspect(engine).get_columns("llmcall")}
+    assert set(TALK_COLUMNS) <= {c["name"] for c in inspect(engine).get_columns("tickmetrics")}
     with Session(engine) as s:
         assert s.get(SchemaInfo, 1).version == SCHEMA_VERSION
     rec = RunRecorder(engine, run_id=1)

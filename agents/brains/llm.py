@@ -71,6 +71,9 @@ class HybridParams(BaseModel):
         1, ge=0, description="page-language LLM calls per tick at most (feelings, instructions, reflections); None = unlimited"
     )
     max_social_calls_per_tick: int | None = Field(1, ge=0, description="post/chat LLM calls per tick at most (social layer); None = unlimited")
+    max_conversation_calls_per_tick: int | None = Field(
+        4, ge=0, description="LLM calls per tick at most that word users' turns in conversations with the platform; None = unlimited"
+    )
     max_tokens: int = Field(28, ge=4, le=1024, description="completion limit of language calls")
     chat_max_tokens: int = Field(56, ge=8, le=1024)
     temperature: float = Field(0.8, ge=0, le=2)
@@ -282,10 +285,15 @@ class _LanguageBrain:
 
     # --------------------------------------------------------------- budget
     def take_budget(self, tick: int, n: int, pool: str = "page") -> int:
-        """Reserve up to ``n`` LLM calls of tick ``tick``'s ``pool`` budget ("page" or "social"); returns the grant."""
+        """Reserve up to ``n`` LLM calls of tick ``tick``'s ``pool`` budget ("page", "social" or "conversation"); returns the grant."""
         if tick != self._budget_tick:
             self._budget_tick, self._budget_used = tick, {}
-        cap = self.params.max_calls_per_tick if pool == "page" else self.params.max_social_calls_per_tick
+        caps = {
+            "page": self.params.max_calls_per_tick,
+            "social": self.params.max_social_calls_per_tick,
+            "conversation": self.params.max_conversation_calls_per_tick,
+        }
+        cap = caps[pool]
         used = self._budget_used.get(pool, 0)
         grant = n if cap is None else max(0, min(n, cap - used))
         self._budget_used[pool] = used + grant
@@ -416,6 +424,26 @@ class _LanguageBrain:
                 lines = T.template_chat(world, a, b, item, turns)
             chat_lines.append(lines[: max(2, min(4, turns))])
         return SocialTexts(post_texts, chat_lines, post_authors, chat_authors)
+
+    def conversation_text(
+        self, world: World, tick: int, user: int, agent_said: str, draft: str, must: str | None, forbid: tuple[str, ...]
+    ) -> tuple[str, Author]:
+        """The user's next conversation turn in their own words (one LLM call), and who wrote it.
+
+        The templated ``draft`` is kept when the social call budget is spent,
+        the model's text is unusable, it drops the value the turn must carry
+        (``must``, e.g. the genre answered), or it contains a forbidden phrase
+        (the hidden target's title): the LLM never decides, it only words.
+        """
+        if self.take_budget(tick, 1, "conversation") < 1:
+            return draft, "template"
+        prompt = T.prompt_template("converse").format(profile=T.short_profile(world, user), agent=agent_said or "How can I help?", draft=draft)
+        text = self._burst([_Ask(self._text_request("converse", prompt, user, tick))])[0]
+        low = (text or "").lower()
+        if not text or (must and must.lower() not in low) or any(f and f in low for f in forbid):
+            self.stats["templated"] += 1
+            return draft, "template"
+        return text, "llm"
 
 
 def parse_chat(text: str) -> list[str] | None:

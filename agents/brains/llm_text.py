@@ -17,8 +17,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
 
-PROMPT_NAMES = ("decide", "feeling", "instruction", "reflection", "post", "chat")
-_LABELS = re.compile(r"^(viewer|shown|watched|request|reaction|post|summary|movie|note|notes)\s*:", re.I)
+PROMPT_NAMES = ("decide", "feeling", "instruction", "reflection", "post", "chat", "converse")
+_LABELS = re.compile(r"^(viewer|shown|watched|request|reaction|post|summary|movie|note|notes|assistant|draft|reply)\s*:", re.I)
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 
 

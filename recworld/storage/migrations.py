@@ -27,8 +27,14 @@ def _v1_to_v2(engine: Engine) -> None:
     _add_column(engine, "llmcall", "endpoint", "VARCHAR")
 
 
+def _v2_to_v3(engine: Engine) -> None:
+    # Search and conversation counts per tick; older runs had neither (0).
+    for col in ("searches", "search_clicks", "conversations", "conversation_turns", "conversation_successes"):
+        _add_column(engine, "tickmetrics", col, "INTEGER NOT NULL DEFAULT 0")
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import Column, Index, LargeBinary, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
 # 2: LLMCall.endpoint (which server of an LLM pool answered).
-SCHEMA_VERSION = 2
+# 3: TickMetrics search and conversation counts.
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -102,6 +103,11 @@ class TickMetrics(SQLModel, table=True):
     chats: int = 0
     social_watches: int = 0
     instructions: int = 0
+    searches: int = 0
+    search_clicks: int = 0
+    conversations: int = 0
+    conversation_turns: int = 0
+    conversation_successes: int = 0
     llm_calls: int = 0
     llm_tokens: int = 0
     llm_cached: int = 0

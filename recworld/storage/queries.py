@@ -54,6 +54,11 @@ def run_summary(engine: Engine, run_id: int) -> dict[str, Any]:
         func.sum(t.posts),
         func.sum(t.chats),
         func.sum(t.instructions),
+        func.sum(t.searches),
+        func.sum(t.search_clicks),
+        func.sum(t.conversations),
+        func.sum(t.conversation_turns),
+        func.sum(t.conversation_successes),
         func.sum(t.llm_calls),
         func.sum(t.llm_cached),
         func.sum(t.llm_fallbacks),
@@ -61,7 +66,7 @@ def run_summary(engine: Engine, run_id: int) -> dict[str, Any]:
     ).where(t.run_id == run_id)
     last_q = select(t.coverage, t.gini, t.alive_users, t.mean_satisfaction, t.consumption_diversity).where(t.run_id == run_id).order_by(t.tick.desc()).limit(1)
     with engine.connect() as con:
-        (ticks, sessions, pages, imps, watches, ratings, rsum, churned, div, nov, posts, chats, instr, calls, cached, fb, toks) = con.execute(q).one()
+        (ticks, sessions, pages, imps, watches, ratings, rsum, churned, div, nov, posts, chats, instr, *talk, calls, cached, fb, toks) = con.execute(q).one()
         last = con.execute(last_q).first()
     run = get_run(engine, run_id)
     n_users = run.n_users if run else 0
@@ -83,6 +88,7 @@ def run_summary(engine: Engine, run_id: int) -> dict[str, Any]:
         "posts": int(posts or 0),
         "chats": int(chats or 0),
         "instructions": int(instr or 0),
+        **_talk_summary(*(int(x or 0) for x in talk)),
         "llm_calls": int(calls or 0),
         "llm_cached": int(cached or 0),
         "llm_fallbacks": int(fb or 0),
@@ -92,6 +98,16 @@ def run_summary(engine: Engine, run_id: int) -> dict[str, Any]:
         if k in ret:
             out[f"retention_d{k}"] = ret[k]
     return out
+
+
+def _talk_summary(searches: int, clicks: int, conversations: int, turns: int, successes: int) -> dict[str, Any]:
+    return {
+        "searches": searches,
+        "search_ctr": clicks / searches if searches else None,
+        "conversations": conversations,
+        "conversation_success": successes / conversations if conversations else None,
+        "turns_per_conversation": turns / conversations if conversations else None,
+    }
 
 
 def list_runs(engine: Engine, limit: int = 100, offset: int = 0) -> list[Run]:

@@ -25,8 +25,7 @@ def test_register_all_is_idempotent():
 def test_gymnasium_check_env(env_id):
     from gymnasium.utils.env_checker import check_env
 
-    kwargs = SMALL if env_id.endswith("Feed-v0") else {"n_users": 20, "warmup_ticks": 2}
-    env = gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **_small(env_id))
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=UserWarning)
         check_env(env.unwrapped, skip_render_check=False)
@@ -36,8 +35,15 @@ def test_gymnasium_check_env(env_id):
 def test_sb3_check_env(env_id):
     from stable_baselines3.common.env_checker import check_env
 
-    kwargs = SMALL if env_id.endswith("Feed-v0") else {"n_users": 20, "warmup_ticks": 2}
-    check_env(gym.make(env_id, **kwargs).unwrapped, warn=True)
+    check_env(gym.make(env_id, **_small(env_id)).unwrapped, warn=True)
+
+
+def _small(env_id):
+    if env_id.endswith("Feed-v0"):
+        return SMALL
+    if env_id.endswith("Conversation-v0"):
+        return {"n_users": 40}
+    return {"n_users": 20, "warmup_ticks": 2}
 
 
 def _rollout(seed, steps=60):

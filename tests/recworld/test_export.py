@@ -63,6 +63,32 @@ def test_export_conversations_jsonl(small_scenario, tmp_path):
         export_conversations(eng, 999, tmp_path / "x.jsonl")
 
 
+def test_export_crs_conversations_from_a_conversational_run(small_scenario, tmp_path):
+    """Conversations with the platform's agent: messages with roles and item mentions, the hidden intent, the outcome."""
+    s = small_scenario(**{"ticks": 8, "population.n_users": 40, "conversation": {"enabled": True, "rate": 1.0, "mode": "target"}})
+    out = run_scenario(s, progress=False)
+    eng = connect(s.storage.url, create=False)
+    path = tmp_path / "crs.jsonl"
+    export_conversations(eng, out.run_id, path)
+    recs = [json.loads(line) for line in path.read_text().splitlines() if '"type": "crs"' in line]
+    assert recs
+    with eng.connect() as con:
+        from sqlalchemy import func, select
+
+        from recworld.storage import Event
+
+        n_end = con.execute(select(func.count()).where(Event.run_id == out.run_id, Event.type == int(EventType.CONVERSATION_END))).scalar()
+    assert len(recs) == n_end
+    for r in recs:
+        assert r["messages"][0]["role"] == "user" and {m["role"] for m in r["messages"]} == {"user", "agent"}
+        assert r["intent"]["mode"] == "target" and r["intent"]["target"]["title"]
+        assert r["outcome"] in ("success", "abandoned", "left", "ended_by_agent", "failed") and r["agent"] == "policy"
+        mentioned = [m for msg in r["messages"] for m in msg["items"]]
+        assert all(m["title"] for m in mentioned)
+        if r["outcome"] == "success":
+            assert r["intent"]["target"] in r["accepted"]
+
+
 def test_export_metrics_and_events_csv(small_scenario, tmp_path):
     import csv
 

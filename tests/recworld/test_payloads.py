@@ -44,14 +44,18 @@ def test_json_fragment_matches_stored_json():
 
 
 def test_every_payload_the_simulator_writes_parses_with_its_model(make_world):
-    """A run with the social layer: every event with a payload parses with the model of its type, and only those types carry one."""
+    """A run with the social, conversation and search layers: every event with a payload parses with the model of its type, and only those types carry one."""
     from tests_support import run_collecting
 
+    from recworld.agents.conversation.layer import ConversationLayer
+    from recworld.agents.search import SearchLayer
     from recworld.agents.social import SocialLayer
 
     world = make_world(n=120, recommender="mf")
     layer = SocialLayer.from_config(world, {"post_rate": 0.6, "chat_rate": 0.3, "reshare_rate": 0.8, "item_post_rate": 0.3}, brain=world.brain, seed=2)
     world.add_layer(layer)
+    world.add_layer(ConversationLayer.from_config({"rate": 0.3}))
+    world.add_layer(SearchLayer.from_config({"rate": 0.3}))
     ev = run_collecting(world, 20)
     seen = set()
     for i, p in ev.payload.items():
@@ -60,8 +64,9 @@ def test_every_payload_the_simulator_writes_parses_with_its_model(make_world):
         assert model.read(json.loads(json.dumps(p))) is not None, (t, p)
         assert model.read(p).dump() == p
         seen.add(t)
-    assert seen >= {EventType.LEAVE, EventType.POST, EventType.SOCIAL_WATCH, EventType.CHAT}
-    for t in (EventType.POST, EventType.SOCIAL_WATCH, EventType.CHAT, EventType.LEAVE):
+    talk = (EventType.SEARCH, EventType.CONVERSE, EventType.CONVERSATION_END)
+    assert seen >= {EventType.LEAVE, EventType.POST, EventType.SOCIAL_WATCH, EventType.CHAT, *talk}
+    for t in (EventType.POST, EventType.SOCIAL_WATCH, EventType.CHAT, EventType.LEAVE, *talk):
         idx = np.flatnonzero(ev.of_type(t))
         assert all(int(i) in ev.payload for i in idx), t
     assert isinstance(PostPayload.read(ev.payload[int(np.flatnonzero(ev.of_type(EventType.POST))[0])]), PostPayload)

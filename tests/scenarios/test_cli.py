@@ -21,6 +21,37 @@ def test_run_prints_summary_table(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "run1_metrics.csv").read_text().count("\n") == 7 and (tmp_path / "run1_events.csv").stat().st_size > 1000
 
 
+@pytest.mark.slow
+def test_train_conversation_policy_then_use_it_as_the_crs_of_a_scenario(tmp_path, capsys):
+    from recworld.events import EventType
+    from recworld.payloads import ConversationEndPayload
+    from recworld.storage import Event, connect
+
+    policy = tmp_path / "conv.npz"
+    args = ["train", "--env", "conversation", "--timesteps", "96", "--eval-seeds", "2", "--eval-episodes", "8", "--out", str(policy), "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert policy.exists() and "always_recommend" in out.out and "ask_then_recommend" in out.out and "turns_to_success" in out.out
+    scen = tmp_path / "s.yaml"
+    scen.write_text(
+        f"name: talk\nticks: 4\npopulation: {{n_users: 40}}\nconversation: {{enabled: true, rate: 1.0}}\ncrs: {{name: policy, params: {{path: {policy}}}}}\n"
+    )
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    assert main(["run", str(scen), "--db", db, "--quiet"]) == 0
+    assert "conversations" in capsys.readouterr().out
+    from sqlalchemy import select
+
+    with connect(db).connect() as con:
+        ends = [ConversationEndPayload.read(p) for (p,) in con.execute(select(Event.payload).where(Event.type == int(EventType.CONVERSATION_END)))]
+    assert ends and all(e.agent == "policy" for e in ends)
+    # A policy file that is not one: one clear line.
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"nope")
+    scen.write_text(f"name: talk\nticks: 1\nconversation: {{enabled: true}}\ncrs: {{name: policy, params: {{path: {bad}}}}}\n")
+    assert main(["run", str(scen), "--db", db, "--quiet"]) != 0
+    assert "is not a conversation policy" in capsys.readouterr().err
+
+
 def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -37,6 +68,7 @@ def test_list(capsys):
         (["resume", "99", "--db", "/nonexistent/dir/x.db"], "does not exist"),
         (["dashboard", "--host", "0.0.0.0"], "refusing to bind 0.0.0.0"),
         (["frobnicate"], "invalid choice"),
+        (["train", "--env", "conversation", "--timesteps", "0"], "--timesteps must be >= 1"),
         (["export", "metrics", "7", "--db", "sqlite:///runs/no-such.db"], "does not exist"),
     ],
 )

@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from tests_support import event_log_hash
 
 from recworld.errors import ConfigError
+from recworld.events import EventType
 from recworld.storage import Event, connect
 from recworld.storage.db import dispose_all
 from recworld.storage.models import Run
@@ -35,6 +36,9 @@ def _scenario(tmp_path, seed):
                 "ticks": TICKS,
                 "population": {"source": "movielens", "n_users": 80},
                 "recommender": {"name": "linucb"},
+                # Conversations and searches are part of the state a resume must restore.
+                "conversation": {"enabled": True, "rate": 0.3},
+                "search": {"enabled": True, "rate": 0.3},
                 "storage": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
             }
         )
@@ -85,8 +89,10 @@ def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed)
     with eng.connect() as con:
         ticks = [t for (t,) in con.execute(select(func.distinct(Event.tick)).where(Event.run_id == 2).order_by(Event.tick))]
         status = con.execute(select(Run.status).where(Run.id == 2)).scalar()
+        talk = con.execute(select(func.count()).where(Event.run_id == 2, Event.type.in_([int(EventType.CONVERSE), int(EventType.SEARCH)]))).scalar()
     assert status == "completed"
     assert ticks == sorted(set(ticks)) and ticks[-1] == TICKS - 1
+    assert talk > 0  # the resumed run went on talking and searching, identically
     dispose_all()
 
 

@@ -1,0 +1,1 @@
+"""Conversational recommendation: conversational agents (CRS), conversational users, the conversation layer."""

@@ -1,0 +1,462 @@
+"""The conversation channel: users talk with the platform's conversational agent, turn by turn.
+
+A :class:`~recworld.protocols.WorldLayer` that registers a session hook
+(:meth:`World.add_session_hook`). When a user's session opens, they open a
+conversation first with probability ``rate`` × their role's weight. A
+conversation (:meth:`ConversationLayer.converse`):
+
+1. The user gets a hidden :class:`~recworld.agents.conversation.user.Intent`
+   (``target`` or ``target_free`` mode) and a turn budget from their
+   patience trait, and opens with a request (sometimes naming one attribute).
+2. Each agent turn: the agent (:class:`~recworld.protocols.ConversationalAgent`,
+   ``crs:`` in the scenario) acts — ask an attribute, recommend items with a
+   reason, answer about an item, end — calling tools (:class:`WorldTools`:
+   search, the recommender as ranking expert, item facts). Only items a tool
+   returned in this conversation reach the user; others are dropped and
+   counted as errors (InteRecAgent's rule), as are acts the agent fails to
+   make (an exception, an unknown act): the conversation goes on or ends
+   cleanly (``failed``), never the run.
+3. The user replies: answers consistently with the intent; on a
+   recommendation, the user model's page kernel decides which items they
+   accept (:func:`~recworld.agents.conversation.intent.decide`, as on the
+   feed), the world applies that page like a feed page (watches, ratings,
+   satisfaction, the recommender's feedback, every metric), and the user
+   accepts, or rejects with a reason (an attribute value, never the
+   target's title); the kernel's leave ends the conversation and the session.
+   When the budget runs out the user leaves (``abandoned``).
+4. Every turn is a CONVERSE event (role, act, items;
+   :class:`~recworld.payloads.TurnPayload`), the end a CONVERSATION_END
+   event (outcome, target, reference set, what was offered per turn;
+   :class:`~recworld.payloads.ConversationEndPayload`).
+
+Users who leave end their session; the others go on to the feed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from recworld.agents.conversation import language as L
+from recworld.agents.conversation.agents import MAX_ITEMS, make_crs
+from recworld.agents.conversation.intent import ATTRIBUTES, AttributeIndex, attributes, decide, draw_intents, top_items, user_model_of
+from recworld.agents.conversation.user import REFERENCE_SIZE, Intent, intent_for_target, intent_target_free
+from recworld.agents.search import _roles, parse_section
+from recworld.events import INT_NONE, EventBatch, EventType
+from recworld.payloads import Author, ConversationEndPayload, TurnPayload
+from recworld.protocols import AgentAct, ConversationalAgent, DialogueState, ItemFacts, Message
+from recworld.search import CatalogSearch, title_words
+from recworld.usermodel.draws import PageDraws
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recworld.agents.brains.utility import UtilityBrain
+    from recworld.protocols import RecorderSink
+    from recworld.world import World
+
+#: How much more or less than average each role talks with the platform.
+ROLE_TALK = {"chatter": 2.0, "explorer": 1.5, "critic": 1.0, "poster": 1.0, "watcher": 0.5}
+AGENT_ACTS = ("ask", "recommend", "answer_item", "end")
+
+
+@runtime_checkable
+class ConversationVoice(Protocol):
+    """A brain that words its users' conversation turns (the LLM brains: hybrid, llm)."""
+
+    def conversation_text(
+        self, world: World, tick: int, user: int, agent_said: str, draft: str, must: str | None, forbid: tuple[str, ...]
+    ) -> tuple[str, Author]:
+        """The turn in the user's words, or the draft; and who wrote it."""
+        ...
+
+
+@runtime_checkable
+class HasRuntime(Protocol):
+    """A conversational agent with an LLM runtime: it reports its calls and is closed with the world."""
+
+    def attach_recorder(self, recorder: RecorderSink) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: User acts whose wording an LLM brain may write (the others name items and stay templated).
+VOICED_ACTS = ("request", "answer", "reject", "leave")
+
+
+class ConversationConfig(BaseModel):
+    """The scenario's ``conversation:`` section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    rate: float = Field(0.05, ge=0, le=1, description="chance a user opens a conversation when a session opens (times their role's weight)")
+    mode: Literal["target", "target_free", "both"] = Field("both", description="hidden target item (iEvaLM), target-free (PEPPER), or half each")
+    max_turns: int = Field(8, ge=1, le=50, description="agent turns the most patient user allows (budget = 1 + patience x (max_turns - 1))")
+    reveal_first: float = Field(0.3, ge=0, le=1, description="chance the user's opening request names one attribute")
+    ask_about_rate: float = Field(0.15, ge=0, le=1, description="chance the user asks about an offered item before deciding")
+    use_llm: bool = Field(True, description="let an LLM brain (hybrid, llm) word the users' turns; templates otherwise")
+
+
+class WorldTools:
+    """The tools of one conversation, over the world (see :class:`recworld.protocols.CRSTools`).
+
+    Args:
+        world: the world.
+        engine: the platform's search.
+        user: the conversation's user.
+    """
+
+    def __init__(self, world: World, engine: CatalogSearch, index: AttributeIndex, user: int) -> None:
+        self.world = world
+        self.engine = engine
+        self.index = index
+        self.user = int(user)
+        rec = world.recommender
+        self.experts: tuple[str, ...] = ("search", getattr(rec, "name", type(rec).__name__))
+        self.n_items = len(world.catalog)
+        self.returned: set[int] = set()
+
+    def _note(self, items: np.ndarray) -> np.ndarray:
+        self.returned.update(items.tolist())
+        return items
+
+    def search(self, query: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
+        return self._note(self.engine.search(query, k, exclude=np.asarray(exclude, np.int64) if exclude else None).items)
+
+    def rank(self, expert: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
+        if expert == "search":
+            return self.search("", k, exclude)
+        if expert not in self.experts:
+            raise ValueError(f"unknown ranking expert {expert!r}; tools have {', '.join(self.experts)}")
+        w = self.world
+        k_all = min(int(k) + len(exclude), w.context().n_items)
+        items = np.asarray(w.recommender.recommend(np.array([self.user]), k_all, w.context()))[0]
+        if exclude:
+            items = items[~np.isin(items, np.asarray(exclude))]
+        return self._note(items[:k].astype(np.int64))
+
+    def facts(self, item: int) -> ItemFacts:
+        w = self.world
+        a = attributes(w, int(item))
+        y = int(w.catalog.years[item])
+        self.returned.add(int(item))
+        return ItemFacts(int(item), w.catalog.titles[item], y if y > 0 else None, a.genres, a.popularity, a.era)
+
+    def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
+        return self.index.matching(items, attribute, value)
+
+
+class ConversationLayer:
+    """Conversations with the platform's agent (see the module docstring).
+
+    Args:
+        config: a :class:`ConversationConfig`.
+        agent: the conversational agent.
+    """
+
+    name = "conversation"
+
+    def __init__(self, config: ConversationConfig | None = None, agent: ConversationalAgent | None = None) -> None:
+        self.config = config or ConversationConfig()
+        self.agent = agent if agent is not None else make_crs("policy")
+        self.conversations = 0
+        self.errors = 0
+        self._world_catalog: Any = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None, crs: str = "policy", crs_params: dict[str, Any] | None = None, brain: Any = None) -> ConversationLayer:
+        """Build from the scenario's ``conversation:`` dict and ``crs:`` spec (then ``world.add_layer(layer)``)."""
+        return cls(parse_section(ConversationConfig, "conversation", config), make_crs(crs, crs_params))
+
+    # ------------------------------------------------------------ protocol
+    def attach(self, world: World) -> None:
+        self.bind(world, world.seeder.rng("conversation"))
+        world.add_session_hook(self.on_sessions)
+
+    def bind(self, world: World, rng: np.random.Generator) -> None:
+        """Use ``world``'s catalog, user model and ``rng`` (``attach`` does it; ``Conversation-v0`` drives conversations itself)."""
+        if self._world_catalog is not world.catalog:  # the search index is built once per catalog
+            self.engine = CatalogSearch(world.catalog)
+            self.index = AttributeIndex(world)
+            self._world_catalog = world.catalog
+        self.model: UtilityBrain = user_model_of(world.brain)
+        self.voice: ConversationVoice | None = world.brain if self.config.use_llm and isinstance(world.brain, ConversationVoice) else None
+        self.rng = rng
+
+    def on_tick(self, world: World, tick: int) -> EventBatch:
+        return EventBatch.empty()
+
+    def attach_recorder(self, recorder: RecorderSink) -> None:
+        """Turns are events and pages; an agent with an LLM reports its calls."""
+        if isinstance(self.agent, HasRuntime):
+            self.agent.attach_recorder(recorder)
+
+    def reattach(self, world: World) -> None:
+        """Nothing is left out of the checkpoint (an LLM agent reopens its runtime on first use)."""
+
+    def close(self) -> None:
+        """Close the agent's LLM runtime, if it has one."""
+        if isinstance(self.agent, HasRuntime):
+            self.agent.close()
+
+    # ------------------------------------------------------------- sessions
+    def on_sessions(self, world: World, users: np.ndarray) -> np.ndarray:
+        """Some of ``users`` talk with the agent; returns those still in session."""
+        weight = np.array([ROLE_TALK.get(r, 1.0) for r in _roles(world, users)])
+        talkers = users[self.rng.random(users.size) < self.config.rate * weight]
+        if not talkers.size:
+            return users
+        left = [u for u in talkers.tolist() if self.converse(world, u)]
+        return users[~np.isin(users, left)] if left else users
+
+    def new_intent(self, world: World, user: int) -> Intent:
+        """The user's hidden intent for a new conversation (mode by the config)."""
+        c, rng = self.config, self.rng
+        mode = c.mode if c.mode != "both" else ("target" if rng.random() < 0.5 else "target_free")
+        if mode == "target":
+            target = int(draw_intents(world, self.model, np.array([user]), rng)[0])
+            return intent_for_target(target, attributes(world, target), rng)
+        ref = top_items(world, self.model, user, REFERENCE_SIZE)
+        return intent_target_free(ref.tolist(), [attributes(world, int(i)) for i in ref], rng)
+
+    def converse(self, world: World, user: int, intent: Intent | None = None) -> bool:
+        """Hold one conversation with ``user`` (in session); returns whether they left the session."""
+        return Conversation(self, world, user, intent or self.new_intent(world, user)).run()
+
+
+class Conversation:
+    """One conversation: the loop of agent acts and user replies, its log and its end."""
+
+    def __init__(self, layer: ConversationLayer, world: World, user: int, intent: Intent) -> None:
+        self.layer = layer
+        self.world = world
+        self.user = int(user)
+        self.intent = intent
+        self.rng = layer.rng
+        self.cid = layer.conversations
+        layer.conversations += 1
+        self.state = DialogueState(conversation=self.cid, user=self.user, tick=world.tick)
+        self.tools = WorldTools(world, layer.engine, layer.index, user)
+        patience = float(world.users.patience[user])
+        self.budget = 1 + int(round(patience * (layer.config.max_turns - 1)))
+        self.turn = 0
+        self.rows: list[tuple[int, str, int, dict[str, Any]]] = []  # item, text, turn, payload
+        self.recommended: list[list[int]] = []
+        self.errors = 0
+        self.success_turn: int | None = None
+        self.success_item = INT_NONE
+
+    # ---------------------------------------------------------------- log
+    def say(
+        self, role: str, act: str, text: str, items: tuple[int, ...] = (), attribute: str | None = None, value: str | None = None, tools: tuple[str, ...] = ()
+    ) -> None:
+        """Add a turn to the transcript; an LLM brain words the user's turns (:data:`VOICED_ACTS`)."""
+        by: Author = "template"
+        voice = self.layer.voice
+        if voice is not None and role == "user" and act in VOICED_ACTS:
+            last = self.state.last
+            text, by = voice.conversation_text(self.world, self.world.tick, self.user, last.text if last else "", text, value, self.forbidden())
+        self.state.messages.append(Message(role, act, text, tuple(items), attribute, value))
+        p = TurnPayload(
+            conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools), by=by
+        )  # type: ignore[arg-type]
+        self.rows.append((items[0] if items else INT_NONE, text, self.turn, p.dump()))
+        self.turn += 1
+
+    def forbidden(self) -> tuple[str, ...]:
+        """What the user must not say: the hidden target's title and its longer words (its title is never named or paraphrased)."""
+        t = self.intent.target
+        if t is None:
+            return ()
+        w = title_words(self.world.catalog.titles[t])
+        return (" ".join(w), *(x for x in w if len(x) >= 5))
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        items, texts, turns, payloads = zip(*self.rows)
+        n = len(self.rows)
+        self.world.add_events(
+            EventBatch.build(self.world.tick, np.full(n, self.user), EventType.CONVERSE, np.array(items), np.array(turns, float), list(texts), list(payloads))
+        )
+        self.rows = []
+
+    # --------------------------------------------------------------- loop
+    def run(self) -> bool:
+        """The conversation to its end with the layer's agent; returns whether the user left the session."""
+        self.begin()
+        while self.outcome is None:
+            self.step(self.agent_act())
+        self.finish()
+        return self.left
+
+    def begin(self) -> None:
+        """The user's opening turn."""
+        self.outcome: str | None = None
+        self.left = False
+        self.pending: tuple[int, ...] = ()
+        self.agent_turns = 0
+        self.open()
+
+    def step(self, act: AgentAct | None) -> None:
+        """One agent turn (``None``: the agent failed) and the user's reply; sets :attr:`outcome` when the conversation ends."""
+        self.agent_turns += 1
+        self.state.turn = self.agent_turns
+        if act is None:
+            self.outcome = "failed"
+            self.say("agent", "end", L.pick(self.rng, L.END))
+            return
+        self.recommended.append(list(act.items) if act.kind == "recommend" else [])
+        if act.kind == "end":
+            self.say("agent", "end", act.text or L.pick(self.rng, L.END), tools=act.tools)
+            self.outcome = "ended_by_agent"
+            return
+        if act.kind == "ask":
+            self.say("agent", "ask", act.text or L.pick(self.rng, L.ASK[act.attribute]), attribute=act.attribute, tools=act.tools)
+            self.answer(act.attribute)
+            self.pending = ()
+        elif act.kind == "answer_item":
+            facts = self.tools.facts(act.items[0])
+            self.say("agent", "answer_item", act.text or L.describe(facts), items=act.items[:1], tools=act.tools)
+            if self.pending:
+                self.outcome, self.left = self.decide(self.pending)
+                self.pending = ()
+        else:  # recommend
+            facts = [self.tools.facts(i) for i in act.items]
+            text = act.text or L.pick(self.rng, L.RECOMMEND).format(titles=L.titles(facts), reason=L.reason_for(self.state.known, act.reason, len(facts)))
+            self.say("agent", "recommend", text, items=act.items, tools=act.tools)
+            if self.rng.random() < self.layer.config.ask_about_rate:
+                self.pending = act.items
+                self.say("user", "ask_about", L.pick(self.rng, L.ASK_ABOUT).format(title=L.display_title(facts[0].title)), items=act.items[:1])
+            else:
+                self.outcome, self.left = self.decide(act.items)
+        if self.outcome is None and self.agent_turns >= self.budget:
+            self.say("user", "leave", L.pick(self.rng, L.LEAVE))
+            self.outcome = "abandoned"
+
+    def open(self) -> None:
+        """The user's opening request (sometimes naming one attribute they want)."""
+        wants = [a for a in ATTRIBUTES if self.intent.wants.get(a)]
+        if wants and self.rng.random() < self.layer.config.reveal_first:
+            a = self.intent.order[0] if self.intent.order[0] in wants else wants[0]
+            v = self.intent.wants[a]
+            self.state.known[a] = v  # type: ignore[assignment]
+            self.say("user", "request", L.pick(self.rng, L.REQUEST_WITH[a]).format(value=v), attribute=a, value=v)
+        else:
+            self.say("user", "request", L.pick(self.rng, L.REQUEST))
+
+    def agent_act(self) -> AgentAct | None:
+        """The agent's act, checked: unknown acts and failures are counted and end the conversation (``None``); recommended items no tool returned are dropped."""
+        try:
+            act = self.layer.agent.act(self.state, self.tools)
+        except Exception:  # noqa: BLE001  # an agent's fault must not stop the world: counted, the conversation ends cleanly
+            self.errors += 1
+            return None
+        if not isinstance(act, AgentAct) or act.kind not in AGENT_ACTS:
+            self.errors += 1
+            return None
+        if act.kind == "ask" and act.attribute not in ATTRIBUTES:
+            self.errors += 1
+            return None
+        if act.kind in ("recommend", "answer_item"):
+            n = len(self.world.catalog)
+            seen_here = set(self.state.offered)
+            items: list[int] = []
+            for i in act.items:
+                ok = isinstance(i, (int, np.integer)) and 0 <= int(i) < n and int(i) in self.tools.returned and int(i) not in items
+                ok = ok and (act.kind == "answer_item" or int(i) not in seen_here)
+                if ok:
+                    items.append(int(i))
+                else:
+                    self.errors += 1
+            items = items[:MAX_ITEMS]
+            if not items:
+                return None
+            # The agent's own text may name items it was not allowed to offer: keep it only when nothing was dropped.
+            text = act.text if len(items) == len(act.items) else ""
+            act = AgentAct(act.kind, text, act.attribute, tuple(items), act.reason, act.tools)
+        return act
+
+    def answer(self, attribute: str | None) -> None:
+        v = self.intent.wants.get(attribute or "")
+        if v is None:
+            self.say("user", "answer", L.pick(self.rng, L.NO_PREFERENCE), attribute=attribute)
+            return
+        self.state.known[attribute] = v  # type: ignore[index]
+        self.say("user", "answer", L.sentence(L.pick(self.rng, L.ANSWER[attribute]).format(value=v)), attribute=attribute, value=v)
+
+    def decide(self, items: tuple[int, ...]) -> tuple[str | None, bool]:
+        """The user model decides on the offered items; the world applies them as a page. Returns (outcome or None, left the session)."""
+        w, rng = self.world, self.rng
+        slate = np.asarray(items, np.int64)[None, :]
+        users = np.array([self.user])
+        dec = decide(w, self.layer.model, users, slate, PageDraws(slate.shape[1]).draw(rng, 1))
+        self.flush()  # the turns so far precede the page's events
+        res = w.serve_page(users, slate, decision=dec)
+        left = bool(res.leave[0])
+        accepted = [int(i) for i, a in zip(items, dec.watched[0]) if a]
+        self.state.offered.extend(items)
+        self.state.accepted.extend(accepted)
+        hit = [i for i in accepted if i == self.intent.target] if self.intent.mode == "target" else accepted
+        if hit:
+            self.success_turn = self.turn
+            self.success_item = hit[0]
+            self.say("user", "accept", L.pick(self.rng, L.ACCEPT).format(title=L.display_title(w.catalog.titles[hit[0]])), items=tuple(hit))
+            return "success", left
+        if accepted:  # watched, but not what they are after (target mode)
+            self.say("user", "accept", L.pick(self.rng, L.PARTIAL).format(title=L.display_title(w.catalog.titles[accepted[0]])), items=tuple(accepted))
+        else:
+            a, want, got = self.intent.reject_reason(attributes(w, items[0]))
+            if a is not None:
+                self.state.known[a] = want  # type: ignore[assignment]
+                if got:
+                    self.state.avoid.setdefault(a, set()).add(got)
+            text = L.sentence(L.pick(self.rng, L.REJECT[a]).format(value=want, got=got or "that"))
+            self.say("user", "reject", text, items=tuple(items), attribute=a, value=want)
+        if left:
+            self.say("user", "leave", L.pick(self.rng, L.LEAVE))
+            return "left", True
+        return None, False
+
+    def finish(self) -> float:
+        """Log the end, tell the agent; returns the conversation's reward (1 for a success, minus 0.05 per recommendation turn)."""
+        outcome = self.outcome or "failed"
+        self.layer.errors += self.errors
+        self.flush()
+        it = self.intent
+        p = ConversationEndPayload(
+            conversation=self.cid,
+            outcome=outcome,  # type: ignore[arg-type]
+            mode=it.mode,  # type: ignore[arg-type]
+            agent=self.layer.agent.name,
+            target=it.target,
+            reference=it.reference,
+            recommended=self.recommended,
+            accepted=list(self.state.accepted),
+            success_turn=self.success_turn,
+            errors=self.errors,
+        )
+        self.world.add_events(
+            EventBatch.build(
+                self.world.tick,
+                np.array([self.user]),
+                EventType.CONVERSATION_END,
+                np.array([self.success_item]),
+                np.array([float(self.turn)]),
+                payloads=[p.dump()],
+            )
+        )
+        reward = (1.0 if outcome == "success" else 0.0) - 0.05 * len(self.recommended)
+        try:
+            self.layer.agent.observe(self.state, outcome, reward)
+        except Exception:  # noqa: BLE001  # a learning agent's fault is counted, not raised
+            self.layer.errors += 1
+        return reward
+
+    @property
+    def agent(self) -> ConversationalAgent:
+        return self.layer.agent
+
+
+__all__ = ["AGENT_ACTS", "ROLE_TALK", "VOICED_ACTS", "Conversation", "ConversationConfig", "ConversationLayer", "ConversationVoice", "WorldTools"]

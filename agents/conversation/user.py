@@ -1,0 +1,89 @@
+"""The conversational user: a hidden intent, answers consistent with it, reasons when rejecting.
+
+Each conversation gives the user an :class:`Intent`:
+
+- ``target`` mode (iEvaLM): a hidden target item, drawn from the user's
+  taste by the user model (:func:`~recworld.agents.conversation.intent.draw_intents`),
+  or in validation (``intent: held_out``) a real item the user rated 4 or 5 in the
+  data that the world holds out (:func:`held_out_targets`). Success = the
+  user accepts the target.
+- ``target_free`` mode (PEPPER): no single target; the user's preferences
+  are their top items under the user model (the reference set the recall is
+  measured on) and the attribute values most common among them. Success =
+  the user accepts any item.
+
+Whether the user accepts an offered item is never decided here: the layer
+asks the user model's page kernel, as for a feed page. This module says
+what the user wants, how they answer a question, and why they reject. It
+never puts the target's title into words: answers and reasons name only
+attribute values (genre, era, popularity).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recworld.agents.conversation.intent import ATTRIBUTES, ItemAttributes
+
+#: Size of the reference set of a target-free conversation.
+REFERENCE_SIZE = 10
+
+
+@dataclass
+class Intent:
+    """What a user is after in one conversation (hidden from the agent).
+
+    Attributes:
+        mode: ``target`` or ``target_free``.
+        target: the target item (target mode).
+        reference: the items recall is measured against.
+        wants: attribute -> the value the user wants (``None``: no preference).
+        order: the order in which rejection reasons name attributes (the user's priorities).
+    """
+
+    mode: str
+    target: int | None
+    reference: list[int]
+    wants: dict[str, str | None]
+    order: list[str] = field(default_factory=lambda: list(ATTRIBUTES))
+
+    def reject_reason(self, offered: ItemAttributes) -> tuple[str | None, str | None, str | None]:
+        """Why an offered item is not it: (attribute, wanted value, the item's value); ``(None, None, None)`` when nothing differs."""
+        for a in self.order:
+            want = self.wants.get(a)
+            if want is not None and not offered.matches(a, want):
+                return a, want, offered.value(a)
+        return None, None, None
+
+
+def intent_for_target(target: int, attrs: ItemAttributes, rng: np.random.Generator) -> Intent:
+    """A target-mode intent: the user wants what the target is."""
+    wants: dict[str, str | None] = {a: attrs.value(a) for a in ATTRIBUTES}
+    if attrs.genres:
+        # A user thinks of one of the target's genres, not always the first listed.
+        wants["genre"] = attrs.genres[int(rng.integers(len(attrs.genres)))].lower()
+    return Intent("target", int(target), [int(target)], wants, list(rng.permutation(list(ATTRIBUTES))))
+
+
+def intent_target_free(reference: list[int], attrs: list[ItemAttributes], rng: np.random.Generator) -> Intent:
+    """A target-free intent: the values most common among the user's top items (ties to the better-ranked item)."""
+    wants: dict[str, str | None] = {}
+    genre_votes: Counter[str] = Counter()
+    for rank, a in enumerate(attrs):
+        for g in a.genres:
+            genre_votes[g.lower()] += 1.0 / (1 + rank)
+    wants["genre"] = genre_votes.most_common(1)[0][0] if genre_votes else None
+    for name in ("era", "popularity"):
+        votes: Counter[str] = Counter()
+        for rank, a in enumerate(attrs):
+            v = a.value(name)
+            if v is not None:
+                votes[v] += 1.0 / (1 + rank)
+        wants[name] = votes.most_common(1)[0][0] if votes else None
+    return Intent("target_free", None, [int(x) for x in reference], wants, list(rng.permutation(list(ATTRIBUTES))))
+
+
+__all__ = ["REFERENCE_SIZE", "Intent", "intent_for_target", "intent_target_free"]

@@ -1,0 +1,322 @@
+"""``RecWorld/Conversation-v0``: the conversational agent's policy is the RL agent.
+
+An episode is one conversation with one user of a shared world (users
+sampled from the bundled fitted user model). The user, their hidden intent,
+their replies and their accept/reject decisions are exactly the
+conversation layer's (:class:`recworld.agents.conversation.layer.Conversation`):
+the env only hands the agent's turn to the policy.
+
+- **observation**: the dialogue state's features
+  (:func:`recworld.agents.conversation.agents.features`: turn, which
+  attributes are known or were rejected, items offered, the last user act,
+  how many candidates fit what is known), ``Box(0, 1.5, (14,))``.
+- **action**: ``Discrete``: ask about an attribute (genre, era,
+  popularity) | recommend k ∈ {1, 2, 3} of an expert's candidates (search,
+  or the platform's recommender) | end. A user's question about an offered
+  item is answered by the env (item facts), not by the policy.
+- **reward**: ``accept_weight`` × each accepted item's rating / 5 (0.6 when
+  not rated), ``success_bonus`` when the user accepts what they were after,
+  ``- turn_cost`` per turn, ``- abandon_penalty`` when the user leaves or
+  runs out of patience without success, and at the end ``return_weight``
+  when the user comes back to the platform within a day and has not churned.
+- ``terminated`` when the conversation ends; ``truncated`` by the
+  ``TimeLimit`` of the registration (20 turns).
+
+``reset(seed=s)`` rebuilds the world from ``s`` (same seed, same episode);
+``reset()`` continues in the same world with the next user, so the world's
+users keep their history (what they watched in earlier conversations).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from recworld.agents.brains import UtilityBrain
+from recworld.agents.conversation.agents import N_FEATURES, Action, PolicyAgent, action_space, candidates, decode, features
+from recworld.agents.conversation.layer import Conversation, ConversationConfig, ConversationLayer
+from recworld.agents.population import SampledPopulation
+from recworld.agents.recommenders import make_recommender
+from recworld.config import WorldConfig
+from recworld.protocols import AgentAct
+from recworld.usermodel.bundled import bundled_catalog, bundled_model
+from recworld.world import World
+
+
+class ConversationEnv(gym.Env):
+    """``RecWorld/Conversation-v0`` (see the module docstring).
+
+    Args:
+        n_users: users of the world conversations are held with.
+        mode: ``target``, ``target_free`` or ``both`` (half each).
+        max_turns: agent turns the most patient user allows.
+        recommender: the platform's recommender (the second ranking expert).
+        ask_about_rate: chance the user asks about an offered item before deciding.
+        reveal_first: chance the user's opening names one attribute.
+        turn_cost, success_bonus, accept_weight, abandon_penalty, return_weight: reward terms.
+        render_mode: ``"ansi"`` renders the transcript so far.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        n_users: int = 200,
+        mode: Literal["target", "target_free", "both"] = "both",
+        max_turns: int = 8,
+        recommender: str = "popularity",
+        ask_about_rate: float = 0.1,
+        reveal_first: float = 0.3,
+        turn_cost: float = 0.05,
+        success_bonus: float = 1.0,
+        accept_weight: float = 0.3,
+        abandon_penalty: float = 0.3,
+        return_weight: float = 0.2,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}; expected one of {self.metadata['render_modes']} or None")
+        self.render_mode = render_mode
+        self.n_users = int(n_users)
+        self.recommender = recommender
+        self.cfg = ConversationConfig(rate=0.0, mode=mode, max_turns=max_turns, ask_about_rate=ask_about_rate, reveal_first=reveal_first)
+        self.turn_cost, self.success_bonus, self.accept_weight = turn_cost, success_bonus, accept_weight
+        self.abandon_penalty, self.return_weight = abandon_penalty, return_weight
+        self.experts: tuple[str, ...] = ("search", recommender)
+        self.actions: list[Action] = action_space(self.experts)
+        self.observation_space = spaces.Box(0.0, 1.5, shape=(N_FEATURES,), dtype=np.float32)
+        self.action_space = spaces.Discrete(len(self.actions))
+        self.world: World | None = None
+        self.conv: Conversation | None = None
+
+    # ----------------------------------------------------------------- world
+    def _build(self, seed: int) -> None:
+        cat, _ = bundled_catalog()
+        model = bundled_model()
+        pop = SampledPopulation(cat, self.n_users, seed=seed, model=model)
+        self.world = World(cat, pop, UtilityBrain(model.decision), make_recommender(self.recommender), WorldConfig(), seed=seed, items=model.item_table())
+        self.world.set_light_metrics()
+        self.layer = ConversationLayer(self.cfg, PolicyAgent())
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if self.world is None or seed is not None:
+            self._build(int(self.np_random.integers(2**31 - 1)))
+        w = self.world
+        assert w is not None
+        alive = np.flatnonzero(~w.users.churned)
+        if not alive.size:  # everybody churned: a fresh world
+            self._build(int(self.np_random.integers(2**31 - 1)))
+            w = self.world
+            alive = np.arange(self.n_users)
+        user = int(alive[self.np_random.integers(alive.size)])
+        w.begin_tick(only=np.array([user]))  # a tick holding this user's session; the episode's end closes it
+        self.layer.bind(w, np.random.default_rng(self.np_random.integers(2**63 - 1)))
+        self.conv = Conversation(self.layer, w, user, self.layer.new_intent(w, user))
+        self.conv.begin()
+        return self._obs(), {"user": user, "mode": self.conv.intent.mode}
+
+    def _obs(self) -> np.ndarray:
+        c = self.conv
+        assert c is not None
+        # The first expert's fitting candidates: a feature now, the items recommended if the policy recommends.
+        self._pool = pool, _ = candidates(c.state, c.tools, self.experts[0])
+        return features(c.state, pool.size, c.tools.n_items).astype(np.float32)
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        c, w = self.conv, self.world
+        if c is None or w is None or c.outcome is not None:
+            raise RuntimeError("call reset() before step() (the conversation has ended)")
+        a = self.actions[int(action)]
+        pool, calls = self._pool
+        n_acc = len(c.state.accepted)
+        c.step(decode(a, c.state, c.tools, pool, calls))
+        while c.outcome is None and c.state.last is not None and c.state.last.act == "ask_about":
+            c.step(AgentAct("answer_item", items=c.state.last.items[:1], tools=("facts",)))
+        reward = -self.turn_cost + self.accept_weight * self._accept_value(c.state.accepted[n_acc:])
+        info: dict[str, Any] = {}
+        if c.outcome is not None:
+            reward += self._end(c, info)
+        obs = self._obs() if c.outcome is None else np.zeros(N_FEATURES, np.float32)
+        return obs, float(reward), c.outcome is not None, False, info
+
+    def _accept_value(self, items: list[int]) -> float:
+        if not items:
+            return 0.0
+        ev = self.world.tick_events()  # type: ignore[union-attr]
+        from recworld.events import EventType
+
+        rated = {int(i): float(v) for i, v, t, u in zip(ev.item, ev.value, ev.type, ev.user) if t == EventType.RATE and u == self.conv.user}  # type: ignore[union-attr]
+        return float(sum(rated.get(i, 3.0) / 5.0 for i in items))
+
+    def _end(self, c: Conversation, info: dict[str, Any]) -> float:
+        w = self.world
+        assert w is not None
+        c.finish()
+        success = c.outcome == "success"
+        r = self.success_bonus if success else 0.0
+        if c.outcome in ("abandoned", "left"):
+            r -= self.abandon_penalty
+        w.end_tick()  # closes the session: churn and the time away come from the user model
+        back = (not w.users.churned[c.user]) and (w.users.next_return[c.user] - w.tick) <= 24
+        r += self.return_weight * float(back)
+        offered = [i for turn in c.recommended for i in turn]
+        ref = c.intent.reference
+        info.update(
+            outcome=c.outcome,
+            success=success,
+            turns=c.agent_turns,
+            mode=c.intent.mode,
+            hit=bool(set(ref) & set(offered)),
+            recall=len(set(ref) & set(offered)) / max(len(ref), 1),
+            recommended=[list(t) for t in c.recommended],
+            reference=list(ref),
+        )
+        return r
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.conv is None:
+            return None
+        return "\n".join(f"{m.role:>5}: {m.text}" for m in self.conv.state.messages)
+
+
+# ------------------------------------------------------------------ policies, evaluation, training
+def baseline_action(name: str, obs: np.ndarray, actions: list[Action]) -> int:
+    """The action of a fixed baseline policy: ``always_recommend`` (3 items of the platform's recommender every turn)
+    or ``ask_then_recommend`` (ask the genre, then the era, then recommend 3 search results)."""
+    idx = {(a.kind, a.attribute, a.k, a.expert): j for j, a in enumerate(actions)}
+    rec = actions[-2].expert  # the last expert: the platform's recommender
+    if name == "always_recommend":
+        return idx[("recommend", None, 3, rec)]
+    if name == "ask_then_recommend":
+        if obs[2] == 0:
+            return idx[("ask", "genre", 0, "")]
+        if obs[3] == 0:
+            return idx[("ask", "era", 0, "")]
+        return idx[("recommend", None, 3, "search")]
+    raise ValueError(f"unknown baseline {name!r}; expected always_recommend or ask_then_recommend")
+
+
+def run_episodes(env: ConversationEnv, act: Any, episodes: int, seed: int) -> list[dict[str, Any]]:
+    """Play ``episodes`` conversations with ``act(obs) -> action``; returns each episode's info plus its return."""
+    out = []
+    obs, _ = env.reset(seed=seed)
+    for _ in range(episodes):
+        total, done, info = 0.0, False, {}
+        while not done:
+            obs, r, term, trunc, info = env.step(act(obs))
+            total += r
+            done = term or trunc
+        out.append({**info, "return": total})
+        obs, _ = env.reset()
+    return out
+
+
+def summarize(episodes: list[dict[str, Any]], ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, Any]:
+    """Success rate, turns to success, recall@k by turn (iEvaLM) and abandonment, with 95% intervals where they are means."""
+    from recworld.metrics import mean_ci
+
+    succ = np.array([e["success"] for e in episodes], float)
+    turns = np.array([e["turns"] for e in episodes if e["success"]], float)
+    out: dict[str, Any] = {
+        "episodes": len(episodes),
+        "success": mean_ci(succ),
+        "turns_to_success": mean_ci(turns) if turns.size else None,
+        "abandoned": float(np.mean([e["outcome"] in ("abandoned", "left") for e in episodes])),
+        "return": mean_ci(np.array([e["return"] for e in episodes])),
+    }
+    for mode in ("target", "target_free"):
+        es = [e for e in episodes if e["mode"] == mode]
+        if es:
+            out[f"success_{mode}"] = float(np.mean([e["success"] for e in es]))
+            out[f"recall_{mode}"] = {f"@{t}": recall_by_turn(es, t) for t in ks}
+    return out
+
+
+def recall_by_turn(episodes: list[dict[str, Any]], turn: int) -> float:
+    """Mean share of each conversation's reference items recommended within its first ``turn`` agent turns (iEvaLM's recall@k by turn)."""
+    vals = []
+    for e in episodes:
+        ref = set(e["reference"])
+        got = {i for t in e["recommended"][:turn] for i in t}
+        vals.append(len(ref & got) / max(len(ref), 1))
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def train_policy(
+    iterations: int = 60, batch: int = 48, lr: float = 0.1, seed: int = 0, env_kwargs: dict[str, Any] | None = None, progress: Any = None
+) -> np.ndarray:
+    """Train the policy agent's linear-softmax weights on ``Conversation-v0`` by REINFORCE (returns-to-go, mean baseline).
+
+    Starts from :func:`~recworld.agents.conversation.agents.default_weights`; returns the weights
+    (save them with ``np.savez(path, weights=w)``; ``crs: {name: policy, params: {path: ...}}`` uses them).
+    """
+    from recworld.agents.conversation.agents import default_weights
+
+    env = ConversationEnv(**(env_kwargs or {}))
+    w = default_weights(len(env.experts)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    for it in range(iterations):
+        grads = np.zeros_like(w)
+        trajs = []
+        for _ in range(batch):
+            steps, done = [], False
+            while not done:
+                logits = obs @ w
+                p = np.exp(logits - logits.max())
+                p /= p.sum()
+                a = int(rng.choice(p.size, p=p))
+                nobs, r, term, trunc, _ = env.step(a)
+                steps.append((obs, a, p, r))
+                obs, done = nobs, term or trunc
+            obs, _ = env.reset()
+            rets = np.cumsum([s[3] for s in steps][::-1])[::-1]
+            trajs.append((steps, rets))
+        base = np.mean([t[1][0] for t in trajs])
+        for steps, rets in trajs:
+            for (o, a, p, _), g in zip(steps, rets):
+                onehot = -p
+                onehot[a] += 1.0
+                grads += np.outer(o, onehot) * (g - base)
+        w += lr * grads / batch
+        if progress is not None:
+            progress(it + 1, float(base))
+    return w.astype(np.float32)
+
+
+def compare_policies(weights: np.ndarray, seeds: list[int], episodes: int = 100, env_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The trained policy against the two baselines on held-out ``seeds``: per metric, the mean over seeds and its 95% interval.
+
+    Each seed is a fresh world; a policy's per-seed value is the mean over ``episodes`` conversations.
+    Metrics: success rate, turns to success, recall@3 by turn (target mode), abandonment.
+    """
+    from recworld.metrics import mean_ci
+
+    env = ConversationEnv(**(env_kwargs or {}))
+    policies: dict[str, Any] = {
+        "trained": lambda o: int(np.argmax(o @ weights)),
+        "always_recommend": lambda o: baseline_action("always_recommend", o, env.actions),
+        "ask_then_recommend": lambda o: baseline_action("ask_then_recommend", o, env.actions),
+    }
+    rows = []
+    for name, act in policies.items():
+        per: dict[str, list[float]] = {"success": [], "turns_to_success": [], "recall@3": [], "abandoned": []}
+        for seed in seeds:
+            eps = run_episodes(env, act, episodes, seed)
+            per["success"].append(float(np.mean([e["success"] for e in eps])))
+            t = [e["turns"] for e in eps if e["success"]]
+            per["turns_to_success"].append(float(np.mean(t)) if t else float(env.cfg.max_turns))
+            tgt = [e for e in eps if e["mode"] == "target"]
+            per["recall@3"].append(recall_by_turn(tgt, 3) if tgt else 0.0)
+            per["abandoned"].append(float(np.mean([e["outcome"] in ("abandoned", "left") for e in eps])))
+        for metric, vals in per.items():
+            m, lo, hi = mean_ci(vals)
+            rows.append({"policy": name, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+__all__ = ["ConversationEnv", "baseline_action", "compare_policies", "recall_by_turn", "run_episodes", "summarize", "train_policy"]
