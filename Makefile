@@ -1,4 +1,4 @@
-# RecWorld: `make demo` runs the quickstart offline; `make test` runs the test suite.
+# RecWorld: `make demo` runs the demo scenario offline; `make test` runs the test suite.
 # Both create/refresh .venv idempotently first (pip; network only to the package registries).
 
 PY ?= python3
@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[all,test]"
 	$(BIN)/pip install -q --no-deps recbole==1.2.1
 	$(BIN)/python -m recworld.setup_data
+	$(BIN)/python -m recworld.scenarios.warmup
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -44,8 +45,10 @@ $(VENV)/.postgres-stamp: | $(BIN)/python
 	fi
 	touch $(VENV)/.postgres-stamp
 
+# One simulated day of the 943 ML-100K users with LLM language (under three minutes on 2 cores, see README);
+# the full week: $(BIN)/recworld run quickstart --brain hybrid
 demo: setup
-	$(BIN)/recworld run quickstart --brain hybrid
+	$(BIN)/recworld run demo --interview "What did you enjoy on the app this week, and what do you want more of?"
 
 test: setup browser $(VENV)/.postgres-stamp lint
 	$(BIN)/python -m pytest -q

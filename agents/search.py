@@ -115,6 +115,10 @@ class SearchLayer:
         self.rng = world.seeder.rng("search")
         world.add_session_hook(self.on_sessions)
 
+    def on_tick_start(self, world: World, tick: int) -> EventBatch:
+        """Nothing before the sessions: searches happen in sessions (a session hook)."""
+        return EventBatch.empty()
+
     def on_tick(self, world: World, tick: int) -> EventBatch:
         return EventBatch.empty()
 

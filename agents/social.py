@@ -20,18 +20,20 @@ the sessions of each tick it acts and returns that tick's social events:
   friends about an item; both users' tastes move ``chat_shift`` towards it.
 - **follow/unfollow** (FOLLOW/UNFOLLOW, value = other user id), homophilous.
 
-Text comes from the brain's LLM when the brain is a :class:`SocialVoice`
-(``social_texts``, one burst per tick), else from templates (zero LLM calls),
-so social dynamics also run fast with the utility brain. The layer changes
-the world only through World methods (``add_item``, ``count_social_watches``,
-``shift_tastes``).
+Post and chat texts are :class:`~recworld.agents.language.Utterance` jobs.
+When the brain is a :class:`SocialVoice` (an LLM brain) they go to its
+language pipeline (one burst per tick, written while the world runs): a post
+is published, and a chat happens, when its checked text is heard
+(``language_lag`` ticks later, see :mod:`recworld.agents.language`).
+Otherwise (or with ``use_llm: false``) they are said at once from templates
+(zero LLM calls), so social dynamics also run fast with the utility brain.
+The layer changes the world only through World methods (``add_item``,
+``count_social_watches``, ``shift_tastes``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -39,13 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recworld.agents.brains import llm_text as T
 from recworld.agents.brains.utility import UtilityBrain
+from recworld.agents.language import Said, TemplateVoice, Utterance, Voice
 from recworld.agents.memory import CHAT, POST
 from recworld.errors import ConfigError
 from recworld.events import EventBatch, EventType
 from recworld.payloads import ChatPayload, PostPayload, SocialWatchPayload
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recworld.payloads import Author
     from recworld.protocols import RecorderSink
     from recworld.world import World
 
@@ -85,16 +87,6 @@ class SocialConfig(BaseModel):
         return v
 
 
-@dataclass
-class SocialTexts:
-    """Texts of one tick's posts and chats, and who wrote each ("llm" or "template")."""
-
-    posts: list[str]
-    chats: list[list[str]]
-    post_authors: list[Author]
-    chat_authors: list[Author]
-
-
 @runtime_checkable
 class SocialVoice(Protocol):
     """A brain that speaks for its users in the social layer (the LLM brains).
@@ -105,8 +97,9 @@ class SocialVoice(Protocol):
 
     utility: UtilityBrain
 
-    def social_texts(self, world: World, tick: int, posts: Sequence[tuple[int, int, float]], chats: Sequence[tuple[int, int, int, int]]) -> SocialTexts:
-        """Text of posts ``(user, item, rating)`` and chats ``(a, b, item, turns)``."""
+    @property
+    def language(self) -> Voice:
+        """Where the users' texts go (the brain's language pipeline)."""
         ...
 
     def remember(self, user: int, tick: int, kind: int, importance: float, vector: np.ndarray, text: str) -> None:
@@ -124,9 +117,9 @@ class SocialLayer:
     Args:
         world: the world (its users must exist).
         config: a :class:`SocialConfig`.
-        brain: the world's brain; when it is a :class:`SocialVoice` its LLM
-            writes the texts and its users remember; its utility model (or the
-            brain itself, a utility brain) decides social watches.
+        brain: the world's brain; when it is a :class:`SocialVoice` its language
+            pipeline writes the texts and its users remember; its utility model
+            (or the brain itself, a utility brain) decides social watches.
         seed: the scenario seed.
     """
 
@@ -262,6 +255,10 @@ class SocialLayer:
         return state
 
     # -------------------------------------------------------------- tick
+    def on_tick_start(self, world: World, tick: int) -> EventBatch:
+        """Nothing happens before the sessions: the social layer acts after them."""
+        return EventBatch.empty()
+
     def on_tick(self, world: World, tick: int) -> EventBatch:
         """Social actions of tick ``tick`` (after its sessions)."""
         c = self.config
@@ -302,24 +299,29 @@ class SocialLayer:
             turns = int(rng.integers(c.chat_turns[0], c.chat_turns[1] + 1))
             chats.append((a, b, int(item), turns))
 
-        texts = self._texts(world, tick, posts, chats)
-        for (a, item, rating), text, by in zip(posts, texts.posts, texts.post_authors):
-            rows.extend(self._publish(world, tick, a, item, text, parent=None, rating=rating, by=by))
+        voice = self._voice()
+        n_posts = voice.take_budget(tick, len(posts), "social")
+        n_chats = voice.take_budget(tick, len(chats), "social")
+        post_jobs = [
+            Utterance(
+                "post", a, tick, T.template_post(world, a, item, rating), self._hear_post, (a, item, rating), {"item": item, "rating": rating}, j < n_posts
+            )
+            for j, (a, item, rating) in enumerate(posts)
+        ]
+        chat_jobs = [
+            Utterance(
+                "chat", a, tick, T.template_chat(world, a, b, item, turns), self._hear_chat, (a, b, item, turns), {"partner": b, "item": item}, j < n_chats
+            )
+            for j, (a, b, item, turns) in enumerate(chats)
+        ]
+        # Posts said now are in followers' feeds before they look (2); texts still being written are heard later.
+        batches = [voice.say(world, tick, post_jobs)]
 
         # 2) diffusion: active users look at their social feed.
         rows.extend(self._consume_feeds(world, tick, active, roles))
-
-        for (a, b, item, _turns), lines, by in zip(chats, texts.chats, texts.chat_authors):
-            cid = self.chats
-            self.chats += 1
-            for j, line in enumerate(lines):
-                speaker, partner = (a, b) if j % 2 == 0 else (b, a)
-                rows.append((speaker, int(EventType.CHAT), item, float(partner), line, ChatPayload(conversation=cid, turn=j, by=by).dump()))
-            if self.config.chat_shift > 0:
-                world.shift_tastes(np.array([a, b]), item, self.config.chat_shift)
-            if self.voice is not None:
-                for x, y in ((a, b), (b, a)):
-                    self.voice.remember(x, tick, CHAT, 0.5, world.catalog.embeddings[item], f"Chatted with user {y} about {T.title(world, item)}: {lines[0]}")
+        batches.append(self._batch(tick, rows))
+        batches.append(voice.say(world, tick, chat_jobs))
+        rows = []
 
         # 4) follow / unfollow (homophily on the direction of tastes: cosine similarity).
         taste = _unit(world.users.taste.astype(np.float32))
@@ -342,7 +344,8 @@ class SocialLayer:
         if self.recorder is not None:
             self.recorder.add_edges(new_edges)
             self.recorder.remove_edges(gone_edges)
-        return self._batch(tick, rows)
+        batches.append(self._batch(tick, rows))
+        return EventBatch.concat(batches)
 
     # ------------------------------------------------------------ pieces
     @staticmethod
@@ -368,16 +371,30 @@ class SocialLayer:
             out.setdefault(uu, []).append((it, rates.get((uu, it), float("nan"))))
         return out
 
-    def _texts(self, world: World, tick: int, posts: list, chats: list) -> SocialTexts:
-        """Texts of posts and chats, and who wrote each: the brain's LLM when it has a voice, else templates."""
-        if self.config.use_llm and self.voice is not None and (posts or chats):
-            return self.voice.social_texts(world, tick, posts, chats)
-        return SocialTexts(
-            posts=[T.template_post(world, a, item, r) for a, item, r in posts],
-            chats=[T.template_chat(world, a, b, item, t) for a, b, item, t in chats],
-            post_authors=["template"] * len(posts),
-            chat_authors=["template"] * len(chats),
-        )
+    def _voice(self) -> Voice:
+        """Where users' texts go: the brain's language pipeline (a model writes them), else templates said at once."""
+        if self.config.use_llm and self.voice is not None:
+            return self.voice.language
+        return TemplateVoice()
+
+    # What saying a post or a chat does (now, or when the model's text arrives).
+    def _hear_post(self, world: World, tick: int, said: Said, author: int, item: int, rating: float) -> EventBatch:
+        return self._batch(tick, self._publish(world, tick, author, item, said.text, parent=None, rating=rating, by=said.by))
+
+    def _hear_chat(self, world: World, tick: int, said: Said, a: int, b: int, item: int, turns: int) -> EventBatch:
+        lines = list(said.text)[: max(2, min(4, turns))]
+        cid = self.chats
+        self.chats += 1
+        rows = []
+        for j, line in enumerate(lines):
+            speaker, partner = (a, b) if j % 2 == 0 else (b, a)
+            rows.append((speaker, int(EventType.CHAT), item, float(partner), line, ChatPayload(conversation=cid, turn=j, by=said.by).dump()))
+        if self.config.chat_shift > 0:
+            world.shift_tastes(np.array([a, b]), item, self.config.chat_shift)
+        if self.voice is not None:
+            for x, y in ((a, b), (b, a)):
+                self.voice.remember(x, tick, CHAT, 0.5, world.catalog.embeddings[item], f"Chatted with user {y} about {T.title(world, item)}: {lines[0]}")
+        return self._batch(tick, rows)
 
     def _publish(
         self, world: World, tick: int, author: int, item: int, text: str, parent: int | None, rating: float = float("nan"), by: str = "template"
@@ -523,4 +540,4 @@ class SocialLayer:
         }
 
 
-__all__ = ["SocialConfig", "SocialLayer", "SocialTexts", "SocialVoice"]
+__all__ = ["SocialConfig", "SocialLayer", "SocialVoice"]

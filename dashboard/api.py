@@ -261,7 +261,7 @@ def users(
 
 @router.get("/runs/{run_id}/users/{user_id}", response_model=S.UserDetail)
 def user(engine: EngineDep, run_id: RunId, user_id: UserId) -> dict:
-    """A user's persona, traits, state over time, first pages of sessions, memory, chats, posts and instructions."""
+    """A user's persona, traits, state over time, first pages of sessions, memory, chats, posts, instructions and stored interviews."""
     return service.user_detail(engine, run_id, user_id)
 
 

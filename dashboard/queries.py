@@ -34,7 +34,7 @@ from recworld.storage.models import (
     UserSnapshot,
     Validation,
 )
-from recworld.storage.queries import columns_or_null, run_summary
+from recworld.storage.queries import columns_or_null, interviews, llm_text_outcomes, run_summary
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
 RUN_FIELDS = [c.name for c in Run.__table__.columns if c.name not in ("config_json", "versions_json", "summary_json")]
@@ -742,7 +742,11 @@ def profiles_of(engine: Engine, run_id: int, user_ids: list[int]) -> dict[int, d
 
 # -------------------------------------------------------------------- llm
 def llm_by_purpose(engine: Engine, run_id: int) -> list[dict[str, Any]]:
-    """LLM calls of a run grouped by purpose: count, cached, fallbacks, tokens, mean latency."""
+    """LLM calls of a run grouped by purpose: count, cached, fallbacks, tokens, mean latency, and what became of their text.
+
+    ``kept``, ``rejected`` (with ``reasons``) and ``failed``: see
+    :func:`recworld.storage.queries.llm_text_outcomes`.
+    """
     c = LLMCall
     q = (
         select(
@@ -758,7 +762,17 @@ def llm_by_purpose(engine: Engine, run_id: int) -> list[dict[str, Any]]:
         .order_by(func.count().desc())
     )
     with engine.connect() as con:
-        return _rows(con, q)
+        rows = _rows(con, q)
+    outcomes = llm_text_outcomes(engine, run_id)
+    for r in rows:
+        o = outcomes.get(r["purpose"], {})
+        r.update({k: o.get(k, 0) for k in ("kept", "rejected", "failed")}, reasons=o.get("reasons", {}))
+    return rows
+
+
+def user_interviews(engine: Engine, run_id: int, user_id: int) -> list[dict[str, Any]]:
+    """A user's stored interviews (``recworld interview``), newest first."""
+    return interviews(engine, run_id, user_id)
 
 
 def llm_by_endpoint(engine: Engine, run_id: int) -> list[dict[str, Any]]:

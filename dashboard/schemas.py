@@ -95,6 +95,10 @@ class LLMPurpose(BaseModel):
     fallbacks: int
     tokens: int
     mean_latency_ms: float | None = None
+    kept: int = 0
+    rejected: int = 0
+    failed: int = 0
+    reasons: dict[str, int] = {}
 
 
 class LLMEndpoint(BaseModel):
@@ -191,6 +195,18 @@ class SessionOut(BaseModel):
     churn: int
 
 
+class InterviewOut(BaseModel):
+    """A question put to the user after the run (``recworld interview``) and the answer."""
+
+    id: int
+    question: str
+    answer: str
+    by: str
+    rejected: str | None = None
+    model: str
+    created_at: datetime
+
+
 class UserDetail(BaseModel):
     """Everything the user page shows on first load (long lists are paginated endpoints)."""
 
@@ -203,6 +219,7 @@ class UserDetail(BaseModel):
     chats: Page[EventOut]
     posts: Page[EventOut]
     instructions: Page[EventOut]
+    interviews: list[InterviewOut] = []
 
 
 class ItemOut(BaseModel):

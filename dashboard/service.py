@@ -172,6 +172,7 @@ def user_detail(engine: Engine, run_id: int, user_id: int, limit: int = 20) -> d
         "chats": user_events_page(engine, run_id, user_id, [int(EventType.CHAT)], limit, 0),
         "posts": user_events_page(engine, run_id, user_id, [int(EventType.POST)], limit, 0),
         "instructions": user_events_page(engine, run_id, user_id, [int(EventType.INSTRUCTION)], limit, 0),
+        "interviews": Q.user_interviews(engine, run_id, user_id),
     }
 
 

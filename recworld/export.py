@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from recworld.errors import ConfigError
 from recworld.events import EventType
 from recworld.kpis import TICK_KPIS
-from recworld.payloads import ChatPayload, ConversationEndPayload, TurnPayload
+from recworld.payloads import AuthoredPayload, ChatPayload, ConversationEndPayload, TurnPayload
 from recworld.storage.models import Event, Item, Run
 
 _PAGE_TYPES = (int(EventType.WATCH), int(EventType.SKIP))
@@ -115,6 +115,12 @@ def export_events(engine: Engine, run_id: int, out_path: str | Path, chunk: int 
             n += len(page)
             last = page[-1][0]
     return n
+
+
+def _asked(tick: int, payload: str | None) -> int:
+    """The tick of the page a text is about (its payload's ``asked``), else the tick it was logged."""
+    p = AuthoredPayload.read(payload)
+    return int(tick) if p is None or p.asked is None else int(p.asked)
 
 
 _TALK_TYPES = (EventType.CHAT, EventType.INSTRUCTION, EventType.FEELING, EventType.CONVERSE, EventType.CONVERSATION_END)
@@ -197,10 +203,11 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
         # ---- conversations with the platform's agent
         records.extend(_crs_records(run_id, talk, titles))
         # ---- exchanges
-        feelings = [(eid, tick, user, text) for eid, tick, user, typ, _i, _v, text, _p in talk if typ == int(EventType.FEELING)]
-        instructions = [(eid, tick, user, text) for eid, tick, user, typ, _i, _v, text, _p in talk if typ == int(EventType.INSTRUCTION)]
+        # A text may be heard ticks after the page it reacts to (the language pipeline): its payload's "asked" is the page's tick.
+        feelings = [(eid, _asked(tick, p), user, text) for eid, tick, user, typ, _i, _v, text, p in talk if typ == int(EventType.FEELING)]
+        instructions = [(eid, tick, _asked(tick, p), user, text) for eid, tick, user, typ, _i, _v, text, p in talk if typ == int(EventType.INSTRUCTION)]
         pages_of: dict[int, list[tuple[int, int, int, int]]] = {}
-        for eid, tick, user, text in instructions:
+        for eid, tick, asked, user, text in instructions:
             if user not in pages_of:
                 pages_of[user] = [
                     tuple(r)
@@ -211,10 +218,11 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
                     )
                 ]
             rows = pages_of[user]
-            before = [r for r in rows if r[0] < eid][-k:]
+            before = [r for r in rows if r[0] < eid and r[1] <= asked][-k:]
             after = [r for r in rows if r[0] > eid][:k]
             page_first = before[0][0] if before else eid
-            feeling = next((t for fe, ft, fu, t in reversed(feelings) if fu == user and page_first < fe < eid), None)
+            # The feeling about the same page: logged after its first item, asked for in the same tick.
+            feeling = next((t for fe, fa, fu, t in feelings if fu == user and fa == asked and fe > page_first), None)
 
             def page(rs: list) -> list[dict[str, Any]]:
                 return [{"item_id": it, "title": titles.get(it), "watched": typ == int(EventType.WATCH)} for _e, _t, typ, it in rs]

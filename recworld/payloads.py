@@ -92,9 +92,19 @@ class LeavePayload(Payload):
 
 
 class AuthoredPayload(Payload):
-    """FEELING and INSTRUCTION: who wrote the text (the LLM, or a template as a fallback)."""
+    """FEELING and INSTRUCTION: who wrote the text (the LLM, or a template as a fallback).
+
+    Attributes:
+        by: who wrote the text.
+        asked: the tick of the page the text is about, when the text was
+            written in the background and heard later (the language
+            pipeline); absent when it was said on the page itself.
+    """
+
+    omit_none: ClassVar[tuple[str, ...]] = ("asked",)
 
     by: Author
+    asked: int | None = None
 
 
 class PostPayload(Payload):

@@ -349,9 +349,13 @@ class WorldLayer(Protocol):
 
     1. ``attach(world)``: once, when added (set up per-user state, register
        what the world should call, e.g. :meth:`World.set_instruction_encoder`).
-    2. ``on_tick(world, tick)``: after the sessions of every tick; returns the
-       layer's events of that tick (they join the tick's log and metrics).
-       The layer changes the world's state only through World methods.
+    2. ``on_tick_start(world, tick)``: at the start of every tick, before any
+       session (e.g. texts written in the background arriving, so an
+       instruction reaches the recommender on the user's next page); and
+       ``on_tick(world, tick)``: after the sessions of every tick. Both return
+       the layer's events (they join the tick's log and metrics). Layers run
+       in the order they were added. The layer changes the world's state only
+       through World methods.
     3. ``attach_recorder(recorder)``: when a run is recorded
        (:meth:`World.attach_recorder`): report edges, items, LLM calls, memories.
     4. Checkpoint state: a layer is pickled with the world. It leaves out what
@@ -365,6 +369,10 @@ class WorldLayer(Protocol):
 
     def attach(self, world: World) -> None:
         """Called once by :meth:`World.add_layer`."""
+        ...
+
+    def on_tick_start(self, world: World, tick: int) -> EventBatch:
+        """The layer's actions at the start of ``tick``, before any session; returns their events."""
         ...
 
     def on_tick(self, world: World, tick: int) -> EventBatch:

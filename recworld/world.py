@@ -155,7 +155,11 @@ class World(mesa.Model):
 
     # --------------------------------------------------------------- layers
     def add_layer(self, layer: WorldLayer) -> None:
-        """Attach ``layer`` (see :class:`~recworld.protocols.WorldLayer`): it runs after the sessions of every tick."""
+        """Attach ``layer`` (see :class:`~recworld.protocols.WorldLayer`): it runs at the start of every tick and after its sessions.
+
+        Layers run in the order they were added. A layer that hears what
+        others say (an LLM brain's language pipeline) goes after them.
+        """
         if layer in self.layers:
             raise RecWorldError(f"layer {layer.name!r} is already attached to this world")
         layer.attach(self)
@@ -263,6 +267,8 @@ class World(mesa.Model):
         self._stats = _TickStats()
         self._batches = []
         self._page_of: dict[int, int] = {}
+        for layer in self.layers:  # before any session: e.g. texts written in earlier ticks arrive
+            self._batches.append(layer.on_tick_start(self, self.tick))
         u = self.users
         if only is None:
             due = np.flatnonzero(~u.churned & ~u.in_session & (u.next_return <= self.tick))
@@ -344,6 +350,25 @@ class World(mesa.Model):
         for obs in self.observers:
             obs.on_tick(self, events, metrics)
         return metrics
+
+    def apply_instructions(self, users: np.ndarray, texts: list[str], payloads: list[dict[str, Any] | None] | None = None) -> EventBatch:
+        """Users tell the recommender what they want: it reads ``texts`` from the next page on; returns the INSTRUCTION events.
+
+        Args:
+            users: who gives an instruction (one text each).
+            texts: the instructions.
+            payloads: per-event payloads (who wrote the text), or None.
+        """
+        users = np.asarray(users, np.int64)
+        if users.size == 0:
+            return EventBatch.empty()
+        self.instructions.update({int(u): t for u, t in zip(users.tolist(), texts)})
+        if self.instruction_encoder is not None:
+            vecs = self.instruction_encoder(list(texts))
+            for uid, v in zip(users.tolist(), vecs):
+                self.instruction_embeddings[int(uid)] = v
+        self._stats.instructions += len(texts)
+        return EventBatch.build(self.tick, users, EventType.INSTRUCTION, texts=list(texts), payloads=payloads)
 
     def advance_clock(self) -> None:
         """Move to the next tick without simulating one (env cores whose users live on their own clock)."""
@@ -481,15 +506,8 @@ class World(mesa.Model):
         instr: dict[int, str] = {}
         if dec.instructions:
             us = sorted(dec.instructions)
-            texts = [dec.instructions[i] for i in us]
-            batches.append(EventBatch.build(tick, active[us], EventType.INSTRUCTION, texts=texts, payloads=[_by(dec, i) for i in us]))
             instr = {int(active[i]): dec.instructions[i] for i in us}
-            self.instructions.update(instr)
-            if self.instruction_encoder is not None:
-                vecs = self.instruction_encoder(texts)
-                for uid, v in zip((int(active[i]) for i in us), vecs):
-                    self.instruction_embeddings[uid] = v
-            stats.instructions += len(instr)
+            batches.append(self.apply_instructions(active[us], [dec.instructions[i] for i in us], [_by(dec, i) for i in us]))
         if dec.fallback is not None and np.any(dec.fallback):
             fb = np.flatnonzero(dec.fallback)
             batches.append(EventBatch.build(tick, active[fb], EventType.FALLBACK))

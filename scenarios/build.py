@@ -116,8 +116,6 @@ def build_world(scenario: Scenario) -> World:
         raise ConfigError(f"field 'world.slate_size': {scenario.world.slate_size} is larger than the catalog ({len(catalog)} items); lower it")
     items = model.item_table() if model is not None else None
     world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed, items=items, name=scenario.name)
-    if isinstance(brain, WorldLayer):  # LLM brains: memory, instruction encoder, LLM accounting, runtime to close
-        world.add_layer(brain)
     if scenario.social.get("enabled"):
         from recworld.agents.social import SocialLayer
 
@@ -133,4 +131,8 @@ def build_world(scenario: Scenario) -> World:
         from recworld.agents.search import SearchLayer
 
         world.add_layer(SearchLayer.from_config(scenario.search))
+    # LLM brains (memory, instruction encoder, LLM accounting, the language pipeline) go last:
+    # the texts the social layer's users ask for in a tick are heard after it.
+    if isinstance(brain, WorldLayer):
+        world.add_layer(brain)
     return world

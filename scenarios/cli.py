@@ -81,7 +81,15 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if outcome.status == "interrupted":
         err.print(f"interrupted at tick {outcome.ticks_done}; resume with: recworld resume {outcome.run_id} --db {redact(db)}")
         return 130
-    err.print(f"run {outcome.run_id} completed; events in {redact(db)}. Browse with: recworld dashboard --db {redact(db)}")
+    if args.interview:
+        _interview_one(out, db, outcome.run_id, args.interview)
+    err.print(f"run {outcome.run_id} completed; events in {redact(db)}.")
+    out.print(
+        f"Open the dashboard on this run: recworld dashboard --db {redact(db)}  ->  http://127.0.0.1:8000/runs/{outcome.run_id}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if server is not None and args.keep_dashboard:
         err.print("dashboard still serving; Ctrl-C to stop")
         try:
@@ -108,7 +116,116 @@ def _print_voices(out: Console, db: str, run_id: int) -> None:
         if rows:
             out.print(f"[bold]{label}[/]")
             for tick, user, text in rows:
-                out.print(f"  tick {tick:>4} · user {user:>4}: {text}", markup=False, highlight=False)
+                out.print(f"  tick {tick:>4} · user {user:>4}: {text}", markup=False, highlight=False, soft_wrap=True)
+    line = language_line(engine, run_id)
+    if line:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def language_line(engine: Any, run_id: int) -> str | None:
+    """One line on what became of the model's text in a run: kept, rejected (by reason), no answer."""
+    from recworld.storage.queries import llm_text_outcomes
+
+    rows = [r for p, r in llm_text_outcomes(engine, run_id).items() if p != "decide"]
+    calls = sum(int(r["calls"]) for r in rows)
+    if not calls:
+        return None
+    kept = sum(r["kept"] for r in rows)
+    reasons: dict[str, int] = {}
+    for r in rows:
+        for k, n in r["reasons"].items():
+            reasons[k] = reasons.get(k, 0) + n
+    failed = sum(r["failed"] for r in rows)
+    why = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return (
+        f"model text: {kept} of {calls} texts kept ({kept / calls:.0%}); rejected by the grounding check: {sum(reasons.values())}"
+        + (f" ({why})" if why else "")
+        + (f"; no answer: {failed}" if failed else "")
+        + "; rejected texts were replaced by templates"
+    )
+
+
+def _interview_one(out: Console, db: str, run_id: int, question: str) -> None:
+    """Ask the run's most vocal user ``question`` and print the answer (the end of `recworld run --interview`)."""
+    from recworld.scenarios.interview import interview
+    from recworld.storage import connect
+    from recworld.storage.queries import most_vocal_user
+
+    engine = connect(db, create=False)
+    user = most_vocal_user(engine, run_id)
+    if user is None:
+        return
+    [a] = interview(engine, run_id, [user], question)
+    out.print("[bold]an interview[/]")
+    _print_answer(out, a)
+    out.print(f'  (ask anyone else: recworld interview {run_id} USER "your question" --db {redact(db)})', markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_answer(out: Console, a: Any) -> None:
+    note = "" if a.by == "llm" else f"  [template{': the model answer was rejected as ' + a.rejected if a.rejected else ': the model did not answer'}]"
+    out.print(f"  Q to user {a.user_id}: {a.question}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"  A: {a.answer}{note}", markup=False, highlight=False, soft_wrap=True)
+
+
+def cmd_interview(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from recworld.scenarios.interview import interview, run_users, sample_users
+    from recworld.storage import connect
+    from recworld.storage.queries import get_run
+
+    db = args.db or os.environ.get("RECWORLD_DB") or "sqlite:///runs/recworld.db"
+    engine = connect(db, create=False)
+    if args.sample is not None and args.sample < 1:
+        raise RecWorldError(f"--sample must be at least 1, got {args.sample}")
+    path = args.out or f"run{args.run_id}_interviews.csv"
+    if args.all and not path.endswith((".csv", ".json")):
+        raise RecWorldError(f"--out {path!r}: expected a .csv or .json file")
+    if args.all:
+        if args.user is not None or args.question_pos is not None:
+            raise RecWorldError('with --all give the question as --question "...", not as positional arguments')
+        if not args.question:
+            raise RecWorldError('--all needs --question "..."')
+        run = get_run(engine, args.run_id)
+        users = sample_users(run_users(engine, args.run_id), args.sample, run.seed if run is not None else 0)
+        question = args.question
+    else:
+        if args.sample is not None:
+            raise RecWorldError("--sample goes with --all")
+        question = args.question_pos if args.question_pos is not None else args.question
+        if args.user is None or not question:
+            raise RecWorldError('expected RUN USER "question" (or RUN --all --question "...")')
+        users = [args.user]
+    if not users:
+        raise RecWorldError(f"run {args.run_id} has no users in {redact(db)}; see `recworld runs --db {redact(db)}`")
+    answers = interview(engine, args.run_id, users, question)
+    if not args.all:
+        _print_answer(out, answers[0])
+        return 0
+    t = Table(title=f"run {args.run_id}: {question}", header_style="bold")
+    for col in ("user", "by", "answer"):
+        t.add_column(col)
+    for a in answers:
+        t.add_row(str(a.user_id), a.by if a.by == "llm" else f"template ({a.rejected or 'no answer'})", a.answer)
+    out.print(t)
+    _write_answers(path, answers)
+    kept = sum(a.by == "llm" for a in answers)
+    err.print(f"wrote {len(answers)} answers to {path} ({kept} by the model, {len(answers) - kept} from templates); stored in {redact(db)}")
+    return 0
+
+
+def _write_answers(path: str, answers: list) -> None:
+    import csv
+    import dataclasses
+    import json
+
+    rows = [dataclasses.asdict(a) for a in answers]
+    if path.endswith(".json"):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1, ensure_ascii=False)
+        return
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["user_id"])
+        w.writeheader()
+        w.writerows(rows)
 
 
 def cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -417,7 +534,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-dashboard", action="store_true", help="keep serving the dashboard after the run")
     r.add_argument("--port", type=int, default=8000, help="dashboard port (0 = any free port)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--interview", metavar="QUESTION", help="after the run, ask its most vocal user this question and print the answer")
     r.set_defaults(func=cmd_run)
+
+    iv = sub.add_parser("interview", help='ask the users of a finished run a question: RUN USER "question", or RUN --all --question "..." [--sample N]')
+    iv.add_argument("run_id", type=int)
+    iv.add_argument("user", type=int, nargs="?", help="the user to ask (0-based id, as on the dashboard)")
+    iv.add_argument("question_pos", nargs="?", metavar="question")
+    iv.add_argument("--all", action="store_true", help="ask every user (or --sample N of them) and write a table")
+    iv.add_argument("--question", help="the question (with --all)")
+    iv.add_argument("--sample", type=int, help="with --all: ask this many users, drawn with the run's seed")
+    iv.add_argument("--out", help="with --all: a .csv or .json file (default: runN_interviews.csv)")
+    iv.add_argument("--db")
+    iv.set_defaults(func=cmd_interview)
 
     c = sub.add_parser("compare", help="run a scenario once per recommender and print a side-by-side table")
     c.add_argument("scenario")

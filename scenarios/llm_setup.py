@@ -14,4 +14,4 @@ def build_llm_brain(scenario: Scenario, decision: DecisionParams | None = None) 
     require_extra("openai", "llm", f"brain.kind={scenario.brain.kind}")
     from recworld.agents.brains.llm import build_brain_from_config
 
-    return build_brain_from_config(scenario.brain.kind, scenario.brain.params, scenario.llm, seed=scenario.seed, decision=decision)
+    return build_brain_from_config(scenario.brain.kind, scenario.brain.params, scenario.llm, seed=scenario.seed, decision=decision, horizon=scenario.ticks)

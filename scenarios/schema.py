@@ -138,6 +138,9 @@ class Scenario(_Strict):
         if new_rec is not None and new_rec != self.recommender.name and "recommender.params" not in changes:
             # Parameters belong to the recommender they were written for.
             data["recommender"]["params"] = {}
+        new_brain = changes.get("brain.kind")
+        if new_brain is not None and new_brain != self.brain.kind and "brain.params" not in changes:
+            data["brain"]["params"] = {}  # likewise for a brain (`recworld run demo --brain utility`)
         for path, value in changes.items():
             if value is None:
                 continue

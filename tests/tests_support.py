@@ -60,7 +60,7 @@ TALK_COLUMNS = ("searches", "search_clicks", "conversations", "conversation_turn
 
 
 def downgrade_to_schema_v1(engine) -> None:
-    """Turn a current database back into the schema-v1 layout (``LLMCall`` without ``endpoint``, ``TickMetrics`` without search/conversation counts).
+    """Turn a current database back into the schema-v1 layout (``LLMCall`` without ``endpoint`` and ``rejected``, ``TickMetrics`` without search/conversation counts, no ``Interview`` table).
 
     Hand-made on purpose: this code can no longer write a v1 database, and a
     migration test needs one. Adds one v1-era ``LLMCall`` row (run 1).
@@ -73,6 +73,8 @@ def downgrade_to_schema_v1(engine) -> None:
         con.exec_driver_sql("ALTER TABLE llmcall DROP COLUMN endpoint")
         for col in TALK_COLUMNS:
             con.exec_driver_sql(f"ALTER TABLE tickmetrics DROP COLUMN {col}")
+        con.exec_driver_sql("ALTER TABLE llmcall DROP COLUMN rejected")
+        con.exec_driver_sql("DROP TABLE interview")
         con.exec_driver_sql(
             "INSERT INTO llmcall (run_id, tick, user_id, purpose, model, tokens_in, tokens_out, latency_ms, cached, retries, fell_back, error)"
             " VALUES (1, 3, 7, 'decide', 'old-model', 300, 40, 812.5, FALSE, 0, FALSE, NULL)"
@@ -85,15 +87,16 @@ def downgrade_to_schema_v1(engine) -> None:
 
 
 def check_migrated_from_v1(engine) -> None:
-    """The v1 row survived with ``endpoint`` NULL, the recorder writes endpoints, the v3 tick columns exist, the version is current."""
+    """The v1 row survived with ``endpoint`` and ``rejected`` NULL, the recorder writes both, the v3 tick columns exist, interviews can be stored, the version is current."""
     from sqlalchemy import inspect
     from sqlmodel import Session
 
     from recworld.storage.models import SCHEMA_VERSION, LLMCall, SchemaInfo
     from recworld.storage.recorder import RunRecorder
 
-    assert "endpoint" in {c["name"] for c in inspect(engine).get_columns("llmcall")}
+    assert {"endpoint", "rejected"} <= {c["name"] for c in inspect(engine).get_columns("llmcall")}
     assert set(TALK_COLUMNS) <= {c["name"] for c in inspect(engine).get_columns("tickmetrics")}
+    assert "interview" in inspect(engine).get_table_names()
     with Session(engine) as s:
         assert s.get(SchemaInfo, 1).version == SCHEMA_VERSION
     rec = RunRecorder(engine, run_id=1)
@@ -111,9 +114,97 @@ def check_migrated_from_v1(engine) -> None:
             "fell_back": False,
             "error": None,
             "endpoint": "http://10.0.0.2:8000/v1",
+            "rejected": "echo",
         }
     )
     rec.flush()
     with engine.connect() as con:
-        rows = con.execute(select(LLMCall.tick, LLMCall.model, LLMCall.endpoint).where(LLMCall.run_id == 1).order_by(LLMCall.tick)).all()
-    assert [tuple(r) for r in rows] == [(3, "old-model", None), (4, "m", "http://10.0.0.2:8000/v1")]
+        rows = con.execute(select(LLMCall.tick, LLMCall.model, LLMCall.endpoint, LLMCall.rejected).where(LLMCall.run_id == 1).order_by(LLMCall.tick)).all()
+    assert [tuple(r) for r in rows] == [(3, "old-model", None, None), (4, "m", "http://10.0.0.2:8000/v1", "echo")]
+    from recworld.storage.queries import add_interviews, interviews
+
+    add_interviews(engine, [{"run_id": 1, "user_id": 7, "question": "q?", "answer": "a.", "by": "llm"}])
+    assert [(r["user_id"], r["answer"]) for r in interviews(engine, 1)] == [(7, "a.")]
+
+
+# ------------------------------------------------------------------ a scripted "base model"
+class LanguageScript:
+    """A deterministic scripted model for the language prompts: good texts and the faults a base model makes.
+
+    The answer depends only on the prompt (its sha256 picks a category), so two runs,
+    or a run and its resumption, get the same answers. ``categories`` lists what it
+    answered, in order (thread-safe append), so tests can compare with what was counted.
+
+    Categories: ``good`` (passes the grounding check), ``invented_title``,
+    ``contradicts_persona`` (only when the prompt states a dislike), ``echo``
+    (the prompt's last example, verbatim), ``off_topic``, ``empty``.
+    """
+
+    CATEGORIES = ("good", "invented_title", "contradicts_persona", "echo", "off_topic", "empty")
+
+    def __init__(self, weights: dict[str, int] | None = None) -> None:
+        w = weights or {c: 1 for c in self.CATEGORIES}
+        self.wheel = [c for c in self.CATEGORIES for _ in range(w.get(c, 0))]
+        self.categories: list[str] = []
+
+    def __call__(self, req) -> str:
+        import re
+
+        prompt = req.prompt_text
+        last = prompt.rstrip().splitlines()[-1]
+        kind = next((k for lab, k in self._LABELS if last.startswith(lab)), None)
+        if kind is None:
+            return "{}"
+        cat = self.wheel[int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(self.wheel)]
+        viewer = [ln for ln in prompt.splitlines() if ln.startswith(("Viewer:", "Friends:"))][-1]
+        if kind == "chat":  # the model writes from B's reply on (the prompt wrote A's first line)
+            viewer = viewer.split("; B ", 1)[1] if "; B " in viewer else ""
+        dislikes = re.findall(r"dislikes ([^;.,]+)", viewer)
+        likes = re.findall(r"loves ([^;.,]+)", viewer)
+        if cat == "contradicts_persona" and not dislikes:
+            cat = "good"
+        self.categories.append(cat)
+        text = self._text(kind, cat, prompt, likes[0] if likes else None, dislikes[0] if dislikes else None)
+        # The prompt starts the answer (its primer: "I want", or A's first chat line); the model goes on from there.
+        if kind == "chat":
+            return text
+        primer = last.split('"', 1)[1] if '"' in last else ""
+        return (text[len(primer) :] if primer and text.startswith(primer) else (" " if primer else "") + text) + '"'
+
+    _LABELS = (("Reaction:", "feeling"), ("Request:", "instruction"), ("Summary:", "reflection"), ("Post:", "post"), ("A:", "chat"), ("Answer:", "interview"))
+
+    @staticmethod
+    def _text(kind: str, cat: str, prompt: str, liked: str | None, disliked: str | None) -> str:
+        chat = kind == "chat"
+        # A chat answer goes on after A's first line, which the prompt wrote: B's reply, then A again.
+        if cat == "empty":
+            return "\nB:" if chat else '"'  # no reply; a text closed at once
+        if cat == "off_topic":
+            return "\nB: I am the girl in the picture.\nA: The weather is cold today." if chat else "I am the girl in the picture."
+        if cat == "invented_title":
+            line = "Love on the Beach (1960) is my new favorite movie."
+            return f"\nB: {line}\nA: Never heard of it." if chat else line
+        if cat == "contradicts_persona":
+            line = f"I'm a die-hard {disliked.lower()} fan."  # type: ignore[union-attr]
+            return f"\nB: {line}\nA: Good for you." if chat else line
+        if cat == "echo":
+            if chat:
+                return "\nB: Yes! Funny and dark at the same time.\nA: The accents alone are worth it."
+            label = prompt.rstrip().splitlines()[-1].split(":")[0]
+            examples = [ln for ln in prompt.splitlines()[:-1] if ln.startswith(label + ': "') and ln.rstrip().endswith('"')]
+            return examples[-1].split('"')[1]
+        return {
+            "feeling": "Solid picks tonight, I enjoyed them.",
+            "instruction": f"I want more {liked} movies, please." if liked else "I want something different next time.",
+            "reflection": "Lately the movies I watched were a good mix.",
+            "post": "Watch this tonight, friends!",
+            "chat": "\nB: Yes, what a movie.\nA: Loved the ending.",
+            "interview": "I mostly watched what the app showed me and liked the good ones.",
+        }[kind]
+
+    def counts(self) -> dict[str, int]:
+        """Answers given per category."""
+        out: dict[str, int] = {}
+        for c in self.categories:
+            out[c] = out.get(c, 0) + 1
+        return out

@@ -14,19 +14,28 @@ tick costs a few bursts of concurrent requests, not a request loop.
   completion-style, few-shot prompts (the bundled Gemma 270M is a base model):
   a feeling for a sample of pages, a reflective instruction when a user leaves
   dissatisfied, periodic memory reflections, and posts and chats for the
-  social layer. Unusable output becomes template text and its call is
-  recorded as a fallback.
+  social layer. This language never blocks the world: it goes to the brain's
+  :class:`~recworld.agents.language.LanguagePipeline` and is heard
+  ``language_lag`` ticks later, at a fixed point (see that module).
+
+Every text a model writes is checked before use
+(:mod:`recworld.llm.grounding`: titles in the catalog and on the page, no
+contradiction of the persona, no echo of the prompt, on topic); a rejected
+or failed text becomes template text and its call is recorded as a
+fallback with the reason (``LLMCall.rejected``).
 
 Budget knobs (brain params): ``language_rate``, ``instruction_rate``,
-``max_calls_per_tick``, ``max_tokens``, ``reflection_every``. Every call is
-reported to the run's recorder (``LLMCall``) with tick, user and purpose.
-Prompt templates live in ``agents/brains/prompts/*.txt``.
+``max_calls_per_tick``, ``max_tokens``, ``reflection_every``,
+``language_lag``. Every call is reported to the run's recorder (``LLMCall``)
+with tick, user and purpose. Prompt templates live in
+``agents/brains/prompts/*.txt``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,22 +43,24 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recworld.agents.brains import llm_text as T
+from recworld.agents.brains.llm_text import parse_chat
 from recworld.agents.brains.utility import UtilityBrain
+from recworld.agents.language import LanguagePipeline, Said, Utterance
 from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMemory
-from recworld.agents.social import SocialTexts
 from recworld.errors import ConfigError, require_extra
-from recworld.events import EventBatch
+from recworld.events import EventBatch, EventType
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
-from recworld.payloads import Author
+from recworld.llm.grounding import Grounding, check, normalise_title
 from recworld.protocols import PageContext, PageDecision, RecorderSink
 from recworld.usermodel.params import DecisionParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.catalog import Catalog
+    from recworld.payloads import Author
     from recworld.world import World
 
-# Error string of calls whose answer came back but was not usable text.
-ERROR_UNUSABLE_TEXT = "invalid output: empty or unusable text"
+# Error string of calls whose answer came back but whose text failed the grounding check (+ the reason).
+ERROR_REJECTED = "rejected"
 
 
 # ------------------------------------------------------------------ params
@@ -82,6 +93,12 @@ class HybridParams(BaseModel):
     memory_capacity: int = Field(24, ge=1, le=1000)
     reflection_every: int = Field(5, ge=0, description="sessions between a user's LLM reflections (0 = never; hybrid only)")
     max_items_in_prompt: int = Field(10, ge=1, le=100)
+    language_lag: int = Field(
+        1,
+        ge=0,
+        le=48,
+        description="ticks between asking the model for a text and hearing it (0 = at the end of the same tick); the model writes while the world runs",
+    )
 
 
 class LLMBrainParams(HybridParams):
@@ -124,17 +141,18 @@ def _parsed(res: LLMResult) -> Any:
     return res.parsed
 
 
-def _chat(res: LLMResult) -> list[str] | None:
-    return parse_chat(res.text)
-
-
 @dataclass
 class _Ask:
     request: LLMRequest
     parse: Callable[[LLMResult], Any] = _text
 
 
-def _llm_config(llm: dict[str, Any] | LLMConfig | None) -> LLMConfig:
+def llm_config(llm: dict[str, Any] | LLMConfig | None) -> LLMConfig:
+    """The :class:`~recworld.llm.LLMConfig` of a scenario's ``llm:`` section (embedded defaults filled in).
+
+    Raises:
+        ConfigError: a bad key or value, named ``llm.<key>``.
+    """
     if isinstance(llm, LLMConfig):
         return llm
     data = dict(llm or {})
@@ -142,7 +160,10 @@ def _llm_config(llm: dict[str, Any] | LLMConfig | None) -> LLMConfig:
         # CPU inference: keep requests queued in the client (not the server),
         # so a per-attempt timeout measures one generation, and allow it time.
         data.setdefault("concurrency", data.get("n_parallel", 4))
-        data.setdefault("timeout_s", 120.0)
+        data.setdefault("timeout_s", 300.0)
+        # The model writes on the cores the world does not use (the language pipeline overlaps the two):
+        # measured on 2 busy cores, one llama.cpp thread answered 3-4x faster than two fighting the world for both.
+        data.setdefault("n_threads", max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") else None)
     try:
         return LLMConfig(**data)
     except ValidationError as exc:
@@ -203,9 +224,10 @@ class _LanguageBrain:
         seed: int = 0,
         runtime: LLMRuntime | None = None,
         decision: DecisionParams | None = None,
+        horizon: int | None = None,
     ) -> None:
         self.params = _params(self.Params, params)
-        self.llm_config = _llm_config(llm)
+        self.llm_config = llm_config(llm)
         base = (decision or DecisionParams()).model_dump()
         self.utility = UtilityBrain(DecisionParams(**{**base, **self.params.utility}))
         self.rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x11A]))
@@ -213,7 +235,8 @@ class _LanguageBrain:
         self._rt: LLMRuntime | None = runtime
         self._owns_rt = runtime is None
         self._recorder: Any = None
-        self._records: list[LLMCallRecord] = []
+        self.horizon = horizon
+        self.language = LanguagePipeline(self, lag=self.params.language_lag)
         self._budget_tick = -1
         self._budget_used: dict[str, int] = {}
         self.stats: dict[str, int] = {
@@ -224,6 +247,7 @@ class _LanguageBrain:
             "tokens_in": 0,
             "tokens_out": 0,
             "templated": 0,
+            "rejected": 0,
             "over_budget": 0,
             "bursts": 0,
             "pages": 0,
@@ -242,9 +266,13 @@ class _LanguageBrain:
                 agent.memory = UserMemory(self.memory, i)
         world.set_instruction_encoder(InstructionEncoder(world.catalog))
 
+    def on_tick_start(self, world: World, tick: int) -> EventBatch:
+        """Texts written in the background and due now are heard before any session (an instruction reaches the next page)."""
+        return self.language.on_tick_start(world, tick)
+
     def on_tick(self, world: World, tick: int) -> EventBatch:
-        """Nothing happens between ticks: language is produced on pages (``decide``) and for the social layer."""
-        return EventBatch.empty()
+        """After the sessions and the layers added before this one (the social layer): texts due at the end of the tick are heard."""
+        return self.language.on_tick_end(world, tick)
 
     def attach_recorder(self, recorder: RecorderSink) -> None:
         """Report LLM calls and memories to ``recorder`` (a RunRecorder)."""
@@ -270,18 +298,20 @@ class _LanguageBrain:
         state["_rt"] = None
         state["_owns_rt"] = True
         state["_recorder"] = None
-        state["_records"] = []
         return state
 
     @property
     def runtime(self) -> LLMRuntime:
         """The LLM runtime (created on first use; not pickled)."""
         if self._rt is None:
-            self._rt = LLMRuntime(self.llm_config, on_call=[self._collect])
+            self._rt = LLMRuntime(self.llm_config)
             self._owns_rt = True
-        elif self._collect not in self._rt.on_call:
-            self._rt.on_call.append(self._collect)
         return self._rt
+
+    @property
+    def model_name(self) -> str:
+        """The model name recorded with every call."""
+        return self.llm_config.model
 
     # --------------------------------------------------------------- budget
     def take_budget(self, tick: int, n: int, pool: str = "page") -> int:
@@ -301,49 +331,42 @@ class _LanguageBrain:
         return grant
 
     # ------------------------------------------------------------- bursts
-    def _collect(self, rec: LLMCallRecord) -> None:
-        self._records.append(rec)
+    def _burst(self, asks: list[_Ask]) -> tuple[list[Any], list[LLMCallRecord]]:
+        """Run asks as one concurrent burst (the ``llm`` brain's decisions): parsed answers or None, and their records.
 
-    def _burst(self, asks: list[_Ask]) -> list[Any]:
-        """Run asks as one concurrent burst; returns parsed answers / clean text, or None per ask.
-
-        Records are forwarded to the recorder after sanitising, so a call
-        whose text was unusable is recorded as a fallback.
+        The caller reports the records (after checking the texts of the answers).
         """
         if not asks:
-            return []
-        self._records = []
+            return [], []
         results: list[LLMResult] = self.runtime.complete_many([a.request for a in asks])
-        records = self._records
-        self._records = []
-        if len(records) != len(asks):  # a runtime without our callback (injected): rebuild
-            records = [LLMCallRecord.of(a.request, r, self.llm_config.model) for a, r in zip(asks, results)]
         out: list[Any] = []
-        for ask, res, rec in zip(asks, results, records):
-            value: Any = None
-            if not res.fell_back:
-                value = ask.parse(res)
-                if not value:
-                    value = None
-                    rec = dataclasses.replace(rec, fell_back=True, error=ERROR_UNUSABLE_TEXT)
-            self._report(rec)
-            out.append(value)
+        records = []
+        for ask, res in zip(asks, results):
+            records.append(LLMCallRecord.of(ask.request, res, self.model_name))
+            out.append(ask.parse(res) if not res.fell_back else None)
         self.stats["bursts"] += 1
-        return out
+        return out, records
 
-    def _report(self, rec: LLMCallRecord) -> None:
+    def report(self, rec: LLMCallRecord, templated: bool = False) -> None:
+        """Account one call: stats, and the run's recorder (``LLMCall``)."""
         s = self.stats
         s["calls"] += 1
         s["cached"] += int(rec.cached)
         s["fallbacks"] += int(rec.fell_back)
         s["retries"] += rec.retries
+        s["rejected"] += int(rec.rejected is not None)
+        s["templated"] += int(templated)
         if not rec.cached:
             s["tokens_in"] += rec.tokens_in
             s["tokens_out"] += rec.tokens_out
         if self._recorder is not None:
             self._recorder.add_llm_call(dataclasses.asdict(rec))
 
-    def _text_request(self, purpose: str, prompt: str, user: int, tick: int, max_tokens: int | None = None, stop: tuple[str, ...] = ('"', "\n")) -> LLMRequest:
+    def count_template(self) -> None:
+        """Count a text said by its template without asking the model (over the budget)."""
+        self.stats["templated"] += 1
+
+    def _text_request(self, purpose: str, prompt: str, user: int, tick: int, max_tokens: int | None = None, stop: tuple[str, ...] = ("\n",)) -> LLMRequest:
         return LLMRequest(
             [{"role": "user", "content": prompt}],
             purpose=purpose,
@@ -389,83 +412,74 @@ class _LanguageBrain:
         if self.memory is not None:
             self.memory.add(user, tick, kind, importance, vector, text=text)
 
-    def social_texts(self, world: World, tick: int, posts: Sequence[tuple[int, int, float]], chats: Sequence[tuple[int, int, int, int]]) -> SocialTexts:
-        """Text of posts ``(user, item, rating)`` and chats ``(a, b, item, turns)``, in ONE burst, and who wrote each.
+    # ------------------------------------------------------------ language
+    def compose(self, source: Any, job: Utterance) -> tuple[LLMRequest, tuple[Grounding, ...], str]:
+        """The model request for ``job``, what its text must agree with (the prompt carries what the check needs) and its primer."""
+        a, u, tick = job.about, job.user, job.tick
+        if job.kind in ("feeling", "instruction"):
+            shown, watched = a["shown"], a["watched"]
+            fields = {"profile": T.short_profile(source, u), "shown": T.titles(source, shown, len(shown)), "watched": T.titles(source, watched, len(watched))}
+            prompt = T.prompt_template(job.kind).format(memories=self._mem_line(a.get("memories", [])), **fields)
+            # A feeling is about the page: it may name only the page's titles; an instruction may also name titles the user knows.
+            allowed = list(shown) + (self._known_items(source, u) if job.kind == "instruction" else [])
+            # Saying again what one remembers saying is not an echo: the check compares with the prompt less the memories.
+            bare = T.prompt_template(job.kind).format(memories="", **fields)
+            return self._text_request(job.kind, prompt, u, tick), (T.grounding(source, u, bare, allowed),), T.primer_of(prompt)
+        if job.kind == "reflection":
+            prompt = T.prompt_template("reflection").format(profile=T.short_profile(source, u), memories=" ".join(a.get("memories", [])) or "nothing yet.")
+            return self._text_request("reflection", prompt, u, tick), (T.grounding(source, u, prompt),), T.primer_of(prompt)
+        if job.kind == "post":
+            item, r = a["item"], a["rating"]
+            rating = f", rated {int(r)}/5" if r is not None and r == r else ""
+            prompt = T.prompt_template("post").format(profile=T.short_profile(source, u), item=T.title(source, item), rating=rating)
+            topic = [normalise_title(source.catalog.titles[item])]
+            return self._text_request("post", prompt, u, tick), (T.grounding(source, u, prompt, topic=topic),), T.primer_of(prompt)
+        if job.kind == "chat":
+            b, item = a["partner"], a["item"]
+            prompt = T.prompt_template("chat").format(
+                item=T.title(source, item), name=T.name(source, item), profile_a=T.short_profile(source, u), profile_b=T.short_profile(source, b)
+            )
+            req = self._text_request("chat", prompt, u, tick, max_tokens=self.params.chat_max_tokens, stop=("\n\n", "Movie:"))
+            topic = [normalise_title(source.catalog.titles[item])]
+            # The primed first line (A's question) is in the prompt: the echo check looks at the examples above it.
+            bare = prompt.rsplit("\nA: ", 1)[0]
+            return req, (T.grounding(source, u, bare, topic=topic), T.grounding(source, b, bare, topic=topic)), T.primer_of(prompt)
+        raise ValueError(f"unknown utterance kind {job.kind!r}")
 
-        Over the call budget, or when the model's text is unusable, the
-        templates of :mod:`recworld.agents.brains.llm_text` are used.
-        """
-        n_posts = self.take_budget(tick, len(posts), "social")
-        n_chats = self.take_budget(tick, len(chats), "social")
-        asks: list[_Ask] = []
-        for u, item, r in posts[:n_posts]:
-            rating = f", rated {int(r)}/5" if r == r and r is not None else ""
-            prompt = T.prompt_template("post").format(profile=T.short_profile(world, u), item=T.title(world, item), rating=rating)
-            asks.append(_Ask(self._text_request("post", prompt, u, tick)))
-        for a, b, item, _turns in chats[:n_chats]:
-            prompt = T.prompt_template("chat").format(item=T.title(world, item), profile_a=T.short_profile(world, a), profile_b=T.short_profile(world, b))
-            req = self._text_request("chat", prompt, a, tick, max_tokens=self.params.chat_max_tokens, stop=("\n\n", "Movie:"))
-            asks.append(_Ask(req, _chat))
-        raw = self._burst(asks)
-        post_texts: list[str] = []
-        post_authors: list[Author] = ["llm" if j < n_posts and raw[j] is not None else "template" for j in range(len(posts))]
-        chat_authors: list[Author] = ["llm" if j < n_chats and raw[n_posts + j] else "template" for j in range(len(chats))]
-        for j, (u, item, r) in enumerate(posts):
-            t = raw[j] if j < n_posts else None
-            if t is None:
-                self.stats["templated"] += 1
-                t = T.template_post(world, u, item, r)
-            post_texts.append(t)
-        chat_lines: list[list[str]] = []
-        for j, (a, b, item, turns) in enumerate(chats):
-            lines = raw[n_posts + j] if j < n_chats else None
-            if not lines:
-                self.stats["templated"] += 1
-                lines = T.template_chat(world, a, b, item, turns)
-            chat_lines.append(lines[: max(2, min(4, turns))])
-        return SocialTexts(post_texts, chat_lines, post_authors, chat_authors)
+    def _known_items(self, source: Any, u: int) -> list[int]:
+        """Catalog items the user's persona names (its liked and disliked titles)."""
+        p = T.persona_of(source, u)
+        if p is None:
+            return []
+        idx = self.language.titles(source.catalog)
+        found = (idx.lookup(t) for t in [*p.liked_titles, *p.disliked_titles])
+        return [i for i in found if i is not None]
 
     def conversation_text(
         self, world: World, tick: int, user: int, agent_said: str, draft: str, must: str | None, forbid: tuple[str, ...]
     ) -> tuple[str, Author]:
-        """The user's next conversation turn in their own words (one LLM call), and who wrote it.
+        """The user's next conversation turn in their own words (one LLM call, answered now), and who wrote it.
 
-        The templated ``draft`` is kept when the social call budget is spent,
-        the model's text is unusable, it drops the value the turn must carry
-        (``must``, e.g. the genre answered), or it contains a forbidden phrase
-        (the hidden target's title): the LLM never decides, it only words.
+        The templated ``draft`` is kept when the conversation call budget is
+        spent, the model's text is unusable, it drops the value the turn must
+        carry (``must``, e.g. the genre answered), or it contains a forbidden
+        phrase (the hidden target's title): the LLM never decides, it only words.
         """
         if self.take_budget(tick, 1, "conversation") < 1:
+            self.count_template()
             return draft, "template"
         prompt = T.prompt_template("converse").format(profile=T.short_profile(world, user), agent=agent_said or "How can I help?", draft=draft)
-        text = self._burst([_Ask(self._text_request("converse", prompt, user, tick))])[0]
+        (text,), (rec,) = self._burst([_Ask(self._text_request("converse", prompt, user, tick))])
         low = (text or "").lower()
-        if not text or (must and must.lower() not in low) or any(f and f in low for f in forbid):
-            self.stats["templated"] += 1
+        # The reply restates the draft by design: no echo check against the prompt; titles and the persona are checked.
+        verdict = check(text, T.grounding(world, user), self.language.titles(world.catalog), primer=T.primer_of(prompt), short_echo=False)
+        reason = verdict.reason if not verdict.ok else None
+        if reason is None and ((must and must.lower() not in low) or any(f and f in low for f in forbid)):
+            reason = "off_topic"  # dropped what the turn says, or named the hidden target
+        self.report(dataclasses.replace(rec, rejected=reason) if text else rec, templated=reason is not None or not text)
+        if reason is not None or not text:
             return draft, "template"
-        return text, "llm"
-
-
-def parse_chat(text: str) -> list[str] | None:
-    """Lines of a generated exchange: the text continues ``A:``; later lines start ``A:``/``B:``."""
-    lines: list[str] = []
-    for k, raw in enumerate(text.splitlines()):
-        raw = raw.strip()
-        if not raw:
-            if lines:
-                break
-            continue
-        if k > 0 or raw[:2] in ("A:", "B:"):
-            if raw[:2] not in ("A:", "B:"):
-                break
-            raw = raw[2:]
-        clean = T.sanitize(raw, 200, min_words=1)  # chat turns may be short ("Yes!")
-        if clean is None:
-            break
-        lines.append(clean)
-        if len(lines) == 4:
-            break
-    return lines if len(lines) >= 2 else None
+        return verdict.text, "llm"
 
 
 class HybridBrain(_LanguageBrain):
@@ -501,69 +515,48 @@ class HybridBrain(_LanguageBrain):
         emb = world.catalog.embeddings
         queries = emb[slates[need]].mean(axis=1) if need.size else np.zeros((0, emb.shape[1]), np.float32)
         mems = dict(zip(need.tolist(), self._memories(users[need], queries, tick)))
-        asks: list[_Ask] = []
-        kinds: list[tuple[str, int]] = []
         lim = p.max_items_in_prompt
-        for i in call_i.tolist():
+        jobs: list[Utterance] = []
+
+        def page_job(kind: str, i: int, fallback: str, ask: bool) -> Utterance:
             u = int(users[i])
-            prompt = T.prompt_template("instruction").format(
-                profile=T.short_profile(world, u),
-                memories=self._mem_line(mems.get(i, [])),
-                shown=T.titles(world, slates[i], lim),
-                watched=T.titles(world, slates[i][dec.watched[i]], lim),
-            )
-            asks.append(_Ask(self._text_request("instruction", prompt, u, tick)))
-            kinds.append(("instruction", i))
+            about = {"shown": slates[i][:lim].tolist(), "watched": slates[i][dec.watched[i]][:lim].tolist(), "memories": mems.get(i, [])}
+            hear = self._hear_instruction if kind == "instruction" else self._hear_feeling
+            return Utterance(kind, u, tick, fallback, hear, (u, slates[i].tolist()), about, ask)
+
+        for i in call_i.tolist():
+            jobs.append(page_job("instruction", i, T.template_instruction(world, int(users[i]), slates[i][~dec.watched[i]]), True))
         for i in call_r.tolist():
             u = int(users[i])
-            recent = self.memory.recent(u, 3) if self.memory is not None else []
-            prompt = T.prompt_template("reflection").format(profile=T.short_profile(world, u), memories=" ".join(recent + mems.get(i, [])) or "nothing yet.")
-            asks.append(_Ask(self._text_request("reflection", prompt, u, tick)))
-            kinds.append(("reflection", i))
+            assert self.memory is not None
+            recent = self.memory.recent(u, 3)
+            fallback = T.template_reflection(world, u, self.memory.item[u][self.memory.importance[u] > 0])
+            jobs.append(Utterance("reflection", u, tick, fallback, self._hear_reflection, (u,), {"memories": recent + mems.get(i, [])}))
+            # Due again only after reflection_every more sessions, whenever this one is heard.
+            self.memory.last_reflection_session[u] = int(ctx.state.sessions[u])
         for i in call_f.tolist():
-            u = int(users[i])
-            prompt = T.prompt_template("feeling").format(
-                profile=T.short_profile(world, u),
-                memories=self._mem_line(mems.get(i, [])),
-                shown=T.titles(world, slates[i], lim),
-                watched=T.titles(world, slates[i][dec.watched[i]], lim),
-            )
-            asks.append(_Ask(self._text_request("feeling", prompt, u, tick)))
-            kinds.append(("feeling", i))
-        texts = self._burst(asks)
-        feelings: dict[int, str] = {}
-        instructions: dict[int, str] = {}
-        authored: dict[int, Author] = {}
-        for (kind, i), text in zip(kinds, texts):
-            u = int(users[i])
-            if kind in ("instruction", "feeling"):
-                authored[i] = "llm" if text is not None else "template"
-            if kind == "instruction":
-                if text is None:
-                    self.stats["templated"] += 1
-                    text = T.template_instruction(world, u, slates[i][~dec.watched[i]])
-                instructions[i] = text
-            elif kind == "feeling":
-                if text is None:
-                    self.stats["templated"] += 1
-                    text = T.template_feeling(float(share[i]))
-                feelings[i] = text
-            elif kind == "reflection" and self.memory is not None:
-                if text is None:
-                    self.stats["templated"] += 1
-                    text = T.template_reflection(world, u, self.memory.item[u][self.memory.importance[u] > 0])
-                self.memory.add(u, tick, REFLECTION, 0.9, self.memory.reflection_vector(u), text=text)
-                self.memory.last_reflection_session[u] = int(ctx.state.sessions[u])
+            jobs.append(page_job("feeling", i, T.template_feeling(float(share[i])), True))
         if p.template_instructions:
             for i in idx_i[n_i:].tolist():
-                self.stats["templated"] += 1
-                instructions[i] = T.template_instruction(world, int(users[i]), slates[i][~dec.watched[i]])
-                authored[i] = "template"
-        dec.feelings = feelings
-        dec.instructions = instructions
-        dec.authored = authored
+                jobs.append(page_job("instruction", i, T.template_instruction(world, int(users[i]), slates[i][~dec.watched[i]]), False))
+        self.language.say(world, tick, jobs)
         self._remember(ctx, dec, leave_eff)
         return dec
+
+    # What hearing a text does (called by the language pipeline at the tick the text arrives).
+    def _hear_feeling(self, world: World, tick: int, said: Said, user: int, slate: list[int]) -> EventBatch:
+        return EventBatch.build(tick, np.array([user]), EventType.FEELING, texts=[said.text], payloads=[said.payload()])
+
+    def _hear_instruction(self, world: World, tick: int, said: Said, user: int, slate: list[int]) -> EventBatch:
+        ev = world.apply_instructions(np.array([user]), [said.text], [said.payload()])
+        if self.memory is not None:
+            self.memory.add(user, tick, INSTRUCTION, 0.6, world.catalog.embeddings[slate].mean(axis=0) * -1.0, text=f"Told the app: {said.text}")
+        return ev
+
+    def _hear_reflection(self, world: World, tick: int, said: Said, user: int) -> EventBatch:
+        if self.memory is not None:
+            self.memory.add(user, tick, REFLECTION, 0.9, self.memory.reflection_vector(user), text=said.text)
+        return EventBatch.empty()
 
 
 class LLMBrain(_LanguageBrain):
@@ -607,7 +600,8 @@ class LLMBrain(_LanguageBrain):
                 json_schema=PageAnswer,
             )
             asks.append(_Ask(req, _parsed))
-        answers = self._burst(asks)
+        answers, records = self._burst(asks)
+        titles = self.language.titles(world.catalog)
         watched = base.watched.copy()
         ratings = base.ratings.copy()
         leave = base.leave.copy()
@@ -615,9 +609,11 @@ class LLMBrain(_LanguageBrain):
         fallback = np.zeros(b, bool)
         feelings: dict[int, str] = {}
         instructions: dict[int, str] = {}
-        for i, ans in zip(call.tolist(), answers):
+        authored: dict[int, str] = {}
+        for i, ans, rec, ask in zip(call.tolist(), answers, records, asks):
             if ans is None:
                 fallback[i] = True
+                self.report(rec)
                 continue
             w = np.zeros(k, bool)
             r = np.full(k, np.nan)
@@ -628,13 +624,22 @@ class LLMBrain(_LanguageBrain):
                         r[pos - 1] = float(ans.ratings[j])
             frac[i] = np.where(w, np.where(base.watched[i], frac[i], 0.6), 0.0)
             watched[i], ratings[i], leave[i] = w, r, bool(ans.leave)
-            feeling = T.sanitize(ans.feeling)
-            if feeling:
-                feelings[i] = feeling
-            instruction = T.sanitize(ans.instruction)
-            if instruction and ans.leave:
-                instructions[i] = instruction
-        authored: dict[int, Author] = {i: "llm" for i in set(feelings) | set(instructions)}
+            # The decision stands; its texts are checked like any model text (a rejected one becomes the template).
+            u = int(users[i])
+            prompt = ask.request.messages[0]["content"]
+            page = slates[i][:lim].tolist()
+            rejected = None
+            if ans.feeling.strip():
+                v = check(ans.feeling, T.grounding(world, u, prompt, page), titles)
+                feelings[i] = v.text if v.ok else T.template_feeling(float(w.mean()))
+                authored[i] = "llm" if v.ok else "template"
+                rejected = rejected or v.reason
+            if ans.instruction.strip() and ans.leave:
+                v = check(ans.instruction, T.grounding(world, u, prompt, page + self._known_items(world, u)), titles)
+                instructions[i] = v.text if v.ok else T.template_instruction(world, u, slates[i][~w])
+                authored[i] = "llm" if v.ok and authored.get(i, "llm") == "llm" else "template"
+                rejected = rejected or v.reason
+            self.report(dataclasses.replace(rec, rejected=rejected), templated=rejected is not None)
         dec = PageDecision(
             watched=watched, ratings=ratings, leave=leave, watch_frac=frac, feelings=feelings, instructions=instructions, fallback=fallback, authored=authored
         )
@@ -652,6 +657,7 @@ def build_brain_from_config(
     seed: int = 0,
     runtime: LLMRuntime | None = None,
     decision: DecisionParams | None = None,
+    horizon: int | None = None,
 ) -> _LanguageBrain:
     """Build the ``hybrid`` or ``llm`` brain from a scenario's ``brain.params`` and ``llm`` dicts.
 
@@ -663,6 +669,7 @@ def build_brain_from_config(
         seed: the scenario seed (language sampling stream).
         runtime: a ready runtime to use instead of one built from ``llm``.
         decision: the user model's decision parameters (the fitted ones), under ``brain.params.utility``.
+        horizon: the run's number of ticks: texts still pending after its last tick are heard at its end.
 
     Raises:
         ConfigError: unknown kind, or a bad key/value (named ``brain.params.<key>`` / ``llm.<key>``).
@@ -670,7 +677,7 @@ def build_brain_from_config(
     cls = BRAINS.get(kind)
     if cls is None:
         raise ConfigError(f"field 'brain.kind': expected one of {sorted(BRAINS)} for an LLM brain, got {kind!r}")
-    brain = cls(brain_params, llm, seed=seed, runtime=runtime, decision=decision)
+    brain = cls(brain_params, llm, seed=seed, runtime=runtime, decision=decision, horizon=horizon)
     if runtime is None and brain.llm_config.backend == "embedded":
         # Fail before the run starts, not as fallbacks at the first call.
         require_extra("xllamacpp", "llm", f"brain.kind={kind} with the embedded LLM")
@@ -681,6 +688,7 @@ def build_brain_from_config(
 
 __all__ = [
     "BRAINS",
+    "llm_config",
     "HybridBrain",
     "HybridParams",
     "InstructionEncoder",

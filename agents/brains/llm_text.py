@@ -6,7 +6,6 @@ Kept free of the LLM runtime so the social layer can write templated text
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -14,59 +13,57 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recworld.llm.grounding import Grounding, sanitize
+
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
 
-PROMPT_NAMES = ("decide", "feeling", "instruction", "reflection", "post", "chat", "converse")
-_LABELS = re.compile(r"^(viewer|shown|watched|request|reaction|post|summary|movie|note|notes|assistant|draft|reply)\s*:", re.I)
-_CTRL = re.compile(r"[\x00-\x1f\x7f]")
+PROMPT_NAMES = ("decide", "feeling", "instruction", "reflection", "post", "chat", "interview", "converse")
 
 
 @cache
 def prompt_template(name: str) -> str:
-    """The text of ``agents/brains/prompts/<name>.txt`` (``str.format`` fields)."""
-    return resources.files("recworld.agents.brains").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
+    """The text of ``agents/brains/prompts/<name>.txt`` (``str.format`` fields), without the file's final newline.
 
-
-def sanitize(text: str | None, max_chars: int = 220, min_words: int = 3) -> str | None:
-    """One clean line of model output, or None when nothing usable came back.
-
-    Takes the first non-empty line, cuts it at a closing quote, strips
-    quotes and control characters, collapses spaces and shortens it on a word
-    boundary. Rejects lines without three letters and lines that restart
-    the prompt's own labels (a base model continuing the few-shot pattern).
+    A completion prompt must end where the answer begins (``Request: "I want``):
+    after a newline a base model starts a new record instead of answering.
     """
-    if not text:
-        return None
-    line = next((ln for ln in text.splitlines() if ln.strip()), "")
-    line = _CTRL.sub(" ", line).strip().lstrip("\"'“ ").strip()
-    if '"' in line:
-        line = line.split('"', 1)[0]
-    line = line.replace("“", "").replace("”", "")
-    line = re.sub(r"\s+", " ", line).strip(" -'")
-    if _LABELS.match(line) or re.match(r"^[AB]\s*:", line):
-        return None
-    # A base model sometimes opens with a label of its own ("View: ..."): drop it.
-    line = re.sub(r"^[A-Z][a-z]{1,12}:\s*", "", line).strip(" \"'")
-    if sum(ch.isalpha() for ch in line) < 3:
-        return None
-    # Cut off at max_tokens mid-sentence: keep the complete sentences, if any.
-    if line[-1] not in ".!?…)" and ". " in line:
-        line = line[: line.rindex(". ") + 1]
-    if len(line) > max_chars:
-        cut = line[:max_chars].rsplit(" ", 1)[0]
-        line = (cut or line[:max_chars]).rstrip(",;:") + "…"
-    # Fragments ("not me.", "I would recommend the") say nothing: the template is better.
-    words = line.split()
-    # Echoes of the prompt's item list ("(1995) — a take by user 7, ...") are not speech either.
-    if line[0] in "([" or line[0].isdigit() or "a take by user" in line or line[-1] in ";,":
-        return None
-    if len(words) < min_words or line.endswith(":") or words[-1].lower().strip(".,") in _DANGLING:
-        return None
-    return line
+    return resources.files("recworld.agents.brains").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").rstrip("\n")
 
 
-_DANGLING = {"the", "a", "an", "of", "to", "and", "or", "but", "with", "for", "in", "on", "at", "my", "your", "this", "that", "is", "was"}
+def primer_of(prompt: str) -> str:
+    """The words a prompt puts in the speaker's mouth before the model goes on (``Request: "I want`` -> ``I want``).
+
+    A base model continues a text it has started far more often than it opens
+    one well: prompts end with the first words of the answer (or, for a chat,
+    with A's first line), and the model's completion is appended to them.
+    """
+    last = prompt.rstrip("\n").rsplit("\n", 1)[-1]
+    if last.startswith("A: "):
+        return last[3:]
+    return last.split('"', 1)[1] if '"' in last else ""
+
+
+def parse_chat(text: str | None) -> list[str] | None:
+    """Lines of a generated exchange: the text continues ``A:``; later lines start ``A:``/``B:``."""
+    lines: list[str] = []
+    for k, raw in enumerate((text or "").splitlines()):
+        raw = raw.strip()
+        if not raw:
+            if lines:
+                break
+            continue
+        if k > 0 or raw[:2] in ("A:", "B:"):
+            if raw[:2] not in ("A:", "B:"):
+                break
+            raw = raw[2:]
+        clean = sanitize(raw, 200, min_words=1)  # chat turns may be short ("Yes!")
+        if clean is None:
+            break
+        lines.append(clean)
+        if len(lines) == 4:
+            break
+    return lines if len(lines) >= 2 else None
 
 
 # --------------------------------------------------------------- persona bits
@@ -75,6 +72,18 @@ def persona_of(world: World, user: int):
     if 0 <= user < len(agents):
         return agents[user].persona
     return None
+
+
+def grounding(world: World, user: int, prompt: str = "", allowed: Sequence[int] | None = None, topic: Sequence[str] = ()) -> Grounding:
+    """What a text by ``user`` must agree with: the persona's liked and disliked genres, the prompt, the titles it may name."""
+    p = persona_of(world, user)
+    return Grounding(
+        prompt=prompt,
+        allowed_items=None if allowed is None else frozenset(int(i) for i in allowed),
+        likes=tuple(p.liked_genres) if p is not None else (),
+        dislikes=tuple(p.disliked_genres) if p is not None else (),
+        topic_phrases=tuple(topic),
+    )
 
 
 def short_profile(world: World, user: int) -> str:
@@ -86,7 +95,7 @@ def short_profile(world: World, user: int) -> str:
     if p.liked_genres:
         parts.append("loves " + ", ".join(p.liked_genres[:3]))
     if p.disliked_genres:
-        parts.append("dislikes " + ", ".join(p.disliked_genres[:2]))
+        parts.append("dislikes " + ", ".join(p.disliked_genres))  # all of them: the grounding check holds texts to each
     return "; ".join(parts) or "likes all kinds of movies"
 
 
@@ -96,10 +105,24 @@ def full_profile(world: World, user: int) -> str:
 
 
 def title(world: World, item: int) -> str:
+    """An item's title as people write it: ``The Usual Suspects (1995)`` (ML-100K stores ``Usual Suspects, The``)."""
     cat = world.catalog
     y = int(cat.years[item]) if item < len(cat.years) else -1
-    t = cat.titles[item]
+    t = _article_first(cat.titles[item])
     return f"{t} ({y})" if y > 0 and f"({y})" not in t else t
+
+
+def _article_first(t: str) -> str:
+    head, sep, rest = t.partition(" (")  # "City of Lost Children, The (Cité des enfants perdus, La)"
+    for art in ("The", "A", "An", "Les", "La", "Le", "Il", "El", "Das", "Der", "Die"):
+        if head.endswith(f", {art}"):
+            return f"{art} {head[: -len(art) - 2]}" + (sep + rest if sep else "")
+    return t
+
+
+def name(world: World, item: int) -> str:
+    """An item's title as said in speech, without its year (``The Usual Suspects``)."""
+    return _article_first(world.catalog.titles[item]).partition(" (")[0]
 
 
 def titles(world: World, items: Sequence[int], limit: int = 6) -> str:
@@ -107,11 +130,12 @@ def titles(world: World, items: Sequence[int], limit: int = 6) -> str:
     return "; ".join(title(world, int(i)) for i in items) if items else "nothing"
 
 
-def top_tag(world: World, items: Sequence[int]) -> str | None:
+def top_tag(world: World, items: Sequence[int], exclude: set[str] | frozenset[str] = frozenset()) -> str | None:
     counts: dict[str, int] = {}
     for i in items:
         for t in world.catalog.tags[int(i)]:
-            counts[t] = counts.get(t, 0) + 1
+            if t not in exclude:
+                counts[t] = counts.get(t, 0) + 1
     return max(sorted(counts), key=counts.__getitem__) if counts else None
 
 
@@ -127,7 +151,9 @@ def template_feeling(share: float) -> str:
 def template_instruction(world: World, user: int, shown: Sequence[int]) -> str:
     p = persona_of(world, user)
     want = p.liked_genres[0] if (p is not None and p.liked_genres) else None
-    avoid = top_tag(world, shown)
+    liked = set(p.liked_genres) if p is not None else set()
+    # What to ask for less of: a genre of the page the user does not love (a template must not contradict its persona either).
+    avoid = top_tag(world, shown, exclude=liked)
     if want and avoid and avoid != want:
         return f"Show me more {want} movies and fewer {avoid} ones."
     if want:
@@ -161,6 +187,10 @@ def template_chat(world: World, a: int, b: int, item: int, turns: int, rng: np.r
 __all__ = [
     "PROMPT_NAMES",
     "full_profile",
+    "grounding",
+    "name",
+    "parse_chat",
+    "primer_of",
     "prompt_template",
     "sanitize",
     "short_profile",

@@ -184,6 +184,10 @@ class ConversationLayer:
         self.voice: ConversationVoice | None = world.brain if self.config.use_llm and isinstance(world.brain, ConversationVoice) else None
         self.rng = rng
 
+    def on_tick_start(self, world: World, tick: int) -> EventBatch:
+        """Nothing before the sessions: conversations happen in sessions (a session hook)."""
+        return EventBatch.empty()
+
     def on_tick(self, world: World, tick: int) -> EventBatch:
         return EventBatch.empty()
 

@@ -71,9 +71,9 @@ class LLMAgent:
     name = "llm"
 
     def __init__(self, llm: dict[str, Any] | None = None, k: int = 3, pool: int = 12, max_tokens: int = 160) -> None:
-        from recworld.agents.brains.llm import _llm_config
+        from recworld.agents.brains.llm import llm_config
 
-        self.llm_config = _llm_config(llm)
+        self.llm_config = llm_config(llm)
         self.k, self.pool, self.max_tokens = int(k), int(pool), int(max_tokens)
         self.fallback = PolicyAgent()
         self.profiles: dict[int, str] = {}

@@ -7,7 +7,7 @@ Hugging Face model). See :class:`LLMRuntime`; tests use
 """
 
 from recworld.llm.cache import ResponseCache, cache_key
-from recworld.llm.client import LLMRuntime, OnCall
+from recworld.llm.client import LLMRuntime, OnCall, PendingCalls
 from recworld.llm.config import LLMConfig
 from recworld.llm.embedded import EmbeddedServer, ensure_model
 from recworld.llm.pool import EndpointStats
@@ -23,6 +23,7 @@ __all__ = [
     "LLMRuntime",
     "LLMTotals",
     "OnCall",
+    "PendingCalls",
     "ResponseCache",
     "cache_key",
     "ensure_model",

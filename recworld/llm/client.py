@@ -41,7 +41,7 @@ from recworld.llm.records import (
 from recworld.llm.structured import render_prompt, repair_messages, schema_of, validate
 from recworld.llm.transport import Attempt, OpenAITransport, Reply, Transport, TransportError
 
-__all__ = ["EndpointStats", "LLMCallRecord", "LLMRequest", "LLMResult", "LLMRuntime", "LLMTotals", "OnCall"]
+__all__ = ["EndpointStats", "LLMCallRecord", "LLMRequest", "LLMResult", "LLMRuntime", "LLMTotals", "OnCall", "PendingCalls"]
 
 OnCall = Callable[[LLMCallRecord], None]
 
@@ -60,6 +60,48 @@ class _Prepared:
 
 class _CircuitOpen(Exception):
     pass
+
+
+class PendingCalls:
+    """Requests started by :meth:`LLMRuntime.submit_many`; :meth:`results` waits for them.
+
+    Attributes:
+        requests: the requests, in submission order.
+    """
+
+    def __init__(
+        self, runtime: LLMRuntime, prepared: list[_Prepared], results: list[LLMResult | None], misses: list[int], future: Future[list[LLMResult]] | None
+    ) -> None:
+        self._runtime = runtime
+        self._prepared = prepared
+        self._results = results
+        self._misses = misses
+        self._future = future
+        self._done: list[LLMResult] | None = None
+        self.requests = [p.request for p in prepared]
+
+    def __len__(self) -> int:
+        return len(self._prepared)
+
+    def done(self) -> bool:
+        """Whether every answer is in (collecting would not wait)."""
+        return self._future is None or self._future.done()
+
+    def results(self, timeout: float | None = None) -> list[LLMResult]:
+        """The results in request order; waits for the answers and accounts them once.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        if self._done is not None:
+            return self._done
+        if self._future is not None:
+            for i, res in zip(self._misses, self._future.result(timeout)):
+                self._results[i] = res
+        done = [r for r in self._results if r is not None]
+        self._runtime._account(self._prepared, done)
+        self._done = done
+        return done
 
 
 class LLMRuntime:
@@ -241,6 +283,22 @@ class LLMRuntime:
         Raises:
             LLMError: The runtime is closed or its backend could not be set up.
         """
+        return self.submit_many(requests).results()
+
+    def submit_many(self, requests: Sequence[LLMRequest]) -> PendingCalls:
+        """Start requests in the background and return at once; :meth:`PendingCalls.results` waits.
+
+        What :meth:`complete_many` does, split in two so a caller can go on
+        working while the model answers (the language pipeline of the LLM
+        brains). Cache hits are resolved now; misses run on the runtime's loop
+        thread, bounded by ``config.concurrency`` together with every other
+        call, and are written to the cache as soon as they finish. The
+        ``on_call`` callbacks run when the results are collected, on the
+        collecting thread, in request order.
+
+        Raises:
+            LLMError: The runtime is closed or its backend could not be set up.
+        """
         prepared = [self._prepare(r) for r in requests]
         results: list[LLMResult | None] = [None] * len(prepared)
         hits = self._cache.get_many([p.key for p in prepared]) if self._cache else {}
@@ -252,28 +310,12 @@ class LLMRuntime:
                 misses.append(i)
             else:
                 results[i] = res
+        fut: Future[list[LLMResult]] | None = None
         if misses:
             self._ensure_pool()
             loop = self._ensure_loop()
-            fut: Future[list[LLMResult]] = asyncio.run_coroutine_threadsafe(self._run_batch([prepared[i] for i in misses]), loop)
-            for i, res in zip(misses, fut.result()):
-                results[i] = res
-            if self._cache is not None:
-                self._cache.put_many(
-                    [
-                        (
-                            prepared[i].key,
-                            self.config.model,
-                            prepared[i].request.purpose,
-                            CachedResponse(results[i].text, results[i].tokens_in, results[i].tokens_out),
-                        )  # type: ignore[union-attr]
-                        for i in misses
-                        if not results[i].fell_back  # type: ignore[union-attr]
-                    ]
-                )
-        done = [r for r in results if r is not None]
-        self._account(prepared, done)
-        return done
+            fut = asyncio.run_coroutine_threadsafe(self._run_and_cache([prepared[i] for i in misses]), loop)
+        return PendingCalls(self, prepared, results, misses, fut)
 
     async def acomplete_many(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
         """:meth:`complete_many` for async callers (runs in a worker thread)."""
@@ -327,6 +369,20 @@ class LLMRuntime:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.config.concurrency)
         return list(await asyncio.gather(*(self._one(p) for p in batch)))
+
+    async def _run_and_cache(self, batch: list[_Prepared]) -> list[LLMResult]:
+        results = await self._run_batch(batch)
+        if self._cache is not None:
+            # Written as soon as the batch is answered: a process killed before
+            # the answers are used finds them here when it replays.
+            self._cache.put_many(
+                [
+                    (p.key, self.config.model, p.request.purpose, CachedResponse(r.text, r.tokens_in, r.tokens_out))
+                    for p, r in zip(batch, results)
+                    if not r.fell_back
+                ]
+            )
+        return results
 
     async def _one(self, p: _Prepared) -> LLMResult:
         # A slot is held for the whole call, backoff included: ``concurrency``

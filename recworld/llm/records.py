@@ -79,7 +79,11 @@ class LLMResult:
 
 @dataclass(frozen=True)
 class LLMCallRecord:
-    """Accounting of one call: the ``LLMCall`` storage row without ``run_id``."""
+    """Accounting of one call: the ``LLMCall`` storage row without ``run_id``.
+
+    ``rejected`` is set by the caller when the answer came back but its text
+    failed the grounding check (:mod:`recworld.llm.grounding`): the reason.
+    """
 
     tick: int
     user_id: int | None
@@ -93,6 +97,7 @@ class LLMCallRecord:
     fell_back: bool
     error: str | None
     endpoint: str | None = None
+    rejected: str | None = None
 
     @classmethod
     def of(cls, request: LLMRequest, result: LLMResult, model: str) -> LLMCallRecord:

@@ -33,8 +33,14 @@ def _v2_to_v3(engine: Engine) -> None:
         _add_column(engine, "tickmetrics", col, "INTEGER NOT NULL DEFAULT 0")
 
 
+def _v3_to_v4(engine: Engine) -> None:
+    # Grounded language: why a model's text was rejected (None: kept, or not
+    # checked). The ``interview`` table is new and made by ``create_all``.
+    _add_column(engine, "llmcall", "rejected", "VARCHAR")
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

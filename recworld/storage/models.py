@@ -14,7 +14,8 @@ from sqlmodel import Field, SQLModel
 
 # 2: LLMCall.endpoint (which server of an LLM pool answered).
 # 3: TickMetrics search and conversation counts.
-SCHEMA_VERSION = 3
+# 4: LLMCall.rejected (grounding-check reason) and the Interview table.
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> datetime:
@@ -213,6 +214,27 @@ class LLMCall(SQLModel, table=True):
     fell_back: bool = False
     error: str | None = None
     endpoint: str | None = None  # server URL that answered (llm.base_urls); None: cached or no request made
+    rejected: str | None = None  # the answer's text failed the grounding check: why (recworld.llm.grounding.REASONS)
+
+
+class Interview(SQLModel, table=True):
+    """A question put to a simulated user after a run (``recworld interview``) and the answer."""
+
+    __table_args__ = (Index("ix_interview_run_user", "run_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int
+    user_id: int
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    answer: str = Field(sa_column=Column(Text, nullable=False))
+    by: str = "llm"  # llm | template (the model's answer was rejected or failed)
+    rejected: str | None = None  # why the model's answer was not used
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cached: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class MemoryRecord(SQLModel, table=True):

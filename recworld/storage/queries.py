@@ -290,3 +290,162 @@ def columns_or_null(engine: Engine, model: type, names: Iterable[str]) -> list:
     """Column expressions for ``names``: the real column where present, else a NULL labelled with the name."""
     have = present_columns(engine, model)
     return [getattr(model, n) if n in have else literal(None).label(n) for n in names]
+
+
+# ------------------------------------------------------------------ interviews
+def last_checkpoint(engine: Engine, run_id: int) -> tuple[int, bytes] | None:
+    """The newest checkpoint of a run: (tick, state bytes), or None."""
+    from recworld.storage.models import Checkpoint
+
+    q = select(Checkpoint.tick, Checkpoint.state).where(Checkpoint.run_id == run_id).order_by(Checkpoint.tick.desc()).limit(1)
+    with engine.connect() as con:
+        row = con.execute(q).first()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+def user_story(engine: Engine, run_id: int, user_id: int, limit: int = 6) -> dict[str, Any]:
+    """What a user did in a run, for an interview: best-rated and latest watches, and what they wrote.
+
+    Returns:
+        ``profile`` (text), ``watched`` [(item, title, year, rating or None)]: their top-rated
+        watches first, then the latest unrated ones; ``said`` [(type, text)]: their newest
+        posts, chat lines, instructions and feelings; ``memories`` [text]: their newest long-term memories.
+    """
+    from recworld.events import EventType
+    from recworld.storage.models import Event, Item, MemoryRecord, UserProfile
+
+    e = Event
+    with engine.connect() as con:
+        prof = con.execute(select(UserProfile.profile_text).where(UserProfile.run_id == run_id, UserProfile.user_id == user_id)).scalar()
+        rated = con.execute(
+            select(e.item_id, func.max(e.value))
+            .where(e.run_id == run_id, e.user_id == user_id, e.type == int(EventType.RATE))
+            .group_by(e.item_id)
+            .order_by(func.max(e.value).desc(), func.max(e.tick).desc())
+            .limit(limit)
+        ).all()
+        latest = con.execute(
+            select(e.item_id)
+            .where(e.run_id == run_id, e.user_id == user_id, e.type.in_([int(EventType.WATCH), int(EventType.SOCIAL_WATCH)]))
+            .order_by(e.id.desc())
+            .limit(limit * 3)
+        ).scalars()
+        items: list[tuple[int, float | None]] = [(int(i), float(v)) for i, v in rated]
+        seen = {i for i, _ in items}
+        for i in latest:
+            if len(items) >= limit:
+                break
+            if i is not None and int(i) not in seen:
+                items.append((int(i), None))
+                seen.add(int(i))
+        titles = {
+            int(i): (t, y)
+            for i, t, y in con.execute(select(Item.item_id, Item.title, Item.year).where(Item.run_id == run_id, Item.item_id.in_([i for i, _ in items])))
+        }
+        said = con.execute(
+            select(e.type, e.text)
+            .where(
+                e.run_id == run_id,
+                e.user_id == user_id,
+                e.type.in_([int(EventType.POST), int(EventType.CHAT), int(EventType.INSTRUCTION), int(EventType.FEELING)]),
+                e.text.is_not(None),
+            )
+            .order_by(e.id.desc())
+            .limit(limit)
+        ).all()
+        mems = con.execute(
+            select(MemoryRecord.text)
+            .where(MemoryRecord.run_id == run_id, MemoryRecord.user_id == user_id)
+            .order_by(MemoryRecord.importance.desc(), MemoryRecord.tick.desc())
+            .limit(3)
+        ).scalars()
+        mem_texts = [str(m) for m in mems]
+    watched = [(i, *titles.get(i, (f"item {i}", None)), r) for i, r in items]
+    return {"profile": prof or "", "watched": watched, "said": [(EventType(int(t)).name.lower(), str(x)) for t, x in said], "memories": mem_texts}
+
+
+def llm_text_outcomes(engine: Engine, run_id: int) -> dict[str, dict[str, Any]]:
+    """What became of the text of a run's LLM calls, per purpose.
+
+    Returns:
+        purpose -> ``{calls, tokens, kept, rejected, failed, reasons}``: ``kept``, the
+        model's text was used; ``rejected``, the answer came back but failed the
+        grounding check (``reasons``: count per reason, sorted by name); ``failed``,
+        no usable answer (timeout, HTTP error, invalid JSON).
+    """
+    from sqlalchemy import and_
+
+    from recworld.storage.models import LLMCall
+
+    c = LLMCall
+    q = (
+        select(
+            c.purpose,
+            func.count(),
+            func.sum(c.tokens_in + c.tokens_out),
+            func.sum(case((c.rejected.is_not(None), 1), else_=0)),
+            func.sum(case((and_(c.rejected.is_(None), c.fell_back), 1), else_=0)),
+        )
+        .where(c.run_id == run_id)
+        .group_by(c.purpose)
+    )
+    reasons_q = select(c.purpose, c.rejected, func.count()).where(c.run_id == run_id, c.rejected.is_not(None)).group_by(c.purpose, c.rejected)
+    out: dict[str, dict[str, Any]] = {}
+    with engine.connect() as con:
+        for purpose, calls, tokens, rejected, failed in con.execute(q):
+            rejected, failed = int(rejected or 0), int(failed or 0)
+            out[purpose] = {
+                "calls": int(calls),
+                "tokens": int(tokens or 0),
+                "kept": int(calls) - rejected - failed,
+                "rejected": rejected,
+                "failed": failed,
+                "reasons": {},
+            }
+        for purpose, reason, n in con.execute(reasons_q.order_by(c.purpose, c.rejected)):
+            out[purpose]["reasons"][reason] = int(n)
+    return out
+
+
+def add_interviews(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Store interview answers (``Interview`` fields)."""
+    from sqlalchemy import insert
+
+    from recworld.storage.models import Interview, utcnow
+
+    if rows:
+        with engine.begin() as con:
+            con.execute(insert(Interview.__table__), [{"created_at": utcnow(), **r} for r in rows])
+
+
+def interviews(engine: Engine, run_id: int, user_id: int | None = None) -> list[dict[str, Any]]:
+    """Stored interviews of a run (or of one user), newest first."""
+    from recworld.storage.models import Interview
+
+    i = Interview
+    q = select(i.id, i.user_id, i.question, i.answer, i.by, i.rejected, i.model, i.created_at).where(i.run_id == run_id)
+    if user_id is not None:
+        q = q.where(i.user_id == user_id)
+    with engine.connect() as con:
+        return [dict(r._mapping) for r in con.execute(q.order_by(i.id.desc()))]
+
+
+def most_vocal_user(engine: Engine, run_id: int) -> int | None:
+    """The user with the most model-written texts in a run (ties: the lowest id), else the most active one."""
+    from recworld.storage.models import Event
+
+    e = Event
+    q = (
+        select(e.user_id, func.count())
+        .where(e.run_id == run_id, e.text.is_not(None), e.payload.like('%"by": "llm"%'))
+        .group_by(e.user_id)
+        .order_by(func.count().desc(), e.user_id)
+        .limit(1)
+    )
+    with engine.connect() as con:
+        row = con.execute(q).first()
+        if row is None:
+            row = con.execute(
+                select(e.user_id, func.count()).where(e.run_id == run_id).group_by(e.user_id).order_by(func.count().desc(), e.user_id).limit(1)
+            ).first()
+    return None if row is None else int(row[0])

@@ -223,7 +223,21 @@ class RunRecorder:
             if isinstance(record, dict)
             else {
                 k: getattr(record, k)
-                for k in ("tick", "user_id", "purpose", "model", "tokens_in", "tokens_out", "latency_ms", "cached", "retries", "fell_back", "error", "endpoint")
+                for k in (
+                    "tick",
+                    "user_id",
+                    "purpose",
+                    "model",
+                    "tokens_in",
+                    "tokens_out",
+                    "latency_ms",
+                    "cached",
+                    "retries",
+                    "fell_back",
+                    "error",
+                    "endpoint",
+                    "rejected",
+                )
             }
         )
         self._llm.append({"run_id": self.run_id, **d})

@@ -34,9 +34,9 @@ def scripted_llm(req) -> str:
     """Answers of the scripted LLM server, by the prompt's last line."""
     last = req.prompt_text.rstrip().splitlines()[-1]
     if last.startswith("Request:"):
-        return 'Fewer romances, more space sci-fi."'
+        return ' fewer romances, more space sci-fi."'  # the prompt starts the request: "I want"
     if last.startswith("A:"):
-        return " Have you watched it? It is <b>so good</b>\nB: Not yet, adding it to my list.\nA: You will love it."
+        return " It is so good, <3 & all\nB: Not yet, adding it to my list.\nA: You will love it."
     if last.startswith("Summary:"):
         return 'I like slow science films."'
     if last.startswith("Post:"):
@@ -241,4 +241,51 @@ def sweep_client(sweep_db):
     from recworld.dashboard.app import create_app
 
     with TestClient(create_app(sweep_db.url, poll_interval=0.05)) as c:
+        yield c
+
+
+@dataclass(frozen=True)
+class LanguageRun:
+    url: str
+    run_id: int
+    user_id: int  # a user who was interviewed
+    counts: dict  # what the scripted model answered, per category
+
+
+@pytest.fixture(scope="session")
+def language_run(tmp_path_factory) -> LanguageRun:
+    """A hybrid run (its own database) whose model is scripted to make a base model's mistakes, and one interview."""
+    from tests_support import LanguageScript
+
+    from recworld.llm.testing import ScriptedLLMServer
+    from recworld.scenarios.interview import interview
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
+    from recworld.storage import connect
+
+    script = LanguageScript()
+    with ScriptedLLMServer(script) as srv:
+        s = load_scenario("quickstart").with_overrides(
+            **{
+                "population.n_users": 40,
+                "ticks": 10,
+                "brain.kind": "hybrid",
+                "brain.params": {"language_rate": 0.3, "max_calls_per_tick": 8, "max_social_calls_per_tick": 8},
+                "llm": {"backend": "openai", "base_url": srv.base_url, "model": "scripted", "cache_path": None, "timeout_s": 5.0},
+            }
+        )
+        url = f"sqlite:///{tmp_path_factory.mktemp('lang') / 'runs.db'}"
+        run_id = run_scenario(s, db_url=url, progress=False, run_name="quickstart-language").run_id
+        counts = script.counts()
+        interview(connect(url), run_id, [3], "What would you change about the app?")
+    return LanguageRun(url, run_id, 3, counts)
+
+
+@pytest.fixture(scope="session")
+def language_client(language_run):
+    from fastapi.testclient import TestClient
+
+    from recworld.dashboard.app import create_app
+
+    with TestClient(create_app(language_run.url, poll_interval=0.05)) as c:
         yield c

@@ -135,8 +135,8 @@ def test_users_search_and_detail(client, run_db, engine):
     assert d["chats"]["total"] == n_chats > 0
     assert any("so good" in c["text"] for c in d["chats"]["items"])
     assert d["posts"]["total"] == _count(engine, run_db.run_id, EventType.POST, user_id=uid) > 0
-    by_llm = [i["text"] for i in d["instructions"]["items"] if i["payload"] == {"by": "llm"}]
-    assert by_llm and set(by_llm) == {"Fewer romances, more space sci-fi."}
+    by_llm = [i["text"] for i in d["instructions"]["items"] if i["payload"]["by"] == "llm"]
+    assert by_llm and set(by_llm) == {"I want fewer romances, more space sci-fi."}
     with engine.connect() as con:
         n_mem = con.execute(select(func.count()).select_from(MemoryRecord).where(MemoryRecord.run_id == run_db.run_id, MemoryRecord.user_id == uid)).scalar()
     mem = d["memory"]["items"]

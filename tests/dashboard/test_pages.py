@@ -52,8 +52,8 @@ def test_user_pages(client, run_db):
     assert "26–50 of 80" in page2 and 'rel="prev"' in page2
 
     u = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}").text
-    assert "Fewer romances, more space sci-fi." in u
-    assert "&lt;b&gt;so good&lt;/b&gt;" in u and "<b>so good</b>" not in u  # chat text (from the LLM) is escaped
+    assert "I want fewer romances, more space sci-fi." in u
+    assert "so good, &lt;3 &amp; all" in u and "<3 & all" not in u  # chat text (from the LLM) is escaped
     assert 'id="chart-state"' in u and _data(u)["snapshots"]
     n_instr = client.get(f"/api/runs/{run_db.run_id}/users/{run_db.user_id}").json()["event_counts"]["instruction"]
     only = client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}", params={"type": "instruction"}).text
@@ -174,3 +174,34 @@ def test_compare_page_shows_a_sweep_with_intervals(sweep_client, sweep_db):
     assert 'id="chart-sweep-0"' in page and page.count('<a href="/runs/') == 4
     missing = sweep_client.get("/compare", params={"sweep": "nope"})
     assert missing.status_code == 404 and "no sweep named" in missing.text
+
+
+def test_run_page_shows_model_text_kept_and_rejected_by_reason(language_client, language_run):
+    client = language_client
+    html = client.get(f"/runs/{language_run.run_id}").text
+    table = html.split('id="llm-quality"', 1)[1].split("</table>", 1)[0]
+    for reason in ("invented title", "contradicts persona", "echo", "off topic", "empty"):
+        assert reason in table
+    body = client.get(f"/api/runs/{language_run.run_id}/overview").json()
+    rows = body["llm_by_purpose"]
+    kept = sum(r["kept"] for r in rows)
+    reasons: dict = {}
+    for r in rows:
+        assert r["kept"] + r["rejected"] + r["failed"] == r["calls"]
+        for k, n in r["reasons"].items():
+            reasons[k] = reasons.get(k, 0) + n
+    # The panel counts exactly what the scripted model got wrong (the interview came after the run: not counted here).
+    c = dict(language_run.counts)
+    assert kept == c.pop("good") and reasons == c
+
+
+def test_user_page_shows_stored_interviews(language_client, language_run):
+    client = language_client
+    html = client.get(f"/runs/{language_run.run_id}/users/{language_run.user_id}").text
+    section = html.split('id="interviews"', 1)[1].split("<h2>", 1)[0]
+    assert "What would you change about the app?" in section and "<b>A:</b>" in section
+    api = client.get(f"/api/runs/{language_run.run_id}/users/{language_run.user_id}").json()
+    [iv] = api["interviews"]
+    assert iv["question"] == "What would you change about the app?" and iv["answer"] in section
+    other = client.get(f"/runs/{language_run.run_id}/users/{language_run.user_id + 1}").text
+    assert "No interviews yet." in other

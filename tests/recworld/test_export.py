@@ -15,9 +15,9 @@ from recworld.storage import connect
 def script(req):
     last = req.prompt_text.rstrip().splitlines()[-1]
     if last.startswith("Request:"):
-        return 'More horror movies, please."'
+        return ' more horror movies, please."'  # the prompt began it: "I want"
     if last.startswith("A:"):
-        return " Have you seen it?\nB: Yes, twice.\nA: Same!"
+        return "\nB: Yes, twice, what a movie.\nA: Same!"  # after A's first line, which the prompt began
     return 'Pretty good page."'
 
 
@@ -52,9 +52,9 @@ def test_export_conversations_jsonl(small_scenario, tmp_path):
     c = chats[0]
     assert 2 <= len(c["messages"]) <= 4 and c["item_title"] and len(set(c["users"])) == 2
     assert {m["user"] for m in c["messages"]} == set(c["users"])
-    assert c["messages"][0]["text"] == "Have you seen it?"
-    e = ex[0]
-    assert e["instruction"] == "More horror movies, please."
+    assert c["messages"][0]["text"].startswith("Have you seen ") and c["messages"][1]["text"] == "Yes, twice, what a movie."
+    # Users who dislike horror could not say it (the grounding check): their instruction is the template.
+    e = next(r for r in ex if r["instruction"] == "I want more horror movies, please.")
     assert len(e["page"]) == 10 and all(p["title"] for p in e["page"])
     assert any(r["feeling"] == "Pretty good page." for r in ex)
     nxt = [r for r in ex if r["next_page"]]

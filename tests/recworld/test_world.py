@@ -144,6 +144,10 @@ class _Layer:
     def attach(self, world):
         self.calls.append("attach")
 
+    def on_tick_start(self, world, tick):
+        self.calls.append(("start", tick))
+        return EventBatch.build(tick, np.array([1]), EventType.UNFOLLOW, values=np.array([0.0]))
+
     def on_tick(self, world, tick):
         self.calls.append(("tick", tick))
         return EventBatch.build(tick, np.array([0]), EventType.FOLLOW, values=np.array([1.0]))
@@ -171,8 +175,10 @@ def test_world_drives_its_layers(make_world, collect):
     c = collect()
     w.attach_recorder(c)
     w.run(2)
-    assert layer.calls == ["attach", "recorder", ("tick", 0), ("tick", 1)]
-    assert [int(e.of_type(EventType.FOLLOW).sum()) for e in c.events] == [1, 1]  # the layer's events join the tick's log
+    assert layer.calls == ["attach", "recorder", ("start", 0), ("tick", 0), ("start", 1), ("tick", 1)]
+    # The layer's events (at the start of the tick and after its sessions) join the tick's log.
+    assert [int(e.of_type(EventType.FOLLOW).sum()) for e in c.events] == [1, 1]
+    assert [int(e.of_type(EventType.UNFOLLOW).sum()) for e in c.events] == [1, 1]
     w2 = load_world(dump_world(w))
     w2.reattach_layers()
     w2.close()

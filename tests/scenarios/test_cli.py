@@ -134,3 +134,27 @@ def test_missing_extras_are_one_line_errors(monkeypatch, capsys, tmp_path, hidde
     assert main([*argv, "--db", db] if argv[0] != "train" else [*argv, "--out", str(tmp_path / "p.zip")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(f"pip install 'recworld[{extra}]'") and f"({hidden} is not installed)" in err[0], err
+
+
+def test_demo_scenario_ends_with_what_users_wrote_an_interview_and_the_dashboard_command(tmp_path, capsys):
+    """`make demo` runs `recworld run demo --interview ...`; here on a scripted model (the shipped file with its llm section pointed at it)."""
+    import yaml
+    from tests_support import LanguageScript
+
+    from recworld.llm.testing import ScriptedLLMServer
+    from recworld.scenarios.schema import shipped
+
+    demo = yaml.safe_load(open(shipped()["demo"], encoding="utf-8"))
+    assert demo["brain"]["kind"] == "hybrid" and demo["llm"]["backend"] == "embedded"
+    with ScriptedLLMServer(LanguageScript()) as srv:
+        demo.update(ticks=6, population={"source": "movielens", "n_users": 60})
+        demo["llm"] = {"backend": "openai", "base_url": srv.base_url, "model": "scripted", "cache_path": None}
+        f = tmp_path / "demo.yaml"
+        f.write_text(yaml.safe_dump(demo))
+        db = f"sqlite:///{tmp_path / 'demo.db'}"
+        assert main(["run", str(f), "--db", db, "--quiet", "--interview", "What do you want more of?"]) == 0
+    out = capsys.readouterr().out
+    assert "instructions to the recommender" in out and "tick " in out
+    assert "model text:" in out and "rejected by the grounding check" in out
+    assert "an interview" in out and "Q to user" in out and "What do you want more of?" in out and "A: " in out
+    assert f"recworld dashboard --db {db}" in out and "http://127.0.0.1:8000/runs/1" in out

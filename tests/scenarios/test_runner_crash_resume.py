@@ -115,3 +115,55 @@ def test_sigterm_finishes_the_tick_marks_interrupted_and_resumes(tmp_path):
     assert ref.returncode == 0
     assert event_log_hash(eng, 1) == event_log_hash(eng, 2)
     dispose_all()
+
+
+def test_sigkill_with_language_in_flight_then_resume_replays_exactly(tmp_path):
+    """Hybrid users whose texts are heard two ticks after they are asked for: a SIGKILL leaves requests in flight;
+    the resumed run sends them again from the checkpoint and its log equals an uninterrupted run's."""
+    from tests_support import LanguageScript
+
+    from recworld.llm.testing import ScriptedLLMServer
+
+    script = LanguageScript()
+    # Latency keeps requests in flight across checkpoints (and no response cache: the resume must re-ask).
+    with ScriptedLLMServer(script, latency_s=0.02) as srv:
+        f = tmp_path / "lang.yaml"
+        db = f"sqlite:///{tmp_path / 'lang.db'}"
+        f.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "crash-language",
+                    "seed": 4,
+                    "ticks": 24,
+                    "population": {"source": "movielens", "n_users": 60},
+                    "recommender": {"name": "linucb", "params": {"instruction_weight": 1.0}},
+                    "brain": {
+                        "kind": "hybrid",
+                        "params": {"language_rate": 0.3, "max_calls_per_tick": 10, "max_social_calls_per_tick": 10, "language_lag": 2, "reflection_every": 2},
+                    },
+                    "social": {"enabled": True, "post_rate": 0.4, "chat_rate": 0.3},
+                    "llm": {"backend": "openai", "base_url": srv.base_url, "model": "scripted", "cache_path": None, "timeout_s": 10.0},
+                    "storage": {"url": db},
+                }
+            )
+        )
+        ref = subprocess.run([sys.executable, "-m", "recworld.scenarios.cli", "run", str(f), "--quiet"], capture_output=True, text=True, timeout=300)
+        assert ref.returncode == 0, ref.stderr
+        p = _cli("run", str(f), "--quiet")
+        _wait_for_tick(db, 2, 9, p)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        p.stdout.close()
+        p.stderr.close()
+        res = subprocess.run(
+            [sys.executable, "-m", "recworld.scenarios.cli", "resume", "2", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300
+        )
+        assert res.returncode == 0, res.stderr
+    eng = connect(db, create=False)
+    h1, n1 = event_log_hash(eng, 1)
+    h2, n2 = event_log_hash(eng, 2)
+    assert n1 == n2 > 0 and h1 == h2
+    with eng.connect() as con:
+        texts = con.execute(select(func.count()).where(Event.run_id == 2, Event.type.in_([int(EventType.FEELING), int(EventType.INSTRUCTION)]))).scalar()
+    assert texts > 0  # the log did carry model-written (and templated) feelings and instructions
+    dispose_all()

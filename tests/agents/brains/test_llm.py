@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from tests_support import run_collecting
 
-from recworld.agents.brains.llm import ERROR_UNUSABLE_TEXT, HybridBrain, LLMBrain, build_brain_from_config, parse_chat
+from recworld.agents.brains.llm import HybridBrain, LLMBrain, build_brain_from_config, parse_chat
 from recworld.agents.brains.llm_text import PROMPT_NAMES, prompt_template, sanitize
 from recworld.checkpoint import dump_world, load_world
 from recworld.errors import ConfigError
@@ -29,9 +29,9 @@ def answer(req) -> str:
         return json.dumps(DECISION)
     last = req.prompt_text.rstrip().splitlines()[-1]
     if last.startswith("Request:"):
-        return 'Please show me more horror movies." extra'
+        return ' more horror movies, please." extra'  # the prompt began it: "I want"
     if last.startswith("A:"):
-        return " Did you like it?\nB: Loved every minute.\nA: Same here."
+        return "\nB: Loved every minute of that movie.\nA: Same here."
     if last.startswith("Post:"):
         return 'Go watch this tonight!"'
     return 'Not bad at all."'
@@ -184,8 +184,8 @@ def test_hybrid_language_budget_templates_and_one_burst_per_page(make_world, ser
     )
     bursts = []
     rt = brain.runtime
-    orig = rt.complete_many
-    rt.complete_many = lambda reqs: bursts.append(len(reqs)) or orig(reqs)
+    orig = rt.submit_many
+    rt.submit_many = lambda reqs: bursts.append(len(reqs)) or orig(reqs)
     pages = []
     orig_decide = brain.decide
     brain.decide = lambda ctx: pages.append(len(ctx.users)) or orig_decide(ctx)
@@ -200,9 +200,9 @@ def test_hybrid_language_budget_templates_and_one_burst_per_page(make_world, ser
     assert max(per_tick.values()) <= 5
     feel = [ev.text[i] for i in np.flatnonzero(ev.of_type(EventType.FEELING))]
     instr = [ev.text[i] for i in np.flatnonzero(ev.of_type(EventType.INSTRUCTION))]
-    assert "Not bad at all." in feel and "Please show me more horror movies." in instr
+    assert "Not bad at all." in feel and "I want more horror movies, please." in instr
     # Unusable answers became template text, recorded as fallbacks.
-    bad = [r for r in rec.llm if r["error"] == ERROR_UNUSABLE_TEXT]
+    bad = [r for r in rec.llm if r["rejected"] == "empty"]
     assert bad and all(r["fell_back"] for r in bad)
     assert brain.stats["templated"] >= len(bad)
     assert not ev.of_type(EventType.FALLBACK).any()  # decisions never fell back: utility made them
@@ -215,7 +215,7 @@ def test_instruction_moves_the_next_slates(make_world, ml):
 
     def horror_share(text):
         def script(req):
-            return text + '"'
+            return " " + text + '"'  # after the prompt's "I want"
 
         with ScriptedLLMServer(script) as srv:
             world, brain, _ = make(
@@ -290,7 +290,9 @@ def test_sanitize_and_chat_parsing():
 
 @pytest.mark.slow
 def test_hybrid_on_the_embedded_model_writes_real_text(small_scenario):
-    """A few ticks with the bundled Gemma 3 270M: posts, chats and instructions carry model text."""
+    """A few ticks with the bundled Gemma 3 270M: every call is answered and judged; some model text reaches the log."""
+    from recworld.llm.grounding import REASONS
+
     s = small_scenario(
         **{
             "ticks": 3,
@@ -305,17 +307,21 @@ def test_hybrid_on_the_embedded_model_writes_real_text(small_scenario):
     assert out.status == "completed"
     eng = connect(s.storage.url, create=False)
     with eng.connect() as con:
-        calls = con.execute(select(LLMCall.purpose, LLMCall.fell_back, LLMCall.tokens_out).where(LLMCall.run_id == out.run_id)).all()
+        calls = con.execute(
+            select(LLMCall.purpose, LLMCall.fell_back, LLMCall.tokens_out, LLMCall.rejected, LLMCall.error).where(LLMCall.run_id == out.run_id)
+        ).all()
         texts = {
-            t: con.execute(select(Event.text).where(Event.run_id == out.run_id, Event.type == int(t))).scalars().all()
+            t: con.execute(select(Event.text, Event.payload).where(Event.run_id == out.run_id, Event.type == int(t))).all()
             for t in (EventType.POST, EventType.CHAT, EventType.INSTRUCTION)
         }
-    ok = {c.purpose for c in calls if not c.fell_back and c.tokens_out > 0}
-    assert {"post", "chat", "instruction"} <= ok, calls
+    assert {c.purpose for c in calls} >= {"post", "chat", "instruction"}
+    # The model answered every call (no faults); each answer was kept or rejected for a named reason.
+    assert all(c.tokens_out > 0 or c.rejected == "empty" for c in calls) and not any(c.fell_back and c.rejected is None for c in calls), calls
+    assert all(c.rejected in REASONS for c in calls if c.rejected is not None)
     for t, rows in texts.items():
-        assert rows and all(isinstance(x, str) and x.strip() and "\n" not in x for x in rows), t
-    templated = ("Just watched", "Have you seen", "Show me more")
-    assert any(not x.startswith(templated) for x in texts[EventType.POST] + texts[EventType.CHAT] + texts[EventType.INSTRUCTION])
+        assert rows and all(isinstance(x, str) and x.strip() and "\n" not in x for x, _p in rows), t
+    kept = [x for rows in texts.values() for x, p in rows if '"by": "llm"' in (p or "")]
+    assert kept, "no model text survived the grounding check"
 
 
 def test_sanitize_rejects_fragments():

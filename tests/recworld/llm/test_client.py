@@ -283,3 +283,19 @@ def test_close_is_idempotent_and_final(server, make_runtime):
 def test_empty_batch(make_runtime):
     rt, records = make_runtime()
     assert rt.complete_many([]) == [] and records == []
+
+
+def test_submit_many_returns_at_once_and_accounts_on_collection(server, make_runtime, tmp_path):
+    """The language pipeline's call: the caller goes on while the server answers; answers are cached as they land."""
+    server.latency_s = 0.3
+    rt, records = make_runtime(cache_path=str(tmp_path / "c.db"), timeout_s=5.0)
+    t0 = time.perf_counter()
+    pending = rt.submit_many([ask(f"q{i}", purpose="feeling") for i in range(6)])
+    assert time.perf_counter() - t0 < 0.25 and not pending.done() and records == []
+    results = pending.results()
+    assert [r.text for r in results] == [f"echo: q{i}" for i in range(6)]
+    assert len(records) == 6 and pending.results() is results and len(records) == 6  # accounted once
+    # Answers went to the cache when they came back: the same requests now make no server request.
+    n = server.request_count
+    again = rt.submit_many([ask(f"q{i}", purpose="feeling") for i in range(6)])
+    assert again.done() and all(r.cached for r in again.results()) and server.request_count == n

@@ -1,4 +1,5 @@
 import pytest
+from sqlalchemy import select
 
 from recworld.errors import ConfigError
 from recworld.storage import connect, normalise_url
@@ -134,7 +135,7 @@ def test_set_up_steps_retry_while_another_process_holds_the_lock():
     assert len(calls) == 1  # other errors are not retried
 
 
-def test_schema_v1_database_gets_llmcall_endpoint(tmp_path):
+def test_schema_v1_database_gets_llmcall_endpoint_rejected_and_interviews(tmp_path):
     from tests_support import check_migrated_from_v1, downgrade_to_schema_v1
 
     url = f"sqlite:///{tmp_path / 'v1.db'}"
@@ -147,5 +148,37 @@ def test_schema_v1_database_gets_llmcall_endpoint(tmp_path):
 
     migrate(connect(url), 1)
     with connect(url).connect() as con:
-        assert [r[1] for r in con.exec_driver_sql("PRAGMA table_info(llmcall)")].count("endpoint") == 1
+        cols = [r[1] for r in con.exec_driver_sql("PRAGMA table_info(llmcall)")]
+    assert cols.count("endpoint") == 1 and cols.count("rejected") == 1
+
+
+def test_schema_v2_database_gets_tick_talk_columns_llmcall_rejected_and_interviews(tmp_path):
+    """A v2 database (pools: ``endpoint``; no search/conversation counts, no grounding) opens at the current version: columns added, ``interview`` created, rows kept."""
+    from sqlalchemy import inspect
+    from sqlmodel import Session
+    from tests_support import TALK_COLUMNS
+
+    from recworld.storage.models import SCHEMA_VERSION, LLMCall, SchemaInfo
+
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    eng = connect(url)
+    with eng.begin() as con:  # hand-made: how a version-2 database looks
+        con.exec_driver_sql("ALTER TABLE llmcall DROP COLUMN rejected")
+        con.exec_driver_sql("DROP TABLE interview")
+        for col in TALK_COLUMNS:
+            con.exec_driver_sql(f"ALTER TABLE tickmetrics DROP COLUMN {col}")
+        con.exec_driver_sql(
+            "INSERT INTO llmcall (run_id, tick, purpose, model, tokens_in, tokens_out, latency_ms, cached, retries, fell_back, endpoint)"
+            " VALUES (1, 3, 'post', 'm', 5, 7, 1.0, 0, 0, 0, 'http://127.0.0.1:1/v1')"
+        )
+        con.exec_driver_sql("UPDATE schemainfo SET version = 2")
+    dispose_all()
+    eng = connect(url)
+    with Session(eng) as s:
+        assert s.get(SchemaInfo, 1).version == SCHEMA_VERSION
+    assert set(TALK_COLUMNS) <= {c["name"] for c in inspect(eng).get_columns("tickmetrics")}
+    with eng.connect() as con:
+        row = con.execute(select(LLMCall.purpose, LLMCall.endpoint, LLMCall.rejected)).one()
+        assert tuple(row) == ("post", "http://127.0.0.1:1/v1", None)
+        assert con.exec_driver_sql("SELECT count(*) FROM interview").scalar() == 0
     dispose_all()
