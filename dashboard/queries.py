@@ -326,10 +326,10 @@ _PAGE_TYPE_SET = {int(t) for t in (EventType.IMPRESSION, EventType.WATCH, EventT
 _EV_COLS = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq)
 
 
-def _ev_conds(run_id: int, tset: set[int] | None, tick_min: int | None, tick_max: int | None) -> list:
+def _ev_conds(run_id: int, tset: set[int] | None, tick_min: int | None, tick_max: int | None, scoped: bool = False) -> list:
     conds = [Event.run_id == run_id]
     if tset is not None:
-        conds.append(Event.type.in_(sorted(tset)))
+        conds.append((_nx(Event.type) if scoped else Event.type).in_(sorted(tset)))
     if tick_min is not None:
         conds.append(Event.tick >= tick_min)
     if tick_max is not None:
@@ -386,7 +386,7 @@ def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, 
     """An item's events: its Event rows (index (run_id, item_id)) and, per tick it was shown (ItemTick), the pages of those users."""
     from sqlalchemy import text as sql
 
-    conds = _ev_conds(run_id, tset, tick_min, tick_max) + [Event.item_id == item_id]
+    conds = _ev_conds(run_id, tset, tick_min, tick_max, scoped=True) + [Event.item_id == item_id]
     total = _total(con, engine, run_id, conds, tset, item_id, tick_min, tick_max) if count else None
     evs = con.execute(select(*_EV_COLS).where(*conds).order_by(Event.id)).all()
     by_tick: dict[int, list] = {}

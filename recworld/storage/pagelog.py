@@ -268,7 +268,8 @@ def user_log(con: Any, run_id: int, user_id: int, *, types: set[int] | None = No
     p = {"r": run_id, "u": user_id, "a": tick_min, "z": tick_max}
     ev_types = ""
     if types is not None:
-        ev_types = " AND type IN (" + ",".join(str(int(t)) for t in sorted(types)) + ")" if types else " AND 0"
+        # type + 0: keep SQLite on the selective user index, not (run_id, type, tick) (see recworld.dashboard.queries._nx).
+        ev_types = " AND type + 0 IN (" + ",".join(str(int(t)) for t in sorted(types)) + ")" if types else " AND 0"
     evs = con.execute(text(f"SELECT id, tick, user_id, type, item_id, value, text, payload, seq FROM event WHERE {cond}{ev_types} ORDER BY id"), p).all()
     pgs: list = []
     if types is None or types & {_IMP, _WATCH, _SKIP, _RATE}:
