@@ -792,11 +792,7 @@ def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, of
             w, sw, first, rated_ticks = stats[uid]
             rating = None
             if rated_ticks:
-                rs = [
-                    r[5]
-                    for r in pagelog.user_log(con, run_id, uid, types={int(EventType.RATE)}, tick_min=min(rated_ticks), tick_max=max(rated_ticks))
-                    if r[4] == item_id
-                ]
+                rs = [r[5] for r in pagelog.user_log(con, run_id, uid, types={int(EventType.RATE)}, ticks=rated_ticks) if r[4] == item_id]
                 rating = sum(rs) / len(rs) if rs else None
             out.append({"user_id": uid, "watches": w, "social_watches": sw, "first_tick": first, "rating": rating})
     return len(stats), out

@@ -19,6 +19,8 @@ rated) or, with ``flags & FLOAT_RATINGS``, ``float64`` (NaN = not rated).
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -136,31 +138,32 @@ def split_batch(run_id: int, tick: int, ev: EventBatch) -> tuple[np.ndarray, lis
 
 
 # ------------------------------------------------------------------ reading
-def decode(k: int, n_watched: int, n_rated: int, flags: int, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A page blob as (items, watched bool[k], shares of the watched float64[n_watched], ratings of the watched float64[n_watched], NaN = none)."""
-    items = np.frombuffer(data, "<i4", k)
-    nb = (k + 7) // 8
-    watched = np.unpackbits(np.frombuffer(data, np.uint8, nb, 4 * k), count=k).astype(bool)
-    pos = 4 * k + nb
+def decode(k: int, n_watched: int, n_rated: int, flags: int, data: bytes) -> tuple[tuple[int, ...], list[bool], tuple[float, ...], list[float]]:
+    """A page blob as (items, watched flags, shares of the watched items, ratings of the watched items, NaN = none).
+
+    Plain ``struct`` reads: a page is a few dozen bytes, where numpy's per-call overhead would dominate.
+    """
+    items = struct.unpack_from(f"<{k}i", data, 0)
+    bits = data[4 * k : 4 * k + (k + 7) // 8]
+    watched = [bool((bits[j >> 3] >> (7 - (j & 7))) & 1) for j in range(k)]  # numpy.packbits order: big-endian bits
+    pos = 4 * k + (k + 7) // 8
     if flags & FRAC:
-        frac = np.frombuffer(data, "<f8", n_watched, pos)
+        frac = struct.unpack_from(f"<{n_watched}d", data, pos)
         pos += 8 * n_watched
     else:
-        frac = np.ones(n_watched)
+        frac = (1.0,) * n_watched
     if n_rated == 0:
-        ratings = np.full(n_watched, np.nan)
+        ratings = [math.nan] * n_watched
     elif flags & FLOAT_RATINGS:
-        ratings = np.frombuffer(data, "<f8", n_watched, pos)
+        ratings = list(struct.unpack_from(f"<{n_watched}d", data, pos))
     else:
-        r = np.frombuffer(data, np.int8, n_watched, pos).astype(np.float64)
-        ratings = np.where(r == 0, np.nan, r)
+        ratings = [float(r) if r else math.nan for r in struct.unpack_from(f"<{n_watched}b", data, pos)]
     return items, watched, frac, ratings
 
 
 def expand(page_id: int, tick: int, user: int, k: int, n_watched: int, n_rated: int, flags: int, seq_i: int, seq_w: int, seq_r: int, data: bytes) -> list[Row]:
     """The events a Page row stands for, each as a :data:`Row`."""
-    items, watched, frac, ratings = decode(k, n_watched, n_rated, flags, data)
-    it = items.tolist()
+    it, watched, fr, ratings = decode(k, n_watched, n_rated, flags, bytes(data))
     out: list[Row] = []
     base = PAGE_EVENT_ID_BASE + page_id * 512
     if flags & IMPRESSIONS:
@@ -168,19 +171,19 @@ def expand(page_id: int, tick: int, user: int, k: int, n_watched: int, n_rated: 
     n = 0
     wi = 0
     skips = bool(flags & SKIPS)
-    fr = frac.tolist()
-    for j, w in enumerate(watched.tolist()):
+    wj: list[int] = []
+    for j, w in enumerate(watched):
         if w:
             out.append((seq_w + n, tick, user, _WATCH, it[j], fr[wi], None, None, base + 128 + n))
+            wj.append(j)
             wi += 1
             n += 1
         elif skips:
             out.append((seq_w + n, tick, user, _SKIP, it[j], float(j), None, None, base + 128 + n))
             n += 1
     if n_rated:
-        wj = np.flatnonzero(watched).tolist()
         m = 0
-        for r, j in zip(ratings.tolist(), wj):
+        for r, j in zip(ratings, wj):
             if r == r:
                 out.append((seq_r + m, tick, user, _RATE, it[j], r, None, None, base + 384 + m))
                 m += 1
@@ -260,16 +263,27 @@ __all__ = [
 ]
 
 
-def user_log(con: Any, run_id: int, user_id: int, *, types: set[int] | None = None, tick_min: int | None = None, tick_max: int | None = None) -> list[Row]:
-    """One user's events in log order, pages expanded (index ``(run_id, user_id, tick)`` of both tables)."""
+def user_log(
+    con: Any,
+    run_id: int,
+    user_id: int,
+    *,
+    types: set[int] | None = None,
+    tick_min: int | None = None,
+    tick_max: int | None = None,
+    ticks: Iterable[int] | None = None,
+) -> list[Row]:
+    """One user's events in log order, pages expanded (index ``(run_id, user_id, tick)`` of both tables); ``ticks`` limits it to those ticks."""
     from sqlalchemy import text
 
     cond = "run_id = :r AND user_id = :u" + (" AND tick >= :a" if tick_min is not None else "") + (" AND tick <= :z" if tick_max is not None else "")
+    if ticks is not None:
+        cond += " AND tick IN (" + ",".join(str(int(t)) for t in sorted(set(ticks))) + ")" if ticks else " AND 1 = 0"
     p = {"r": run_id, "u": user_id, "a": tick_min, "z": tick_max}
     ev_types = ""
     if types is not None:
         # type + 0: keep SQLite on the selective user index, not (run_id, type, tick) (see recworld.dashboard.queries._nx).
-        ev_types = " AND type + 0 IN (" + ",".join(str(int(t)) for t in sorted(types)) + ")" if types else " AND 0"
+        ev_types = " AND type + 0 IN (" + ",".join(str(int(t)) for t in sorted(types)) + ")" if types else " AND 1 = 0"
     evs = con.execute(text(f"SELECT id, tick, user_id, type, item_id, value, text, payload, seq FROM event WHERE {cond}{ev_types} ORDER BY id"), p).all()
     pgs: list = []
     if types is None or types & {_IMP, _WATCH, _SKIP, _RATE}:
