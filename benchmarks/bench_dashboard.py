@@ -5,6 +5,8 @@ users, LinUCB) run for two simulated weeks (336 ticks), which logs about
 1.0-1.1 million events. If a run falls short of ``--min-events`` (e.g. after a
 change to the dynamics), its events are replicated with ``INSERT ... SELECT``
 shifted by whole runs of ticks until it has enough (the table says so).
+Events are counted as the dashboard counts them: Event rows plus the
+per-item events (watch, skip, rating) that the packed Page rows stand for.
 
 The dashboard is served by uvicorn on 127.0.0.1 and queried over HTTP, so the
 numbers include routing, validation, serialisation and the loopback socket.
@@ -45,21 +47,42 @@ def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
             span = ticks
             while n < min_events:
                 copies += 1
+                p = {"shift": span * copies, "r": out.run_id, "span": span}
                 con.execute(
                     text(
-                        "INSERT INTO event (run_id, tick, user_id, type, item_id, value, text, payload) "
-                        "SELECT run_id, tick + :shift, user_id, type, item_id, value, text, payload FROM event WHERE run_id = :r AND tick < :span"
+                        "INSERT INTO event (run_id, tick, user_id, type, item_id, value, text, payload, seq) "
+                        "SELECT run_id, tick + :shift, user_id, type, item_id, value, text, payload, seq FROM event WHERE run_id = :r AND tick < :span"
                     ),
-                    {"shift": span * copies, "r": out.run_id, "span": span},
+                    p,
                 )
-                n = con.execute(select(func.count()).select_from(Event).where(Event.run_id == out.run_id)).scalar_one()
-        how += f"; events replicated {copies}x by INSERT ... SELECT with ticks shifted"
+                con.execute(
+                    text(
+                        "INSERT INTO page (run_id, tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data) "
+                        "SELECT run_id, tick + :shift, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data FROM page WHERE run_id = :r AND tick < :span"
+                    ),
+                    p,
+                )
+                con.execute(
+                    text(
+                        "INSERT INTO itemtick (run_id, tick, item_id, impressions, watches, ratings, rating_sum, users, marks) "
+                        "SELECT run_id, tick + :shift, item_id, impressions, watches, ratings, rating_sum, users, marks FROM itemtick WHERE run_id = :r AND tick < :span"
+                    ),
+                    p,
+                )
+                n = count_events(engine, out.run_id, con)
+        how += f"; events and pages replicated {copies}x by INSERT ... SELECT with ticks shifted"
     return out.run_id, how
 
 
-def count_events(engine, run_id: int) -> int:
-    with engine.connect() as con:
-        return int(con.execute(select(func.count()).select_from(Event).where(Event.run_id == run_id)).scalar_one())
+def count_events(engine, run_id: int, con=None) -> int:
+    """Events of a run as the dashboard counts them: Event rows plus the per-item events its Page rows stand for."""
+    from recworld.dashboard.queries import _page_counts, run_logging
+
+    if con is None:
+        with engine.connect() as c:
+            return count_events(engine, run_id, c)
+    rows = int(con.execute(select(func.count()).select_from(Event).where(Event.run_id == run_id)).scalar_one())
+    return rows + sum(_page_counts(con, run_id, run_logging(engine, run_id)).values())
 
 
 def find_run(engine, min_events: int) -> int | None:
@@ -105,9 +128,15 @@ def main() -> None:
         run_id, how = build(args.db, args.ticks, args.min_events)
     n_events = count_events(engine, run_id)
     with engine.connect() as con:
-        busiest = con.execute(text("SELECT user_id, COUNT(*) AS n FROM event WHERE run_id = :r GROUP BY user_id ORDER BY n DESC LIMIT 1"), {"r": run_id}).one()
+        per_user: dict[int, int] = {}
+        for u, c in con.execute(text("SELECT user_id, COUNT(*) FROM event WHERE run_id = :r GROUP BY user_id"), {"r": run_id}):
+            per_user[int(u)] = per_user.get(int(u), 0) + int(c)
+        # Page events per user (skips logged, impressions not: the quickstart's default): k per page + ratings.
+        for u, c in con.execute(text("SELECT user_id, SUM(k + n_rated) FROM page WHERE run_id = :r GROUP BY user_id"), {"r": run_id}):
+            per_user[int(u)] = per_user.get(int(u), 0) + int(c)
+        busiest = max(per_user.items(), key=lambda kv: kv[1])
         top_item = con.execute(
-            text("SELECT item_id, COUNT(*) AS n FROM event WHERE run_id = :r AND type = 2 GROUP BY item_id ORDER BY n DESC LIMIT 1"), {"r": run_id}
+            text("SELECT item_id, SUM(watches) AS n FROM itemtick WHERE run_id = :r GROUP BY item_id ORDER BY n DESC LIMIT 1"), {"r": run_id}
         ).one()
         n_users = con.execute(select(Run.n_users).where(Run.id == run_id)).scalar_one()
     rng = random.Random(0)

@@ -5,7 +5,10 @@ loads a run's event log into Python: per-run aggregates come from
 :class:`~recworld.storage.models.TickMetrics` / :class:`RetentionPoint`, and
 event queries are bounded by ``limit`` and served by the Event indexes
 ``(run_id, tick)``, ``(run_id, user_id, tick)``, ``(run_id, item_id)`` and
-``(run_id, type, tick)``.
+``(run_id, type, tick)``. Served pages are packed one Page row each
+(:mod:`recworld.storage.pagelog`): a user's page events come from the Page
+index ``(run_id, user_id, tick)``, an item's counts and viewers from
+:class:`~recworld.storage.models.ItemTick` (one row per item and tick).
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from sqlalchemy.engine import Engine
 from recworld.events import EventType
 from recworld.metrics import retention_curve, retention_table
 from recworld.payloads import LeavePayload, PostPayload
+from recworld.storage import pagelog
 from recworld.storage.models import (
     Edge,
     EvalResult,
     Event,
     Item,
+    ItemTick,
     LLMCall,
     MemoryRecord,
+    Page,
     RetentionPoint,
     Run,
     UserProfile,
@@ -214,7 +220,7 @@ def live_retention_rows(engine: Engine, run_id: int, period: int, tick_done: int
 
 # ----------------------------------------------------------------- events
 def event_type_counts(engine: Engine, run_id: int, user_id: int | None = None, item_id: int | None = None) -> dict[int, int]:
-    """Number of events of each type (for a run, a user or an item)."""
+    """Number of events of each type (for a run, a user or an item), served pages' per-item events included."""
     scoped = user_id is not None or item_id is not None
     t = _nx(Event.type) if scoped else Event.type
     q = select(t, func.count()).where(Event.run_id == run_id)
@@ -223,7 +229,40 @@ def event_type_counts(engine: Engine, run_id: int, user_id: int | None = None, i
     if item_id is not None:
         q = q.where(Event.item_id == item_id)
     with engine.connect() as con:
-        return {int(ty): int(n) for ty, n in con.execute(q.group_by(t))}
+        out = {int(ty): int(n) for ty, n in con.execute(q.group_by(t))}
+        for ty, n in _page_counts(con, run_id, run_logging(engine, run_id), user_id=user_id, item_id=item_id).items():
+            if n:
+                out[ty] = out.get(ty, 0) + n
+    return out
+
+
+def _page_counts(con, run_id: int, logging: tuple[bool, bool], *, user_id: int | None = None, item_id: int | None = None) -> dict[int, int]:
+    """IMPRESSION/WATCH/SKIP/RATE counts of served pages (Page rows for a user, ItemTick rows for an item or a run)."""
+    if user_id is not None:
+        conds = [Page.run_id == run_id, Page.user_id == user_id]
+        if item_id is not None:  # both: expand that user's pages (bounded by one user's activity)
+            rows = pagelog.user_log(con, run_id, user_id, types=_PAGE_TYPE_SET)
+            out: dict[int, int] = {}
+            for r in rows:
+                if r[4] == item_id:
+                    out[r[3]] = out.get(r[3], 0) + 1
+            return out
+        shown, watched, rated = con.execute(select(func.sum(Page.k), func.sum(Page.n_watched), func.sum(Page.n_rated)).where(*conds)).one()
+    else:
+        conds = [ItemTick.run_id == run_id] + ([ItemTick.item_id == item_id] if item_id is not None else [])
+        shown, watched, rated = con.execute(select(func.sum(ItemTick.impressions), func.sum(ItemTick.watches), func.sum(ItemTick.ratings)).where(*conds)).one()
+    return _derived_counts(int(shown or 0), int(watched or 0), int(rated or 0), logging)
+
+
+def _derived_counts(shown: int, watched: int, rated: int, logging: tuple[bool, bool]) -> dict[int, int]:
+    # The per-item events a page log stands for: what the world would have written as rows.
+    log_skips, log_impressions = logging
+    return {
+        int(EventType.IMPRESSION): shown if log_impressions else 0,
+        int(EventType.WATCH): watched,
+        int(EventType.SKIP): shown - watched if log_skips else 0,
+        int(EventType.RATE): rated,
+    }
 
 
 def events(
@@ -240,39 +279,146 @@ def events(
     descending: bool = False,
     count: bool = True,
 ) -> tuple[int | None, list[dict[str, Any]]]:
-    """Events filtered by user/item/type/tick range, paginated; returns (total or None, rows)."""
+    """Events filtered by user/item/type/tick range, paginated, in log order; returns (total or None, rows).
+
+    Served pages are stored packed (:mod:`recworld.storage.pagelog`); their
+    IMPRESSION/WATCH/SKIP/RATE events are expanded here, so rows read as the
+    world emitted them. A user's events come from that user's rows; an item's
+    from its ItemTick rows (which users were shown it, when); a whole run's
+    are walked tick by tick.
+    """
+    tset = set(int(t) for t in types) if types is not None else None
+    if tset is not None and not tset:
+        return (0 if count else None), []
+    with engine.connect() as con:
+        if user_id is not None:
+            rows = pagelog.user_log(con, run_id, user_id, types=tset, tick_min=tick_min, tick_max=tick_max)
+            if item_id is not None:
+                rows = [r for r in rows if r[4] == item_id]
+            total: int | None = len(rows)
+            rows = (rows[::-1] if descending else rows)[offset : offset + limit]
+        elif item_id is not None:
+            total, rows = _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, offset, descending, count)
+        else:
+            total, rows = _run_events(con, engine, run_id, tset, tick_min, tick_max, limit, offset, descending, count)
+        ids = {r[4] for r in rows if r[4] is not None}
+        titles = dict(con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id, Item.item_id.in_(ids))).all()) if ids else {}
+    out = []
+    for _seq, tick, user, ty, item, value, text, payload, eid in rows:
+        out.append(
+            {
+                "id": eid,
+                "tick": tick,
+                "user_id": user,
+                "type": ty,
+                "item_id": item,
+                "value": value,
+                "text": text,
+                "payload": _loads(payload),
+                "item_title": titles.get(item),
+                "type_name": _type_name(ty),
+            }
+        )
+    return (None if total is None else int(total)), out
+
+
+_PAGE_TYPE_SET = {int(t) for t in (EventType.IMPRESSION, EventType.WATCH, EventType.SKIP, EventType.RATE)}
+_EV_COLS = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq)
+
+
+def _ev_conds(run_id: int, tset: set[int] | None, tick_min: int | None, tick_max: int | None, scoped: bool = False) -> list:
     conds = [Event.run_id == run_id]
-    if user_id is not None:
-        conds.append(Event.user_id == user_id)
-    if item_id is not None:
-        conds.append(Event.item_id == item_id)
-    types = list(types) if types is not None else None
-    scoped = user_id is not None or item_id is not None
-    if types:
-        conds.append((_nx(Event.type) if scoped else Event.type).in_(types))
+    if tset is not None:
+        conds.append((_nx(Event.type) if scoped else Event.type).in_(sorted(tset)))
     if tick_min is not None:
         conds.append(Event.tick >= tick_min)
     if tick_max is not None:
         conds.append(Event.tick <= tick_max)
-    tick = _nx(Event.tick) if (item_id is not None and user_id is None) else Event.tick
-    order = (tick.desc(), Event.id.desc()) if descending else (tick.asc(), Event.id.asc())
-    cols = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Item.title.label("item_title"))
-    q = (
-        select(*cols)
-        .select_from(Event)
-        .outerjoin(Item, and_(Item.run_id == Event.run_id, Item.item_id == Event.item_id))
-        .where(*conds)
-        .order_by(*order)
-        .limit(limit)
-        .offset(offset)
-    )
-    with engine.connect() as con:
-        total = con.execute(select(func.count()).select_from(Event).where(*conds)).scalar_one() if count else None
-        rows = _rows(con, q)
-    for r in rows:
-        r["type_name"] = _type_name(r["type"])
-        r["payload"] = _loads(r["payload"])
-    return (None if total is None else int(total)), rows
+    return conds
+
+
+def _total(con, engine: Engine, run_id: int, ev_conds: list, tset: set[int] | None, item_id: int | None, tick_min: int | None, tick_max: int | None) -> int:
+    n = int(con.execute(select(func.count()).select_from(Event).where(*ev_conds)).scalar_one())
+    if tset is not None and not (tset & _PAGE_TYPE_SET):
+        return n
+    conds = [ItemTick.run_id == run_id] + ([ItemTick.item_id == item_id] if item_id is not None else [])
+    if tick_min is not None:
+        conds.append(ItemTick.tick >= tick_min)
+    if tick_max is not None:
+        conds.append(ItemTick.tick <= tick_max)
+    shown, watched, rated = con.execute(select(func.sum(ItemTick.impressions), func.sum(ItemTick.watches), func.sum(ItemTick.ratings)).where(*conds)).one()
+    derived = _derived_counts(int(shown or 0), int(watched or 0), int(rated or 0), run_logging(engine, run_id))
+    return n + sum(v for t, v in derived.items() if tset is None or t in tset)
+
+
+def _run_events(con, engine, run_id, tset, tick_min, tick_max, limit, offset, descending, count):
+    """A run's events, walked a few ticks at a time from the start (or the end) until the page is full."""
+    from sqlalchemy import text as sql
+
+    conds = _ev_conds(run_id, tset, tick_min, tick_max)
+    total = _total(con, engine, run_id, conds, tset, None, tick_min, tick_max) if count else None
+    bounds = [con.execute(sql(f"SELECT min(tick), max(tick) FROM {t} WHERE run_id = :r"), {"r": run_id}).one() for t in ("event", "page")]
+    los = [b[0] for b in bounds if b[0] is not None]
+    if not los:
+        return total, []
+    lo, hi = min(los), max(b[1] for b in bounds if b[1] is not None)
+    lo = lo if tick_min is None else max(lo, tick_min)
+    hi = hi if tick_max is None else min(hi, tick_max)
+    want = offset + limit
+    got: list = []
+    step = 4
+    t = hi if descending else lo
+    while lo <= t <= hi and len(got) < want:
+        a, z = (max(lo, t - step + 1), t) if descending else (t, min(hi, t + step - 1))
+        evs = con.execute(select(*_EV_COLS).where(*conds, Event.tick >= a, Event.tick <= z).order_by(Event.id)).all()
+        pgs = []
+        if tset is None or tset & _PAGE_TYPE_SET:
+            pgs = con.execute(
+                sql(f"SELECT {pagelog.PAGE_SELECT} FROM page WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), {"r": run_id, "a": a, "z": z}
+            ).all()
+        chunk = pagelog.merge(evs, pgs, tset)
+        got.extend(chunk[::-1] if descending else chunk)
+        t = a - 1 if descending else z + 1
+    return total, got[offset:want]
+
+
+def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, offset, descending, count):
+    """An item's events: its Event rows (index (run_id, item_id)) and, per tick it was shown (ItemTick), the pages of those users."""
+    from sqlalchemy import text as sql
+
+    conds = _ev_conds(run_id, tset, tick_min, tick_max, scoped=True) + [Event.item_id == item_id]
+    total = _total(con, engine, run_id, conds, tset, item_id, tick_min, tick_max) if count else None
+    evs = con.execute(select(*_EV_COLS).where(*conds).order_by(Event.id)).all()
+    by_tick: dict[int, list] = {}
+    for r in evs:
+        by_tick.setdefault(int(r[1]), []).append(r)
+    shown: dict[int, bytes] = {}
+    if tset is None or tset & _PAGE_TYPE_SET:
+        it = [ItemTick.run_id == run_id, ItemTick.item_id == item_id]
+        if tick_min is not None:
+            it.append(ItemTick.tick >= tick_min)
+        if tick_max is not None:
+            it.append(ItemTick.tick <= tick_max)
+        shown = {int(t): u for t, u in con.execute(select(ItemTick.tick, ItemTick.users).where(*it))}
+    want = offset + limit
+    got: list = []
+    for t in sorted(set(by_tick) | set(shown), reverse=descending):
+        pgs = []
+        if t in shown:
+            users = sorted(set(np.frombuffer(shown[t], "<i4").tolist()))
+            for i in range(0, len(users), 500):
+                part = ",".join(str(u) for u in users[i : i + 500])
+                pgs.extend(
+                    con.execute(
+                        sql(f"SELECT {pagelog.PAGE_SELECT} FROM page WHERE run_id = :r AND tick = :t AND user_id IN ({part}) ORDER BY id"),
+                        {"r": run_id, "t": t},
+                    )
+                )
+        chunk = pagelog.merge(by_tick.get(t, []), pgs, tset, item=item_id)
+        got.extend(chunk[::-1] if descending else chunk)
+        if len(got) >= want:
+            break
+    return total, got[offset:want]
 
 
 def _type_name(t: int) -> str:
@@ -462,8 +608,25 @@ def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, of
     with engine.connect() as con:
         total = con.execute(select(func.count(func.distinct(e.tick))).where(*conds)).scalar_one()
         rows = _rows(con, q)
+        # The page events of those ticks (a session lives within a tick, and starts with an Event row).
+        page_ev: dict[int, list] = {}
+        if rows:
+            ticks = [r["tick"] for r in rows]
+            for r in pagelog.user_log(con, run_id, user_id, types=_PAGE_TYPE_SET, tick_min=min(ticks), tick_max=max(ticks)):
+                page_ev.setdefault(r[1], []).append(r)
     for r in rows:
-        r.update(item_counts_of(_by_type(r), logging))
+        by_type = _by_type(r)
+        pe = page_ev.get(r["tick"], [])
+        ratings = [x[5] for x in pe if x[3] == int(EventType.RATE)]
+        for x in pe:
+            by_type[x[3]] = by_type.get(x[3], 0) + 1
+        if ratings:
+            n_old = int(r["ratings"] or 0)
+            mean_old = r["mean_rating"] or 0.0
+            r["mean_rating"] = (mean_old * n_old + sum(ratings)) / (n_old + len(ratings))
+            r["ratings"] = n_old + len(ratings)
+        r["events"] = int(r["events"]) + len(pe)
+        r.update(item_counts_of(by_type, logging))
         leave = LeavePayload.read(r.pop("leave_payload"))
         r["leave_reason"] = None if leave is None else leave.reason
     return int(total), rows
@@ -527,6 +690,7 @@ def item_stats(engine: Engine, run_id: int) -> dict[int, dict[str, int | None]]:
     if hit is not None and (hit[0] == state or (state is not None and state[0] not in TERMINAL_STATUSES and now - hit[1] < STATS_TTL_S)):
         return hit[2]
     raw: dict[int, dict[int, int]] = {}
+    logging = run_logging(engine, run_id)
     with engine.connect() as con:
         # item_id + 0 (and no "IS NOT NULL"): keep SQLite on the type index, not a whole-run item scan.
         iid = _nx(Event.item_id)
@@ -534,7 +698,12 @@ def item_stats(engine: Engine, run_id: int) -> dict[int, dict[str, int | None]]:
         for item, typ, n in con.execute(q):
             if item is not None:
                 raw.setdefault(int(item), {})[int(typ)] = int(n)
-    logging = run_logging(engine, run_id)
+        # Pages: per-item sums of the ItemTick rows (one per item and tick).
+        q = select(ItemTick.item_id, func.sum(ItemTick.impressions), func.sum(ItemTick.watches), func.sum(ItemTick.ratings))
+        for item, shown, watched, rated in con.execute(q.where(ItemTick.run_id == run_id).group_by(ItemTick.item_id)):
+            d = raw.setdefault(int(item), {})
+            for t, n in _derived_counts(int(shown), int(watched), int(rated), logging).items():
+                d[t] = d.get(t, 0) + n
     stats = {i: item_counts_of(c, logging) for i, c in raw.items()}
     if len(_STATS) > 32:
         _STATS.clear()
@@ -549,8 +718,16 @@ def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, d
     e = Event
     q = select(e.item_id, *_type_sums(e)).where(e.run_id == run_id, e.item_id.in_(item_ids)).group_by(e.item_id)
     logging = run_logging(engine, run_id)
+    raw: dict[int, dict[int, int]] = {}
     with engine.connect() as con:
-        return {r["item_id"]: item_counts_of(_by_type(r), logging) for r in _rows(con, q)}
+        for r in _rows(con, q):
+            raw[r["item_id"]] = _by_type(r)
+        q2 = select(ItemTick.item_id, func.sum(ItemTick.impressions), func.sum(ItemTick.watches), func.sum(ItemTick.ratings))
+        for item, shown, watched, rated in con.execute(q2.where(ItemTick.run_id == run_id, ItemTick.item_id.in_(item_ids)).group_by(ItemTick.item_id)):
+            d = raw.setdefault(int(item), {})
+            for t, n in _derived_counts(int(shown), int(watched), int(rated), logging).items():
+                d[t] = d.get(t, 0) + n
+    return {i: item_counts_of(c, logging) for i, c in raw.items()}
 
 
 def item_row(engine: Engine, run_id: int, item_id: int) -> dict[str, Any] | None:
@@ -572,34 +749,53 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
     )
     logging = run_logging(engine, run_id)
     with engine.connect() as con:
-        rows = _rows(con, q)
-    for r in rows:
-        r.update(item_counts_of(_by_type(r), logging))
-    return rows
+        by_tick = {}
+        for r in _rows(con, q):
+            by_tick[r["tick"]] = (_by_type(r), r["ratings"] or 0)
+        q2 = select(ItemTick.tick, ItemTick.impressions, ItemTick.watches, ItemTick.ratings).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id)
+        for tick, shown, watched, rated in con.execute(q2):
+            counts, n_rated = by_tick.get(int(tick), ({}, 0))
+            for t, n in _derived_counts(int(shown), int(watched), int(rated), logging).items():
+                counts[t] = counts.get(t, 0) + n
+            by_tick[int(tick)] = (counts, n_rated + int(rated))
+    return [{"tick": t, "ratings": nr, **item_counts_of(c, logging)} for t, (c, nr) in sorted(by_tick.items())]
 
 
 def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    """Users who watched an item: watches, first tick, rating."""
-    e = Event
-    conds = (e.run_id == run_id, e.item_id == item_id)
-    watched = func.sum(case((e.type.in_(WATCH_TYPES), 1), else_=0))
-    q = (
-        select(
-            _nx(e.user_id).label("user_id"),
-            watched.label("watches"),
-            func.sum(case((e.type == int(EventType.SOCIAL_WATCH), 1), else_=0)).label("social_watches"),
-            func.min(case((e.type.in_(WATCH_TYPES), e.tick))).label("first_tick"),
-            func.avg(case((e.type == int(EventType.RATE), e.value))).label("rating"),
-        )
-        .where(*conds)
-        .group_by(_nx(e.user_id))
-        .having(watched > 0)
-        .order_by(func.min(case((e.type.in_(WATCH_TYPES), e.tick))), _nx(e.user_id))
-    )
+    """Users who watched an item: watches (page and social), first tick, mean rating.
+
+    Page watches come from the item's ItemTick rows (who was shown it and
+    what they did), social watches from its Event rows; the ratings of the
+    users on the page asked for are read from their pages.
+    """
+    stats: dict[int, list] = {}  # user -> [watches, social_watches, first_tick, rated_ticks]
     with engine.connect() as con:
-        total = con.execute(select(func.count(func.distinct(e.user_id))).where(*conds, _nx(e.type).in_(WATCH_TYPES))).scalar_one()
-        rows = _rows(con, q.limit(limit).offset(offset))
-    return int(total), rows
+        q = select(ItemTick.tick, ItemTick.users, ItemTick.marks).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id).order_by(ItemTick.tick)
+        for tick, users, marks in con.execute(q):
+            u = np.frombuffer(users, "<i4")
+            m = np.frombuffer(marks, np.int8)
+            for uid, mk in zip(u[m > 0].tolist(), m[m > 0].tolist()):
+                st = stats.setdefault(uid, [0, 0, tick, []])
+                st[0] += 1
+                st[2] = min(st[2], tick)
+                if mk == 2:
+                    st[3].append(int(tick))
+        q = select(Event.user_id, Event.tick).where(Event.run_id == run_id, Event.item_id == item_id, _nx(Event.type) == int(EventType.SOCIAL_WATCH))
+        for uid, tick in con.execute(q):
+            st = stats.setdefault(int(uid), [0, 0, tick, []])
+            st[0] += 1
+            st[1] += 1
+            st[2] = min(st[2], tick)
+        order = sorted(stats, key=lambda u: (stats[u][2], u))
+        out = []
+        for uid in order[offset : offset + limit]:
+            w, sw, first, rated_ticks = stats[uid]
+            rating = None
+            if rated_ticks:
+                rs = [r[5] for r in pagelog.user_log(con, run_id, uid, types={int(EventType.RATE)}, ticks=rated_ticks) if r[4] == item_id]
+                rating = sum(rs) / len(rs) if rs else None
+            out.append({"user_id": uid, "watches": w, "social_watches": sw, "first_tick": first, "rating": rating})
+    return len(stats), out
 
 
 def item_cascades(engine: Engine, run_id: int, item_id: int, limit: int = 500) -> dict[str, Any]:

@@ -50,6 +50,44 @@ class EventType(enum.IntEnum):
 
 
 INT_NONE = -1  # stands for "no item/user" in integer columns
+#: Event types a served page produces per item shown (stored packed, one row per page; see recworld.storage.pagelog).
+PAGE_ITEM_TYPES = (EventType.IMPRESSION, EventType.WATCH, EventType.SKIP, EventType.RATE)
+
+
+@dataclass(frozen=True)
+class PageBlock:
+    """The pages of one ``serve_page`` call, kept packed next to their per-item events.
+
+    The per-item events (IMPRESSION, WATCH/SKIP, RATE) of these pages are the
+    rows ``start .. start + n_events`` of the batch that carries the block, in
+    this order: impressions (when logged) of every page, then watch/skip of
+    every page, then ratings. The event log stores the block (one row per
+    page) instead of those rows and expands it back on read.
+
+    Attributes:
+        start: index of the block's first per-item event in its batch.
+        n_events: how many per-item events the block stands for.
+        users: (b,) users shown a page.
+        slates: (b, k) items shown.
+        watched: (b, k) bool.
+        frac: (b, k) watched share of each item (1.0 where watched without a share).
+        ratings: (b, k) rating, NaN where not rated (only watched items are rated).
+        impressions: IMPRESSION events were logged.
+        skips: SKIP events were logged.
+    """
+
+    start: int
+    n_events: int
+    users: np.ndarray
+    slates: np.ndarray
+    watched: np.ndarray
+    frac: np.ndarray
+    ratings: np.ndarray
+    impressions: bool
+    skips: bool
+
+    def shifted(self, offset: int) -> PageBlock:
+        return PageBlock(self.start + offset, self.n_events, self.users, self.slates, self.watched, self.frac, self.ratings, self.impressions, self.skips)
 
 
 def payload_json(payload: dict[str, Any]) -> str:
@@ -69,6 +107,8 @@ class EventBatch:
         value: a float payload (rating, position, ...), NaN if none.
         text: optional free text per event (sparse: index -> text).
         payload: optional JSON-able dict per event (sparse: index -> dict).
+        pages: the served pages behind this batch's per-item page events
+            (:class:`PageBlock`; how the event log stores them compactly).
     """
 
     tick: np.ndarray
@@ -78,6 +118,7 @@ class EventBatch:
     value: np.ndarray
     text: dict[int, str] = field(default_factory=dict)
     payload: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pages: list[PageBlock] = field(default_factory=list)
 
     @classmethod
     def empty(cls) -> EventBatch:
@@ -116,10 +157,12 @@ class EventBatch:
             return EventBatch.empty()
         text: dict[int, str] = {}
         payload: dict[int, dict[str, Any]] = {}
+        pages: list[PageBlock] = []
         offset = 0
         for b in batches:
             text.update({offset + i: t for i, t in b.text.items()})
             payload.update({offset + i: p for i, p in b.payload.items()})
+            pages.extend(p.shifted(offset) for p in b.pages)
             offset += len(b)
         return EventBatch(
             np.concatenate([b.tick for b in batches]),
@@ -129,6 +172,7 @@ class EventBatch:
             np.concatenate([b.value for b in batches]),
             text,
             payload,
+            pages,
         )
 
     def of_type(self, *types: EventType) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Export a run's data (read from the run database, never from a live world).
 
 - :func:`export_metrics`: per-tick metrics as CSV (one row per tick).
-- :func:`export_events`: the event log as CSV (streamed; type names, JSON payloads).
+- :func:`export_events`: the event log as CSV (streamed; type names, JSON payloads;
+  served pages expanded into their IMPRESSION/WATCH/SKIP/RATE events).
 - :func:`export_conversations`: chats and user↔recommender exchanges as JSONL.
 
 Conversations come in two kinds of records, one JSON object a line, in event order:
@@ -29,6 +30,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from recworld.events import EventType
 from recworld.kpis import TICK_KPIS
 from recworld.payloads import AuthoredPayload, ChatPayload, ConversationEndPayload, TurnPayload
 from recworld.storage.models import Event, Item, Run
+from recworld.storage.pagelog import iter_log, user_log
 
 _PAGE_TYPES = (int(EventType.WATCH), int(EventType.SKIP))
 #: Columns of the per-tick metrics CSV (the registry's per-tick KPIs).
@@ -101,19 +104,18 @@ def export_events(engine: Engine, run_id: int, out_path: str | Path, chunk: int 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    last = -1
     with engine.connect() as con, out.open("w", encoding="utf-8", newline="") as f:
         _require_run(con, run_id)
         w = csv.writer(f, lineterminator="\n")
         w.writerow(EVENT_COLUMNS)
-        cols = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload)
-        while True:  # keyset pages: memory stays flat however long the run
-            page = con.execute(select(*cols).where(Event.run_id == run_id, Event.id > last).order_by(Event.id).limit(chunk)).all()
+        # A few ticks at a time, served pages expanded into their per-item events: memory stays flat however long the run.
+        rows = iter_log(con, run_id)
+        while True:
+            page = list(islice(rows, chunk))
             if not page:
                 break
-            w.writerows((t, u, names.get(ty, str(ty)), it, v, tx, pl) for _i, t, u, ty, it, v, tx, pl in page)
+            w.writerows((t, u, names.get(ty, str(ty)), it, v, tx, pl) for _s, t, u, ty, it, v, tx, pl, _i in page)
             n += len(page)
-            last = page[-1][0]
     return n
 
 
@@ -126,13 +128,13 @@ def _asked(tick: int, payload: str | None) -> int:
 _TALK_TYPES = (EventType.CHAT, EventType.INSTRUCTION, EventType.FEELING, EventType.CONVERSE, EventType.CONVERSATION_END)
 
 
-def _crs_records(run_id: int, talk: list[Any], titles: dict[int, str]) -> list[tuple[int, dict[str, Any]]]:
-    """``crs`` records: a conversation's turns (CONVERSE) and its end (CONVERSATION_END), keyed by the first turn's event id."""
+def _crs_records(run_id: int, talk: list[Any], titles: dict[int, str]) -> list[tuple[Any, dict[str, Any]]]:
+    """``crs`` records: a conversation's turns (CONVERSE) and its end (CONVERSATION_END), keyed by the first turn's place in the log."""
 
     def mention(i: int | None) -> dict[str, Any] | None:
         return None if i is None else {"item_id": int(i), "title": titles.get(int(i))}
 
-    convs: dict[int, tuple[int, dict[str, Any]]] = {}
+    convs: dict[int, tuple[Any, dict[str, Any]]] = {}
     for eid, tick, user, typ, _item, _value, text, payload in talk:
         if typ == int(EventType.CONVERSE):
             p = TurnPayload.read(payload)
@@ -172,12 +174,17 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
     with engine.connect() as con:
         k = _slate_size(_require_run(con, run_id))
         titles = {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
-        talk = con.execute(
-            select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload)
-            .where(Event.run_id == run_id, Event.type.in_([int(t) for t in _TALK_TYPES]))
-            .order_by(Event.id)
-        ).all()
-        records: list[tuple[int, dict[str, Any]]] = []
+        talk = [
+            ((t, i if s is None else s), t, u, ty, it, v, tx, pl)
+            for i, t, u, ty, it, v, tx, pl, s in con.execute(
+                select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq)
+                .where(Event.run_id == run_id, Event.type.in_([int(t) for t in _TALK_TYPES]))
+                .order_by(Event.id)
+            )
+        ]
+        talk.sort(key=lambda r: r[0])
+        # eid below is an event's place in the log: (tick, seq), or (tick, id) in logs written before the page log.
+        records: list[tuple[Any, dict[str, Any]]] = []
         # ---- chats
         convs: dict[Any, dict[str, Any]] = {}
         for eid, tick, user, typ, item, value, text, payload in talk:
@@ -206,17 +213,10 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
         # A text may be heard ticks after the page it reacts to (the language pipeline): its payload's "asked" is the page's tick.
         feelings = [(eid, _asked(tick, p), user, text) for eid, tick, user, typ, _i, _v, text, p in talk if typ == int(EventType.FEELING)]
         instructions = [(eid, tick, _asked(tick, p), user, text) for eid, tick, user, typ, _i, _v, text, p in talk if typ == int(EventType.INSTRUCTION)]
-        pages_of: dict[int, list[tuple[int, int, int, int]]] = {}
+        pages_of: dict[int, list[tuple[Any, int, int, int]]] = {}
         for eid, tick, asked, user, text in instructions:
             if user not in pages_of:
-                pages_of[user] = [
-                    tuple(r)
-                    for r in con.execute(
-                        select(Event.id, Event.tick, Event.type, Event.item_id)
-                        .where(Event.run_id == run_id, Event.user_id == user, Event.type.in_(_PAGE_TYPES))
-                        .order_by(Event.id)
-                    )
-                ]
+                pages_of[user] = [((r[1], r[0]), r[1], r[3], r[4]) for r in user_log(con, run_id, user, types=set(_PAGE_TYPES))]
             rows = pages_of[user]
             before = [r for r in rows if r[0] < eid and r[1] <= asked][-k:]
             after = [r for r in rows if r[0] > eid][:k]

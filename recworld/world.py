@@ -28,7 +28,7 @@ from recworld.arrays import add_counts
 from recworld.catalog import Catalog
 from recworld.config import WorldConfig
 from recworld.errors import RecWorldError
-from recworld.events import EventBatch, EventType
+from recworld.events import EventBatch, EventType, PageBlock
 from recworld.kpis import TickRecord
 from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS, AuthoredPayload
 from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver, WorldLayer
@@ -500,6 +500,9 @@ class World(mesa.Model):
         rflat = rated.ravel()
         if rflat.any():
             batches.append(EventBatch.build(tick, rows[rflat], EventType.RATE, flat_items[rflat], ratings.ravel()[rflat]))
+        # The event log stores these per-item events as one row per page (recworld.storage.pagelog).
+        n_item_events = sum(len(x) for x in batches)
+        block = PageBlock(0, n_item_events, active, slates, watched, frac.reshape(b, k), np.where(rated, ratings, np.nan), cfg.log_impressions, cfg.log_skips)
         if dec.feelings:
             us = sorted(dec.feelings)
             batches.append(EventBatch.build(tick, active[us], EventType.FEELING, texts=[dec.feelings[i] for i in us], payloads=[_by(dec, i) for i in us]))
@@ -512,6 +515,7 @@ class World(mesa.Model):
             fb = np.flatnonzero(dec.fallback)
             batches.append(EventBatch.build(tick, active[fb], EventType.FALLBACK))
         ev = EventBatch.concat(batches)
+        ev.pages.append(block)
 
         stats.pages += b
         stats.impressions += b * k

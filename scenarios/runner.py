@@ -149,6 +149,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         snapshot_every=st.snapshot_every,
         checkpointer=dump_world if st.checkpoint_every else None,
         checkpoint_every=max(1, st.checkpoint_every),
+        background=True,
     )
     if fresh:
         recorder.write_world(world)
@@ -171,6 +172,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         raise
     finally:
         stop.restore()
+        recorder.close()
         world.close()
     recorder.write_retention(world)
     status = "interrupted" if world.tick < scenario.ticks else "completed"

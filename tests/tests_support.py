@@ -6,19 +6,26 @@ import hashlib
 
 from sqlalchemy import select
 
-from recworld.storage import Event
-
 
 def event_log_hash(engine, run_id: int) -> tuple[str, int]:
     """sha256 over a run's events in log order (run id excluded) and their count."""
+    from recworld.storage.pagelog import log_tuples
+
     h = hashlib.sha256()
     n = 0
-    q = select(Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload).where(Event.run_id == run_id).order_by(Event.id)
     with engine.connect() as con:
-        for row in con.execute(q):
+        for row in log_tuples(con, run_id):
             h.update(repr(tuple(row)).encode())
             n += 1
     return h.hexdigest(), n
+
+
+def log_rows(engine, run_id: int) -> list[tuple]:
+    """A run's events ``(tick, user_id, type, item_id, value, text, payload)`` in log order, served pages expanded."""
+    from recworld.storage.pagelog import log_tuples
+
+    with engine.connect() as con:
+        return list(log_tuples(con, run_id))
 
 
 def run_collecting(world, ticks: int):

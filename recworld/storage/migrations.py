@@ -39,8 +39,15 @@ def _v3_to_v4(engine: Engine) -> None:
     _add_column(engine, "llmcall", "rejected", "VARCHAR")
 
 
+def _v4_to_v5(engine: Engine) -> None:
+    # The page log (Page, ItemTick are new tables, made by create_all). Older
+    # events keep seq NULL: their log order is their id, and their pages are
+    # still one Event row per item shown, which readers keep reading as rows.
+    _add_column(engine, "event", "seq", "INTEGER")
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

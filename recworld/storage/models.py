@@ -15,7 +15,10 @@ from sqlmodel import Field, SQLModel
 # 2: LLMCall.endpoint (which server of an LLM pool answered).
 # 3: TickMetrics search and conversation counts.
 # 4: LLMCall.rejected (grounding-check reason) and the Interview table.
-SCHEMA_VERSION = 4
+# 5: the page log: served pages are one Page row each (slate and decisions
+#    packed) instead of one Event row per item shown; Event.seq orders a
+#    tick's events and pages; ItemTick holds per-item, per-tick counts.
+SCHEMA_VERSION = 5
 
 
 def utcnow() -> datetime:
@@ -70,6 +73,52 @@ class Event(SQLModel, table=True):
     value: float | None = None
     text: str | None = Field(default=None, sa_column=Column(Text))
     payload: str | None = Field(default=None, sa_column=Column(Text))
+    # Position in the tick's event stream (pages' per-item events included); NULL in logs written before schema 3.
+    seq: int | None = None
+
+
+class Page(SQLModel, table=True):
+    """One served page: the slate and the user's decisions, packed (see :mod:`recworld.storage.pagelog`).
+
+    Stands for the page's IMPRESSION, WATCH/SKIP and RATE events, which are
+    expanded back on read; ``seq_*`` are their positions in the tick's event
+    stream (``Event.seq``), so the log reads back in its exact order.
+    """
+
+    __table_args__ = (
+        Index("ix_page_run_tick", "run_id", "tick"),
+        Index("ix_page_run_user", "run_id", "user_id", "tick"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int
+    user_id: int
+    k: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    n_watched: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    n_rated: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    flags: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    seq_i: int  # first IMPRESSION event (when impressions are logged)
+    seq_w: int  # first WATCH/SKIP event
+    seq_r: int  # first RATE event
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ItemTick(SQLModel, table=True):
+    """Per item and tick: how often it was shown, watched and rated on pages, and to whom (packed)."""
+
+    __table_args__ = (Index("ix_itemtick_run_item", "run_id", "item_id", "tick"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int
+    item_id: int
+    impressions: int
+    watches: int
+    ratings: int
+    rating_sum: float
+    users: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # int32 users shown, in log order
+    marks: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # int8 per user shown: 0 skipped, 1 watched, 2 watched and rated
 
 
 class TickMetrics(SQLModel, table=True):

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import platform
+import queue
+import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.engine import Engine
 
+from recworld.errors import RecWorldError
 from recworld.events import INT_NONE, EventBatch, payload_json
 from recworld.kpis import TickRecord
 from recworld.storage.models import (
@@ -22,8 +26,10 @@ from recworld.storage.models import (
     Edge,
     Event,
     Item,
+    ItemTick,
     LLMCall,
     MemoryRecord,
+    Page,
     RetentionPoint,
     Run,
     TickMetrics,
@@ -31,6 +37,7 @@ from recworld.storage.models import (
     UserSnapshot,
     utcnow,
 )
+from recworld.storage.pagelog import ITEM_TICK_COLUMNS, PAGE_COLUMNS, split_batch
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
@@ -96,7 +103,7 @@ def set_status(engine: Engine, run_id: int, status: str, *, error: str | None = 
 def rollback(engine: Engine, run_id: int, tick: int) -> None:
     """Delete everything run ``run_id`` wrote after tick ``tick``, so that it can continue from ``tick + 1``.
 
-    In one transaction: events, tick metrics, user snapshots, LLM calls,
+    In one transaction: events (and pages), tick metrics, user snapshots, LLM calls,
     memories and checkpoints after ``tick`` are deleted; follow edges created
     after it are deleted and edges removed after it are live again; items
     users created after it are deleted; the run's ``tick_done`` becomes
@@ -104,7 +111,7 @@ def rollback(engine: Engine, run_id: int, tick: int) -> None:
     profiles written at its start stay). Used by resume after a crash.
     """
     with engine.begin() as con:
-        for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
+        for model in (Event, Page, ItemTick, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
             con.execute(delete(model).where(model.run_id == run_id, model.tick > tick))
         con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > tick))
         con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > tick).values(removed_tick=None))
@@ -125,6 +132,11 @@ class RunRecorder:
         snapshot_every: ticks between user-state snapshots (0 = never).
         checkpointer: optional ``f(world) -> bytes`` whose result is stored
             as a checkpoint in the same transaction as the flushed ticks.
+        background: write in a background thread (the world goes on with the
+            next tick while the database commits this one; at most two
+            flushes wait in line). Each flush is still one transaction with
+            its checkpoint; :meth:`flush` waits for everything, :meth:`close`
+            stops the thread.
     """
 
     def __init__(
@@ -135,6 +147,7 @@ class RunRecorder:
         snapshot_every: int = 24,
         checkpointer: Callable[[World], bytes] | None = None,
         checkpoint_every: int = 1,
+        background: bool = False,
     ) -> None:
         self.engine = engine
         self.run_id = run_id
@@ -142,7 +155,7 @@ class RunRecorder:
         self.snapshot_every = snapshot_every
         self.checkpointer = checkpointer
         self.checkpoint_every = max(1, checkpoint_every)
-        self._events: list[EventBatch] = []
+        self._events: list[tuple[int, EventBatch]] = []
         self._metrics: list[dict[str, Any]] = []
         self._snapshots: list[dict[str, Any]] = []
         self._llm: list[dict[str, Any]] = []
@@ -151,8 +164,16 @@ class RunRecorder:
         self._removed: list[dict[str, Any]] = []
         self._items: list[dict[str, Any]] = []
         self._ticks_buffered = 0
-        self.events_written = 0
+        self.events_written = 0  # Event rows (a page's per-item events are in its Page row)
+        self.pages_written = 0
         self.last_tick = -1
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[_Job | None] | None = None
+        if background:
+            # SQLite and psycopg release the GIL while they write: the world simulates the next tick meanwhile.
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._writer, name=f"recworld-log-{run_id}", daemon=True)
+            self._thread.start()
 
     # -------------------------------------------------------------- static data
     def write_world(self, world: World) -> None:
@@ -249,8 +270,8 @@ class RunRecorder:
     # ------------------------------------------------------------------ ticks
     def on_tick(self, world: World, events: EventBatch, metrics: TickRecord) -> None:
         """TickObserver hook: buffer this tick, flush when due."""
-        self._events.append(events)
         tick = int(metrics.tick)
+        self._events.append((tick, events))
         llm = [r for r in self._llm if r["tick"] == tick]
         row = {
             "run_id": self.run_id,
@@ -281,38 +302,98 @@ class RunRecorder:
         self._ticks_buffered += 1
         self.last_tick = tick
         if self._ticks_buffered >= self.flush_every:
-            self.flush(world)
+            self._submit(world)
 
     def flush(self, world: World | None = None) -> None:
-        """Write everything buffered in one transaction (with a checkpoint when configured)."""
+        """Write everything buffered in one transaction (with a checkpoint when configured), and wait until written.
+
+        Raises:
+            RecWorldError: the background writer failed (the error it met is named).
+        """
+        self._submit(world)
+        self.wait()
+
+    def wait(self) -> None:
+        """Wait until every submitted tick is committed (background writer); raise the writer's error if it met one."""
+        if self._queue is not None:
+            self._queue.join()
+        if self._error is not None:
+            raise RecWorldError(f"the event log writer failed: {self._error.__class__.__name__}: {self._error}") from self._error
+
+    def close(self) -> None:
+        """Write what is buffered and stop the background writer (never raises; :meth:`flush` reports errors)."""
+        if self._queue is None:
+            return
+        try:
+            self._submit(None)
+        except RecWorldError:
+            pass
+        self._queue.put(None)
+        self._thread.join()
+        self._queue = None
+
+    def _submit(self, world: World | None) -> None:
+        # The checkpoint is the world's state now: taken here, in the world's thread, before the world moves on.
+        if self._error is not None:
+            raise RecWorldError(f"the event log writer failed: {self._error.__class__.__name__}: {self._error}") from self._error
         if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._removed or self._items):
             return
-        ev = EventBatch.concat(self._events)
-        rows = event_tuples(self.run_id, ev)
         blob = None
         if self.checkpointer is not None and world is not None and (self.last_tick + 1) % self.checkpoint_every == 0:
             blob = self.checkpointer(world)
-        with self.engine.begin() as con:
-            insert_events(con, rows)
-            _bulk(con, TickMetrics, self._metrics)
-            _bulk(con, UserSnapshot, self._snapshots)
-            _bulk(con, LLMCall, self._llm)
-            _bulk(con, MemoryRecord, self._memories)
-            if self._removed:
-                live = (Edge.run_id == self.run_id, Edge.src == bindparam("s"), Edge.dst == bindparam("d"), Edge.removed_tick.is_(None))
-                con.execute(update(Edge).where(*live).values(removed_tick=bindparam("t")), self._removed)
-            _bulk(con, Edge, self._edges)
-            _bulk(con, Item, self._items)
-            if blob is not None:
-                con.execute(insert(Checkpoint).values(run_id=self.run_id, tick=self.last_tick, state=blob, created_at=utcnow()))
-                # Keep only the two newest checkpoints: older ones are never needed to resume.
-                con.execute(delete(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.tick < self.last_tick - 1))
-            if self.last_tick >= 0:
-                con.execute(update(Run).where(Run.id == self.run_id).values(tick_done=self.last_tick))
-        self.events_written += len(rows)
+        job = _Job(self._events, self._metrics, self._snapshots, self._llm, self._memories, self._edges, self._removed, self._items, blob, self.last_tick)
         self._events, self._metrics, self._snapshots = [], [], []
         self._llm, self._memories, self._edges, self._removed, self._items = [], [], [], [], []
         self._ticks_buffered = 0
+        if self._queue is None:
+            self._write(job)
+        else:
+            self._queue.put(job)  # bounded: a world faster than its database waits here
+
+    def _writer(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:
+                    self._write(job)
+            except Exception as exc:  # noqa: BLE001 - any failure is reported to the world's thread by the next submit/flush/wait
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _write(self, job: _Job) -> None:
+        rows: list[tuple] = []
+        pages: list[tuple] = []
+        item_ticks: list[tuple] = []
+        for tick, ev in job.events:
+            keep, p, it = split_batch(self.run_id, tick, ev)
+            rows.extend(event_tuples(self.run_id, ev, keep))
+            pages.extend(p)
+            item_ticks.extend(it)
+        with self.engine.begin() as con:
+            insert_events(con, rows)
+            insert_rows(con, "page", PAGE_COLUMNS, pages)
+            insert_rows(con, "itemtick", ITEM_TICK_COLUMNS, item_ticks)
+            _bulk(con, TickMetrics, job.metrics)
+            _bulk(con, UserSnapshot, job.snapshots)
+            _bulk(con, LLMCall, job.llm)
+            _bulk(con, MemoryRecord, job.memories)
+            if job.removed:
+                live = (Edge.run_id == self.run_id, Edge.src == bindparam("s"), Edge.dst == bindparam("d"), Edge.removed_tick.is_(None))
+                con.execute(update(Edge).where(*live).values(removed_tick=bindparam("t")), job.removed)
+            _bulk(con, Edge, job.edges)
+            _bulk(con, Item, job.items)
+            if job.checkpoint is not None:
+                con.execute(insert(Checkpoint).values(run_id=self.run_id, tick=job.last_tick, state=job.checkpoint, created_at=utcnow()))
+                # Keep only the two newest checkpoints: older ones are never needed to resume.
+                con.execute(delete(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.tick < job.last_tick - 1))
+            if job.last_tick >= 0:
+                con.execute(update(Run).where(Run.id == self.run_id).values(tick_done=job.last_tick))
+        self.events_written += len(rows)
+        self.pages_written += len(pages)
 
     def write_retention(self, world: World) -> None:
         """Replace the run's cohort retention table with the world's current one."""
@@ -324,36 +405,78 @@ class RunRecorder:
             _bulk(con, RetentionPoint, rows)
 
 
-EVENT_COLUMNS = ("run_id", "tick", "user_id", "type", "item_id", "value", "text", "payload")
+@dataclass
+class _Job:
+    """Buffered ticks handed to the writer: written in one transaction."""
+
+    events: list[tuple[int, EventBatch]]
+    metrics: list[dict[str, Any]]
+    snapshots: list[dict[str, Any]]
+    llm: list[dict[str, Any]]
+    memories: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    checkpoint: bytes | None
+    last_tick: int
 
 
-def event_tuples(run_id: int, ev: EventBatch) -> list[tuple]:
-    """Rows of the event table as tuples (built column-wise: this is the hot path of logging)."""
-    n = len(ev)
+EVENT_COLUMNS = ("run_id", "tick", "user_id", "type", "item_id", "value", "text", "payload", "seq")
+
+
+def event_tuples(run_id: int, ev: EventBatch, keep: np.ndarray | None = None) -> list[tuple]:
+    """Rows of the event table as tuples (built column-wise: this is the hot path of logging).
+
+    Args:
+        run_id: the run.
+        ev: one tick's events.
+        keep: indices of the events to write (default all); an event's index
+            in ``ev`` is its ``seq``.
+    """
+    idx = np.arange(len(ev)) if keep is None else np.asarray(keep, np.int64)
+    n = idx.size
     if n == 0:
         return []
-    items = ev.item.astype(object)
-    items[ev.item == INT_NONE] = None
-    values = ev.value.astype(object)
-    values[np.isnan(ev.value)] = None
+    item_a, value_a = ev.item[idx], ev.value[idx]
+    items = item_a.astype(object)
+    items[item_a == INT_NONE] = None
+    values = value_a.astype(object)
+    values[np.isnan(value_a)] = None
+    pos = {int(j): r for r, j in enumerate(idx.tolist())} if (ev.text or ev.payload) and keep is not None else None
     texts: list = [None] * n
     for i, t in ev.text.items():
-        texts[i] = t
+        r = i if pos is None else pos.get(i)
+        if r is not None:
+            texts[r] = t
     payloads: list = [None] * n
+    memo: dict[int, str] = {}  # many events share one payload dict (LEAVE reasons)
     for i, p in ev.payload.items():
-        payloads[i] = payload_json(p)
-    return list(zip([run_id] * n, ev.tick.tolist(), ev.user.tolist(), ev.type.tolist(), items.tolist(), values.tolist(), texts, payloads))
+        r = i if pos is None else pos.get(i)
+        if r is not None:
+            js = memo.get(id(p))
+            if js is None:
+                js = memo[id(p)] = payload_json(p)
+            payloads[r] = js
+    return list(
+        zip([run_id] * n, ev.tick[idx].tolist(), ev.user[idx].tolist(), ev.type[idx].tolist(), items.tolist(), values.tolist(), texts, payloads, idx.tolist())
+    )
 
 
-def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:
-    """Bulk-insert event tuples with the driver's executemany (no per-row ORM work)."""
+def insert_rows(con, table: str, columns: tuple[str, ...], rows: list[tuple], chunk: int = 50_000) -> None:
+    """Bulk-insert tuples with the driver's executemany (no per-row ORM work)."""
     if not rows:
         return
     style = con.dialect.paramstyle
-    marks = ", ".join(["?"] * 8 if style == "qmark" else ["%s"] * 8 if style in ("format", "pyformat") else [f":{i}" for i in range(1, 9)])
-    sql = f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})"
+    n = len(columns)
+    marks = ", ".join(["?"] * n if style == "qmark" else ["%s"] * n if style in ("format", "pyformat") else [f":{i}" for i in range(1, n + 1)])
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
     for i in range(0, len(rows), chunk):
         con.exec_driver_sql(sql, rows[i : i + chunk])
+
+
+def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:
+    """Bulk-insert event tuples (:func:`event_tuples`)."""
+    insert_rows(con, "event", EVENT_COLUMNS, rows, chunk)
 
 
 def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:

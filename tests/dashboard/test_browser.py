@@ -46,7 +46,9 @@ def test_live_run_in_browser(tmp_path):
 
     def slow_tick(world) -> None:
         if not hurry.is_set():
-            time.sleep(0.2)
+            # Slow enough that the run is still going while a browser starts on a busy machine
+            # (the run itself is fast since the page log; `hurry` lets it finish once checked).
+            time.sleep(0.5)
 
     def run() -> None:
         try:

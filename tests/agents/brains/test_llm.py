@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from tests_support import run_collecting
+from tests_support import log_rows, run_collecting
 
 from recworld.agents.brains.llm import HybridBrain, LLMBrain, build_brain_from_config, parse_chat
 from recworld.agents.brains.llm_text import PROMPT_NAMES, prompt_template, sanitize
@@ -121,9 +122,9 @@ def test_llm_brain_faults_fall_back_without_losing_events(small_scenario, server
         calls = con.execute(
             select(LLMCall.purpose, LLMCall.retries, LLMCall.fell_back, LLMCall.error, LLMCall.user_id, LLMCall.tick).where(LLMCall.run_id == out.run_id)
         ).all()
-        counts = dict(con.execute(select(Event.type, func.count()).where(Event.run_id == out.run_id).group_by(Event.type)).all())
         fb_events = con.execute(select(Event.user_id, Event.tick).where(Event.run_id == out.run_id, Event.type == int(EventType.FALLBACK))).all()
         shown = con.execute(select(func.sum(TickMetrics.impressions)).where(TickMetrics.run_id == out.run_id)).scalar()
+    counts = Counter(r[2] for r in log_rows(eng, out.run_id))
     decide = [c for c in calls if c.purpose == "decide"]
     assert sum(c.retries for c in decide) >= 5  # transport retries and repair re-asks
     fell = [c for c in decide if c.fell_back]
@@ -162,10 +163,7 @@ def test_cached_rerun_reproduces_events_with_zero_llm_calls(small_scenario, serv
     eng = connect(s.storage.url, create=False)
 
     def digest(run_id):
-        with eng.connect() as con:
-            rows = con.execute(
-                select(Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text).where(Event.run_id == run_id).order_by(Event.id)
-            ).all()
+        rows = [r[:6] for r in log_rows(eng, run_id)]
         return hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows)
 
     assert digest(a.run_id) == digest(b.run_id)

@@ -182,3 +182,43 @@ def test_schema_v2_database_gets_tick_talk_columns_llmcall_rejected_and_intervie
         assert tuple(row) == ("post", "http://127.0.0.1:1/v1", None)
         assert con.exec_driver_sql("SELECT count(*) FROM interview").scalar() == 0
     dispose_all()
+
+
+def test_schema_v2_log_is_migrated_and_still_reads(tmp_path):
+    """A v2 database (hand-made, labelled: this code can no longer write one) keeps its per-item event rows readable after migration to v3."""
+    from sqlalchemy import inspect
+    from sqlmodel import Session
+
+    from recworld.dashboard import queries as Q
+    from recworld.storage.db import dispose_all
+    from recworld.storage.models import SCHEMA_VERSION, SchemaInfo
+    from recworld.storage.pagelog import log_tuples
+    from recworld.storage.recorder import create_run
+
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    eng = connect(url)
+    run_id = create_run(eng, "old")
+    with eng.begin() as con:
+        con.exec_driver_sql("DROP TABLE page")
+        con.exec_driver_sql("DROP TABLE itemtick")
+        con.exec_driver_sql("ALTER TABLE event DROP COLUMN seq")
+        # A v2-era page: one row per item shown, ordered by id.
+        rows = [(run_id, 0, 3, 6, None, 0.0), (run_id, 0, 3, 2, 11, 1.0), (run_id, 0, 3, 3, 12, 1.0), (run_id, 0, 3, 4, 11, 4.0), (run_id, 0, 3, 5, None, 1.0)]
+        con.exec_driver_sql("INSERT INTO event (run_id, tick, user_id, type, item_id, value) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    with Session(eng) as s:
+        info = s.get(SchemaInfo, 1)
+        info.version = 2
+        s.add(info)
+        s.commit()
+    dispose_all()
+    eng = connect(url)
+    assert {"page", "itemtick"} <= set(inspect(eng).get_table_names())
+    assert "seq" in {c["name"] for c in inspect(eng).get_columns("event")}
+    with Session(eng) as s:
+        assert s.get(SchemaInfo, 1).version == SCHEMA_VERSION
+    with eng.connect() as con:
+        assert [r[2:5] for r in log_tuples(con, run_id)] == [(6, None, 0.0), (2, 11, 1.0), (3, 12, 1.0), (4, 11, 4.0), (5, None, 1.0)]
+    assert Q.event_type_counts(eng, run_id, user_id=3) == {6: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    total, rows = Q.events(eng, run_id, user_id=3, types=[2, 3])
+    assert total == 2 and [r["item_id"] for r in rows] == [11, 12]
+    dispose_all()
