@@ -41,12 +41,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from recworld.errors import RecWorldError
 from recworld.events import EventBatch
-from recworld.llm import LLMCallRecord, LLMRequest, LLMResult, LLMRuntime, PendingCalls
 from recworld.llm.grounding import Grounding, TitleIndex, Verdict, check, check_lines
+from recworld.llm.records import LLMCallRecord, LLMRequest, LLMResult
 from recworld.payloads import AuthoredPayload
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.catalog import Catalog
+    from recworld.llm.client import LLMRuntime, PendingCalls
     from recworld.world import World
 
 KINDS = ("feeling", "instruction", "reflection", "post", "chat")

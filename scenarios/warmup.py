@@ -1,4 +1,4 @@
-"""Compile the user-model kernels once (numba caches them on disk), so the first run does not pay for it.
+"""Compile the user-model kernels once (recworld.jit caches the compiled code on disk), so the first run does not pay for it.
 
 Run by ``make setup`` after :mod:`recworld.setup_data`; idempotent, offline,
 a few seconds when the cache is already warm.
