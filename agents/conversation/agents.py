@@ -13,7 +13,6 @@ unchanged (``crs: {name: policy, params: {path: policy.npz}}``).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 
 from recworld.agents.conversation.intent import ATTRIBUTES
 from recworld.errors import ConfigError
+from recworld.plugins import make_plugin
 from recworld.protocols import AgentAct, CRSTools, DialogueState
 
 BUILTIN_CRS: dict[str, str] = {
@@ -250,18 +250,7 @@ def make_crs(name: str, params: dict[str, Any] | None = None) -> Any:
     Raises:
         ConfigError: unknown name, unimportable path or bad parameters.
     """
-    target = BUILTIN_CRS.get(name, name)
-    if ":" not in target:
-        raise ConfigError(f"unknown conversational agent {name!r}; expected one of {', '.join(crs_names())} or 'package.module:ClassName'")
-    mod_name, _, cls_name = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(mod_name), cls_name)
-    except (ImportError, AttributeError):
-        raise ConfigError(f"conversational agent {name!r}: cannot import {target}; check the module path and class name") from None
-    try:
-        return cls(**(params or {}))
-    except TypeError as exc:
-        raise ConfigError(f"conversational agent {name!r}: bad params ({exc}); see its docstring for accepted params") from None
+    return make_plugin("conversational agent", BUILTIN_CRS, name, params)
 
 
 __all__ = [

@@ -6,7 +6,6 @@ Built-ins are looked up by name; any other recommender can be named by a
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from recworld.agents.recommenders.base import Recommender, topk_unseen
@@ -14,7 +13,7 @@ from recworld.agents.recommenders.itemknn import ItemKNNRecommender
 from recworld.agents.recommenders.linucb import LinUCBRecommender
 from recworld.agents.recommenders.mf import MFRecommender
 from recworld.agents.recommenders.simple import PopularityRecommender, RandomRecommender
-from recworld.errors import ConfigError
+from recworld.plugins import make_plugin
 
 BUILTIN: dict[str, str] = {
     "random": "recworld.agents.recommenders.simple:RandomRecommender",
@@ -37,18 +36,7 @@ def make_recommender(name: str, params: dict[str, Any] | None = None) -> Any:
     Raises:
         ConfigError: unknown name, unimportable path or bad parameters.
     """
-    target = BUILTIN.get(name, name)
-    if ":" not in target:
-        raise ConfigError(f"unknown recommender {name!r}; expected one of {', '.join(recommender_names())} or 'package.module:ClassName'")
-    mod_name, _, cls_name = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(mod_name), cls_name)
-    except (ImportError, AttributeError):
-        raise ConfigError(f"recommender {name!r}: cannot import {target}; check the module path and class name") from None
-    try:
-        return cls(**(params or {}))
-    except TypeError as exc:
-        raise ConfigError(f"recommender {name!r}: bad params ({exc}); see its docstring for accepted params") from None
+    return make_plugin("recommender", BUILTIN, name, params)
 
 
 __all__ = [
