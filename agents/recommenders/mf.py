@@ -33,7 +33,13 @@ class MFRecommender(Recommender):
     pretrain_epochs = 10
 
     def __init__(
-        self, factors: int = 32, lr: float = 0.05, reg: float = 0.01, epsilon: float = 0.0, instruction_weight: float = 0.0, init_scale: float = 0.1
+        self,
+        factors: int = 32,
+        lr: float = 0.05,
+        reg: float = 0.01,
+        epsilon: float = 0.0,
+        instruction_weight: float = 0.0,
+        init_scale: float = 0.1,
     ) -> None:
         self.factors = factors
         self.lr = lr
@@ -82,5 +88,11 @@ class MFRecommender(Recommender):
         k = feedback.slates.shape[1]
         # Each user appears once per page: sum their k item gradients directly.
         self.P[feedback.users] += lr * gp.reshape(-1, k, self.factors).sum(axis=1)
-        scatter_add_rows(self.Q, items, lr * gq)
-        self.bias += lr * np.bincount(items, weights=err - reg * self.bias[items], minlength=self.bias.size).astype(np.float32)
+        # An item shown on many pages of one batch sums many gradients; its
+        # step is normalised as in normalised LMS (lr * sum of |(p, 1)|^2 <= 1
+        # over its pages), or a popular item seen by thousands of users in a
+        # tick diverges to NaN. Batches where no item reaches that keep plain SGD.
+        load = np.bincount(items, weights=(p * p).sum(1) + 1.0, minlength=self.bias.size)
+        item_lr = (lr / np.maximum(1.0, lr * load)).astype(np.float32)
+        scatter_add_rows(self.Q, items, item_lr[items, None] * gq)
+        self.bias += item_lr * np.bincount(items, weights=err - reg * self.bias[items], minlength=self.bias.size).astype(np.float32)

@@ -124,3 +124,38 @@ def test_itemknn_recommends_what_similar_users_watched_next():
     # For user 3: 7 (two co-watches with 3) ranks above 5 (one), the rest score 0.
     assert rec.recommend(np.array([3]), 2, ctx).tolist() == [[7, 5]]
     np.testing.assert_allclose(rec.scores(np.array([3]), n_items)[0, [7, 5]], [2 / np.sqrt(4 * 2), 1 / np.sqrt(4 * 1)], rtol=1e-6)
+
+
+def _crowded_feedback(n_pages: int, hot_item: int, rng: np.random.Generator):
+    from recworld.events import EventBatch
+    from recworld.protocols import Feedback
+
+    # Every page shows the same hot item first, as a popular item is shown in a tick of thousands of users.
+    slates = np.column_stack([np.full(n_pages, hot_item), rng.integers(10, 400, size=(n_pages, 9))])
+    watched = np.ones_like(slates, bool)
+    ratings = np.full(slates.shape, 5.0)
+    return Feedback(0, np.arange(n_pages), slates, watched, ratings, np.zeros(n_pages, bool), EventBatch.empty())
+
+
+def test_mf_stays_finite_when_one_item_is_on_thousands_of_pages():
+    rng = np.random.default_rng(0)
+    rec = make_recommender("mf", {})
+    rec.setup(3000, np.zeros((400, 8), np.float32), rng)
+    for _ in range(20):
+        rec.observe(_crowded_feedback(3000, 3, rng))
+    assert np.isfinite(rec.P).all() and np.isfinite(rec.Q).all() and np.isfinite(rec.bias).all()
+    # It still learns that the hot item is watched.
+    assert rec.scores(np.arange(50), 400)[:, 3].mean() > 0.5
+
+
+def test_mf_small_batches_are_plain_sgd():
+    rng = np.random.default_rng(1)
+    fb = _crowded_feedback(5, 3, rng)
+    rec = make_recommender("mf", {})
+    rec.setup(5, np.zeros((400, 8), np.float32), np.random.default_rng(2))
+    p, q, b = rec.P.copy(), rec.Q.copy(), rec.bias.copy()
+    rec.observe(fb)
+    # The hot item's plain SGD step: the sum of its five pages' gradients at the learning rate.
+    err = 1.25 - ((p[:5] * q[3]).sum(1) + b[3])
+    expected = q[3] + rec.lr * ((err[:, None] * p[:5]).sum(0) - 5 * rec.reg * q[3])
+    assert np.allclose(rec.Q[3], expected, atol=1e-6)
