@@ -76,8 +76,12 @@ class ImmediateCore(FeedCore):
             return super().step_action(action)
         w, u, F, k = self.world, self.world.users, self.F, self.k
         served = u.in_session[:F].copy()
-        rows = self.focal if served.all() else np.flatnonzero(served)
-        act = np.ascontiguousarray(np.asarray(action, np.int64).reshape(F, -1)[rows])
+        act = np.asarray(action, np.int64).reshape(F, -1)
+        if served.all():
+            rows, act = self.focal, np.ascontiguousarray(act)
+        else:
+            rows = np.flatnonzero(served)
+            act = np.ascontiguousarray(act[rows])
         b = rows.size
         slates, watched, frac, ratings = np.empty((b, k), np.int64), np.empty((b, k), bool), np.empty((b, k)), np.empty((b, k))
         leave, churn, reward = np.empty(b, bool), np.empty(b, bool), np.empty(b)
