@@ -34,6 +34,7 @@ from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS, AuthoredPayload
 from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver, WorldLayer
 from recworld.seeding import Seeder
 from recworld.state import UserArrays, UserState
+from recworld.threads import one_blas_thread
 from recworld.usermodel import kernels as UK
 from recworld.usermodel.draws import END_WIDTH, PageDraws, uniforms
 from recworld.usermodel.items import content_item_table, copy_item_row, grow_item_table
@@ -246,12 +247,16 @@ class World(mesa.Model):
         )
 
     def step(self) -> None:
-        """Simulate one tick: sessions page by page, social hooks, metrics, observers."""
-        active = self.begin_tick()
-        while active.size:
-            result = self.serve_page(active)
-            active = active[~result.leave]
-        self.end_tick()
+        """Simulate one tick: sessions page by page, social hooks, metrics, observers.
+
+        BLAS runs on one thread during the tick (see :mod:`recworld.threads`).
+        """
+        with one_blas_thread():
+            active = self.begin_tick()
+            while active.size:
+                result = self.serve_page(active)
+                active = active[~result.leave]
+            self.end_tick()
 
     def begin_tick(self, only: np.ndarray | None = None) -> np.ndarray:
         """Start the sessions due this tick; returns the users now in session.

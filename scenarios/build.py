@@ -16,6 +16,7 @@ from recworld.data.movielens import MovieLens, item_quality
 from recworld.errors import ConfigError
 from recworld.protocols import WorldLayer
 from recworld.scenarios.schema import Scenario
+from recworld.threads import one_blas_thread
 from recworld.usermodel.fit import FittedModel, fitted_model
 from recworld.world import World
 
@@ -90,7 +91,15 @@ def build_brain(scenario: Scenario, model: FittedModel | None = None) -> Any:
 
 
 def build_world(scenario: Scenario) -> World:
-    """Assemble the World described by ``scenario`` (not yet stepped)."""
+    """Assemble the World described by ``scenario`` (not yet stepped).
+
+    Built with one BLAS thread, as the world's ticks run (see :mod:`recworld.threads`).
+    """
+    with one_blas_thread():
+        return _build_world(scenario)
+
+
+def _build_world(scenario: Scenario) -> World:
     catalog, ml = build_catalog(scenario)
     model = build_user_model(scenario, catalog, ml)
     p = scenario.population

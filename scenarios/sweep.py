@@ -11,7 +11,6 @@ same query the dashboard's compare page uses.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
@@ -141,33 +140,11 @@ def plan(base: Scenario, seeds: Sequence[int], recommenders: Sequence[str], db_u
     return [Job(plan_run(engine, s, run_name), s.recommender.name, s.seed, s.model_dump(mode="json")) for s in scenarios]
 
 
-def blas_threads() -> int | None:
-    """Threads of this process's BLAS (numpy's OpenBLAS), or None where threadpoolctl is not installed."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    n = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
-    return max(n) if n else None
-
-
-def _blas_limited(threads: int | None) -> Any:
-    """A context in which BLAS uses ``threads`` threads (no-op for None)."""
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=threads, user_api="blas")
-
-
-def run_planned(job: Job, db_url: str, blas: int | None = None) -> JobResult:
+def run_planned(job: Job, db_url: str) -> JobResult:
     """Run one planned job to completion (the body of a Ray task, or of an in-process step).
 
-    Args:
-        blas: BLAS threads to run with. A float32 matrix product's last bits depend on
-            how many threads OpenBLAS splits it over, and Ray starts workers with one
-            (``OMP_NUM_THREADS=1``); a sweep passes the driver's count so its runs are
-            bit-identical to ``recworld run`` on the driver's machine.
+    Runs are bit-identical to ``recworld run`` on the driver: the world's ticks
+    use one BLAS thread wherever they run (:mod:`recworld.threads`).
 
     Never raises for a failed run: the failure is recorded on the run and reported back.
     """
@@ -176,8 +153,7 @@ def run_planned(job: Job, db_url: str, blas: int | None = None) -> JobResult:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         scenario = validate(job.config, source=f"run {job.run_id}")
-        with _blas_limited(blas):
-            out = run_scenario(scenario, db_url=db_url, progress=False, run_id=job.run_id)
+        out = run_scenario(scenario, db_url=db_url, progress=False, run_id=job.run_id)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - reported to the driver and stored on the run
@@ -262,8 +238,7 @@ def iter_ray(jobs: Sequence[Job], db_url: str, ray: Any) -> Iterator[JobResult]:
     the tasks not yet finished are cancelled.
     """
     task = ray.remote(num_cpus=1, max_retries=0)(run_planned)
-    blas = blas_threads()
-    pending = {task.remote(job, db_url, blas): job for job in jobs}
+    pending = {task.remote(job, db_url): job for job in jobs}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -378,7 +353,6 @@ __all__ = [
     "RayCluster",
     "SweepOutcome",
     "absolute_url",
-    "blas_threads",
     "check_name",
     "check_plan",
     "import_ray",
