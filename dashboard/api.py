@@ -233,6 +233,24 @@ def run_events(
     return {"total": total or 0, "limit": limit, "offset": offset, "items": rows}
 
 
+# ------------------------------------------------------------------ conversations
+OutcomeFilter = Literal["success", "abandoned", "left", "ended_by_agent", "failed", "open"]
+
+
+@router.get("/runs/{run_id}/conversations", response_model=S.ConversationPage)
+def run_conversations(
+    engine: EngineDep,
+    run_id: RunId,
+    outcome: Annotated[OutcomeFilter | None, Query(description="how it ended; open = not ended yet")] = None,
+    user_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> dict:
+    """Conversations with the platform's conversational agent: transcripts, intent, outcome."""
+    service.get_run(engine, run_id)
+    return service.conversations_page(engine, run_id, outcome=outcome, user_id=user_id, limit=limit, offset=offset)
+
+
 # ------------------------------------------------------------------ users
 @router.get("/runs/{run_id}/user-filters", response_model=S.Filters)
 def user_filters(engine: EngineDep, run_id: RunId) -> dict:

@@ -11,11 +11,11 @@ from fastapi.templating import Jinja2Templates
 
 from recworld.dashboard import queries as Q
 from recworld.dashboard import service
-from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, RunId, RunSort, Text, UserId, ValidationName, parse_run_ids
+from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, OutcomeFilter, RunId, RunSort, Text, UserId, ValidationName, parse_run_ids
 from recworld.events import EventType
 from recworld.kpis import KPIS, chart_series, format_value
 from recworld.kpis import TILES as TILE_KPIS
-from recworld.payloads import LEAVE_REASON_LABELS
+from recworld.payloads import LEAVE_REASON_LABELS, OUTCOME_LABELS
 
 router = APIRouter(include_in_schema=False)
 PAGE = 25
@@ -73,6 +73,7 @@ def install_filters(templates: Jinja2Templates) -> None:
     templates.env.globals["CHARTS"] = CHARTS
     templates.env.globals["TERMINAL"] = sorted(Q.TERMINAL_STATUSES)
     templates.env.globals["LEAVE_REASON_LABELS"] = LEAVE_REASON_LABELS
+    templates.env.globals["OUTCOME_LABELS"] = {**OUTCOME_LABELS, "open": "not ended yet (a live run)"}
 
 
 def _render(request: Request, name: str, **ctx: Any) -> HTMLResponse:
@@ -197,6 +198,19 @@ def user_page(
         request, "user.html", run=run, data=data, events=ev, sessions=sessions, etype=type, event_filters=EVENT_FILTERS,
         epager=_pager(request, ev["total"], PAGE, eoffset, "eoffset"), spager=_pager(request, sessions["total"], PAGE, soffset, "soffset"),
     )  # fmt: skip
+
+
+@router.get("/runs/{run_id}/conversations")
+def conversations_page(
+    request: Request,
+    engine: EngineDep,
+    run_id: RunId,
+    outcome: Annotated[OutcomeFilter | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    run = service.run_out(engine, service.get_run(engine, run_id))
+    data = service.conversations_page(engine, run_id, outcome=outcome, limit=PAGE, offset=offset)
+    return _render(request, "conversations.html", run=run, data=data, outcome=outcome, pager=_pager(request, data["total"], PAGE, offset))
 
 
 @router.get("/runs/{run_id}/items")

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from recworld.kpis import KPIS, RUN_KPIS, TICK_KPIS
-from recworld.payloads import LeaveReason
+from recworld.payloads import ConversationMode, ConversationOutcome, LeaveReason, Role, TurnAct
 from recworld.usermodel.report import ValidationReport
 
 T = TypeVar("T")
@@ -207,6 +207,54 @@ class InterviewOut(BaseModel):
     created_at: datetime
 
 
+class Mention(BaseModel):
+    """An item a conversation mentions: its id and title in the run's catalog."""
+
+    item_id: int
+    title: str | None = None
+
+
+class TurnOut(BaseModel):
+    """One turn of a conversation with the platform's agent."""
+
+    role: Role
+    text: str | None = None
+    act: TurnAct
+    items: list[Mention] = []
+    attribute: str | None = None
+    value: str | None = None
+    by: str
+
+
+class Intent(BaseModel):
+    """What the user was after: a hidden target item, or a taste (target-free) measured against reference items."""
+
+    mode: ConversationMode
+    target: Mention | None = None
+    reference: list[int] = []
+
+
+class ConversationOut(BaseModel):
+    """A conversation with the platform's conversational agent (the ``crs`` record of ``recworld export conversations``)."""
+
+    conversation: int
+    user_id: int
+    tick: int
+    agent: str | None = None
+    intent: Intent | None = None
+    outcome: ConversationOutcome | None = Field(None, description="null while the conversation is still open (a live run)")
+    accepted: list[Mention] = []
+    success_turn: int | None = None
+    errors: int = 0
+    messages: list[TurnOut]
+
+
+class ConversationPage(Page[ConversationOut]):
+    """A page of conversations, with how many ended each way (over the whole filter, before paging)."""
+
+    outcomes: dict[str, int]
+
+
 class UserDetail(BaseModel):
     """Everything the user page shows on first load (long lists are paginated endpoints)."""
 
@@ -220,6 +268,7 @@ class UserDetail(BaseModel):
     posts: Page[EventOut]
     instructions: Page[EventOut]
     interviews: list[InterviewOut] = []
+    conversations: ConversationPage | None = None
 
 
 class ItemOut(BaseModel):

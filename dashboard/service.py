@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from recworld.dashboard import queries as Q
 from recworld.events import EventType
+from recworld.export import conversation_records
 from recworld.kpis import COMPARE, RUN_KPIS
 from recworld.storage.queries import list_sweeps, sweep_comparison, tick_rows
 from recworld.usermodel.report import ValidationReport
@@ -173,7 +174,21 @@ def user_detail(engine: Engine, run_id: int, user_id: int, limit: int = 20) -> d
         "posts": user_events_page(engine, run_id, user_id, [int(EventType.POST)], limit, 0),
         "instructions": user_events_page(engine, run_id, user_id, [int(EventType.INSTRUCTION)], limit, 0),
         "interviews": Q.user_interviews(engine, run_id, user_id),
+        "conversations": conversations_page(engine, run_id, user_id=user_id, limit=limit),
     }
+
+
+def conversations_page(engine: Engine, run_id: int, outcome: str | None = None, user_id: int | None = None, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+    """Conversations with the platform's agent, newest last, filtered by outcome (``open``: not ended) and user."""
+    with engine.connect() as con:
+        recs = conversation_records(con, run_id, user_id)
+    counts: dict[str, int] = {}
+    for r in recs:
+        key = r.get("outcome") or "open"
+        counts[key] = counts.get(key, 0) + 1
+    if outcome is not None:
+        recs = [r for r in recs if (r.get("outcome") or "open") == outcome]
+    return {"total": len(recs), "limit": limit, "offset": offset, "items": recs[offset : offset + limit], "outcomes": counts}
 
 
 def get_item(engine: Engine, run_id: int, item_id: int) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 - :func:`export_metrics`: per-tick metrics as CSV (one row per tick).
 - :func:`export_events`: the event log as CSV (streamed; type names, JSON payloads;
   served pages expanded into their IMPRESSION/WATCH/SKIP/RATE events).
-- :func:`export_conversations`: chats and user↔recommender exchanges as JSONL.
+- :func:`export_conversations`: chats and user↔recommender exchanges as JSONL
+  (:func:`conversation_records`: the conversations with the platform's agent alone).
 
 Conversations come in two kinds of records, one JSON object a line, in event order:
 
@@ -160,6 +161,22 @@ def _crs_records(run_id: int, talk: list[Any], titles: dict[int, str]) -> list[t
                 errors=e.errors,
             )
     return list(convs.values())
+
+
+def conversation_records(con: Any, run_id: int, user_id: int | None = None) -> list[dict[str, Any]]:
+    """The ``crs`` records (conversations with the platform's agent) of run ``run_id``, in log order.
+
+    The same records :func:`export_conversations` writes; ``user_id`` keeps one user's.
+    """
+    types = [int(EventType.CONVERSE), int(EventType.CONVERSATION_END)]
+    q = select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq).where(
+        Event.run_id == run_id, Event.type.in_(types)
+    )
+    if user_id is not None:
+        q = q.where(Event.user_id == user_id)
+    talk = sorted(((t, i if s is None else s), t, u, ty, it, v, tx, pl) for i, t, u, ty, it, v, tx, pl, s in con.execute(q.order_by(Event.id)))
+    titles = {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
+    return [rec for _eid, rec in _crs_records(run_id, talk, titles)]
 
 
 def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> int:

@@ -289,3 +289,30 @@ def language_client(language_run):
 
     with TestClient(create_app(language_run.url, poll_interval=0.05)) as c:
         yield c
+
+
+@dataclass
+class ConversationRun:
+    url: str
+    run_id: int
+
+
+@pytest.fixture(scope="session")
+def conversation_run(tmp_path_factory) -> ConversationRun:
+    """The shipped ``conversational`` scenario, small, with templates (its own database)."""
+    from recworld.scenarios.runner import run_scenario
+    from recworld.scenarios.schema import load_scenario
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('conv') / 'runs.db'}"
+    s = load_scenario("conversational").with_overrides(**{"population.n_users": 120, "ticks": 24, "conversation.rate": 0.4})
+    return ConversationRun(url, run_scenario(s, db_url=url, progress=False).run_id)
+
+
+@pytest.fixture(scope="session")
+def conversation_client(conversation_run):
+    from fastapi.testclient import TestClient
+
+    from recworld.dashboard.app import create_app
+
+    with TestClient(create_app(conversation_run.url, poll_interval=0.05)) as c:
+        yield c

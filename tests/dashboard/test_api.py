@@ -400,3 +400,49 @@ def test_validations_api_serves_the_report_as_written(client, validation):
     served = {ratio: {k: v for k, v in row.items() if v is not None} for ratio, row in d["report"]["taste_alignment"].items()}
     assert served == rep["taste_alignment"] and d["report"]["agreement"]["rows"] == rep["agreement"]["rows"]
     assert client.get("/api/validations/no-such-report").status_code == 404
+
+
+def test_conversations_match_what_the_world_counted(conversation_client, conversation_run):
+    from sqlalchemy import func, select
+
+    from recworld.storage import connect
+    from recworld.storage.models import Item, TickMetrics
+
+    engine = connect(conversation_run.url, create=False)
+    rid = conversation_run.run_id
+    with engine.connect() as con:
+        ended, successes = con.execute(
+            select(func.sum(TickMetrics.conversations), func.sum(TickMetrics.conversation_successes)).where(TickMetrics.run_id == rid)
+        ).one()
+        titles = dict(con.execute(select(Item.item_id, Item.title).where(Item.run_id == rid)).all())
+    body = conversation_client.get(f"/api/runs/{rid}/conversations", params={"limit": 500}).json()
+    assert ended > 10 and successes > 0
+    assert body["total"] == sum(body["outcomes"].values()) == len(body["items"])
+    assert sum(n for k, n in body["outcomes"].items() if k != "open") == ended
+    assert body["outcomes"]["success"] == successes
+    for c in body["items"]:
+        acts = [(m["role"], m["act"]) for m in c["messages"]]
+        # The user opens; every agent turn is answered by the user (who may then also leave).
+        assert acts[0] == ("user", "request") and all(not (a[0] == b[0] == "agent") for a, b in zip(acts, acts[1:])), str(acts)
+        assert all(b[1] in ("accept", "reject", "ask_about", "leave") for a, b in zip(acts, acts[1:]) if a[1] == "recommend"), str(acts)
+        for m in c["messages"]:
+            for i in m["items"]:
+                assert i["title"] == titles[i["item_id"]]
+        if c["outcome"] == "success":
+            assert c["accepted"] and c["success_turn"] is not None
+        if c["intent"]["mode"] == "target":
+            assert c["intent"]["target"]["title"] == titles[c["intent"]["target"]["item_id"]]
+
+    won = conversation_client.get(f"/api/runs/{rid}/conversations", params={"outcome": "success", "limit": 3, "offset": 1}).json()
+    assert won["total"] == successes and len(won["items"]) == min(3, successes - 1)
+    assert {c["outcome"] for c in won["items"]} <= {"success"}
+    user = body["items"][0]["user_id"]
+    mine = conversation_client.get(f"/api/runs/{rid}/conversations", params={"user_id": user, "limit": 500}).json()
+    assert mine["total"] == sum(c["user_id"] == user for c in body["items"]) and {c["user_id"] for c in mine["items"]} == {user}
+    assert conversation_client.get(f"/api/runs/{rid}/conversations", params={"outcome": "bogus"}).status_code == 422
+    assert conversation_client.get(f"/api/runs/{rid + 99}/conversations").status_code == 404
+
+
+def test_conversations_of_a_run_without_the_layer_are_empty(client, run_db):
+    body = client.get(f"/api/runs/{run_db.run_id}/conversations").json()
+    assert body == {"total": 0, "limit": 20, "offset": 0, "items": [], "outcomes": {}}

@@ -205,3 +205,26 @@ def test_user_page_shows_stored_interviews(language_client, language_run):
     assert iv["question"] == "What would you change about the app?" and iv["answer"] in section
     other = client.get(f"/runs/{language_run.run_id}/users/{language_run.user_id + 1}").text
     assert "No interviews yet." in other
+
+
+def test_conversations_page_shows_transcripts_filters_and_links(conversation_client, conversation_run):
+    rid = conversation_run.run_id
+    api = conversation_client.get(f"/api/runs/{rid}/conversations", params={"outcome": "success", "limit": 500}).json()
+    html = conversation_client.get(f"/runs/{rid}/conversations", params={"outcome": "success"}).text
+    assert f'href="/runs/{rid}/conversations"' in html  # the run's navigation links the page
+    shown = re.findall(r'<article class="conversation" id="conversation-(\d+)" data-outcome="(\w+)"', html)
+    assert [int(c) for c, _ in shown] == [c["conversation"] for c in api["items"][:25]] and {o for _, o in shown} == {"success"}
+    first = api["items"][0]
+    for item in first["accepted"]:
+        assert f'href="/runs/{rid}/items/{item["item_id"]}"' in html
+    assert f'href="/runs/{rid}/users/{first["user_id"]}"' in html
+    assert f"{api['total']} of {api['total']}" in html or f"of {api['total']}" in html  # the pager counts the filter
+    # The user page has the user's conversations.
+    user_html = conversation_client.get(f"/runs/{rid}/users/{first['user_id']}").text
+    assert 'id="conversations"' in user_html and f'id="conversation-{first["conversation"]}"' in user_html
+
+
+def test_conversations_page_of_a_run_without_the_layer_says_so(client, run_db):
+    html = client.get(f"/runs/{run_db.run_id}/conversations").text
+    assert "No conversations in this run" in html
+    assert 'id="conversations"' not in client.get(f"/runs/{run_db.run_id}/users/{run_db.user_id}").text
