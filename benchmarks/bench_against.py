@@ -31,14 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMING_SCRIPT = r"""
 import json, time
 import gymnasium as gym
-try:
-    import envs.registration  # layouts before the one namespace
-    from scenarios.build import build_world
-    from scenarios.schema import load_scenario
-except ImportError:
-    import recworld.envs.registration
-    from recworld.scenarios.build import build_world
-    from recworld.scenarios.schema import load_scenario
+import importlib, os
+# "recworld." in the one-namespace layout, "" for the earlier top-level folders (set by the driver from the tree).
+prefix = os.environ["RW_PACKAGE_PREFIX"]
+importlib.import_module(prefix + "envs.registration")
+build_world = importlib.import_module(prefix + "scenarios.build").build_world
+load_scenario = importlib.import_module(prefix + "scenarios.schema").load_scenario
 
 out = {}
 for nc, k in [(10, 2), (100, 10)]:
@@ -81,7 +79,8 @@ print(json.dumps(out))
 
 
 def measure(tree: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    prefix = "recworld." if (tree / "recworld" / "envs").exists() else ""
+    env = {**os.environ, "PYTHONPATH": str(tree), "RW_PACKAGE_PREFIX": prefix}
     # Run outside both trees so that neither checkout's folders shadow the other's by the working directory.
     p = subprocess.run([sys.executable, "-c", TIMING_SCRIPT], cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
