@@ -193,6 +193,9 @@ class SampledPopulation:
         patience, conformity, diversity_seeking: mean of each trait in (0, 1).
         taste_noise: how far new users scatter around real (or genre) tastes.
         model: the fitted user model of the catalog's log.
+        item_factors: (n_items, d) item vectors the personas' liked titles are
+            ranked by (default: the model's factors, or the catalog's embeddings);
+            a replicated catalog passes its item table's.
     """
 
     OCCUPATIONS = ("student", "engineer", "artist", "writer", "educator", "programmer", "administrator", "healthcare", "retired", "other")
@@ -208,6 +211,7 @@ class SampledPopulation:
         diversity_seeking: float = 0.5,
         taste_noise: float = 0.6,
         model: FittedModel | None = None,
+        item_factors: np.ndarray | None = None,
     ) -> None:
         if n_users < 1:
             raise ConfigError(f"population.n_users must be >= 1, got {n_users}")
@@ -218,8 +222,9 @@ class SampledPopulation:
         self.means = {"patience": patience, "conformity": conformity, "diversity_seeking": diversity_seeking}
         self.taste_noise = taste_noise
         self.model = model
+        self.item_factors = item_factors
         self.stats = PopulationStats(taste_source="fitted" if model is not None else "content")
-        self.personas: list[Persona] = []
+        self.personas: Sequence[Persona] = []
         if model is not None:
             self._real = model.user_parameters().astype(np.float64)
             self._spread = self._real.std(axis=0)
@@ -281,7 +286,7 @@ class SampledPopulation:
         for name, arr in drawn.items():
             getattr(a, name)[:] = arr
         a.next_return[:] = _first_arrivals(a.activity, rng)
-        items = self.model.factors if self.model is not None else cat.embeddings
+        items = self.item_factors if self.item_factors is not None else self.model.factors if self.model is not None else cat.embeddings
         personas = SampledPersonas(cat, items[: len(cat)], a, _demographics(rng, n, self.OCCUPATIONS), pick, self._centroids()[1] if pick is not None else None)
         return a, personas
 
