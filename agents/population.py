@@ -306,7 +306,8 @@ class SampledPersonas(Sequence[Persona]):
     over a 10,000-item catalog up front would rank 10^10 scores; here a
     persona costs one pass over the catalog when it is read (prompts, the
     dashboard's profile rows). Indexing by one user gives the same persona
-    every time; the table holds arrays only (about 60 bytes per user).
+    every time; the table holds arrays only (24 bytes per user, plus the
+    content model's liked-tag flags).
 
     Args:
         catalog: the catalog (titles, tags).
