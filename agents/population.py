@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -191,6 +193,9 @@ class SampledPopulation:
         patience, conformity, diversity_seeking: mean of each trait in (0, 1).
         taste_noise: how far new users scatter around real (or genre) tastes.
         model: the fitted user model of the catalog's log.
+        item_factors: (n_items, d) item vectors the personas' liked titles are
+            ranked by (default: the model's factors, or the catalog's embeddings);
+            a replicated catalog passes its item table's.
     """
 
     OCCUPATIONS = ("student", "engineer", "artist", "writer", "educator", "programmer", "administrator", "healthcare", "retired", "other")
@@ -206,6 +211,7 @@ class SampledPopulation:
         diversity_seeking: float = 0.5,
         taste_noise: float = 0.6,
         model: FittedModel | None = None,
+        item_factors: np.ndarray | None = None,
     ) -> None:
         if n_users < 1:
             raise ConfigError(f"population.n_users must be >= 1, got {n_users}")
@@ -216,8 +222,9 @@ class SampledPopulation:
         self.means = {"patience": patience, "conformity": conformity, "diversity_seeking": diversity_seeking}
         self.taste_noise = taste_noise
         self.model = model
+        self.item_factors = item_factors
         self.stats = PopulationStats(taste_source="fitted" if model is not None else "content")
-        self.personas: list[Persona] = []
+        self.personas: Sequence[Persona] = []
         if model is not None:
             self._real = model.user_parameters().astype(np.float64)
             self._spread = self._real.std(axis=0)
@@ -270,7 +277,8 @@ class SampledPopulation:
             out[name] = rng.beta(6 * m, 6 * (1 - m), n)
         return out, pick
 
-    def build_arrays(self) -> tuple[UserArrays, list[Persona]]:
+    def build_arrays(self) -> tuple[UserArrays, SampledPersonas]:
+        """Draw the users' state; their personas are a table that builds each one when asked."""
         cat, n = self.catalog, self.n
         rng = np.random.default_rng(self.seed)
         drawn, pick = self.sample_arrays(n, rng)
@@ -278,31 +286,8 @@ class SampledPopulation:
         for name, arr in drawn.items():
             getattr(a, name)[:] = arr
         a.next_return[:] = _first_arrivals(a.activity, rng)
-        items = self.model.factors if self.model is not None else cat.embeddings
-        sims = items[: len(cat)] @ a.taste.T  # (items, users)
-        if pick is not None:
-            _, usable = self._centroids()
-            liked = [[cat.tag_names[int(usable[j])] for j in np.flatnonzero(row)] for row in pick]
-        else:
-            liked = [_liked_tags(cat, sims[:, i]) for i in range(n)]
-        personas = []
-        for i in range(n):
-            top = np.argsort(-sims[:, i])[:3]
-            bottom = np.argsort(sims[:, i])[:2]
-            personas.append(
-                Persona(
-                    external_id=f"s{i}",
-                    age=int(rng.integers(16, 70)),
-                    gender=str(rng.choice(["F", "M"])),
-                    occupation=str(rng.choice(self.OCCUPATIONS)),
-                    liked_genres=liked[i],
-                    disliked_genres=[],
-                    liked_titles=[cat.titles[j] for j in top],
-                    disliked_titles=[cat.titles[j] for j in bottom],
-                    traits=_traits(a, i),
-                    role=_role(a, i),
-                )
-            )
+        items = self.item_factors if self.item_factors is not None else self.model.factors if self.model is not None else cat.embeddings
+        personas = SampledPersonas(cat, items[: len(cat)], a, _demographics(rng, n, self.OCCUPATIONS), pick, self._centroids()[1] if pick is not None else None)
         return a, personas
 
     def populate(self, world: World) -> None:
@@ -311,16 +296,129 @@ class SampledPopulation:
         self.personas = personas
 
 
+class SampledPersonas(Sequence[Persona]):
+    """The personas of a sampled population, each built when asked for (not stored).
+
+    A persona's liked and disliked titles are the items its user's core taste
+    (``taste0`` at creation) scores highest and lowest, its liked genres the
+    tags it was drawn from (content model) or the most frequent tags among its
+    30 best-matching items (fitted model). Making these for a million users
+    over a 10,000-item catalog up front would rank 10^10 scores; here a
+    persona costs one pass over the catalog when it is read (prompts, the
+    dashboard's profile rows). Indexing by one user gives the same persona
+    every time; the table holds arrays only (24 bytes per user, plus the
+    content model's liked-tag flags).
+
+    Args:
+        catalog: the catalog (titles, tags).
+        items: (n_items, d) item vectors in the taste space.
+        arrays: the users' arrays (tastes and traits are copied or referenced as at creation).
+        demographics: (age, gender index, occupation index) per user.
+        pick: (n, G) liked tags of the content model (``None`` with a fitted model).
+        usable: the tag index of each column of ``pick``.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        items: np.ndarray,
+        arrays: UserArrays,
+        demographics: tuple[np.ndarray, np.ndarray, np.ndarray],
+        pick: np.ndarray | None,
+        usable: np.ndarray | None,
+    ) -> None:
+        self.catalog = catalog
+        self.items = np.ascontiguousarray(items, np.float32)
+        # The core taste never changes in a world; keep a reference, not a copy.
+        self.taste = arrays.taste0
+        self.traits = {name: np.array(getattr(arrays, name), copy=True) for name in ("activity", "patience", "conformity", "diversity_seeking", "rating_bias")}
+        self.age, self.gender, self.occupation = demographics
+        self.pick = None if pick is None else pick.astype(bool)
+        self.usable = usable
+
+    def __len__(self) -> int:
+        return int(self.age.shape[0])
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"user {i} is not in this population of {n}")
+        return self._build(i)
+
+    def _build(self, i: int) -> Persona:
+        cat = self.catalog
+        sims = self.items @ self.taste[i]
+        if self.pick is not None:
+            liked = [cat.tag_names[int(self.usable[j])] for j in np.flatnonzero(self.pick[i])]
+        else:
+            liked = _liked_tags(cat, sims)
+        t = self.traits
+        traits = {name: round(float(t[name][i]), 3) for name in ("activity", "patience", "conformity", "diversity_seeking")}
+        return Persona(
+            external_id=f"s{i}",
+            age=int(self.age[i]),
+            gender="FM"[int(self.gender[i])],
+            occupation=SampledPopulation.OCCUPATIONS[int(self.occupation[i])],
+            liked_genres=liked,
+            disliked_genres=[],
+            liked_titles=[cat.titles[j] for j in smallest(-sims, 3)],
+            disliked_titles=[cat.titles[j] for j in smallest(sims, 2)],
+            traits=traits,
+            role=role_of(*(float(t[name][i]) for name in ("activity", "diversity_seeking", "conformity", "rating_bias"))),
+        )
+
+
+def smallest(keys: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(keys)[:k]`` in one pass over ``keys`` (the full sort only when ties make the order ambiguous)."""
+    n = keys.shape[0]
+    if n <= k + 1:
+        return np.argsort(keys)[:k]
+    part = np.argpartition(keys, k)[: k + 1]
+    vals = keys[part]
+    order = np.argsort(vals, kind="stable")
+    sv = vals[order]
+    if (sv[1:] == sv[:-1]).any():  # a tie inside the top k or at its edge: the sort's own order decides
+        return np.argsort(keys)[:k]
+    return part[order[:k]]
+
+
 def _liked_tags(cat: Catalog, affinity: np.ndarray, top: int = 30, n: int = 3) -> list[str]:
     """The most frequent tags among a user's ``top`` best-matching items."""
-    best = np.argsort(-affinity)[:top]
+    best = smallest(-affinity, top)
     counts = cat.tag_matrix[best].sum(axis=0)
     return [cat.tag_names[t] for t in np.argsort(-counts, kind="stable")[:n] if counts[t] > 0 and cat.tag_names[t] != "unknown"]
 
 
-def _attach(world: World, arrays: UserArrays, personas: list[Persona]) -> None:
+def _demographics(rng: np.random.Generator, n: int, occupations: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Age, gender and occupation of ``n`` sampled users, as ``rng.integers(16, 70)``, ``rng.choice(["F", "M"])``, ``rng.choice(occupations)`` per user.
+
+    The values (and the generator's state after) are those of the per-user
+    calls, drawn in one call: each bounded draw takes one 32-bit word
+    (Lemire's method). In the rare case that a word would have been rejected
+    and redrawn, the per-user calls are made instead.
+    """
+    state = rng.bit_generator.state
+    words = rng.integers(0, 2**32, size=3 * n, dtype=np.uint32).reshape(n, 3).astype(np.uint64)
+    out, redraw = [], False
+    for col, span in enumerate((54, 2, len(occupations))):
+        m = words[:, col] * np.uint64(span)
+        redraw |= bool(((m & np.uint64(0xFFFFFFFF)) < np.uint64((2**32 - span) % span)).any())
+        out.append((m >> np.uint64(32)).astype(np.int16))
+    if redraw:
+        rng.bit_generator.state = state
+        rows = [(int(rng.integers(16, 70)) - 16, int(rng.integers(0, 2)), int(rng.integers(0, len(occupations)))) for _ in range(n)]
+        out = [np.asarray(c, np.int16).reshape(n) for c in zip(*rows)] if n else [np.zeros(0, np.int16)] * 3
+    return (out[0] + 16).astype(np.int16), out[1].astype(np.int8), out[2].astype(np.int8)
+
+
+def _attach(world: World, arrays: UserArrays, personas: Sequence[Persona]) -> None:
     world.users = arrays
-    world.user_agents = [UserAgent(world, i, p) for i, p in enumerate(personas)]
+    world.user_agents = [UserAgent(world, i, personas) for i in range(len(personas))]
 
 
 def _first_arrivals(activity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -352,12 +450,16 @@ def _traits(a: UserArrays, i: int) -> dict[str, float]:
 
 
 def _role(a: UserArrays, i: int) -> str:
-    # RecAgent-style roles from traits: who mostly watches, explores, critiques, chats or posts.
+    return role_of(float(a.activity[i]), float(a.diversity_seeking[i]), float(a.conformity[i]), float(a.rating_bias[i]))
+
+
+def role_of(activity: float, diversity_seeking: float, conformity: float, rating_bias: float) -> str:
+    """RecAgent-style role from traits: who mostly watches, explores, critiques, chats or posts."""
     scores = {
         "watcher": 0.5,
-        "explorer": float(a.diversity_seeking[i]),
-        "critic": float(abs(a.rating_bias[i])) * 1.5,
-        "chatter": float(a.conformity[i]) * 0.9,
-        "poster": float(a.activity[i]) / 4.0,
+        "explorer": diversity_seeking,
+        "critic": abs(rating_bias) * 1.5,
+        "chatter": conformity * 0.9,
+        "poster": activity / 4.0,
     }
     return max(ROLES, key=lambda r: scores[r])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,14 +91,21 @@ class UserAgent(mesa.Agent):
     """A user of the platform: a handle with identity, persona and memory.
 
     The user's numeric state lives in ``world.users`` at index ``index`` so
-    that brains can work on all users at once.
+    that brains can work on all users at once. The persona comes from the
+    population's persona table, which may build it when asked (a million
+    users' personas are not all made up front).
     """
 
-    def __init__(self, model: World, index: int, persona: Persona) -> None:
+    def __init__(self, model: World, index: int, personas: Sequence[Persona]) -> None:
         super().__init__(model)
         self.index = index
-        self.persona = persona
+        self._personas = personas
         self.memory: Any = None  # set by the LLM layer when users have memory
+
+    @property
+    def persona(self) -> Persona:
+        """Who this user is (see :class:`Persona`)."""
+        return self._personas[self.index]
 
     @property
     def satisfaction(self) -> float:

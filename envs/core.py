@@ -258,7 +258,7 @@ class FeedCore:
         if rows.size == 0:
             return
         out = np.empty((rows.size, self.N), np.int64)
-        K.draw_candidates(rows, self.stream, len(self.catalog), self.world.seen, out)
+        K.draw_candidates(rows, self.stream, len(self.catalog), self.world.seen.bits, out)
         self.candidates[rows] = out
 
     def observation(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -270,7 +270,7 @@ class FeedCore:
         user = np.empty((rows.size, self.spec.user_dim), np.float32)
         cand = np.empty((rows.size, self.N, self.spec.item_dim), np.float32)
         K.observe_rows(
-            rows, self.stream, draw, len(self.catalog), w.seen, self.candidates, self.static, w.watch_counts,
+            rows, self.stream, draw, len(self.catalog), w.seen.bits, self.candidates, self.static, w.watch_counts,
             u.pages_in_session, w.config.max_pages, self.last_share, self.last_rating, u.sessions, self.recent, user, cand,
         )  # fmt: skip
         return {"user": user, "candidates": cand}

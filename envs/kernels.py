@@ -23,6 +23,7 @@ import numpy as np
 
 from recworld.envs.features import record_pages, write_candidate_features, write_user_features
 from recworld.jit import njit
+from recworld.seen import is_seen
 from recworld.usermodel import kernels as UK
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -131,6 +132,7 @@ def draw_candidates(rows, state, n_items, seen, out) -> None:
     """Draw ``out.shape[1]`` distinct candidates for each user in ``rows`` into ``out[row]``.
 
     Unseen items uniformly at random; seen ones only when too few unseen items are left.
+    ``seen`` is the world's packed seen rows (:class:`recworld.seen.SeenMatrix`'s ``bits``).
     """
     n = out.shape[1]
     taken = np.zeros(n_items, np.bool_)
@@ -139,7 +141,7 @@ def draw_candidates(rows, state, n_items, seen, out) -> None:
         got = 0
         for _ in range(2 * n + 8):
             it = min(int(_next(state) * n_items), n_items - 1)
-            if not seen[i, it] and not taken[it]:
+            if not is_seen(seen, i, it) and not taken[it]:
                 taken[it] = True
                 out[b, got] = it
                 got += 1
@@ -154,7 +156,7 @@ def draw_candidates(rows, state, n_items, seen, out) -> None:
                 pool = np.empty(n_items, np.int64)
                 m = 0
                 for it in range(n_items):
-                    if seen[i, it] == want_seen:
+                    if is_seen(seen, i, it) == want_seen:
                         pool[m] = it
                         m += 1
                 while got < n and m > 0:

@@ -80,7 +80,7 @@ class PolicyRecommender:
         uf = user_features(users, self.pages, self.max_pages, self.last_share, self.last_rating, self.sessions, self.recent)
         n = min(max(self.N, k), n_items)
         cand = np.empty((users.size, n), np.int64)
-        draw_candidates(np.asarray(users, np.int64), self.stream, n_items, context.seen, cand)
+        draw_candidates(np.asarray(users, np.int64), self.stream, n_items, context.seen.bits, cand)
         it = candidate_features(cand, self.static[:n_items], self.watch_counts[:n_items])
         obs = {"user": uf, "candidates": it}
         if hasattr(self.policy, "scores"):

@@ -16,6 +16,7 @@ import numpy as np
 from recworld.events import EventBatch
 from recworld.kpis import TickRecord
 from recworld.payloads import Author
+from recworld.seen import SeenMatrix
 from recworld.state import UserState
 from recworld.usermodel.kernels import ItemTable, Platform
 
@@ -100,8 +101,9 @@ class RecContext:
         tick: current tick.
         n_items: items in the catalog now (it grows when users post).
         item_embeddings: (n_items, d) content features of items.
-        seen: (n_users, >= n_items) bool, items already shown to each user;
-            recommenders should not serve them again.
+        seen: (n_users, >= n_items) items already shown to each user, one bit
+            each (:class:`~recworld.seen.SeenMatrix`: ``seen[users]`` gives their
+            dense ``bool`` rows); recommenders should not serve them again.
         rng: the recommender's own generator.
         page: page number within the session (0 = first page).
         instructions: user -> latest reflective instruction text.
@@ -111,7 +113,7 @@ class RecContext:
     tick: int
     n_items: int
     item_embeddings: np.ndarray
-    seen: np.ndarray
+    seen: SeenMatrix
     rng: np.random.Generator
     page: int = 0
     instructions: dict[int, str] = field(default_factory=dict)

@@ -33,6 +33,7 @@ from recworld.kpis import TickRecord
 from recworld.payloads import LEAVE_PAYLOADS, LEAVE_REASONS, AuthoredPayload
 from recworld.protocols import Brain, Feedback, PageContext, PageDecision, Population, RecContext, Recommender, TickObserver, WorldLayer
 from recworld.seeding import Seeder
+from recworld.seen import SeenMatrix
 from recworld.state import UserArrays, UserState
 from recworld.threads import one_blas_thread
 from recworld.usermodel import kernels as UK
@@ -64,7 +65,7 @@ class World(mesa.Model):
     Attributes:
         tick: the next tick to simulate (0-based).
         users: per-user numeric state.
-        seen: (n_users, capacity) bool, items each user was shown.
+        seen: (n_users, capacity) items each user was shown, one bit each (:class:`~recworld.seen.SeenMatrix`).
         exposure: (capacity,) times each item was shown.
         watch_counts: (capacity,) times each item was watched.
         layers: the :class:`~recworld.protocols.WorldLayer` s added, in order.
@@ -119,7 +120,7 @@ class World(mesa.Model):
             raise RecWorldError(
                 f"users' tastes have {self.users.taste.shape[1]} dimensions but the item table has {self.items.factors.shape[1]}; build both from the same user model"
             )
-        self.seen = np.zeros((n, cap), dtype=bool)
+        self.seen = SeenMatrix(n, cap)
         self.exposure = np.zeros(cap, dtype=np.int64)
         self.watch_counts = np.zeros(cap, dtype=np.int64)
         self.churned_total = 0
@@ -207,12 +208,12 @@ class World(mesa.Model):
     def ensure_item_capacity(self) -> None:
         """Grow per-item arrays when user-created items outgrow the reserved room."""
         n = len(self.catalog)
-        cap = self.seen.shape[1]
+        cap = self.seen.capacity
         if n <= cap:
             return
         extra = max(n - cap, cap // 2)
         self.items = grow_item_table(self.items, cap + extra)
-        self.seen = np.concatenate([self.seen, np.zeros((self.n_users, extra), bool)], axis=1)
+        self.seen.grow(cap + extra)
         self.exposure = np.concatenate([self.exposure, np.zeros(extra, np.int64)])
         self.watch_counts = np.concatenate([self.watch_counts, np.zeros(extra, np.int64)])
 
@@ -393,13 +394,13 @@ class World(mesa.Model):
         state["observers"] = []
         state["instruction_encoder"] = None
         state.pop("_platform", None)  # a view of arrays stored below
-        # The seen matrix is most of the state: store it as bits.
-        state["seen"] = (np.packbits(self.seen, axis=1), self.seen.shape)
+        # The seen matrix (most of the state) pickles as its bits.
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        bits, shape = state["seen"]
-        state["seen"] = np.unpackbits(bits, axis=1, count=shape[1]).astype(bool)
+        if isinstance(state["seen"], tuple):  # checkpoints written before SeenMatrix: (np.packbits rows, shape), the same layout
+            bits, shape = state["seen"]
+            state["seen"] = SeenMatrix.from_bits(bits, shape[1])
         self.__dict__.update(state)
 
     # ------------------------------------------------------------ internals
@@ -457,8 +458,8 @@ class World(mesa.Model):
     def platform(self) -> Platform:
         """What was shown and watched, as the user-model kernels take it."""
         p = self.__dict__.get("_platform")
-        if p is None or p.seen is not self.seen or p.exposure is not self.exposure or p.watch_counts is not self.watch_counts:
-            p = Platform(self.seen, self.exposure, self.watch_counts)
+        if p is None or p.seen is not self.seen.bits or p.exposure is not self.exposure or p.watch_counts is not self.watch_counts:
+            p = Platform(self.seen.bits, self.exposure, self.watch_counts)
             self.__dict__["_platform"] = p
         return p
 

@@ -18,6 +18,7 @@ from recworld.protocols import WorldLayer
 from recworld.scenarios.schema import Scenario
 from recworld.threads import one_blas_thread
 from recworld.usermodel.fit import FittedModel, fitted_model
+from recworld.usermodel.items import replicate_item_table
 from recworld.world import World
 
 
@@ -102,6 +103,12 @@ def build_world(scenario: Scenario) -> World:
 def _build_world(scenario: Scenario) -> World:
     catalog, ml = build_catalog(scenario)
     model = build_user_model(scenario, catalog, ml)
+    items = model.item_table() if model is not None else None
+    if scenario.catalog.replicate_to:
+        # A synthetic larger catalog: the user model is fitted on the real items, copies are near their source.
+        catalog, sources = catalog.replicate(scenario.catalog.replicate_to, seed=scenario.seed)
+        if items is not None:
+            items = replicate_item_table(items, sources, seed=scenario.seed)
     p = scenario.population
     if p.source == "movielens":
         if ml is None:
@@ -118,12 +125,12 @@ def _build_world(scenario: Scenario) -> World:
             diversity_seeking=p.diversity_seeking,
             taste_noise=p.taste_noise,
             model=model,
+            item_factors=None if items is None else items.factors[: len(catalog)],
         )
     brain = build_brain(scenario, model)
     rec = make_recommender(scenario.recommender.name, scenario.recommender.params)
     if scenario.world.slate_size > len(catalog):
         raise ConfigError(f"field 'world.slate_size': {scenario.world.slate_size} is larger than the catalog ({len(catalog)} items); lower it")
-    items = model.item_table() if model is not None else None
     world = World(catalog, population, brain, rec, config=scenario.world, seed=scenario.seed, items=items, name=scenario.name)
     if scenario.social.get("enabled"):
         from recworld.agents.social import SocialLayer

@@ -28,6 +28,12 @@ class CatalogSpec(_Strict):
     path: str | None = None
     interactions: str | None = None
     embedding_dim: int | None = Field(64, ge=2, le=384)
+    replicate_to: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="grow the catalog to this many items with seeded near-copies of its items (a synthetic catalog for scale runs; see Catalog.replicate)",
+    )
 
     @model_validator(mode="after")
     def _path_needed(self) -> CatalogSpec:

@@ -38,6 +38,7 @@ from recworld.errors import ConfigError
 from recworld.protocols import RecContext, WorldLayer
 from recworld.scenarios.build import build_brain, build_catalog
 from recworld.scenarios.schema import Scenario
+from recworld.seen import SeenMatrix
 from recworld.usermodel import fidelity as F
 from recworld.usermodel.draws import PageDraws
 from recworld.usermodel.fit import FitConfig, FittedModel, fitted_model
@@ -196,7 +197,7 @@ def rating_fidelity(world: World, model: FittedModel, brain: Any, split: Split, 
     }
 
 
-def _top_k(rec: Any, users: np.ndarray, n_items: int, seen: np.ndarray, emb: np.ndarray, k: int = 10) -> np.ndarray:
+def _top_k(rec: Any, users: np.ndarray, n_items: int, seen: SeenMatrix, emb: np.ndarray, k: int = 10) -> np.ndarray:
     ctx = RecContext(tick=0, n_items=n_items, item_embeddings=emb, seen=seen, rng=np.random.default_rng(0), page=0)
     out = []
     for s in range(0, users.size, 256):

@@ -6,6 +6,7 @@ import numpy as np
 
 from recworld.jit import njit
 from recworld.protocols import RecContext
+from recworld.seen import SeenMatrix, is_seen
 
 # Pushes seen items below every unseen one while keeping scores finite (LinUCB ranks candidates by it).
 SEEN_PENALTY = 1e6
@@ -63,7 +64,7 @@ def _sift_down(heap, size, i, keys) -> None:
 
 
 @njit(cache=True)
-def _smallest_unseen(keys, seen_row, k, out_row) -> None:
+def _smallest_unseen(keys, seen, u, k, out_row) -> None:
     # Direct scan: the k smallest (key, index) among unseen items, then among seen ones if too few.
     n = keys.shape[0]
     bk = np.empty(k)
@@ -71,7 +72,7 @@ def _smallest_unseen(keys, seen_row, k, out_row) -> None:
     for want_seen in (False, True):
         start = got
         for it in range(n):
-            if seen_row[it] != want_seen:
+            if is_seen(seen, u, it) != want_seen:
                 continue
             key = keys[it]
             if got == k and key >= bk[k - 1]:
@@ -115,14 +116,14 @@ def _topk_lazy_order(keys, seen, users, k, out):
                 _sift_down(heap, size, 0, keys)
             it = order[pos]
             pos += 1
-            if not seen[u, it]:
+            if not is_seen(seen, u, it):
                 out[r, got] = it
                 got += 1
         if got < k:
-            _smallest_unseen(keys, seen[u], k, out[r])
+            _smallest_unseen(keys, seen, u, k, out[r])
 
 
-def topk_shared_order(keys: np.ndarray, seen: np.ndarray, users: np.ndarray, k: int) -> np.ndarray:
+def topk_shared_order(keys: np.ndarray, seen: SeenMatrix, users: np.ndarray, k: int) -> np.ndarray:
     """First k unseen items per user along one ranking shared by all users (e.g. popularity).
 
     The ranking is ``np.argsort(keys, kind="stable")`` (lowest key first), but
@@ -132,7 +133,7 @@ def topk_shared_order(keys: np.ndarray, seen: np.ndarray, users: np.ndarray, k: 
 
     Args:
         keys: (n_items,) sort keys.
-        seen: (n_users, >= n_items) bool, the world's seen matrix (rows are not copied).
+        seen: the world's seen matrix (its bits are read in place, rows are not unpacked).
         users: (B,) user ids.
         k: slate size (<= n_items).
 
@@ -140,7 +141,7 @@ def topk_shared_order(keys: np.ndarray, seen: np.ndarray, users: np.ndarray, k: 
         (B, k) int64 item ids.
     """
     out = np.empty((len(users), k), np.int64)
-    _topk_lazy_order(np.ascontiguousarray(keys, np.float64), seen, np.asarray(users, np.int64), k, out)
+    _topk_lazy_order(np.ascontiguousarray(keys, np.float64), seen.bits, np.asarray(users, np.int64), k, out)
     return out
 
 

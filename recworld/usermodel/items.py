@@ -38,14 +38,32 @@ def grow_item_table(table: ItemTable, capacity: int) -> ItemTable:
     )
 
 
-def copy_item_row(table: ItemTable, dst: int, src: int, rng: np.random.Generator, noise: float = 0.1, appeal_drop: float = 0.5) -> None:
-    """Fill row ``dst`` (a user's post about item ``src``) from ``src``: the same factors with a little noise, less appeal."""
+def copy_item_row(table: ItemTable, dst: int, src: int, rng: np.random.Generator, noise: float = 0.1, appeal_drop: float = 0.5, fame: bool = False) -> None:
+    """Fill row ``dst`` (a user's post about item ``src``) from ``src``: the same factors with a little noise, less appeal.
+
+    ``fame=True`` keeps the source's fame (a synthetic copy of a known item,
+    :func:`replicate_item_table`); a post starts unknown.
+    """
     f = table.factors[src]
     scale = float(np.linalg.norm(f)) / np.sqrt(max(f.size, 1))
     table.factors[dst] = f + noise * scale * rng.standard_normal(f.size).astype(np.float32)
     table.appeal[dst] = table.appeal[src] - appeal_drop
-    table.fame[dst] = 0.0
+    table.fame[dst] = table.fame[src] if fame else 0.0
     table.rating_bias[dst] = table.rating_bias[src]
 
 
-__all__ = ["content_item_table", "copy_item_row", "grow_item_table"]
+def replicate_item_table(table: ItemTable, sources: np.ndarray, seed: int = 0, noise: float = 0.1) -> ItemTable:
+    """The item table of a replicated catalog (:meth:`recworld.catalog.Catalog.replicate`): originals kept, copies near their source.
+
+    Copies keep their source's appeal, fame and rating bias; their factors get
+    the same relative noise as a post's (:func:`copy_item_row`).
+    """
+    n0 = int((sources == np.arange(sources.size)).sum()) if sources.size else 0
+    out = grow_item_table(ItemTable(*(np.ascontiguousarray(a[:n0]) for a in table)), sources.size)
+    rng = np.random.default_rng(seed)
+    for dst in range(n0, sources.size):
+        copy_item_row(out, dst, int(sources[dst]), rng, noise=noise, appeal_drop=0.0, fame=True)
+    return out
+
+
+__all__ = ["content_item_table", "copy_item_row", "grow_item_table", "replicate_item_table"]

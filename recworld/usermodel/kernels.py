@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from recworld.jit import njit
+from recworld.seen import is_seen, mark
 
 
 class ItemTable(NamedTuple):
@@ -43,7 +44,8 @@ class Platform(NamedTuple):
     """What the platform has shown and users have watched.
 
     Attributes:
-        seen: (n_users, cap) bool, items shown to each user.
+        seen: (n_users, ceil(cap / 8)) uint8, items shown to each user as bits
+            (:class:`recworld.seen.SeenMatrix`'s ``bits``; read with :func:`recworld.seen.is_seen`).
         exposure: (cap,) int64 times each item was shown.
         watch_counts: (cap,) int64 times each item was watched.
     """
@@ -134,7 +136,7 @@ def _terms(S, IT, X, i, it, j, log_top, out) -> None:
     out[6] = -(0.5 + S.diversity_seeking[i]) * max(bo / max(math.sqrt(nf), 1e-8), 0.0)
     out[7] = -math.log2(1.0 + j)
     out[8] = -S.fatigue[i]
-    out[9] = -1.0 if X.seen[i, it] else 0.0
+    out[9] = -1.0 if is_seen(X.seen, i, it) else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -337,7 +339,7 @@ def apply_pages(Wa, S, IT, X, users, slates, watched, ratings, leave) -> None:
             wmean[t] = 0.0
         for j in range(k):
             it = slates[r, j]
-            X.seen[i, it] = True
+            mark(X.seen, i, it)
             X.exposure[it] += 1
             if watched[r, j]:
                 X.watch_counts[it] += 1

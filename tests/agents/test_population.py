@@ -43,3 +43,37 @@ def test_bad_sizes(ml, catalog):
         MovieLensPopulation(ml, catalog, n_users=5000)
     with pytest.raises(ConfigError, match=">= 1"):
         SampledPopulation(catalog, 0)
+
+
+def test_smallest_is_the_sorts_first_k_even_with_ties():
+    from recworld.agents.population import smallest
+
+    rng = np.random.default_rng(3)
+    for n in (2, 5, 40, 1000):
+        keys = rng.standard_normal(n).astype(np.float32)
+        assert np.array_equal(smallest(keys, 3), np.argsort(keys)[:3])
+        tied = np.round(keys, 1)  # many ties: the full sort's order must still come back
+        assert np.array_equal(smallest(tied, 3), np.argsort(tied)[:3])
+
+
+def test_demographics_in_one_draw_are_the_per_user_draws():
+    from recworld.agents.population import _demographics
+
+    occ = SampledPopulation.OCCUPATIONS
+    for n in (0, 1, 7, 500):
+        a, b = np.random.default_rng(n), np.random.default_rng(n)
+        age, gender, job = _demographics(a, n, occ)
+        ref = [(int(b.integers(16, 70)), str(b.choice(["F", "M"])), str(b.choice(occ))) for _ in range(n)]
+        assert [(int(x), "FM"[g], occ[j]) for x, g, j in zip(age, gender, job)] == ref
+        assert a.random() == b.random()  # the generator is left where the per-user draws leave it
+
+
+def test_sampled_personas_are_built_on_demand_from_the_core_taste(catalog):
+    a, personas = SampledPopulation(catalog, 50, seed=2).build_arrays()
+    p = personas[7]
+    assert p == personas[7] and personas[-1].external_id == "s49" and len(personas[10:13]) == 3
+    sims = catalog.embeddings @ a.taste0[7]
+    assert p.liked_titles == [catalog.titles[j] for j in np.argsort(-sims)[:3]]
+    assert p.disliked_titles == [catalog.titles[j] for j in np.argsort(sims)[:2]]
+    with pytest.raises(IndexError):
+        personas[50]

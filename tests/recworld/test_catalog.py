@@ -38,3 +38,20 @@ def test_add_item_grows_catalog(tmp_path):
     idx = cat.add_item("my post", "about dramas", np.ones(4, np.float32), tags=("Drama", "Nope"), creator=3, tick=5)
     assert idx == 8 and len(cat) == 9 and cat.tags[8] == ("Drama",) and cat.creators[8] == 3
     assert cat.embeddings.shape == (9, 4)
+
+
+def test_replicate_grows_the_catalog_with_seeded_near_copies(catalog):
+    from recworld.usermodel.items import content_item_table, replicate_item_table
+
+    n0 = len(catalog)
+    big, src = catalog.replicate(n0 + 500, seed=3)
+    again, _ = catalog.replicate(n0 + 500, seed=3)
+    assert len(big) == n0 + 500 and np.array_equal(src[:n0], np.arange(n0)) and np.array_equal(big.embeddings, again.embeddings)
+    assert big.titles[:n0] == catalog.titles and big.titles[n0].startswith(catalog.titles[src[n0]] + " #")
+    assert len(set(big.external_ids)) == len(big) and big.tags[n0] == catalog.tags[src[n0]]
+    assert np.allclose(np.linalg.norm(big.embeddings, axis=1), 1, atol=1e-5)
+    cos = (big.embeddings[n0:] * catalog.embeddings[src[n0:]]).sum(1)
+    assert cos.mean() > 0.5  # near their source, not copies of it
+    table = replicate_item_table(content_item_table(catalog), src, seed=3)
+    assert table.factors.shape[0] == n0 + 500 and np.array_equal(table.appeal[n0:], table.appeal[src[n0:]])
+    assert catalog.replicate(10)[0] is catalog

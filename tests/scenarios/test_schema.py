@@ -76,3 +76,14 @@ def test_fuzz_schema_only_raises_config_error(doc):
             validate(doc, source="fuzz")
         except ConfigError as e:
             assert str(e).startswith("fuzz: ") and "\n" not in str(e)
+
+
+def test_a_replicated_catalog_builds_a_world_of_that_size():
+    from recworld.scenarios.build import build_world
+    from recworld.scenarios.schema import load_scenario
+
+    s = load_scenario("filter_bubble").with_overrides(**{"population.n_users": 30, "catalog.replicate_to": 2500, "ticks": 2})
+    w = build_world(s)
+    assert len(w.catalog) == 2500 and w.items.factors.shape[0] >= 2500 and w.seen.shape[1] >= 2500
+    w.run(2)
+    assert w.user_agents[0].persona.liked_titles

@@ -5,6 +5,7 @@ import pytest
 
 from recworld.agents.recommenders import make_recommender, recommender_names, topk_unseen
 from recworld.errors import ConfigError
+from recworld.seen import SeenMatrix
 
 
 @pytest.mark.parametrize("name", ["random", "popularity", "mf", "linucb", "itemknn"])
@@ -94,7 +95,7 @@ def test_topk_shared_order_equals_the_full_stable_ranking(seed):
     # From fresh users to users who have seen (almost) everything, and ones who saw the top of the ranking.
     seen = rng.random((60, n + 7)) < rng.choice([0.0, 0.3, 0.9, 0.999, 1.0], size=(60, 1))
     seen[:10, np.argsort(keys, kind="stable")[: n // 2]] = True
-    np.testing.assert_array_equal(topk_shared_order(keys, seen, users, k), _shared_order_reference(keys, seen, users, k))
+    np.testing.assert_array_equal(topk_shared_order(keys, SeenMatrix.from_dense(seen), users, k), _shared_order_reference(keys, seen, users, k))
 
 
 def test_itemknn_recommends_what_similar_users_watched_next():
@@ -120,7 +121,7 @@ def test_itemknn_recommends_what_similar_users_watched_next():
     assert rec.co[3, 7] == rec.co[7, 3] == 2 and rec.co[3, 5] == 1 and rec.co[7, 5] == 0
     seen = np.zeros((4, n_items), bool)
     seen[3, 3] = True
-    ctx = RecContext(tick=2, n_items=n_items, item_embeddings=np.zeros((n_items, 3)), seen=seen, rng=np.random.default_rng(0))
+    ctx = RecContext(tick=2, n_items=n_items, item_embeddings=np.zeros((n_items, 3)), seen=SeenMatrix.from_dense(seen), rng=np.random.default_rng(0))
     # For user 3: 7 (two co-watches with 3) ranks above 5 (one), the rest score 0.
     assert rec.recommend(np.array([3]), 2, ctx).tolist() == [[7, 5]]
     np.testing.assert_allclose(rec.scores(np.array([3]), n_items)[0, [7, 5]], [2 / np.sqrt(4 * 2), 1 / np.sqrt(4 * 1)], rtol=1e-6)
