@@ -11,7 +11,8 @@ and the reason is counted (``LLMCall.rejected``).
 Reasons, in the order they are tested (:data:`REASONS`):
 
 - ``empty``: nothing usable (no line, a fragment, a label, an unfinished clause).
-- ``echo``: mostly a copy of the prompt (its examples, its item list), or of itself (a phrase said three times).
+- ``echo``: mostly a copy of the prompt (its examples, its item list), or of itself (a phrase said three
+  times, a word three times in a row).
 - ``invented_title``: names a film with a year, ``Title (1999)``, that is not in the catalog.
 - ``unrelated_title``: names a catalog title it may not name here (a feeling about a page
   naming a film that was not on the page).
@@ -357,9 +358,10 @@ def _grams(words: list[str], n: int) -> set[tuple[str, ...]]:
 
 
 def _repeats(words: list[str]) -> bool:
-    """The text repeats itself ("I want action. I want action. I want action.")."""
+    """The text repeats itself: a phrase three times ("I want action. I want action. I want action.")
+    or a word three times in a row ("movies, movies, movies"), loops a base model falls into."""
     grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
-    return any(n >= 3 for n in Counter(grams).values())
+    return any(a == b == c for a, b, c in grams) or any(n >= 3 for n in Counter(grams).values())
 
 
 def _is_echo(words: list[str], prompt_words: list[str], short_lines: bool = True) -> bool:

@@ -28,6 +28,8 @@ G = Grounding(prompt=PROMPT, likes=("Drama", "Comedy"), dislikes=("Horror", "War
         ("I am the girl in the picture.", "off_topic"),
         ("Love on the Beach (1960); I am the Queen (1947).", "invented_title"),
         ("Toy Story; Babe (1995).", "echo"),
+        ("I want reminds: movies, movies, movies, movies.", "echo"),  # seen in a make demo run
+        ("Great movie, great acting, great story.", None),
         ("Viewer: loves Drama, Comedy; dislikes Horror, War.", "empty"),
         ('"', "empty"),
         ("", "empty"),
