@@ -50,11 +50,16 @@ $(VENV)/.postgres-stamp: | $(BIN)/python
 demo: setup
 	$(BIN)/recworld run demo --interview "What did you enjoy on the app this week, and what do you want more of?"
 
+# Two pytest-xdist workers (the CI machine has 2 cores; `make test TEST_WORKERS=4` elsewhere). A test file is
+# one unit of work, and tests/conftest.py joins the files that share a fixture or a machine-wide resource.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: setup browser $(VENV)/.postgres-stamp lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 # Ruff (lint + format) and the import-linter layering contracts.
 lint: setup

@@ -93,3 +93,58 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("fuzzing")
         for name, (tried, failed) in sorted(FUZZ.items()):
             terminalreporter.write_line(f"{name}: {tried} inputs tried, failures: {failed}")
+
+
+# ---------------------------------------------------------------- parallel runs (pytest-xdist)
+# `make test` runs the suite on two workers: `-n 2 --dist loadfile --no-loadscope-reorder`. Under loadfile a
+# test file is one unit of work, run by one worker from start to end (module-scoped fixtures are built once).
+# The scheduler below joins a few files into one unit: those sharing session-scoped fixtures, and those that
+# must not run at the same time as each other (each starts a local Ray, or the embedded llama.cpp server,
+# which takes the CPU threads of the machine). Units are handed out longest first (see
+# pytest_collection_modifyitems), so that the two workers end together. (Not xdist's `xdist_group` marks:
+# `--dist loadgroup` ignores them on pytest 9.2, pytest-dev/pytest-xdist#1386.)
+_JOINED = {
+    "tests/dashboard/": "dashboard",  # the session-scoped run databases of tests/dashboard/conftest.py, built once
+    "tests/envs/test_rllib.py": "ray",
+    "tests/scenarios/test_sweep.py": "ray",
+    "tests/agents/brains/test_llm.py": "embedded-llm",
+    "tests/recworld/llm/test_embedded.py": "embedded-llm",
+    "tests/scenarios/test_interview.py": "embedded-llm",
+}
+_FIRST = ("tests/test_core_install.py", "tests/scenarios/test_runner_crash_resume.py", "ray", "dashboard", "embedded-llm")
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work (see above) of the test ``nodeid``: a joined group, or its file."""
+    path = nodeid.split("::", 1)[0]
+    return next((g for prefix, g in _JOINED.items() if path.startswith(prefix)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` with the joined groups of :data:`_JOINED`."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class JoinedFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return JoinedFileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker: the units of work longest first (the order the scheduler hands them out); plain runs keep their order."""
+    if not hasattr(config, "workerinput"):
+        return
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(work_unit(item.nodeid), []).append(item)
+
+    def rank(unit: str) -> tuple[int, int]:
+        if unit in _FIRST:
+            return (0, _FIRST.index(unit))
+        return (1 if any(i.get_closest_marker("slow") for i in units[unit]) else 2, 0)
+
+    items[:] = [i for u in sorted(units, key=rank) for i in units[u]]  # a stable sort: collection order within a rank

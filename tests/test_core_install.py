@@ -4,7 +4,8 @@ Builds the venv with the recipe of ``benchmarks/bench_core_install.py`` (pip,
 package registries only; wheels come from pip's cache after the first time).
 Then, in that venv: ``gym.make("RecWorld/Feed-v0")`` steps with an empty
 embedding cache (the catalog is embedded with the core's torch +
-transformers), ``recworld run`` with the utility brain completes, the
+transformers; the fitted user model and the compiled kernels are this
+machine's), ``recworld run`` with the utility brain completes, the
 optional parts fail with one line naming their extra, and ``openai-agents``
 (whose top-level package is ``agents``) installs beside RecWorld (last: it
 adds the openai client to the venv).
@@ -46,8 +47,29 @@ def core_venv(tmp_path_factory) -> Path:
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     venv = tmp_path_factory.mktemp("core") / "venv"
-    bench.build_core_venv(venv, REPO)
+    with pytest.MonkeyPatch.context() as mp:
+        # pip without byte-compiling what it installs (half the time of torch's install); Python compiles the
+        # modules a test imports as it imports them. The inverted value is pip's: PIP_NO_COMPILE=0 means --no-compile.
+        mp.setenv("PIP_NO_COMPILE", "0")
+        bench.build_core_venv(venv, REPO)
     return venv
+
+
+def _fresh_embedding_cache(root: Path) -> Path:
+    """A RecWorld cache folder with no text embeddings, sharing the fitted user models and compiled kernels of this machine.
+
+    The embeddings are what the core's torch + transformers must compute; the fitted model (keyed by a hash
+    of those embeddings and the log) and the compiled kernels (keyed by the source) are the ones set-up built,
+    found again instead of being fitted and compiled afresh (two minutes on two cores that test nothing of the core).
+    """
+    from recworld.embeddings import cache_dir
+
+    shared = cache_dir()
+    root.mkdir()
+    for name in ("usermodels", "numba"):
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(shared / name, target_is_directory=True)
+    return root
 
 
 def _run(venv: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -57,8 +79,10 @@ def _run(venv: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | 
 
 def test_feed_env_runs_on_the_core_alone(core_venv, tmp_path):
     # An empty embedding cache: the core's torch + transformers embed the catalog from scratch.
-    r = _run(core_venv, "python", "-c", ENV_CHECK, env={"RECWORLD_CACHE_DIR": str(tmp_path / "cache")}, cwd=tmp_path)
+    cache = _fresh_embedding_cache(tmp_path / "cache")
+    r = _run(core_venv, "python", "-c", ENV_CHECK, env={"RECWORLD_CACHE_DIR": str(cache)}, cwd=tmp_path)
     assert r.returncode == 0 and "feed env ok" in r.stdout, r.stderr[-3000:]
+    assert (cache / "embeddings.sqlite").exists(), "the catalog was not embedded into the fresh cache"
 
 
 def test_cli_runs_and_names_missing_extras(core_venv, tmp_path):
@@ -85,7 +109,7 @@ def test_cli_runs_and_names_missing_extras(core_venv, tmp_path):
 
 def test_openai_agents_installs_beside_recworld(core_venv, tmp_path):
     """``openai-agents`` owns the top-level name ``agents``; RecWorld's user agents are ``recworld.agents``."""
-    r = _run(core_venv, "python", "-m", "pip", "install", "-q", "--disable-pip-version-check", "openai-agents")
+    r = _run(core_venv, "python", "-m", "pip", "install", "-q", "--disable-pip-version-check", "openai-agents", env={"PIP_NO_COMPILE": "0"})
     assert r.returncode == 0, r.stderr[-3000:]
     check = "import agents, recworld.agents, recworld.envs; from agents import Agent; from recworld.agents.social import SocialLayer; assert agents.__file__ != recworld.agents.__file__; print('both ok')"
     r = _run(core_venv, "python", "-c", check, cwd=tmp_path)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -159,7 +160,7 @@ class FittedModel:
             "report": self.report,
         }
         arrays = {name: getattr(self, name) for name in _ARRAYS}
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # one per process: two processes may fit the same model at once
         np.savez_compressed(tmp, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
         tmp.replace(path)
         return path

@@ -228,7 +228,8 @@ def sweep_db(tmp_path_factory) -> SweepDB:
     from recworld.scenarios.sweep import run_sweep
 
     url = f"sqlite:///{tmp_path_factory.mktemp('sweep') / 'sweep.db'}"
-    base = load_scenario("quickstart").with_overrides(**{"population.n_users": 30, "ticks": 48, "social.enabled": False})
+    # A checkpoint a day: the sweep pages read summaries and metrics, and checkpoints take most of a tick's time.
+    base = load_scenario("quickstart").with_overrides(**{"population.n_users": 30, "ticks": 48, "social.enabled": False, "storage.checkpoint_every": 24})
     out = run_sweep(base, [0, 1], ["random", "popularity"], db_url=url, name="nightly:qs", use_ray=False)
     assert not out.failed
     return SweepDB(url=url, name="nightly:qs")

@@ -21,10 +21,11 @@ from recworld.storage.queries import list_sweeps, sweep_comparison, sweep_runs
 SEEDS = [3, 7]
 RECS = ["random", "popularity"]
 SMALL = {"ticks": 48, "population.n_users": 40}  # two days: day-1 retention exists
+DAILY_CHECKPOINTS = {"storage.checkpoint_every": 24}  # a checkpoint a day is enough here (checkpoints take most of a tick's time)
 
 
 def _base():
-    return load_scenario("quickstart").with_overrides(**SMALL)
+    return load_scenario("quickstart").with_overrides(**SMALL, **DAILY_CHECKPOINTS)
 
 
 def _one_by_one(tmp_path):
@@ -152,9 +153,13 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path):
 @pytest.mark.slow
 def test_sweep_on_a_local_ray_equals_runs_one_by_one(tmp_path, reference):
     pytest.importorskip("ray")
+    import yaml
+
     db = str(tmp_path / "ray.db")
+    scenario = tmp_path / "quickstart-daily-checkpoints.yaml"  # the quickstart with DAILY_CHECKPOINTS; --ticks and --users set the rest
+    scenario.write_text(yaml.safe_dump(load_scenario("quickstart").with_overrides(**DAILY_CHECKPOINTS).model_dump(mode="json")))
     p = subprocess.run(
-        [sys.executable, "-m", "recworld.scenarios.cli", "sweep", "quickstart", "--seeds", ",".join(map(str, SEEDS)), "--recommenders", ",".join(RECS),
+        [sys.executable, "-m", "recworld.scenarios.cli", "sweep", str(scenario), "--seeds", ",".join(map(str, SEEDS)), "--recommenders", ",".join(RECS),
          "--ticks", str(SMALL["ticks"]), "--users", str(SMALL["population.n_users"]), "--workers", "2", "--db", db, "--name", "on-ray"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -231,7 +231,7 @@ def test_api_key_is_used_but_never_recorded(server, make_runtime, monkeypatch):
 
 def test_missing_api_key_env_is_a_config_error(server):
     with pytest.raises(ConfigError, match="RW_SURELY_UNSET_KEY"):
-        LLMRuntime(LLMConfig(backend="openai", base_url=server.base_url, api_key_env="RW_SURELY_UNSET_KEY"))
+        LLMRuntime(LLMConfig(backend="openai", base_url=server.base_url, api_key_env="RW_SURELY_UNSET_KEY", cache_path=None))
 
 
 def test_config_is_frozen_and_strict():
