@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -331,7 +332,10 @@ class SampledPersonas(Sequence[Persona]):
         self.items = np.ascontiguousarray(items, np.float32)
         # The core taste never changes in a world; keep a reference, not a copy.
         self.taste = arrays.taste0
-        self.traits = {name: np.array(getattr(arrays, name), copy=True) for name in ("activity", "patience", "conformity", "diversity_seeking", "rating_bias")}
+        # The traits at creation, read as _traits/_role read a UserArrays.
+        self.traits = SimpleNamespace(
+            **{name: np.array(getattr(arrays, name), copy=True) for name in ("activity", "patience", "conformity", "diversity_seeking", "rating_bias")}
+        )
         self.age, self.gender, self.occupation = demographics
         self.pick = None if pick is None else pick.astype(bool)
         self.usable = usable
@@ -357,8 +361,6 @@ class SampledPersonas(Sequence[Persona]):
             liked = [cat.tag_names[int(self.usable[j])] for j in np.flatnonzero(self.pick[i])]
         else:
             liked = _liked_tags(cat, sims)
-        t = self.traits
-        traits = {name: round(float(t[name][i]), 3) for name in ("activity", "patience", "conformity", "diversity_seeking")}
         return Persona(
             external_id=f"s{i}",
             age=int(self.age[i]),
@@ -368,8 +370,8 @@ class SampledPersonas(Sequence[Persona]):
             disliked_genres=[],
             liked_titles=[cat.titles[j] for j in smallest(-sims, 3)],
             disliked_titles=[cat.titles[j] for j in smallest(sims, 2)],
-            traits=traits,
-            role=role_of(*(float(t[name][i]) for name in ("activity", "diversity_seeking", "conformity", "rating_bias"))),
+            traits=_traits(self.traits, i),
+            role=_role(self.traits, i),
         )
 
 
@@ -440,7 +442,7 @@ def _top_tags(cat: Catalog, pref: np.ndarray, counts: np.ndarray, best: bool, n:
     return sel
 
 
-def _traits(a: UserArrays, i: int) -> dict[str, float]:
+def _traits(a: UserArrays | SimpleNamespace, i: int) -> dict[str, float]:
     return {
         "activity": round(float(a.activity[i]), 3),
         "patience": round(float(a.patience[i]), 3),
@@ -449,17 +451,13 @@ def _traits(a: UserArrays, i: int) -> dict[str, float]:
     }
 
 
-def _role(a: UserArrays, i: int) -> str:
-    return role_of(float(a.activity[i]), float(a.diversity_seeking[i]), float(a.conformity[i]), float(a.rating_bias[i]))
-
-
-def role_of(activity: float, diversity_seeking: float, conformity: float, rating_bias: float) -> str:
-    """RecAgent-style role from traits: who mostly watches, explores, critiques, chats or posts."""
+def _role(a: UserArrays | SimpleNamespace, i: int) -> str:
+    # RecAgent-style roles from traits: who mostly watches, explores, critiques, chats or posts.
     scores = {
         "watcher": 0.5,
-        "explorer": diversity_seeking,
-        "critic": abs(rating_bias) * 1.5,
-        "chatter": conformity * 0.9,
-        "poster": activity / 4.0,
+        "explorer": float(a.diversity_seeking[i]),
+        "critic": float(abs(a.rating_bias[i])) * 1.5,
+        "chatter": float(a.conformity[i]) * 0.9,
+        "poster": float(a.activity[i]) / 4.0,
     }
     return max(ROLES, key=lambda r: scores[r])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -182,13 +183,10 @@ def conversations_page(engine: Engine, run_id: int, outcome: str | None = None, 
     """Conversations with the platform's agent, newest last, filtered by outcome (``open``: not ended) and user."""
     with engine.connect() as con:
         recs = conversation_records(con, run_id, user_id)
-    counts: dict[str, int] = {}
-    for r in recs:
-        key = r.get("outcome") or "open"
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(r.get("outcome") or "open" for r in recs)
     if outcome is not None:
         recs = [r for r in recs if (r.get("outcome") or "open") == outcome]
-    return {"total": len(recs), "limit": limit, "offset": offset, "items": recs[offset : offset + limit], "outcomes": counts}
+    return {"total": len(recs), "limit": limit, "offset": offset, "items": recs[offset : offset + limit], "outcomes": dict(counts)}
 
 
 def get_item(engine: Engine, run_id: int, item_id: int) -> dict[str, Any]:

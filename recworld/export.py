@@ -163,20 +163,31 @@ def _crs_records(run_id: int, talk: list[Any], titles: dict[int, str]) -> list[t
     return list(convs.values())
 
 
+def _talk(con: Any, run_id: int, types: Iterable[EventType], user_id: int | None = None) -> list[tuple[Any, ...]]:
+    """Events of ``types`` as ``(place, tick, user, type, item, value, text, payload)`` in log order.
+
+    ``place`` is an event's place in the log: (tick, seq), or (tick, id) in logs written before the page log.
+    """
+    q = select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq).where(
+        Event.run_id == run_id, Event.type.in_([int(t) for t in types])
+    )
+    if user_id is not None:
+        q = q.where(Event.user_id == user_id)
+    rows = [((t, i if s is None else s), t, u, ty, it, v, tx, pl) for i, t, u, ty, it, v, tx, pl, s in con.execute(q.order_by(Event.id))]
+    return sorted(rows, key=lambda r: r[0])
+
+
+def _titles(con: Any, run_id: int) -> dict[int, str]:
+    return {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
+
+
 def conversation_records(con: Any, run_id: int, user_id: int | None = None) -> list[dict[str, Any]]:
     """The ``crs`` records (conversations with the platform's agent) of run ``run_id``, in log order.
 
     The same records :func:`export_conversations` writes; ``user_id`` keeps one user's.
     """
-    types = [int(EventType.CONVERSE), int(EventType.CONVERSATION_END)]
-    q = select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq).where(
-        Event.run_id == run_id, Event.type.in_(types)
-    )
-    if user_id is not None:
-        q = q.where(Event.user_id == user_id)
-    talk = sorted(((t, i if s is None else s), t, u, ty, it, v, tx, pl) for i, t, u, ty, it, v, tx, pl, s in con.execute(q.order_by(Event.id)))
-    titles = {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
-    return [rec for _eid, rec in _crs_records(run_id, talk, titles)]
+    talk = _talk(con, run_id, (EventType.CONVERSE, EventType.CONVERSATION_END), user_id)
+    return [rec for _eid, rec in _crs_records(run_id, talk, _titles(con, run_id))]
 
 
 def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> int:
@@ -190,17 +201,9 @@ def export_conversations(engine: Engine, run_id: int, out_path: str | Path) -> i
     """
     with engine.connect() as con:
         k = _slate_size(_require_run(con, run_id))
-        titles = {int(i): t for i, t in con.execute(select(Item.item_id, Item.title).where(Item.run_id == run_id))}
-        talk = [
-            ((t, i if s is None else s), t, u, ty, it, v, tx, pl)
-            for i, t, u, ty, it, v, tx, pl, s in con.execute(
-                select(Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq)
-                .where(Event.run_id == run_id, Event.type.in_([int(t) for t in _TALK_TYPES]))
-                .order_by(Event.id)
-            )
-        ]
-        talk.sort(key=lambda r: r[0])
-        # eid below is an event's place in the log: (tick, seq), or (tick, id) in logs written before the page log.
+        titles = _titles(con, run_id)
+        # eid below is an event's place in the log (see _talk).
+        talk = _talk(con, run_id, _TALK_TYPES)
         records: list[tuple[Any, dict[str, Any]]] = []
         # ---- chats
         convs: dict[Any, dict[str, Any]] = {}

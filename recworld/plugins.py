@@ -9,6 +9,13 @@ from typing import Any
 from recworld.errors import ConfigError
 
 
+def unknown_plugin(kind: str, builtin: Mapping[str, str], name: str) -> str | None:
+    """The one-line error for ``name`` if it is neither a built-in nor a ``module:Class`` path, else None."""
+    if ":" in builtin.get(name, name):
+        return None
+    return f"unknown {kind} {name!r}; expected one of {', '.join(sorted(builtin))} or 'package.module:ClassName'"
+
+
 def make_plugin(kind: str, builtin: Mapping[str, str], name: str, params: dict[str, Any] | None = None) -> Any:
     """Instantiate ``name`` (a key of ``builtin`` or a ``module:Class`` path) with ``params``.
 
@@ -19,9 +26,10 @@ def make_plugin(kind: str, builtin: Mapping[str, str], name: str, params: dict[s
     Raises:
         ConfigError: unknown name, unimportable path or bad parameters (one line, naming the fix).
     """
+    error = unknown_plugin(kind, builtin, name)
+    if error is not None:
+        raise ConfigError(error)
     target = builtin.get(name, name)
-    if ":" not in target:
-        raise ConfigError(f"unknown {kind} {name!r}; expected one of {', '.join(sorted(builtin))} or 'package.module:ClassName'")
     mod_name, _, cls_name = target.partition(":")
     try:
         cls = getattr(importlib.import_module(mod_name), cls_name)
@@ -33,4 +41,4 @@ def make_plugin(kind: str, builtin: Mapping[str, str], name: str, params: dict[s
         raise ConfigError(f"{kind} {name!r}: bad params ({exc}); see its docstring for accepted params") from None
 
 
-__all__ = ["make_plugin"]
+__all__ = ["make_plugin", "unknown_plugin"]

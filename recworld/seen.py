@@ -30,14 +30,19 @@ def mark(bits: np.ndarray, u: int, it: int) -> None:
     bits[u, it >> 3] |= np.uint8(1 << (7 - (it & 7)))
 
 
+@njit(cache=True, inline="always")
+def unmark(bits: np.ndarray, u: int, it: int) -> None:
+    """Forget that user ``u`` was shown item ``it``."""
+    bits[u, it >> 3] &= np.uint8(~(1 << (7 - (it & 7))) & 0xFF)
+
+
 @njit(cache=True)
 def _mark_pairs(bits: np.ndarray, users: np.ndarray, items: np.ndarray, value: bool) -> None:
     for r in range(users.shape[0]):
-        u, it = users[r], items[r]
         if value:
-            bits[u, it >> 3] |= np.uint8(1 << (7 - (it & 7)))
+            mark(bits, users[r], items[r])
         else:
-            bits[u, it >> 3] &= np.uint8(~(1 << (7 - (it & 7))) & 0xFF)
+            unmark(bits, users[r], items[r])
 
 
 class SeenMatrix:
@@ -102,7 +107,7 @@ class SeenMatrix:
             u, it = int(users), int(cols)
             if not 0 <= it < self.capacity:
                 raise IndexError(f"item {it} is outside the seen matrix's {self.capacity} columns")
-            return bool((self.bits[u, it >> 3] >> (7 - (it & 7))) & 1)
+            return bool(is_seen(self.bits, u, it))
         if isinstance(cols, slice) or np.ndim(users) == 0:
             return self.rows(users)[..., cols]
         # Two index arrays: element-wise pairs, as numpy's advanced indexing.
@@ -130,13 +135,6 @@ class SeenMatrix:
         if width > self.bits.shape[1]:
             self.bits = np.concatenate([self.bits, np.zeros((self.bits.shape[0], width - self.bits.shape[1]), np.uint8)], axis=1)
         self.capacity = max(self.capacity, int(capacity))
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"bits": self.bits, "capacity": self.capacity}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.bits = state["bits"]
-        self.capacity = state["capacity"]
 
 
 __all__ = ["SeenMatrix", "is_seen", "mark"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recworld.config import WorldConfig
 from recworld.errors import ConfigError
+from recworld.plugins import unknown_plugin
 
 
 class _Strict(BaseModel):
@@ -67,6 +69,13 @@ class BrainSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+def _known_plugin(kind: str, builtin: Mapping[str, str], name: str) -> str:
+    error = unknown_plugin(kind, builtin, name)
+    if error is not None:
+        raise ValueError(error)
+    return name
+
+
 class RecommenderSpec(_Strict):
     """Which recommender serves pages: a built-in name or 'package.module:Class'."""
 
@@ -78,9 +87,7 @@ class RecommenderSpec(_Strict):
     def _known(cls, v: str) -> str:
         from recworld.agents.recommenders import BUILTIN
 
-        if v not in BUILTIN and ":" not in v:
-            raise ValueError(f"unknown recommender {v!r}; expected one of {', '.join(sorted(BUILTIN))} or 'package.module:ClassName'")
-        return v
+        return _known_plugin("recommender", BUILTIN, v)
 
 
 class CRSSpec(_Strict):
@@ -94,9 +101,7 @@ class CRSSpec(_Strict):
     def _known(cls, v: str) -> str:
         from recworld.agents.conversation.agents import BUILTIN_CRS
 
-        if v not in BUILTIN_CRS and ":" not in v:
-            raise ValueError(f"unknown conversational agent {v!r}; expected one of {', '.join(sorted(BUILTIN_CRS))} or 'package.module:ClassName'")
-        return v
+        return _known_plugin("conversational agent", BUILTIN_CRS, v)
 
 
 class StorageSpec(_Strict):
