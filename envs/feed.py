@@ -152,13 +152,13 @@ class FeedEnv(gym.Env):
             raise ConfigError("call reset() before step()")
         core = self.core
         act = np.asarray(action, np.int64).reshape(1, -1)
-        res = core.step_action(act)
-        obs = self._obs(core.next_page())
+        res, page = core.step_observe(act)
+        obs = self._obs(page)
         reward = float(res.reward[0])
         self._return += reward
         terminated = bool(res.churned[0])
         info = self._info()
-        info.update(watched=int(res.watched[0].sum()), session_end=bool(res.session_end[0]), churned=terminated)
+        info.update(watched=int(np.count_nonzero(res.watched[0])), session_end=bool(res.session_end[0]), churned=terminated)
         self._last = {"result": res, "reward": reward}
         return obs, reward, terminated, False, info
 

@@ -230,6 +230,28 @@ def focal_step(
 
 
 @njit(cache=True)
+def focal_step_observe(
+    P, W, Ra, S, IT, X, action, candidates, rows, stream, tick, n_focal, static, last_share, last_rating, recent,
+    slates, watched, frac, ratings, leave, churn, reward, n_items, max_pages, user_out, cand_out,
+) -> int:  # fmt: skip
+    """:func:`focal_step`, then :func:`observe_rows` of every focal user (fresh candidates), in one call.
+
+    A single env's step is mostly call overhead: one call instead of two.
+    ``user_out`` and ``cand_out`` have one row per focal user.
+    """
+    churned = focal_step(
+        P, W, Ra, S, IT, X, action, candidates, rows, stream, tick, n_focal, static, last_share, last_rating, recent,
+        slates, watched, frac, ratings, leave, churn, reward,
+    )  # fmt: skip
+    focal = np.arange(n_focal)
+    observe_rows(
+        focal, stream, True, n_items, X.seen, candidates, static, X.watch_counts, S.pages_in_session, max_pages,
+        last_share, last_rating, S.sessions, recent, user_out, cand_out,
+    )  # fmt: skip
+    return churned
+
+
+@njit(cache=True)
 def observe_rows(
     rows, stream, draw, n_items, seen, candidates, static, watch_counts, pages, max_pages, last_share, last_rating, sessions, recent, user_out, cand_out
 ) -> None:
@@ -246,4 +268,4 @@ def observe_rows(
     write_candidate_features(mine, static, watch_counts, n_items, cand_out)
 
 
-__all__ = ["REWARD_FIELDS", "dedupe_into", "draw_candidates", "fill_uniforms", "focal_step", "observe_rows", "serve_rows", "start_due"]
+__all__ = ["REWARD_FIELDS", "dedupe_into", "draw_candidates", "fill_uniforms", "focal_step", "focal_step_observe", "observe_rows", "serve_rows", "start_due"]
