@@ -103,13 +103,13 @@ class ImmediateCore(FeedCore):
         if observe:
             user, cand = np.empty((F, self.spec.user_dim), np.float32), np.empty((F, self.N, self.spec.item_dim), np.float32)
             churned = K.focal_step_observe(
-                p.P, p.W, p.R, w.state, w.items, w.platform, act, self.candidates, rows, self.stream, w.tick, F,
+                p.P, p.W, p.R, *p.bundles(), act, self.candidates, rows, self.stream, w.tick, F,
                 self.static, self.last_share, self.last_rating, self.recent, slates, watched, frac, ratings, leave, churn, reward,
                 len(self.catalog), w.config.max_pages, user, cand,
             )  # fmt: skip
         else:
             churned = K.focal_step(
-                p.P, p.W, p.R, w.state, w.items, w.platform, act, self.candidates, rows, self.stream, w.tick, F,
+                p.P, p.W, p.R, *p.bundles(), act, self.candidates, rows, self.stream, w.tick, F,
                 self.static, self.last_share, self.last_rating, self.recent, slates, watched, frac, ratings, leave, churn, reward,
             )  # fmt: skip
         p.background_churned |= churned > 0
