@@ -44,6 +44,25 @@ def scatter_add_rows(target: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> N
     target[sidx[starts]] += np.add.reduceat(rows[order], starts, axis=0)
 
 
+@njit(cache=True, inline="always")
+def _before(keys, a, b) -> bool:
+    return keys[a] < keys[b] or (keys[a] == keys[b] and a < b)
+
+
+@njit(cache=True)
+def _sift_down(heap, size, i, keys) -> None:
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            return
+        if c + 1 < size and _before(keys, heap[c + 1], heap[c]):
+            c += 1
+        if not _before(keys, heap[c], heap[i]):
+            return
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+
+
 @njit(cache=True)
 def _smallest_unseen(keys, seen, u, k, out_row) -> None:
     # Direct scan: the k smallest (key, index) among unseen items, then among seen ones if too few.
@@ -73,49 +92,44 @@ def _smallest_unseen(keys, seen, u, k, out_row) -> None:
 
 
 @njit(cache=True)
-def _walk_order(order, start, seen, users, rows, k, out, got) -> None:
-    # Each row in ``rows`` continues along order[start:], taking unseen items until it has k.
-    for r in rows:
+def _topk_lazy_order(keys, seen, users, k, out):
+    # The ranking comes lazily from a heap, only as deep as users need it; a
+    # user who needs it deeper than ``limit`` gets a direct scan instead.
+    n = keys.shape[0]
+    limit = min(n, 256 + 32 * k)
+    heap = np.arange(n)
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down(heap, n, i, keys)
+    size = n
+    order = np.empty(limit, np.int64)
+    m = 0
+    for r in range(users.shape[0]):
         u = users[r]
-        g = got[r]
-        pos = start
-        while g < k and pos < order.shape[0]:
+        got = 0
+        pos = 0
+        while got < k and pos < limit:
+            if pos == m:
+                order[m] = heap[0]
+                m += 1
+                size -= 1
+                heap[0] = heap[size]
+                _sift_down(heap, size, 0, keys)
             it = order[pos]
             pos += 1
             if not is_seen(seen, u, it):
-                out[r, g] = it
-                g += 1
-        got[r] = g
-
-
-@njit(cache=True)
-def _scan_rows(keys, seen, users, rows, k, out) -> None:
-    for r in rows:
-        _smallest_unseen(keys, seen, users[r], k, out[r])
-
-
-def ranking_prefix(keys: np.ndarray, depth: int) -> np.ndarray:
-    """The first ``depth`` or more items of ``np.argsort(keys, kind="stable")``, exactly, without sorting every key.
-
-    Items tied with the ``depth``-th key are all included (in index order, as
-    the stable sort puts them), so the result is a prefix of the full ranking.
-    """
-    n = keys.shape[0]
-    if depth >= n:
-        return np.argsort(keys, kind="stable")
-    t = np.partition(keys, depth - 1)[depth - 1]
-    cand = np.flatnonzero(keys <= t)
-    return cand[np.argsort(keys[cand], kind="stable")]
+                out[r, got] = it
+                got += 1
+        if got < k:
+            _smallest_unseen(keys, seen, u, k, out[r])
 
 
 def topk_shared_order(keys: np.ndarray, seen: SeenMatrix, users: np.ndarray, k: int) -> np.ndarray:
     """First k unseen items per user along one ranking shared by all users (e.g. popularity).
 
-    The ranking is ``np.argsort(keys, kind="stable")`` (lowest key first),
-    sorted only as deep as users need it: its first 64 + 8k items (a
-    partition, then a sort of those), four times deeper for the users who
-    have seen all of them, and so on; a user with fewer than k unseen items
-    gets a direct scan, which puts seen items last.
+    The ranking is ``np.argsort(keys, kind="stable")`` (lowest key first), but
+    it is never sorted in full: a heap yields it only as deep as the users
+    need, and users who have seen most of the top get a direct scan of all
+    items. A user who has seen nearly everything gets seen items last.
 
     Args:
         keys: (n_items,) sort keys.
@@ -126,23 +140,8 @@ def topk_shared_order(keys: np.ndarray, seen: SeenMatrix, users: np.ndarray, k: 
     Returns:
         (B, k) int64 item ids.
     """
-    keys = np.ascontiguousarray(keys, np.float64)
-    users = np.asarray(users, np.int64)
-    n = keys.shape[0]
-    out = np.empty((users.size, k), np.int64)
-    got = np.zeros(users.size, np.int64)
-    rows = np.arange(users.size)
-    depth, start = min(n, 64 + 8 * k), 0
-    while True:
-        # Each prefix is exact, so users who walked a shorter one go on from where it ended.
-        prefix = ranking_prefix(keys, depth)
-        _walk_order(prefix, start, seen.bits, users, rows, k, out, got)
-        rows = rows[got[rows] < k]
-        if rows.size == 0 or prefix.size >= n:
-            break
-        depth, start = min(n, 4 * depth), prefix.size
-    if rows.size:
-        _scan_rows(keys, seen.bits, users, rows, k, out)
+    out = np.empty((len(users), k), np.int64)
+    _topk_lazy_order(np.ascontiguousarray(keys, np.float64), seen.bits, np.asarray(users, np.int64), k, out)
     return out
 
 
