@@ -221,6 +221,10 @@ class FeedCore:
         """One step from an action of candidate indices (F, k): :meth:`slates_from_action`, then :meth:`step`."""
         return self.step(self.slates_from_action(action))
 
+    def step_observe(self, action: np.ndarray) -> tuple[StepResult, dict[str, np.ndarray]]:
+        """:meth:`step_action`, then :meth:`next_page` (the clock may fuse the two)."""
+        return self.step_action(action), self.next_page()
+
     # ------------------------------------------------------------ users
     def replace_users(self, idx: np.ndarray) -> None:
         """Replace users by fresh users (same spec as the population); they arrive after a first-visit wait."""

@@ -127,7 +127,8 @@ class FeedEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         u = self.core.world.users
-        return {"tick": int(self.core.world.tick), "sessions": int(u.sessions[0]), "watches": int(u.watches[0]), "satisfaction": float(u.satisfaction[0])}
+        # .item(0): Python scalars straight from the arrays, without numpy scalars in between.
+        return {"tick": int(self.core.world.tick), "sessions": u.sessions.item(0), "watches": u.watches.item(0), "satisfaction": u.satisfaction.item(0)}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
@@ -151,14 +152,15 @@ class FeedEnv(gym.Env):
         if self.core is None:
             raise ConfigError("call reset() before step()")
         core = self.core
-        act = np.asarray(action, np.int64).reshape(1, -1)
-        res = core.step_action(act)
-        obs = self._obs(core.next_page())
-        reward = float(res.reward[0])
+        res, page = core.step_observe(action)
+        obs = self._obs(page)
+        reward = res.reward.item(0)
         self._return += reward
-        terminated = bool(res.churned[0])
+        terminated = res.churned.item(0)
         info = self._info()
-        info.update(watched=int(res.watched[0].sum()), session_end=bool(res.session_end[0]), churned=terminated)
+        info["watched"] = int(np.count_nonzero(res.watched[0]))
+        info["session_end"] = res.session_end.item(0)
+        info["churned"] = terminated
         self._last = {"result": res, "reward": reward}
         return obs, reward, terminated, False, info
 

@@ -24,7 +24,9 @@ import numpy as np
 from recworld.envs.features import record_pages, write_candidate_features, write_user_features
 from recworld.jit import njit
 from recworld.seen import is_seen
+from recworld.state import UserState
 from recworld.usermodel import kernels as UK
+from recworld.usermodel.kernels import ItemTable, Platform
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -55,8 +57,12 @@ def fill_uniforms(state, out) -> None:
 
 
 @njit(cache=True)
-def start_due(W, S, users, tick) -> int:
-    """Open the sessions of those ``users`` who are due at ``tick`` (not churned, not in session); returns how many."""
+def start_due(W, St, users, tick) -> int:
+    """Open the sessions of those ``users`` who are due at ``tick`` (not churned, not in session); returns how many.
+
+    ``St``: the users' arrays as a :class:`~recworld.state.UserState` or a plain tuple of its fields (a plain tuple types and unboxes several microseconds faster: :meth:`recworld.envs.pages.CompiledPages.bundles`).
+    """
+    S = UserState(*St)
     started = 0
     for i in users:
         if S.churned[i] or S.in_session[i] or S.next_return[i] > tick:
@@ -67,13 +73,18 @@ def start_due(W, S, users, tick) -> int:
 
 
 @njit(cache=True)
-def serve_rows(P, W, Ra, S, IT, X, users, slates, state, tick, n_focal, watched, frac, ratings, leave, churn, reward) -> int:
+def serve_rows(P, W, Ra, St, ITt, Xt, users, slates, state, tick, n_focal, watched, frac, ratings, leave, churn, reward) -> int:
     """One page for each row's user: decide and apply it (the user model), end sessions, rewards.
+
+    ``St``, ``ITt``, ``Xt``: the :class:`~recworld.state.UserState`,
+    :class:`ItemTable` and :class:`Platform`, as named tuples or as plain
+    tuples of their fields (a plain tuple types and unboxes several microseconds faster: :meth:`recworld.envs.pages.CompiledPages.bundles`).
 
     Rows whose user id is below ``n_focal`` are focal: they get a reward and,
     when their session ends without churn, their next session at once (as if
     the away time the world drew had passed). Returns how many non-focal users churned.
     """
+    S, IT, X = UserState(*St), ItemTable(*ITt), Platform(*Xt)
     R = Ra[0]
     b, k = slates.shape
     draws = np.empty((b, 4 * k + 2))
@@ -191,9 +202,9 @@ def focal_step(
     P,
     W,
     Ra,
-    S,
-    IT,
-    X,
+    St,
+    ITt,
+    Xt,
     action,
     candidates,
     rows,
@@ -224,8 +235,31 @@ def focal_step(
     for r in range(b):
         for j in range(k):
             slates[r, j] = candidates[rows[r], idx[r, j]]
-    churned = serve_rows(P, W, Ra, S, IT, X, rows, slates, stream, tick, n_focal, watched, frac, ratings, leave, churn, reward)
+    churned = serve_rows(P, W, Ra, St, ITt, Xt, rows, slates, stream, tick, n_focal, watched, frac, ratings, leave, churn, reward)
     record_pages(rows, slates, watched, ratings, static, last_share, last_rating, recent)
+    return churned
+
+
+@njit(cache=True)
+def focal_step_observe(
+    P, W, Ra, St, ITt, Xt, action, candidates, rows, stream, tick, n_focal, static, last_share, last_rating, recent,
+    slates, watched, frac, ratings, leave, churn, reward, n_items, max_pages, user_out, cand_out,
+) -> int:  # fmt: skip
+    """:func:`focal_step`, then :func:`observe_rows` of every focal user (fresh candidates), in one call.
+
+    A single env's step is mostly call overhead: one call instead of two.
+    ``user_out`` and ``cand_out`` have one row per focal user.
+    """
+    churned = focal_step(
+        P, W, Ra, St, ITt, Xt, action, candidates, rows, stream, tick, n_focal, static, last_share, last_rating, recent,
+        slates, watched, frac, ratings, leave, churn, reward,
+    )  # fmt: skip
+    S, X = UserState(*St), Platform(*Xt)
+    focal = np.arange(n_focal)
+    observe_rows(
+        focal, stream, True, n_items, X.seen, candidates, static, X.watch_counts, S.pages_in_session, max_pages,
+        last_share, last_rating, S.sessions, recent, user_out, cand_out,
+    )  # fmt: skip
     return churned
 
 
@@ -246,4 +280,4 @@ def observe_rows(
     write_candidate_features(mine, static, watch_counts, n_items, cand_out)
 
 
-__all__ = ["REWARD_FIELDS", "dedupe_into", "draw_candidates", "fill_uniforms", "focal_step", "observe_rows", "serve_rows", "start_due"]
+__all__ = ["REWARD_FIELDS", "dedupe_into", "draw_candidates", "fill_uniforms", "focal_step", "focal_step_observe", "observe_rows", "serve_rows", "start_due"]

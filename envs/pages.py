@@ -60,10 +60,25 @@ class CompiledPages:
         self.W = dynamics_record(world.config)
         self.R = record(reward, K.REWARD_FIELDS)
         self.background_churned = False
+        self._bundles: tuple = ()
+
+    def bundles(self) -> tuple[tuple, tuple, tuple]:
+        """The world's user state, item table and platform as plain tuples of their arrays, for the env kernels.
+
+        Why: numba types and unboxes a plain tuple several microseconds faster
+        than a named tuple of 21 arrays, on a single env's step of ~100. The
+        tuples are rebuilt when the world replaces one of the named tuples
+        (it caches them until an array is replaced).
+        """
+        w, c = self.world, self._bundles
+        S, IT, X = w.state, w.items, w.platform
+        if not c or c[0] is not S or c[1] is not IT or c[2] is not X:
+            c = self._bundles = (S, IT, X, tuple(S), tuple(IT), tuple(X))
+        return c[3], c[4], c[5]
 
     def start(self, users: np.ndarray) -> None:
         w = self.world
-        K.start_due(self.W, w.state, np.asarray(users, np.int64), w.tick)
+        K.start_due(self.W, self.bundles()[0], np.asarray(users, np.int64), w.tick)
 
     def serve(self, users: np.ndarray, slates: np.ndarray, n_focal: int) -> tuple[np.ndarray, ...]:
         w = self.world
@@ -71,7 +86,7 @@ class CompiledPages:
         watched, frac, ratings = np.empty((b, k), bool), np.empty((b, k)), np.empty((b, k))
         leave, churn, reward = np.empty(b, bool), np.empty(b, bool), np.empty(b)
         churned = K.serve_rows(
-            self.P, self.W, self.R, w.state, w.items, w.platform, users, slates, self.stream, w.tick, n_focal, watched, frac, ratings, leave, churn, reward
+            self.P, self.W, self.R, *self.bundles(), users, slates, self.stream, w.tick, n_focal, watched, frac, ratings, leave, churn, reward
         )
         self.background_churned |= churned > 0
         return watched, ratings, leave, churn, reward

@@ -16,3 +16,22 @@ def test_add_counts_matches_add_at_and_rejects_out_of_range():
     add_counts(f, np.array([], dtype=int))
     with pytest.raises(ValueError):
         add_counts(np.zeros(2), np.array([5]))
+
+
+@pytest.mark.parametrize("m", [1, 7, 64, 65, 500])
+def test_add_counts_small_and_large_batches_give_the_same_bits(m):
+    # Fractional targets (decayed counts): each index's count is added in one step on both paths.
+    rng = np.random.default_rng(m)
+    target = rng.random(40) * 3.7
+    idx = rng.integers(0, 40, m)
+    expect = target + np.bincount(idx, minlength=40).astype(float)
+    add_counts(target, idx)
+    assert target.tobytes() == expect.tobytes()
+    ints = np.zeros(40, np.int32)
+    add_counts(ints, idx)
+    assert ints.tolist() == np.bincount(idx, minlength=40).tolist()
+
+
+def test_add_counts_rejects_negative_indices():
+    with pytest.raises(ValueError):
+        add_counts(np.zeros(3), np.array([1, -1]))
