@@ -491,7 +491,7 @@ class _LanguageBrain:
         ``wanted`` says what the user is after (genres and era, or the title
         they know); the query must hold one of the ``must`` words (a genre,
         the era, a title word), name no title outside ``allowed``, and be at
-        most eight words. Otherwise, or over the search call budget, the
+        most six words (queries are a few words; the examples have two to four). Otherwise, or over the search call budget, the
         templated ``draft`` is the query: the LLM words the query, the user
         model still decides what the user is after and what they watch.
         """
@@ -505,7 +505,7 @@ class _LanguageBrain:
         ground = Grounding(allowed_items=allowed, topic_phrases=must)
         verdict = check(text, ground, self.language.titles(world.catalog), min_words=1, max_chars=80, short_echo=False)
         reason = verdict.reason if not verdict.ok else None
-        if reason is None and (len(verdict.text.split()) > 8 or not says_any(verdict.text, must)):
+        if reason is None and (len(verdict.text.split()) > 6 or not says_any(verdict.text, must)):
             reason = "off_topic"  # a sentence, not a query, or not about what the user is after
         self.report(dataclasses.replace(rec, rejected=reason) if text else rec, templated=reason is not None or not text)
         if reason is not None or not text:
