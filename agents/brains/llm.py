@@ -491,9 +491,10 @@ class _LanguageBrain:
         ``wanted`` says what the user is after (genres and era, or the title
         they know); the query must hold one of the ``must`` words (a genre,
         the era, a title word), name no title outside ``allowed``, and be at
-        most six words (queries are a few words; the examples have two to four). Otherwise, or over the search call budget, the
-        templated ``draft`` is the query: the LLM words the query, the user
-        model still decides what the user is after and what they watch.
+        most six words (the prompt's examples have two to four). Otherwise,
+        or over the search call budget, the templated ``draft`` is the
+        query: the LLM words the query, the user model still decides what the
+        user is after and what they watch.
         """
         if self.take_budget(tick, 1, "search") < 1:
             self.count_template()
