@@ -10,6 +10,11 @@ what they are after (an item drawn from their taste by the user model,
   they know the title and type some of its words;
 - ``explore``: they describe it by genre and era.
 
+With an LLM brain (hybrid, llm) the LLM words the query (one call per
+search, ``brain.params.max_search_calls_per_tick``), told what the user is
+after (:func:`query_brief`); a query that is not a few words about it, or
+names another title, falls back to the template, which is drawn either way.
+
 The platform's search (:class:`recworld.search.CatalogSearch`: embedding
 retrieval plus title match, ranked) answers with a page of ``page_size``
 results, which the user browses with the user model's page kernel
@@ -24,15 +29,16 @@ to the feed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recworld.agents.conversation.intent import attributes, decide, draw_intents, user_model_of
+from recworld.agents.conversation.language import display_title
 from recworld.errors import ConfigError
 from recworld.events import EventBatch, EventType
-from recworld.payloads import SearchPayload
+from recworld.payloads import Author, SearchPayload
 from recworld.search import CatalogSearch, title_words
 from recworld.usermodel.draws import PageDraws
 
@@ -58,6 +64,16 @@ class SearchConfig(BaseModel):
     encoder: Literal["catalog", "minilm"] = Field(
         "catalog", description="query vectors: word vectors from the catalog's embeddings, or the MiniLM text encoder"
     )
+    use_llm: bool = Field(True, description="let an LLM brain (hybrid, llm) write the users' queries; templates otherwise")
+
+
+@runtime_checkable
+class SearchVoice(Protocol):
+    """A brain that writes its users' search queries (the LLM brains: hybrid, llm)."""
+
+    def search_text(self, world: World, tick: int, user: int, draft: str, wanted: str, must: tuple[str, ...], allowed: frozenset[int]) -> tuple[str, Author]:
+        """The query in the user's words, or the draft; and who wrote it."""
+        ...
 
 
 def parse_section(model: type[BaseModel], section: str, config: dict[str, Any] | None) -> Any:
@@ -89,6 +105,22 @@ def query_text(world: World, item: int, known: bool, rng: np.random.Generator) -
     return " ".join(parts) if parts else "something good"
 
 
+def query_brief(world: World, item: int, known: bool) -> tuple[str, tuple[str, ...], frozenset[int]]:
+    """What an LLM is told the user looks for, the words its query must hold one of, and the titles it may name.
+
+    A user who knows the title looks for it by name; the others describe it
+    by genre and era and may name no title (that would change what they are after).
+    """
+    if known and title_words(world.catalog.titles[item]):
+        title = world.catalog.titles[item]
+        return f'the film they know as "{display_title(title)}"', tuple(title_words(title)), frozenset({int(item)})
+    a = attributes(world, item)
+    genres = [g.lower() for g in a.genres]
+    kind = " or ".join(genres) or "good"
+    wanted = f"a {kind} film" + (f", from the {a.era}" if a.era else "")
+    return wanted, (*genres, *([a.era] if a.era else [])), frozenset()
+
+
 class SearchLayer:
     """Users' searches (see the module docstring).
 
@@ -113,6 +145,7 @@ class SearchLayer:
         self.engine = CatalogSearch(world.catalog, title_weight=c.title_weight, encoder=c.encoder)
         self.model: UtilityBrain = user_model_of(world.brain)
         self.rng = world.seeder.rng("search")
+        self.voice: SearchVoice | None = world.brain if self.config.use_llm and isinstance(world.brain, SearchVoice) else None
         world.add_session_hook(self.on_sessions)
 
     def on_tick_start(self, world: World, tick: int) -> EventBatch:
@@ -150,13 +183,23 @@ class SearchLayer:
         intents = draw_intents(world, self.model, users, rng)
         known = rng.random(users.size) < c.known_item_share * world.items.fame[intents]
         queries = [query_text(world, int(it), bool(kn), rng) for it, kn in zip(intents, known)]
+        authors: list[Author] = ["template"] * users.size
+        if self.voice is not None:
+            # The templates are drawn first either way: the layer's random stream does not depend on the LLM.
+            for r in range(users.size):
+                wanted, must, allowed = query_brief(world, int(intents[r]), bool(known[r]))
+                queries[r], authors[r] = self.voice.search_text(world, world.tick, int(users[r]), queries[r], wanted, must, allowed)
         k = min(c.page_size, len(world.catalog))
         slates = np.stack([self.engine.search(q, k).items for q in queries])
         dec = decide(world, self.model, users, slates, PageDraws(k).draw(rng, users.size))
         clicks = dec.watched.sum(axis=1)
         payloads = [
             SearchPayload(
-                results=slates[r].tolist(), clicked=slates[r][dec.watched[r]].tolist(), intent="known_item" if known[r] else "explore", wanted=int(intents[r])
+                results=slates[r].tolist(),
+                clicked=slates[r][dec.watched[r]].tolist(),
+                intent="known_item" if known[r] else "explore",
+                wanted=int(intents[r]),
+                by=authors[r],
             ).dump()
             for r in range(users.size)
         ]
@@ -173,4 +216,4 @@ def _roles(world: World, users: np.ndarray) -> list[str]:
     return [agents[int(x)].persona.role for x in users]
 
 
-__all__ = ["ROLE_SEARCH", "SearchConfig", "SearchLayer", "parse_section", "query_text"]
+__all__ = ["ROLE_SEARCH", "SearchConfig", "SearchLayer", "SearchVoice", "parse_section", "query_brief", "query_text"]

@@ -50,7 +50,7 @@ from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMem
 from recworld.errors import ConfigError, require_extra
 from recworld.events import EventBatch, EventType
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
-from recworld.llm.grounding import Grounding, check, normalise_title
+from recworld.llm.grounding import Grounding, check, normalise_title, says_any
 from recworld.protocols import PageContext, PageDecision, RecorderSink
 from recworld.usermodel.params import DecisionParams
 
@@ -84,6 +84,9 @@ class HybridParams(BaseModel):
     max_social_calls_per_tick: int | None = Field(1, ge=0, description="post/chat LLM calls per tick at most (social layer); None = unlimited")
     max_conversation_calls_per_tick: int | None = Field(
         4, ge=0, description="LLM calls per tick at most that word users' turns in conversations with the platform; None = unlimited"
+    )
+    max_search_calls_per_tick: int | None = Field(
+        4, ge=0, description="LLM calls per tick at most that write users' search queries; None = unlimited (over it, templated queries)"
     )
     max_tokens: int = Field(28, ge=4, le=1024, description="completion limit of language calls")
     chat_max_tokens: int = Field(56, ge=8, le=1024)
@@ -315,13 +318,14 @@ class _LanguageBrain:
 
     # --------------------------------------------------------------- budget
     def take_budget(self, tick: int, n: int, pool: str = "page") -> int:
-        """Reserve up to ``n`` LLM calls of tick ``tick``'s ``pool`` budget ("page", "social" or "conversation"); returns the grant."""
+        """Reserve up to ``n`` LLM calls of tick ``tick``'s ``pool`` budget ("page", "social", "conversation" or "search"); returns the grant."""
         if tick != self._budget_tick:
             self._budget_tick, self._budget_used = tick, {}
         caps = {
             "page": self.params.max_calls_per_tick,
             "social": self.params.max_social_calls_per_tick,
             "conversation": self.params.max_conversation_calls_per_tick,
+            "search": self.params.max_search_calls_per_tick,
         }
         cap = caps[pool]
         used = self._budget_used.get(pool, 0)
@@ -476,6 +480,34 @@ class _LanguageBrain:
         reason = verdict.reason if not verdict.ok else None
         if reason is None and ((must and must.lower() not in low) or any(f and f in low for f in forbid)):
             reason = "off_topic"  # dropped what the turn says, or named the hidden target
+        self.report(dataclasses.replace(rec, rejected=reason) if text else rec, templated=reason is not None or not text)
+        if reason is not None or not text:
+            return draft, "template"
+        return verdict.text, "llm"
+
+    def search_text(self, world: World, tick: int, user: int, draft: str, wanted: str, must: tuple[str, ...], allowed: frozenset[int]) -> tuple[str, Author]:
+        """The user's search query in their own words (one LLM call, answered now), and who wrote it.
+
+        ``wanted`` says what the user is after (genres and era, or the title
+        they know); the query must hold one of the ``must`` words (a genre,
+        the era, a title word), name no title outside ``allowed``, and be at
+        most six words (the prompt's examples have two to four). Otherwise,
+        or over the search call budget, the templated ``draft`` is the
+        query: the LLM words the query, the user model still decides what the
+        user is after and what they watch.
+        """
+        if self.take_budget(tick, 1, "search") < 1:
+            self.count_template()
+            return draft, "template"
+        prompt = T.prompt_template("search").format(profile=T.short_profile(world, user), wanted=wanted)
+        req = self._text_request("search", prompt, user, tick, stop=("\n", '"'))
+        (text,), (rec,) = self._burst([_Ask(req, parse=lambda res: res.text)])  # a one-word query is a query: check() cleans it
+        # No echo or persona check: a query restates what the user is after by design, and the user model chose that.
+        ground = Grounding(allowed_items=allowed, topic_phrases=must)
+        verdict = check(text, ground, self.language.titles(world.catalog), min_words=1, max_chars=80, short_echo=False)
+        reason = verdict.reason if not verdict.ok else None
+        if reason is None and (len(verdict.text.split()) > 6 or not says_any(verdict.text, must)):
+            reason = "off_topic"  # a sentence, not a query, or not about what the user is after
         self.report(dataclasses.replace(rec, rejected=reason) if text else rec, templated=reason is not None or not text)
         if reason is not None or not text:
             return draft, "template"

@@ -18,7 +18,7 @@ from recworld.llm.grounding import Grounding, sanitize
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
 
-PROMPT_NAMES = ("decide", "feeling", "instruction", "reflection", "post", "chat", "interview", "converse")
+PROMPT_NAMES = ("decide", "feeling", "instruction", "reflection", "post", "chat", "interview", "converse", "search")
 
 
 @cache

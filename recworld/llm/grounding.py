@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["REASONS", "Grounding", "TitleIndex", "Verdict", "check", "check_lines", "genre_stances", "sanitize"]
+__all__ = ["REASONS", "Grounding", "TitleIndex", "Verdict", "check", "check_lines", "genre_stances", "sanitize", "says_any"]
 
 REASONS = ("empty", "echo", "invented_title", "unrelated_title", "contradicts_persona", "off_topic")
 
@@ -344,11 +344,21 @@ _VERDICT = {
 _ALL_GENRE_WORDS = {w for forms in _GENRE_WORDS.values() for f in forms for w in f.split()}
 
 
+def says_any(text: str, phrases: Iterable[str]) -> bool:
+    """Whether ``text`` holds one of ``phrases`` as whole words (case and punctuation aside)."""
+    return _says_any(_words(text), phrases)
+
+
+def _says_any(words: list[str], phrases: Iterable[str]) -> bool:
+    joined = f" {' '.join(words)} "
+    return any(f" {' '.join(_words(p))} " in joined for p in phrases if _words(p))
+
+
 def _on_topic(words: list[str], phrases: Iterable[str] = ()) -> bool:
     vocab = _TOPIC | _VERDICT | _ALL_GENRE_WORDS
-    joined = f" {' '.join(words)} "
-    if any(f" {' '.join(_words(p))} " in joined for p in phrases if _words(p)):
+    if _says_any(words, phrases):
         return True
+    joined = f" {' '.join(words)} "
     return any(w in vocab for w in words) or bool(re.search(r"\b[1-5]\s*/\s*5\b", joined))
 
 
