@@ -72,10 +72,16 @@ def draw_intents(world: World, model: UtilityBrain, users: np.ndarray, rng: np.r
 
 def top_items(world: World, model: UtilityBrain, user: int, k: int) -> np.ndarray:
     """The ``k`` unseen items ``user`` likes most under the user model (target-free conversations' reference set)."""
+    return top_items_of(world, model, np.array([user]), k)[0]
+
+
+def top_items_of(world: World, model: UtilityBrain, users: np.ndarray, k: int) -> np.ndarray:
+    """(len(users), k) each user's ``k`` unseen items they like most under the user model, best first (ties by item id)."""
     n = len(world.catalog)
-    util = item_utilities(world, model, np.array([user]), np.arange(n))[0]
-    util[world.seen[user, :n]] = -np.inf
-    return np.argsort(-util, kind="stable")[:k].astype(np.int64)
+    users = np.asarray(users, np.int64)
+    util = item_utilities(world, model, users, np.arange(n))
+    util[world.seen[users, :n]] = -np.inf
+    return np.argsort(-util, axis=1, kind="stable")[:, :k].astype(np.int64)
 
 
 def decide(world: World, model: UtilityBrain, users: np.ndarray, slates: np.ndarray, draws: np.ndarray) -> PageDecision:
@@ -170,5 +176,6 @@ __all__ = [
     "draw_intents",
     "item_utilities",
     "top_items",
+    "top_items_of",
     "user_model_of",
 ]
