@@ -219,7 +219,7 @@ class CatalogSearch:
         straddles the cut (then :meth:`search` selects as it always has, and results never depend on this shortcut)."""
         s = hit[0]
         if hit[2] is None:
-            hit[2] = np.lexsort((np.arange(self._n), -s)).astype(np.int64)
+            hit[2] = np.argsort(-s, kind="stable").astype(np.int64)  # ties by item id
         order = hit[2]
         n_out = 0
         if exclude is not None and exclude.size:

@@ -81,7 +81,15 @@ def top_items_of(world: World, model: UtilityBrain, users: np.ndarray, k: int) -
     users = np.asarray(users, np.int64)
     util = item_utilities(world, model, users, np.arange(n))
     util[world.seen[users, :n]] = -np.inf
-    return np.argsort(-util, axis=1, kind="stable")[:, :k].astype(np.int64)
+    k = min(k, n)
+    out = np.empty((users.size, k), np.int64)
+    for r, row in enumerate(util):
+        # The first k of a stable descending sort (ties by item id), without sorting the whole catalog:
+        # every item at least as good as the k-th best, then the exact order among those.
+        cut = row[np.argpartition(-row, k - 1)[k - 1]] if k < n else -np.inf
+        cand = np.flatnonzero(row >= cut)
+        out[r] = cand[np.lexsort((cand, -row[cand]))][:k]
+    return out
 
 
 def decide(world: World, model: UtilityBrain, users: np.ndarray, slates: np.ndarray, draws: np.ndarray) -> PageDecision:

@@ -136,7 +136,8 @@ class WorldTools:
         if items is None:
             items = np.asarray(w.recommender.recommend(np.array([self.user]), k_all, w.context()))[0]
         if exclude:
-            items = items[~np.isin(items, np.asarray(exclude))]
+            out = set(exclude)  # a few offered items: a set beats np.isin here
+            items = items[[i not in out for i in items.tolist()]]
         return self._note(items[:k].astype(np.int64))
 
     def facts(self, item: int) -> ItemFacts:
@@ -300,9 +301,24 @@ class ConversationLayer:
             for c in live:
                 c.close_turn()
                 if c.outcome is not None:
-                    c.finish()
+                    c.finish(log=False)
+            flush_all(world, live)
             live = [c for c in live if c.outcome is None]
         return np.array([c.user for c in convs if c.left], np.int64)
+
+
+def flush_all(world: World, convs: list[Conversation]) -> None:
+    """Log the conversations' events not logged yet, one conversation after another, as one batch."""
+    users: list[int] = []
+    rows: list[tuple[int, int, str | None, int, dict[str, Any]]] = []
+    for c in convs:
+        if c.rows:
+            users += [c.user] * len(c.rows)
+            rows += c.rows
+            c.rows = []
+    if rows:
+        types, items, texts, turns, payloads = zip(*rows)
+        world.add_events(EventBatch.build(world.tick, np.array(users), np.array(types), np.array(items), np.array(turns, float), list(texts), list(payloads)))
 
 
 def decide_offers(layer: ConversationLayer, world: World, offers: list[tuple[Conversation, tuple[int, ...]]]) -> None:
@@ -318,8 +334,7 @@ def decide_offers(layer: ConversationLayer, world: World, offers: list[tuple[Con
         users = np.array([c.user for c, _ in group], np.int64)
         slates = np.array([items for _, items in group], np.int64).reshape(len(group), k)
         dec = decide(world, layer.model, users, slates, PageDraws(k).draw(layer.rng, len(group)))
-        for c, _ in group:
-            c.flush()  # the turns so far precede the page's events
+        flush_all(world, [c for c, _ in group])  # the turns so far precede the page's events
         res = world.serve_page(users, slates, decision=dec)
         for r, (c, items) in enumerate(group):
             c.resolve(items, dec.watched[r], bool(res.leave[r]))
@@ -341,7 +356,7 @@ class Conversation:
         patience = float(world.users.patience[user])
         self.budget = 1 + int(round(patience * (layer.config.max_turns - 1)))
         self.turn = 0
-        self.rows: list[tuple[int, str, int, dict[str, Any]]] = []  # item, text, turn, payload
+        self.rows: list[tuple[int, int, str | None, int, dict[str, Any]]] = []  # type, item, text, turn, payload: the events not yet logged
         self.recommended: list[list[int]] = []
         self.errors = 0
         self.success_turn: int | None = None
@@ -361,7 +376,7 @@ class Conversation:
         p = TurnPayload(
             conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools), by=by
         )  # type: ignore[arg-type]
-        self.rows.append((items[0] if items else INT_NONE, text, self.turn, p.dump()))
+        self.rows.append((int(EventType.CONVERSE), items[0] if items else INT_NONE, text, self.turn, p.dump()))
         self.turn += 1
 
     def forbidden(self) -> tuple[str, ...]:
@@ -373,14 +388,8 @@ class Conversation:
         return (" ".join(w), *(x for x in w if len(x) >= 5))
 
     def flush(self) -> None:
-        if not self.rows:
-            return
-        items, texts, turns, payloads = zip(*self.rows)
-        n = len(self.rows)
-        self.world.add_events(
-            EventBatch.build(self.world.tick, np.full(n, self.user), EventType.CONVERSE, np.array(items), np.array(turns, float), list(texts), list(payloads))
-        )
-        self.rows = []
+        """Log the turns (and the end) not logged yet."""
+        flush_all(self.world, [self])
 
     # --------------------------------------------------------------- loop
     def run(self) -> bool:
@@ -523,11 +532,10 @@ class Conversation:
             self.say("user", "leave", L.pick(self.rng, L.LEAVE))
             self.outcome, self.left = "left", True
 
-    def finish(self) -> float:
-        """Log the end, tell the agent; returns the conversation's reward (1 for a success, minus 0.05 per recommendation turn)."""
+    def finish(self, log: bool = True) -> float:
+        """Log the end (``log=False``: left for :func:`flush_all`), tell the agent; returns the conversation's reward (1 for a success, minus 0.05 per recommendation turn)."""
         outcome = self.outcome or "failed"
         self.layer.errors += self.errors
-        self.flush()
         it = self.intent
         p = ConversationEndPayload(
             conversation=self.cid,
@@ -541,16 +549,9 @@ class Conversation:
             success_turn=self.success_turn,
             errors=self.errors,
         )
-        self.world.add_events(
-            EventBatch.build(
-                self.world.tick,
-                np.array([self.user]),
-                EventType.CONVERSATION_END,
-                np.array([self.success_item]),
-                np.array([float(self.turn)]),
-                payloads=[p.dump()],
-            )
-        )
+        self.rows.append((int(EventType.CONVERSATION_END), self.success_item, None, self.turn, p.dump()))
+        if log:
+            self.flush()
         reward = (1.0 if outcome == "success" else 0.0) - 0.05 * len(self.recommended)
         try:
             self.layer.agent.observe(self.state, outcome, reward)
