@@ -157,7 +157,17 @@ class AttributeIndex:
         self.genres = cat.tag_matrix[:n] > 0
         self.era = np.array([decade_word(int(y)) if y > 0 else "" for y in cat.years[:n]])
         self.well_known = np.asarray(w.items.fame[:n]) >= WELL_KNOWN
+        self._attrs: dict[int, ItemAttributes] = {}
         self._n = n
+
+    def attributes(self, item: int) -> ItemAttributes:
+        """:func:`attributes` of ``item``, kept (an item's genres, year and fame do not change)."""
+        if len(self.world.catalog) != self._n:
+            self._build()
+        a = self._attrs.get(item)
+        if a is None:
+            a = self._attrs[item] = attributes(self.world, item)
+        return a
 
     def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
         """(len(items),) bool: which ``items`` have ``value`` for ``attribute``."""

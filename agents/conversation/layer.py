@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recworld.agents.conversation import language as L
 from recworld.agents.conversation.agents import MAX_ITEMS, POOL, make_crs
-from recworld.agents.conversation.intent import ATTRIBUTES, AttributeIndex, attributes, decide, draw_intents, top_items_of, user_model_of
+from recworld.agents.conversation.intent import ATTRIBUTES, AttributeIndex, decide, draw_intents, top_items_of, user_model_of
 from recworld.agents.conversation.user import REFERENCE_SIZE, Intent, intent_for_target, intent_target_free
 from recworld.agents.search import _roles, parse_section
 from recworld.events import INT_NONE, EventBatch, EventType
@@ -142,7 +142,7 @@ class WorldTools:
 
     def facts(self, item: int) -> ItemFacts:
         w = self.world
-        a = attributes(w, int(item))
+        a = self.index.attributes(int(item))
         y = int(w.catalog.years[item])
         self.returned.add(int(item))
         return ItemFacts(int(item), w.catalog.titles[item], y if y > 0 else None, a.genres, a.popularity, a.era)
@@ -262,11 +262,11 @@ class ConversationLayer:
             if is_target:
                 item = int(targets[t])
                 t += 1
-                out.append(intent_for_target(item, attributes(world, item), rng))
+                out.append(intent_for_target(item, self.index.attributes(item), rng))
             else:
                 ref = refs[f]
                 f += 1
-                out.append(intent_target_free(ref.tolist(), [attributes(world, int(i)) for i in ref], rng))
+                out.append(intent_target_free(ref.tolist(), [self.index.attributes(i) for i in ref.tolist()], rng))
         return out
 
     def new_intent(self, world: World, user: int) -> Intent:
@@ -521,7 +521,7 @@ class Conversation:
         if accepted:  # watched, but not what they are after (target mode)
             self.say("user", "accept", L.pick(self.rng, L.PARTIAL).format(title=L.display_title(w.catalog.titles[accepted[0]])), items=tuple(accepted))
         else:
-            a, want, got = self.intent.reject_reason(attributes(w, items[0]))
+            a, want, got = self.intent.reject_reason(self.layer.index.attributes(int(items[0])))
             if a is not None:
                 self.state.known[a] = want  # type: ignore[assignment]
                 if got:
