@@ -277,8 +277,11 @@ class ConversationLayer:
         """Hold one conversation with ``user`` (in session); returns whether they left the session."""
         return Conversation(self, world, user, intent or self.new_intent(world, user)).run()
 
-    def converse_all(self, world: World, users: np.ndarray) -> np.ndarray:
+    def converse_all(self, world: World, users: np.ndarray, intents: list[Intent] | None = None) -> np.ndarray:
         """Hold a conversation with each of ``users`` (in session, distinct), all at once; returns those who left the session.
+
+        ``intents``: the users' hidden intents (default: :meth:`new_intents`;
+        validation passes held-out real items as targets).
 
         The conversations advance together, one turn per round: every open
         conversation's agent acts, then the users decide on all the items
@@ -286,7 +289,8 @@ class ConversationLayer:
         per slate length (:func:`decide_offers`), and the world applies those
         pages together. A conversation that ends is logged at once.
         """
-        convs = [Conversation(self, world, int(u), it) for u, it in zip(np.asarray(users).tolist(), self.new_intents(world, users))]
+        intents = intents if intents is not None else self.new_intents(world, users)
+        convs = [Conversation(self, world, int(u), it) for u, it in zip(np.asarray(users).tolist(), intents)]
         for c in convs:
             c.begin()
         live = convs

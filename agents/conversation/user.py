@@ -86,4 +86,22 @@ def intent_target_free(reference: list[int], attrs: list[ItemAttributes], rng: n
     return Intent("target_free", None, [int(x) for x in reference], wants, list(rng.permutation(list(ATTRIBUTES))))
 
 
-__all__ = ["REFERENCE_SIZE", "Intent", "intent_for_target", "intent_target_free"]
+def held_out_targets(
+    users: np.ndarray, items: np.ndarray, ratings: np.ndarray, held_out: np.ndarray, n_users: int, min_rating: float = 4.0
+) -> list[np.ndarray]:
+    """Per user, the real items they rated ``min_rating`` or more among the interactions held out of the fit (validation's targets).
+
+    Args:
+        users, items, ratings: the interaction log (one row per rating).
+        held_out: (rows,) bool, the interactions the user model was not fitted on.
+        n_users: users in the log.
+    """
+    keep = np.asarray(held_out, bool) & (np.asarray(ratings, np.float64) >= min_rating)
+    u, it = np.asarray(users, np.int64)[keep], np.asarray(items, np.int64)[keep]
+    order = np.lexsort((it, u))
+    u, it = u[order], it[order]
+    starts = np.searchsorted(u, np.arange(n_users + 1))
+    return [np.unique(it[starts[i] : starts[i + 1]]) for i in range(n_users)]
+
+
+__all__ = ["REFERENCE_SIZE", "Intent", "held_out_targets", "intent_for_target", "intent_target_free"]

@@ -188,3 +188,23 @@ def test_agent_registry():
         make_crs("policy", {"bogus": 1})
     with pytest.raises(ConfigError, match=r"unknown key 'conversation.rat'"):
         ConversationLayer.from_config({"rat": 1})
+
+
+def test_the_conversations_of_a_tick_share_one_recommender_call_per_round(talk_world, monkeypatch):
+    from recworld.agents.conversation.agents import POOL
+
+    w = talk_world(agent=make_crs("always_recommend"), ask_about_rate=0.0)
+    rec = w.recommender
+    calls = []
+    real = rec.recommend
+
+    def spy(users, k, context):
+        calls.append((len(users), k))
+        return real(users, k, context)
+
+    monkeypatch.setattr(rec, "recommend", spy)
+    ev = run_collecting(w, 6)
+    convs = conversations(ev)
+    ranked = [b for b, k in calls if k >= POOL]  # the agents' candidate pools (feed pages ask for a slate)
+    turns = sum(1 for _, turns, _, _ in convs.values() for p, _ in turns if p.act == "recommend")
+    assert turns > len(ranked) and max(ranked) > 1  # several conversations' pools from one call
