@@ -4,9 +4,9 @@ Each conversation gives the user an :class:`Intent`:
 
 - ``target`` mode (iEvaLM): a hidden target item, drawn from the user's
   taste by the user model (:func:`~recworld.agents.conversation.intent.draw_intents`),
-  or in validation (``intent: held_out``) a real item the user rated 4 or 5 in the
-  data that the world holds out (:func:`held_out_targets`). Success = the
-  user accepts the target.
+  or in validation (``recworld validate``'s conversation protocol) a real item
+  the user rated 4 or 5 among the interactions the fit held out
+  (:func:`held_out_targets`). Success = the user accepts the target.
 - ``target_free`` mode (PEPPER): no single target; the user's preferences
   are their top items under the user model (the reference set the recall is
   measured on) and the attribute values most common among them. Success =
