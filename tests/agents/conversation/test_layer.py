@@ -208,3 +208,25 @@ def test_the_conversations_of_a_tick_share_one_recommender_call_per_round(talk_w
     ranked = [b for b, k in calls if k >= POOL]  # the agents' candidate pools (feed pages ask for a slate)
     turns = sum(1 for _, turns, _, _ in convs.values() for p, _ in turns if p.act == "recommend")
     assert turns > len(ranked) and max(ranked) > 1  # several conversations' pools from one call
+
+
+def test_a_round_of_one_is_the_single_conversation(make_world):
+    """The batched loop and the one-conversation loop (Conversation-v0's) are the same logic: for one user they log the same events."""
+    import numpy as np
+
+    a, b = make_world(n=60, recommender="popularity", seed=4), make_world(n=60, recommender="popularity", seed=4)
+    for w in (a, b):
+        w.add_layer(ConversationLayer(ConversationConfig(rate=0.0), PolicyAgent()))  # conversations only when the test holds them
+    for tick in range(6):
+        digests = []
+        for w, batched in ((a, False), (b, True)):
+            alive = np.flatnonzero(~w.users.churned & ~w.users.in_session)
+            user = int(alive[(7 * tick) % alive.size])
+            w.begin_tick(only=np.array([user]))
+            layer = w.layers[0]
+            left = layer.converse_all(w, np.array([user])).tolist() if batched else ([user] if layer.converse(w, user) else [])
+            assert left in ([], [user])
+            w.end_tick()
+            digests.append(w.last_events.digest())
+            assert w.last_events.of_type(EventType.CONVERSATION_END).sum() == 1
+        assert digests[0] == digests[1]
