@@ -287,7 +287,7 @@ class ConversationLayer:
         conversation's agent acts, then the users decide on all the items
         offered in the round with one call of the user model's page kernel
         per slate length (:func:`decide_offers`), and the world applies those
-        pages together. A conversation that ends is logged at once.
+        pages together. A round's turns and ends are logged at the end of the round.
         """
         intents = intents if intents is not None else self.new_intents(world, users)
         convs = [Conversation(self, world, int(u), it) for u, it in zip(np.asarray(users).tolist(), intents)]
