@@ -1,13 +1,19 @@
 """Conversation speed in template mode: turns per second of the conversation layer in a world, and of Conversation-v0.
 
-    python benchmarks/bench_conversation.py [--users 300] [--ticks 24] [--episodes 500]
+    python benchmarks/bench_conversation.py [--users 300 943] [--ticks 24] [--episodes 500] [--repeat 3]
 
-Measures (wall clock, one process, after a warm-up that compiles the user-model kernels):
-- the conversation layer: every session opens with a conversation (rate 1), the
-  policy agent (templated language), users replying by templates; turns = user
-  and agent turns logged (CONVERSE events); the world's own work (feed pages,
-  session ends) is included in the time, so the figure is a lower bound;
+Measures (one process, after a warm-up tick that compiles the user-model kernels):
+- the conversation layer, per population size: every session opens with a
+  conversation (rate 1), the policy agent (templated language), users
+  replying by templates; the conversations of a tick advance together;
+  turns = user and agent turns logged (CONVERSE events); the world's own work
+  (feed pages, session ends, tick metrics) is included in the time, so the
+  figure is a lower bound;
 - ``Conversation-v0``: env steps (agent turns, each followed by the user's reply) with a fixed policy.
+
+Each figure is the best of ``--repeat`` timed runs (same seed, same events);
+wall clock and the process's CPU time are both shown, because on a shared
+machine the wall clock also counts the time other processes held the core.
 Prints a table.
 """
 
@@ -15,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import time
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -32,7 +38,8 @@ from recworld.usermodel.bundled import bundled_catalog, bundled_model
 from recworld.world import World
 
 
-def world_turns(users: int, ticks: int, seed: int = 1) -> tuple[int, int, float]:
+def world_turns(users: int, ticks: int, seed: int = 1) -> tuple[int, int, float, float]:
+    """(turns, conversations, wall seconds, CPU seconds) of ``ticks`` ticks of a world where every session opens a conversation."""
     cat, ml = bundled_catalog()
     model = bundled_model()
     w = World(
@@ -46,19 +53,20 @@ def world_turns(users: int, ticks: int, seed: int = 1) -> tuple[int, int, float]
     w.add_layer(ConversationLayer(ConversationConfig(rate=1.0), PolicyAgent()))
     turns = convs = 0
     w.step()  # warm-up: kernels compiled, indexes built
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(ticks):
         w.step()
         turns += int(w.last_events.of_type(EventType.CONVERSE).sum())
         convs += int(w.last_events.of_type(EventType.CONVERSATION_END).sum())
-    return turns, convs, time.perf_counter() - t0
+    return turns, convs, time.perf_counter() - t0, time.process_time() - c0
 
 
-def env_steps(episodes: int, seed: int = 1) -> tuple[int, float]:
+def env_steps(episodes: int, seed: int = 1) -> tuple[int, float, float]:
+    """(steps, wall seconds, CPU seconds) of ``episodes`` Conversation-v0 episodes under the ask-two-then-recommend policy."""
     env = ConversationEnv()
     obs, _ = env.reset(seed=seed)
     steps = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(episodes):
         done = False
         while not done:
@@ -66,24 +74,33 @@ def env_steps(episodes: int, seed: int = 1) -> tuple[int, float]:
             steps += 1
             done = term or trunc
         obs, _ = env.reset()
-    return steps, time.perf_counter() - t0
+    return steps, time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--users", type=int, nargs="+", default=[300, 943], help="population sizes (MovieLens-100k users, at most 943)")
     p.add_argument("--ticks", type=int, default=24)
     p.add_argument("--episodes", type=int, default=500)
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per figure (the best is shown)")
     a = p.parse_args()
-    turns, convs, dt = world_turns(a.users, a.ticks)
-    steps, dt2 = env_steps(a.episodes)
     t = Table(title="conversations, template mode (policy agent)", header_style="bold")
-    for col in ("what", "count", "seconds", "per second"):
+    for col in ("what", "count", "wall s", "CPU s", "per second (wall)", "per CPU second"):
         t.add_column(col, justify="right")
-    t.add_row(f"layer: turns ({convs} conversations, {a.users} users x {a.ticks} ticks)", f"{turns:,}", f"{dt:.2f}", f"{turns / dt:,.0f}")
-    t.add_row(f"Conversation-v0: steps ({a.episodes} episodes)", f"{steps:,}", f"{dt2:.2f}", f"{steps / dt2:,.0f}")
+    for users in a.users:
+        turns, convs, dt, cpu = min((world_turns(users, a.ticks) for _ in range(a.repeat)), key=lambda r: r[2])
+        t.add_row(
+            f"layer: turns ({convs:,} conversations, {turns / max(convs, 1):.2f} turns each; {users} users x {a.ticks} ticks)",
+            f"{turns:,}",
+            f"{dt:.2f}",
+            f"{cpu:.2f}",
+            f"{turns / dt:,.0f}",
+            f"{turns / cpu:,.0f}",
+        )
+    steps, dt2, cpu2 = min((env_steps(a.episodes) for _ in range(a.repeat)), key=lambda r: r[1])
+    t.add_row(f"Conversation-v0: steps ({a.episodes} episodes)", f"{steps:,}", f"{dt2:.2f}", f"{cpu2:.2f}", f"{steps / dt2:,.0f}", f"{steps / cpu2:,.0f}")
     Console().print(t)
-    print(f"mean turns per conversation: {turns / max(convs, 1):.2f}; {np.round(dt / max(turns, 1) * 1e6)} us per turn in the layer")
+    print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1, 5, 15 min) on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

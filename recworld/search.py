@@ -94,6 +94,7 @@ class CatalogSearch:
         self.exact_bonus = float(exact_bonus)
         self.encoder = encoder
         self._n = -1
+        self._scored_cache: dict[str, list] = {}
         self._index()
 
     # ------------------------------------------------------------ the index
@@ -139,6 +140,17 @@ class CatalogSearch:
         self._emb = cat.embeddings[:n]
         self._n = n
         self._exact = {t: i for i, t in reversed(list(enumerate(self._titles))) if t}
+        self._scored_cache = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        # The score cache is rebuilt on demand; checkpoints need not carry it.
+        state = self.__dict__.copy()
+        state["_scored_cache"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state.setdefault("_scored_cache", {})  # checkpoints written before the cache
+        self.__dict__.update(state)
 
     def _fresh(self) -> None:
         if len(self.catalog) != self._n:
@@ -188,6 +200,42 @@ class CatalogSearch:
         v = self.encode([query])[0] if vector is None else vector
         return self._emb @ v + self.title_weight * self.title_match(query)
 
+    #: Queries whose scores are kept (users and agents repeat the same few queries: genres, decades).
+    CACHE = 256
+
+    def _scored(self, query: str) -> list:
+        """``[scores, title hits, ranking or None]`` of ``query`` over the catalog, kept per query and catalog size."""
+        self._fresh()
+        hit = self._scored_cache.get(query)
+        if hit is None:
+            tm = self.title_match(query)
+            if len(self._scored_cache) >= self.CACHE:
+                self._scored_cache.clear()
+            hit = self._scored_cache[query] = [self._emb @ self.encode([query])[0] + self.title_weight * tm, tm > 0, None]
+        return hit
+
+    def _top_untied(self, hit: list, k: int, exclude: np.ndarray | None) -> np.ndarray | None:
+        """The ``k`` best items not in ``exclude`` from the query's full ranking (score, then item id), or ``None`` when a tie
+        straddles the cut (then :meth:`search` selects as it always has, and results never depend on this shortcut)."""
+        s = hit[0]
+        if hit[2] is None:
+            hit[2] = np.argsort(-s, kind="stable").astype(np.int64)  # ties by item id
+        order = hit[2]
+        n_out = 0
+        if exclude is not None and exclude.size:
+            out = set(exclude.astype(np.int64).tolist())  # a few items (offered so far): Python sets beat numpy's set routines here
+            if min(out) < 0 or max(out) >= self._n:
+                return None
+            n_out = len(out)
+            head = order[: k + n_out + 1]
+            head = head[[i not in out for i in head.tolist()]]
+        else:
+            head = order[: k + 1]
+        k = min(k, self._n - n_out)
+        if k < self._n - n_out and not s[head[k - 1]] > s[head[k]]:
+            return None
+        return head[:k].copy()
+
     def search(self, query: str, k: int, exclude: np.ndarray | None = None, within: np.ndarray | None = None) -> SearchResult:
         """The ``k`` best items for ``query``.
 
@@ -197,10 +245,14 @@ class CatalogSearch:
             exclude: (n,) bool or item ids to leave out (e.g. items already offered).
             within: item ids to rank among (a tool restricting search to candidates).
         """
-        self._fresh()
-        tm = self.title_match(query)
-        s = self._emb @ self.encode([query])[0] + self.title_weight * tm
-        title = tm > 0
+        hit = self._scored(query)
+        s, title = hit[0], hit[1]
+        if within is None and int(k) > 0:
+            ex = None if exclude is None else np.asarray(exclude)
+            if ex is None or ex.dtype != bool:
+                items = self._top_untied(hit, int(k), ex)
+                if items is not None:
+                    return SearchResult(items, s[items], title[items])
         allowed = np.ones(self._n, bool)
         if within is not None:
             allowed[:] = False

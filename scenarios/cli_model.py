@@ -117,6 +117,24 @@ def validation_tables(report: dict[str, Any]) -> list[Table]:
             g.add_row(row["recommender"], *(_pct(row[k]) for k in ("recall@10", "ndcg@10", "watches_per_user", "watch_rate", "top10_share", "per_user_ks")))
         g.add_row("real (held out)", "", "", "", "", _pct(ag["real_top10_share"]), "")
         tables.append(g)
+    if report.get("conversations"):
+        cv = report["conversations"]
+        c = Table(title=f"conversations (iEvaLM protocol), agent {cv['agent']}, the same {cv['users']} users per mode", header_style="bold")
+        for col in ("intent", "conversations", "success", "95% CI", "recall@1", "recall@3", "recall@5", "agent turns"):
+            c.add_column(col, justify="left" if col == "intent" else "right")
+        for mode, label in (("target", "target from the model's taste"), ("target_free", "target-free"), ("held_out", "held-out real item (rated 4-5)")):
+            r = cv["modes"].get(mode)
+            if r:
+                lo, hi = r["success_ci"]
+                c.add_row(
+                    label,
+                    str(r["conversations"]),
+                    _pct(r["success"]),
+                    f"[{lo:.3f}, {hi:.3f}]",
+                    *(_pct(r["recall"].get(k)) for k in ("@1", "@3", "@5")),
+                    f"{r['agent_turns']:.2f}",
+                )
+        tables.append(c)
     tt = Table(title="targets", header_style="bold")
     for col in ("measure", "value", "target", "met"):
         tt.add_column(col)
@@ -137,6 +155,8 @@ def cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise ConfigError(f"--holdout must be in (0, 1), got {args.holdout}")
     if args.ticks < 1:
         raise ConfigError(f"--ticks must be >= 1, got {args.ticks}")
+    if args.conversations < 0:
+        raise ConfigError(f"--conversations must be >= 0, got {args.conversations}")
     recs = tuple(r for r in (args.recommenders or ",".join(RECOMMENDERS)).split(",") if r and r != "none")
     scenario = _scenario(args)
     with err.status("validating") as status:
@@ -149,6 +169,7 @@ def cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
             llm_users=args.llm_users,
             config=_fit_config(args),
             progress=lambda m: status.update(m),
+            conversations=args.conversations,
         )
     for t in validation_tables(report):
         out.print(t)
@@ -189,6 +210,12 @@ def add_parsers(sub: Any) -> None:
     v.add_argument("--brain", choices=["utility", "hybrid", "llm", "distilled"], help="override the scenario's brain")
     v.add_argument("--ticks", type=int, default=72, help="length of each sim-to-real agreement simulation (default 72)")
     v.add_argument("--recommenders", help="comma-separated recommenders for the agreement test, or 'none' (default: all built-ins)")
+    v.add_argument(
+        "--conversations",
+        type=int,
+        default=200,
+        help="users in the conversation protocol: target, target-free and held-out-item intents (default 200; 0 skips)",
+    )
     v.add_argument("--llm-users", type=int, default=None, help="llm brain: run the protocol for a sample of this many users (one LLM call per item)")
     v.add_argument(
         "--exposures-per-watch",

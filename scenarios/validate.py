@@ -17,7 +17,11 @@ split:
 - sim-to-real agreement: the built-in recommenders, trained on the training
   split, ranked by engagement in a simulation of the training-split users and
   by recall@10 / NDCG@10 on the real held-out interactions; Spearman and
-  Kendall correlations of the two rankings.
+  Kendall correlations of the two rankings;
+- conversations (iEvaLM's interactive protocol): the same users talk with the
+  scenario's conversational agent with a hidden target drawn from their
+  modelled taste, target-free, and with a held-out real item they rated 4 or
+  5 as the target; success rate and recall@k by turn in each mode.
 """
 
 from __future__ import annotations
@@ -277,6 +281,7 @@ def validate(
     llm_users: int | None = None,
     config: FitConfig | None = None,
     progress: Say | None = None,
+    conversations: int = 200,
 ) -> dict[str, Any]:
     """The fidelity report of ``scenario``'s users (see the module docstring).
 
@@ -287,6 +292,7 @@ def validate(
         recommenders: the recommenders ranked in the agreement test (empty: skip it).
         llm_users: with an LLM brain, run the protocol for this many users only (one LLM call per item).
         config: the fit's settings (default: :class:`~recworld.usermodel.fit.FitConfig`).
+        conversations: users in the conversation protocol (:func:`conversation_modes`; 0 skips it).
     """
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
@@ -326,6 +332,9 @@ def validate(
         report["auc"] = propensity_auc(world, brain, split, seed)
         say("ratings")
         report["ratings"] = rating_fidelity(world, model, brain, split, seed)
+    if conversations:
+        say(f"conversations (iEvaLM) in three intent modes, {conversations} users")
+        report["conversations"] = conversation_modes(scenario, cat, split, model, seed, conversations)
     if recommenders:
         report["agreement"] = agreement(scenario, cat, split, model, lambda: build_brain(scenario, model), seed, ticks, recommenders, say)
     report["targets"] = check_targets(report)
@@ -334,6 +343,59 @@ def validate(
         brain.close()
     ValidationReport.model_validate(report)  # the readers' contract (the dashboard parses what is stored with it)
     return report
+
+
+def conversation_modes(
+    scenario: Scenario, catalog: Catalog, split: Split, model: FittedModel, seed: int, n_users: int = 200, ks: tuple[int, ...] = (1, 3, 5)
+) -> dict[str, Any]:
+    """iEvaLM's protocol in three intent modes, for the same users (those with a held-out item rated 4 or 5).
+
+    Each mode starts from the training-split world (training interactions
+    seen, the platform's recommender ``popularity`` as the agent's ranking
+    expert); every sampled user holds one conversation with the scenario's
+    ``crs`` agent (templates; decisions by the fitted user model). Modes:
+    ``target`` (the target drawn from the model's taste), ``target_free``
+    (success = any accept) and ``held_out`` (the target is a real held-out
+    item the user rated 4 or 5: never seen by the fit nor the world).
+    """
+    from recworld.agents.brains import UtilityBrain
+    from recworld.agents.conversation.agents import make_crs
+    from recworld.agents.conversation.layer import ConversationConfig, ConversationLayer
+    from recworld.agents.conversation.user import held_out_targets, intent_for_target
+    from recworld.envs.conversation import recall_by_turn
+    from recworld.events import EventType
+    from recworld.metrics import mean_ci
+    from recworld.payloads import ConversationEndPayload
+
+    log = split.log
+    targets = held_out_targets(log.rating_user, log.rating_item, log.rating, ~split.train, len(log.users))
+    eligible = np.flatnonzero([t.size > 0 for t in targets])
+    users = np.sort(np.random.default_rng(seed).choice(eligible, size=min(n_users, eligible.size), replace=False))
+    out: dict[str, Any] = {"users": int(users.size), "agent": scenario.crs.name, "modes": {}}
+    for mode in ("target", "target_free", "held_out"):
+        world = _world(scenario, catalog, split, model, "popularity", UtilityBrain(model.decision), seed)
+        cfg = ConversationConfig(rate=0.0, mode="target" if mode == "held_out" else mode, use_llm=False)  # type: ignore[arg-type]
+        layer = ConversationLayer(cfg, make_crs(scenario.crs.name, scenario.crs.params))
+        layer.bind(world, np.random.default_rng(seed))
+        active = world.begin_tick(only=users)
+        intents = None
+        if mode == "held_out":
+            picks = [int(targets[u][layer.rng.integers(targets[u].size)]) for u in active.tolist()]
+            intents = [intent_for_target(t, layer.index.attributes(t), layer.rng) for t in picks]
+        layer.converse_all(world, active, intents)
+        world.end_tick()
+        ev = world.last_events
+        ends = [ConversationEndPayload.read(ev.payload[i]) for i in np.flatnonzero(ev.type == EventType.CONVERSATION_END).tolist()]
+        episodes = [{"success": e.outcome == "success", "reference": e.reference, "recommended": e.recommended} for e in ends]
+        m, lo, hi = mean_ci(np.array([e["success"] for e in episodes], float))
+        out["modes"][mode] = {
+            "conversations": len(ends),
+            "success": m,
+            "success_ci": [lo, hi],
+            "recall": {f"@{k}": recall_by_turn(episodes, k) for k in ks},
+            "agent_turns": float(np.mean([len(e.recommended) for e in ends])) if ends else 0.0,
+        }
+    return out
 
 
 def check_targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -358,4 +420,15 @@ def check_targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-__all__ = ["RATIOS", "RECOMMENDERS", "TARGETS", "agreement", "check_targets", "propensity_auc", "rating_fidelity", "taste_alignment", "validate"]
+__all__ = [
+    "RATIOS",
+    "RECOMMENDERS",
+    "TARGETS",
+    "agreement",
+    "check_targets",
+    "conversation_modes",
+    "propensity_auc",
+    "rating_fidelity",
+    "taste_alignment",
+    "validate",
+]

@@ -14,6 +14,7 @@ unchanged (``crs: {name: policy, params: {path: policy.npz}}``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,15 @@ class Action:
 
 def action_space(experts: tuple[str, ...]) -> list[Action]:
     """The policy's actions: ask each attribute, recommend k of each expert's candidates, end."""
+    return list(_action_space(tuple(experts)))
+
+
+@lru_cache(maxsize=64)
+def _action_space(experts: tuple[str, ...]) -> tuple[Action, ...]:
+    # Built once per expert list: the agent asks for it every turn.
     acts = [Action("ask", attribute=a) for a in ATTRIBUTES]
     acts += [Action("recommend", k=k, expert=e) for e in experts for k in K_CHOICES]
-    return [*acts, Action("end")]
+    return (*acts, Action("end"))
 
 
 N_FEATURES = 14

@@ -72,10 +72,24 @@ def draw_intents(world: World, model: UtilityBrain, users: np.ndarray, rng: np.r
 
 def top_items(world: World, model: UtilityBrain, user: int, k: int) -> np.ndarray:
     """The ``k`` unseen items ``user`` likes most under the user model (target-free conversations' reference set)."""
+    return top_items_of(world, model, np.array([user]), k)[0]
+
+
+def top_items_of(world: World, model: UtilityBrain, users: np.ndarray, k: int) -> np.ndarray:
+    """(len(users), k) each user's ``k`` unseen items they like most under the user model, best first (ties by item id)."""
     n = len(world.catalog)
-    util = item_utilities(world, model, np.array([user]), np.arange(n))[0]
-    util[world.seen[user, :n]] = -np.inf
-    return np.argsort(-util, kind="stable")[:k].astype(np.int64)
+    users = np.asarray(users, np.int64)
+    util = item_utilities(world, model, users, np.arange(n))
+    util[world.seen[users, :n]] = -np.inf
+    k = min(k, n)
+    out = np.empty((users.size, k), np.int64)
+    for r, row in enumerate(util):
+        # The first k of a stable descending sort (ties by item id), without sorting the whole catalog:
+        # every item at least as good as the k-th best, then the exact order among those.
+        cut = row[np.argpartition(-row, k - 1)[k - 1]] if k < n else -np.inf
+        cand = np.flatnonzero(row >= cut)
+        out[r] = cand[np.lexsort((cand, -row[cand]))][:k]
+    return out
 
 
 def decide(world: World, model: UtilityBrain, users: np.ndarray, slates: np.ndarray, draws: np.ndarray) -> PageDecision:
@@ -143,7 +157,17 @@ class AttributeIndex:
         self.genres = cat.tag_matrix[:n] > 0
         self.era = np.array([decade_word(int(y)) if y > 0 else "" for y in cat.years[:n]])
         self.well_known = np.asarray(w.items.fame[:n]) >= WELL_KNOWN
+        self._attrs: dict[int, ItemAttributes] = {}
         self._n = n
+
+    def attributes(self, item: int) -> ItemAttributes:
+        """:func:`attributes` of ``item``, kept (an item's genres, year and fame do not change)."""
+        if len(self.world.catalog) != self._n:
+            self._build()
+        a = self._attrs.get(item)
+        if a is None:
+            a = self._attrs[item] = attributes(self.world, item)
+        return a
 
     def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
         """(len(items),) bool: which ``items`` have ``value`` for ``attribute``."""
@@ -170,5 +194,6 @@ __all__ = [
     "draw_intents",
     "item_utilities",
     "top_items",
+    "top_items_of",
     "user_model_of",
 ]

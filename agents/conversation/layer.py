@@ -40,8 +40,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recworld.agents.conversation import language as L
-from recworld.agents.conversation.agents import MAX_ITEMS, make_crs
-from recworld.agents.conversation.intent import ATTRIBUTES, AttributeIndex, attributes, decide, draw_intents, top_items, user_model_of
+from recworld.agents.conversation.agents import MAX_ITEMS, POOL, make_crs
+from recworld.agents.conversation.intent import ATTRIBUTES, AttributeIndex, decide, draw_intents, top_items_of, user_model_of
 from recworld.agents.conversation.user import REFERENCE_SIZE, Intent, intent_for_target, intent_target_free
 from recworld.agents.search import _roles, parse_section
 from recworld.events import INT_NONE, EventBatch, EventType
@@ -107,11 +107,12 @@ class WorldTools:
         user: the conversation's user.
     """
 
-    def __init__(self, world: World, engine: CatalogSearch, index: AttributeIndex, user: int) -> None:
+    def __init__(self, world: World, engine: CatalogSearch, index: AttributeIndex, user: int, ranks: RoundRanks | None = None) -> None:
         self.world = world
         self.engine = engine
         self.index = index
         self.user = int(user)
+        self.ranks = ranks
         rec = world.recommender
         self.experts: tuple[str, ...] = ("search", getattr(rec, "name", type(rec).__name__))
         self.n_items = len(world.catalog)
@@ -130,21 +131,55 @@ class WorldTools:
         if expert not in self.experts:
             raise ValueError(f"unknown ranking expert {expert!r}; tools have {', '.join(self.experts)}")
         w = self.world
-        k_all = min(int(k) + len(exclude), w.context().n_items)
-        items = np.asarray(w.recommender.recommend(np.array([self.user]), k_all, w.context()))[0]
+        k_all = min(int(k) + len(exclude), len(w.catalog))
+        items = self.ranks.get(self.user, k_all) if self.ranks is not None else None
+        if items is None:
+            items = np.asarray(w.recommender.recommend(np.array([self.user]), k_all, w.context()))[0]
         if exclude:
-            items = items[~np.isin(items, np.asarray(exclude))]
+            out = set(exclude)  # a few offered items: a set beats np.isin here
+            items = items[[i not in out for i in items.tolist()]]
         return self._note(items[:k].astype(np.int64))
 
     def facts(self, item: int) -> ItemFacts:
         w = self.world
-        a = attributes(w, int(item))
+        a = self.index.attributes(int(item))
         y = int(w.catalog.years[item])
         self.returned.add(int(item))
         return ItemFacts(int(item), w.catalog.titles[item], y if y > 0 else None, a.genres, a.popularity, a.era)
 
     def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
         return self.index.matching(items, attribute, value)
+
+
+class RoundRanks:
+    """The platform recommender's ranking for every user of a round of conversations, asked once for all when the first agent ranks.
+
+    Within a round the agents act before any page is served, so one
+    recommender call for all users sees the same world as one call per agent.
+
+    Args:
+        world: the world.
+        users: the round's users.
+        depth: ranks to ask for (at least what the first request needs).
+    """
+
+    def __init__(self, world: World, users: list[int], depth: int) -> None:
+        self.world = world
+        self.users = users
+        self.row = {u: r for r, u in enumerate(users)}
+        self.depth = depth
+        self.items: np.ndarray | None = None
+
+    def get(self, user: int, k: int) -> np.ndarray | None:
+        """``user``'s best ``k`` items, or ``None`` (not in the round, or deeper than asked for: the caller asks the recommender)."""
+        r = self.row.get(user)
+        if r is None:
+            return None
+        if self.items is None:
+            w = self.world
+            self.depth = min(max(self.depth, k), len(w.catalog))
+            self.items = np.asarray(w.recommender.recommend(np.array(self.users, np.int64), self.depth, w.context()))
+        return self.items[r, :k] if k <= self.items.shape[1] else None
 
 
 class ConversationLayer:
@@ -211,22 +246,102 @@ class ConversationLayer:
         talkers = users[self.rng.random(users.size) < self.config.rate * weight]
         if not talkers.size:
             return users
-        left = [u for u in talkers.tolist() if self.converse(world, u)]
-        return users[~np.isin(users, left)] if left else users
+        left = self.converse_all(world, talkers)
+        return users[~np.isin(users, left)] if left.size else users
+
+    def new_intents(self, world: World, users: np.ndarray) -> list[Intent]:
+        """Each user's hidden intent for a new conversation (mode by the config); the user model scores the catalog once for all."""
+        c, rng = self.config, self.rng
+        users = np.asarray(users, np.int64)
+        target = np.array([(c.mode if c.mode != "both" else ("target" if rng.random() < 0.5 else "target_free")) == "target" for _ in users.tolist()], bool)
+        targets = draw_intents(world, self.model, users[target], rng) if target.any() else np.zeros(0, np.int64)
+        refs = top_items_of(world, self.model, users[~target], REFERENCE_SIZE) if not target.all() else np.zeros((0, REFERENCE_SIZE), np.int64)
+        out: list[Intent] = []
+        t = f = 0
+        for is_target in target.tolist():
+            if is_target:
+                item = int(targets[t])
+                t += 1
+                out.append(intent_for_target(item, self.index.attributes(item), rng))
+            else:
+                ref = refs[f]
+                f += 1
+                out.append(intent_target_free(ref.tolist(), [self.index.attributes(i) for i in ref.tolist()], rng))
+        return out
 
     def new_intent(self, world: World, user: int) -> Intent:
         """The user's hidden intent for a new conversation (mode by the config)."""
-        c, rng = self.config, self.rng
-        mode = c.mode if c.mode != "both" else ("target" if rng.random() < 0.5 else "target_free")
-        if mode == "target":
-            target = int(draw_intents(world, self.model, np.array([user]), rng)[0])
-            return intent_for_target(target, attributes(world, target), rng)
-        ref = top_items(world, self.model, user, REFERENCE_SIZE)
-        return intent_target_free(ref.tolist(), [attributes(world, int(i)) for i in ref], rng)
+        return self.new_intents(world, np.array([user]))[0]
 
     def converse(self, world: World, user: int, intent: Intent | None = None) -> bool:
         """Hold one conversation with ``user`` (in session); returns whether they left the session."""
         return Conversation(self, world, user, intent or self.new_intent(world, user)).run()
+
+    def converse_all(self, world: World, users: np.ndarray, intents: list[Intent] | None = None) -> np.ndarray:
+        """Hold a conversation with each of ``users`` (in session, distinct), all at once; returns those who left the session.
+
+        ``intents``: the users' hidden intents (default: :meth:`new_intents`;
+        validation passes held-out real items as targets).
+
+        The conversations advance together, one turn per round: every open
+        conversation's agent acts, then the users decide on all the items
+        offered in the round with one call of the user model's page kernel
+        per slate length (:func:`decide_offers`), and the world applies those
+        pages together. A round's turns and ends are logged at the end of the round.
+        """
+        intents = intents if intents is not None else self.new_intents(world, users)
+        convs = [Conversation(self, world, int(u), it) for u, it in zip(np.asarray(users).tolist(), intents)]
+        for c in convs:
+            c.begin()
+        live = convs
+        while live:
+            ranks = RoundRanks(world, [c.user for c in live], POOL + max(len(c.state.offered) for c in live))
+            for c in live:
+                c.tools.ranks = ranks
+            offers = [(c, c.offer(c.agent_act())) for c in live]
+            for c in live:
+                c.tools.ranks = None  # pages are served next: the ranking is stale
+            decide_offers(self, world, [(c, items) for c, items in offers if items])
+            for c in live:
+                c.close_turn()
+                if c.outcome is not None:
+                    c.finish(log=False)
+            flush_all(world, live)
+            live = [c for c in live if c.outcome is None]
+        return np.array([c.user for c in convs if c.left], np.int64)
+
+
+def flush_all(world: World, convs: list[Conversation]) -> None:
+    """Log the conversations' events not logged yet, one conversation after another, as one batch."""
+    users: list[int] = []
+    rows: list[tuple[int, int, str | None, int, dict[str, Any]]] = []
+    for c in convs:
+        if c.rows:
+            users += [c.user] * len(c.rows)
+            rows += c.rows
+            c.rows = []
+    if rows:
+        types, items, texts, turns, payloads = zip(*rows)
+        world.add_events(EventBatch.build(world.tick, np.array(users), np.array(types), np.array(items), np.array(turns, float), list(texts), list(payloads)))
+
+
+def decide_offers(layer: ConversationLayer, world: World, offers: list[tuple[Conversation, tuple[int, ...]]]) -> None:
+    """The users decide on the items offered to them (one conversation each): the user model's page kernel, as on the feed.
+
+    One kernel call and one world page per slate length; each conversation's
+    turns so far are logged before its page's events.
+    """
+    by_k: dict[int, list[tuple[Conversation, tuple[int, ...]]]] = {}
+    for c, items in offers:
+        by_k.setdefault(len(items), []).append((c, items))
+    for k, group in by_k.items():
+        users = np.array([c.user for c, _ in group], np.int64)
+        slates = np.array([items for _, items in group], np.int64).reshape(len(group), k)
+        dec = decide(world, layer.model, users, slates, PageDraws(k).draw(layer.rng, len(group)))
+        flush_all(world, [c for c, _ in group])  # the turns so far precede the page's events
+        res = world.serve_page(users, slates, decision=dec)
+        for r, (c, items) in enumerate(group):
+            c.resolve(items, dec.watched[r], bool(res.leave[r]))
 
 
 class Conversation:
@@ -245,7 +360,7 @@ class Conversation:
         patience = float(world.users.patience[user])
         self.budget = 1 + int(round(patience * (layer.config.max_turns - 1)))
         self.turn = 0
-        self.rows: list[tuple[int, str, int, dict[str, Any]]] = []  # item, text, turn, payload
+        self.rows: list[tuple[int, int, str | None, int, dict[str, Any]]] = []  # type, item, text, turn, payload: the events not yet logged
         self.recommended: list[list[int]] = []
         self.errors = 0
         self.success_turn: int | None = None
@@ -265,7 +380,7 @@ class Conversation:
         p = TurnPayload(
             conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools), by=by
         )  # type: ignore[arg-type]
-        self.rows.append((items[0] if items else INT_NONE, text, self.turn, p.dump()))
+        self.rows.append((int(EventType.CONVERSE), items[0] if items else INT_NONE, text, self.turn, p.dump()))
         self.turn += 1
 
     def forbidden(self) -> tuple[str, ...]:
@@ -277,14 +392,8 @@ class Conversation:
         return (" ".join(w), *(x for x in w if len(x) >= 5))
 
     def flush(self) -> None:
-        if not self.rows:
-            return
-        items, texts, turns, payloads = zip(*self.rows)
-        n = len(self.rows)
-        self.world.add_events(
-            EventBatch.build(self.world.tick, np.full(n, self.user), EventType.CONVERSE, np.array(items), np.array(turns, float), list(texts), list(payloads))
-        )
-        self.rows = []
+        """Log the turns (and the end) not logged yet."""
+        flush_all(self.world, [self])
 
     # --------------------------------------------------------------- loop
     def run(self) -> bool:
@@ -305,36 +414,46 @@ class Conversation:
 
     def step(self, act: AgentAct | None) -> None:
         """One agent turn (``None``: the agent failed) and the user's reply; sets :attr:`outcome` when the conversation ends."""
+        items = self.offer(act)
+        if items:
+            decide_offers(self.layer, self.world, [(self, items)])
+        self.close_turn()
+
+    def offer(self, act: AgentAct | None) -> tuple[int, ...]:
+        """The agent's turn and the user's reply when it needs no decision; returns the items the user now decides on (``()``: none)."""
         self.agent_turns += 1
         self.state.turn = self.agent_turns
         if act is None:
             self.outcome = "failed"
             self.say("agent", "end", L.pick(self.rng, L.END))
-            return
+            return ()
         self.recommended.append(list(act.items) if act.kind == "recommend" else [])
         if act.kind == "end":
             self.say("agent", "end", act.text or L.pick(self.rng, L.END), tools=act.tools)
             self.outcome = "ended_by_agent"
-            return
+            return ()
         if act.kind == "ask":
             self.say("agent", "ask", act.text or L.pick(self.rng, L.ASK[act.attribute]), attribute=act.attribute, tools=act.tools)
             self.answer(act.attribute)
             self.pending = ()
-        elif act.kind == "answer_item":
+            return ()
+        if act.kind == "answer_item":
             facts = self.tools.facts(act.items[0])
             self.say("agent", "answer_item", act.text or L.describe(facts), items=act.items[:1], tools=act.tools)
-            if self.pending:
-                self.outcome, self.left = self.decide(self.pending)
-                self.pending = ()
-        else:  # recommend
-            facts = [self.tools.facts(i) for i in act.items]
-            text = act.text or L.pick(self.rng, L.RECOMMEND).format(titles=L.titles(facts), reason=L.reason_for(self.state.known, act.reason, len(facts)))
-            self.say("agent", "recommend", text, items=act.items, tools=act.tools)
-            if self.rng.random() < self.layer.config.ask_about_rate:
-                self.pending = act.items
-                self.say("user", "ask_about", L.pick(self.rng, L.ASK_ABOUT).format(title=L.display_title(facts[0].title)), items=act.items[:1])
-            else:
-                self.outcome, self.left = self.decide(act.items)
+            items, self.pending = self.pending, ()
+            return items
+        # recommend
+        facts = [self.tools.facts(i) for i in act.items]
+        text = act.text or L.pick(self.rng, L.RECOMMEND).format(titles=L.titles(facts), reason=L.reason_for(self.state.known, act.reason, len(facts)))
+        self.say("agent", "recommend", text, items=act.items, tools=act.tools)
+        if self.rng.random() < self.layer.config.ask_about_rate:
+            self.pending = act.items
+            self.say("user", "ask_about", L.pick(self.rng, L.ASK_ABOUT).format(title=L.display_title(facts[0].title)), items=act.items[:1])
+            return ()
+        return act.items
+
+    def close_turn(self) -> None:
+        """After the user's reply: out of patience, the user leaves (``abandoned``)."""
         if self.outcome is None and self.agent_turns >= self.budget:
             self.say("user", "leave", L.pick(self.rng, L.LEAVE))
             self.outcome = "abandoned"
@@ -390,16 +509,10 @@ class Conversation:
         self.state.known[attribute] = v  # type: ignore[index]
         self.say("user", "answer", L.sentence(L.pick(self.rng, L.ANSWER[attribute]).format(value=v)), attribute=attribute, value=v)
 
-    def decide(self, items: tuple[int, ...]) -> tuple[str | None, bool]:
-        """The user model decides on the offered items; the world applies them as a page. Returns (outcome or None, left the session)."""
-        w, rng = self.world, self.rng
-        slate = np.asarray(items, np.int64)[None, :]
-        users = np.array([self.user])
-        dec = decide(w, self.layer.model, users, slate, PageDraws(slate.shape[1]).draw(rng, 1))
-        self.flush()  # the turns so far precede the page's events
-        res = w.serve_page(users, slate, decision=dec)
-        left = bool(res.leave[0])
-        accepted = [int(i) for i, a in zip(items, dec.watched[0]) if a]
+    def resolve(self, items: tuple[int, ...], watched: np.ndarray, left: bool) -> None:
+        """The user's reply to offered ``items`` after the user model decided (``watched``) and the world applied the page (``left``: the session ended)."""
+        w = self.world
+        accepted = [int(i) for i, a in zip(items, watched) if a]
         self.state.offered.extend(items)
         self.state.accepted.extend(accepted)
         hit = [i for i in accepted if i == self.intent.target] if self.intent.mode == "target" else accepted
@@ -407,11 +520,12 @@ class Conversation:
             self.success_turn = self.turn
             self.success_item = hit[0]
             self.say("user", "accept", L.pick(self.rng, L.ACCEPT).format(title=L.display_title(w.catalog.titles[hit[0]])), items=tuple(hit))
-            return "success", left
+            self.outcome, self.left = "success", left
+            return
         if accepted:  # watched, but not what they are after (target mode)
             self.say("user", "accept", L.pick(self.rng, L.PARTIAL).format(title=L.display_title(w.catalog.titles[accepted[0]])), items=tuple(accepted))
         else:
-            a, want, got = self.intent.reject_reason(attributes(w, items[0]))
+            a, want, got = self.intent.reject_reason(self.layer.index.attributes(int(items[0])))
             if a is not None:
                 self.state.known[a] = want  # type: ignore[assignment]
                 if got:
@@ -420,14 +534,12 @@ class Conversation:
             self.say("user", "reject", text, items=tuple(items), attribute=a, value=want)
         if left:
             self.say("user", "leave", L.pick(self.rng, L.LEAVE))
-            return "left", True
-        return None, False
+            self.outcome, self.left = "left", True
 
-    def finish(self) -> float:
-        """Log the end, tell the agent; returns the conversation's reward (1 for a success, minus 0.05 per recommendation turn)."""
+    def finish(self, log: bool = True) -> float:
+        """Log the end (``log=False``: left for :func:`flush_all`), tell the agent; returns the conversation's reward (1 for a success, minus 0.05 per recommendation turn)."""
         outcome = self.outcome or "failed"
         self.layer.errors += self.errors
-        self.flush()
         it = self.intent
         p = ConversationEndPayload(
             conversation=self.cid,
@@ -441,16 +553,9 @@ class Conversation:
             success_turn=self.success_turn,
             errors=self.errors,
         )
-        self.world.add_events(
-            EventBatch.build(
-                self.world.tick,
-                np.array([self.user]),
-                EventType.CONVERSATION_END,
-                np.array([self.success_item]),
-                np.array([float(self.turn)]),
-                payloads=[p.dump()],
-            )
-        )
+        self.rows.append((int(EventType.CONVERSATION_END), self.success_item, None, self.turn, p.dump()))
+        if log:
+            self.flush()
         reward = (1.0 if outcome == "success" else 0.0) - 0.05 * len(self.recommended)
         try:
             self.layer.agent.observe(self.state, outcome, reward)
@@ -463,4 +568,15 @@ class Conversation:
         return self.layer.agent
 
 
-__all__ = ["AGENT_ACTS", "ROLE_TALK", "VOICED_ACTS", "Conversation", "ConversationConfig", "ConversationLayer", "ConversationVoice", "WorldTools"]
+__all__ = [
+    "AGENT_ACTS",
+    "ROLE_TALK",
+    "VOICED_ACTS",
+    "Conversation",
+    "RoundRanks",
+    "decide_offers",
+    "ConversationConfig",
+    "ConversationLayer",
+    "ConversationVoice",
+    "WorldTools",
+]

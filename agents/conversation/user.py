@@ -4,9 +4,9 @@ Each conversation gives the user an :class:`Intent`:
 
 - ``target`` mode (iEvaLM): a hidden target item, drawn from the user's
   taste by the user model (:func:`~recworld.agents.conversation.intent.draw_intents`),
-  or in validation (``intent: held_out``) a real item the user rated 4 or 5 in the
-  data that the world holds out (:func:`held_out_targets`). Success = the
-  user accepts the target.
+  or in validation (``recworld validate``'s conversation protocol) a real item
+  the user rated 4 or 5 among the interactions the fit held out
+  (:func:`held_out_targets`). Success = the user accepts the target.
 - ``target_free`` mode (PEPPER): no single target; the user's preferences
   are their top items under the user model (the reference set the recall is
   measured on) and the attribute values most common among them. Success =
@@ -86,4 +86,22 @@ def intent_target_free(reference: list[int], attrs: list[ItemAttributes], rng: n
     return Intent("target_free", None, [int(x) for x in reference], wants, list(rng.permutation(list(ATTRIBUTES))))
 
 
-__all__ = ["REFERENCE_SIZE", "Intent", "intent_for_target", "intent_target_free"]
+def held_out_targets(
+    users: np.ndarray, items: np.ndarray, ratings: np.ndarray, held_out: np.ndarray, n_users: int, min_rating: float = 4.0
+) -> list[np.ndarray]:
+    """Per user, the real items they rated ``min_rating`` or more among the interactions held out of the fit (validation's targets).
+
+    Args:
+        users, items, ratings: the interaction log (one row per rating).
+        held_out: (rows,) bool, the interactions the user model was not fitted on.
+        n_users: users in the log.
+    """
+    keep = np.asarray(held_out, bool) & (np.asarray(ratings, np.float64) >= min_rating)
+    u, it = np.asarray(users, np.int64)[keep], np.asarray(items, np.int64)[keep]
+    order = np.lexsort((it, u))
+    u, it = u[order], it[order]
+    starts = np.searchsorted(u, np.arange(n_users + 1))
+    return [np.unique(it[starts[i] : starts[i + 1]]) for i in range(n_users)]
+
+
+__all__ = ["REFERENCE_SIZE", "Intent", "held_out_targets", "intent_for_target", "intent_target_free"]

@@ -104,6 +104,24 @@ class FitSummary(_Part):
     exposures_per_watch: float
 
 
+class ConversationMode(_Part):
+    """Conversations of one intent mode in validation."""
+
+    conversations: int
+    success: float
+    success_ci: list[float] = Field(description="95% interval of the success rate")
+    recall: dict[str, float] = Field(description="recall@k by turn (iEvaLM): '@1', '@3', '@5'")
+    agent_turns: float
+
+
+class ConversationValidation(_Part):
+    """iEvaLM's interactive protocol: the same users talk with the conversational agent in three intent modes."""
+
+    users: int
+    agent: str
+    modes: dict[str, ConversationMode] = Field(description="'target' (drawn from the model's taste), 'target_free', 'held_out' (a held-out real item)")
+
+
 class ValidationReport(_Part):
     """Everything ``recworld validate`` measured (the JSON it writes and stores)."""
 
@@ -116,8 +134,22 @@ class ValidationReport(_Part):
     auc: Propensity | None = None
     ratings: Ratings | None = None
     agreement: Agreement | None = None
+    conversations: ConversationValidation | None = None
     targets: dict[str, Target]
     seconds: float
 
 
-__all__ = ["Agreement", "Alignment", "ShownItems", "FitSummary", "Propensity", "Ratings", "RecommenderAgreement", "Scores", "Target", "ValidationReport"]
+__all__ = [
+    "Agreement",
+    "Alignment",
+    "ConversationMode",
+    "ConversationValidation",
+    "ShownItems",
+    "FitSummary",
+    "Propensity",
+    "Ratings",
+    "RecommenderAgreement",
+    "Scores",
+    "Target",
+    "ValidationReport",
+]

@@ -49,3 +49,31 @@ def test_items_added_to_the_catalog_become_searchable(catalog):
     s = CatalogSearch(cat)
     idx = cat.add_item("Quasar Lullaby", "a user's post", cat.embeddings[0])
     assert s.search("quasar lullaby", 5).items[0] == idx
+
+
+def _direct(s, query, k, exclude=None):
+    """The selection done in full on every call (what search answered before it kept rankings): argpartition, then score and id."""
+    sc = s.scores(query)
+    allowed = np.ones(len(sc), bool)
+    if exclude is not None:
+        allowed[np.asarray(exclude, np.int64)] = False
+    cand = np.flatnonzero(allowed)
+    k = min(k, cand.size)
+    top = np.argpartition(-sc[cand], k - 1)[:k] if k < cand.size else np.arange(cand.size)
+    top = top[np.lexsort((cand[top], -sc[cand][top]))]
+    return cand[top]
+
+
+def test_kept_rankings_answer_exactly_as_a_full_selection_ties_included(catalog):
+    s = CatalogSearch(catalog)
+    rng = np.random.default_rng(0)
+    # "zzzz" knows no word: every score ties, so every cut falls inside a tie (the full selection decides those).
+    for q in ("drama 1990s", "well-known action", "children's", "star wars", "zzzz", ""):
+        for _ in range(40):
+            k = int(rng.choice([1, 3, 50, 100, 101, len(catalog) - 1, len(catalog) + 5]))
+            ex = rng.choice(len(catalog), size=int(rng.integers(0, 30))) if rng.random() < 0.7 else None
+            assert np.array_equal(s.search(q, k, exclude=ex).items, _direct(s, q, k, ex)), (q, k)
+    assert len(s._scored_cache) == 6
+    # A checkpoint does not carry the kept rankings; the copy answers the same.
+    c = copy.deepcopy(s)
+    assert c._scored_cache == {} and np.array_equal(c.search("drama 1990s", 20).items, s.search("drama 1990s", 20).items)

@@ -16,10 +16,27 @@ from recworld.storage import Validation, connect
 def test_validate_reports_every_protocol_stores_it_and_the_fitted_parts_beat_their_baselines(tmp_path, capsys):
     db = f"sqlite:///{tmp_path}/v.db"
     out = tmp_path / "report.json"
-    rc = main(["validate", "quickstart", "--recommenders", "random,popularity", "--ticks", "6", "--db", db, "--json", str(out), "--name", "t1"])
+    rc = main(
+        [
+            "validate",
+            "quickstart",
+            "--recommenders",
+            "random,popularity",
+            "--ticks",
+            "6",
+            "--conversations",
+            "40",
+            "--db",
+            db,
+            "--json",
+            str(out),
+            "--name",
+            "t1",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
-    assert "taste alignment" in text and "AUC" in text and "sim-to-real agreement" in text
+    assert "taste alignment" in text and "AUC" in text and "sim-to-real agreement" in text and "iEvaLM" in text
     report = json.loads(out.read_text())
     ta = report["taste_alignment"]
     assert set(ta) == {"1:1", "1:3", "1:9"}
@@ -37,6 +54,12 @@ def test_validate_reports_every_protocol_stores_it_and_the_fitted_parts_beat_the
     rows = {r["recommender"]: r for r in report["agreement"]["rows"]}
     assert rows["popularity"]["recall@10"] > 5 * rows["random"]["recall@10"]
     assert rows["popularity"]["watch_rate"] > rows["random"]["watch_rate"]
+    # Conversations in the three intent modes, the same 40 users each; target-free users accept far more often than users after one item.
+    cv = report["conversations"]
+    assert cv["users"] == 40 and set(cv["modes"]) == {"target", "target_free", "held_out"}
+    for m in cv["modes"].values():
+        assert m["conversations"] == 40 and 0 <= m["success"] <= 1 and m["recall"]["@1"] <= m["recall"]["@3"] <= m["recall"]["@5"] <= 1
+    assert cv["modes"]["target_free"]["success"] > cv["modes"]["held_out"]["success"]
     with Session(connect(db, create=False)) as s:
         stored = s.exec(select(Validation)).one()
     assert stored.name == "t1" and json.loads(stored.report_json)["auc"] == report["auc"]

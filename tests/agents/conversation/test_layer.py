@@ -103,18 +103,21 @@ def _titles(catalog):
 def test_accept_and_reject_come_from_the_user_models_page_kernel(talk_world, monkeypatch):
     from recworld.usermodel import kernels as UK
 
-    seen_slates = []
+    decided = []  # (user, slate row) of every kernel call
+    calls = []
     real = UK.decide_pages
 
     def spy(Pa, S, IT, X, users, slates, draws, *out):
-        seen_slates.append(slates.copy())
+        calls.append(slates.shape)
+        decided.extend((int(u), tuple(row)) for u, row in zip(users.tolist(), slates.tolist()))
         return real(Pa, S, IT, X, users, slates, draws, *out)
 
     monkeypatch.setattr(UK, "decide_pages", spy)
     ev = run_collecting(talk_world(ask_about_rate=0.0), 12)
-    offered = [list(p.items) for _, turns, _, _ in conversations(ev).values() for p, _ in turns if p.act == "recommend"]
-    spied = [s[0].tolist() for s in seen_slates if s.shape[0] == 1]
-    assert offered and all(o in spied for o in offered)
+    offered = [(user, tuple(p.items)) for user, turns, _, _ in conversations(ev).values() for p, _ in turns if p.act == "recommend"]
+    assert offered and all(o in decided for o in offered)
+    # The conversations of a tick are decided together: one kernel call holds several users' offers.
+    assert any(k <= 3 and b > 1 for b, k in calls)
 
 
 def test_target_and_target_free_modes_and_answers_consistent_with_the_intent(talk_world):
@@ -185,3 +188,45 @@ def test_agent_registry():
         make_crs("policy", {"bogus": 1})
     with pytest.raises(ConfigError, match=r"unknown key 'conversation.rat'"):
         ConversationLayer.from_config({"rat": 1})
+
+
+def test_the_conversations_of_a_tick_share_one_recommender_call_per_round(talk_world, monkeypatch):
+    from recworld.agents.conversation.agents import POOL
+
+    w = talk_world(agent=make_crs("always_recommend"), ask_about_rate=0.0)
+    rec = w.recommender
+    calls = []
+    real = rec.recommend
+
+    def spy(users, k, context):
+        calls.append((len(users), k))
+        return real(users, k, context)
+
+    monkeypatch.setattr(rec, "recommend", spy)
+    ev = run_collecting(w, 6)
+    convs = conversations(ev)
+    ranked = [b for b, k in calls if k >= POOL]  # the agents' candidate pools (feed pages ask for a slate)
+    turns = sum(1 for _, turns, _, _ in convs.values() for p, _ in turns if p.act == "recommend")
+    assert turns > len(ranked) and max(ranked) > 1  # several conversations' pools from one call
+
+
+def test_a_round_of_one_is_the_single_conversation(make_world):
+    """The batched loop and the one-conversation loop (Conversation-v0's) are the same logic: for one user they log the same events."""
+    import numpy as np
+
+    a, b = make_world(n=60, recommender="popularity", seed=4), make_world(n=60, recommender="popularity", seed=4)
+    for w in (a, b):
+        w.add_layer(ConversationLayer(ConversationConfig(rate=0.0), PolicyAgent()))  # conversations only when the test holds them
+    for tick in range(6):
+        digests = []
+        for w, batched in ((a, False), (b, True)):
+            alive = np.flatnonzero(~w.users.churned & ~w.users.in_session)
+            user = int(alive[(7 * tick) % alive.size])
+            w.begin_tick(only=np.array([user]))
+            layer = w.layers[0]
+            left = layer.converse_all(w, np.array([user])).tolist() if batched else ([user] if layer.converse(w, user) else [])
+            assert left in ([], [user])
+            w.end_tick()
+            digests.append(w.last_events.digest())
+            assert w.last_events.of_type(EventType.CONVERSATION_END).sum() == 1
+        assert digests[0] == digests[1]
