@@ -785,16 +785,24 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
     )
     logging = run_logging(engine, run_id)
     with engine.connect() as con:
-        by_tick = {}
-        for r in _rows(con, q):
-            by_tick[r["tick"]] = (_by_type(r), r["ratings"] or 0)
+        ev = _rows(con, q)
         q2 = select(ItemTick.tick, ItemTick.impressions, ItemTick.watches, ItemTick.ratings).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id)
-        for tick, shown, watched, rated in con.execute(q2):
-            counts, n_rated = by_tick.get(int(tick), ({}, 0))
-            for t, n in _derived_counts(int(shown), int(watched), int(rated), logging).items():
-                counts[t] = counts.get(t, 0) + n
-            by_tick[int(tick)] = (counts, n_rated + int(rated))
-    return [{"tick": t, "ratings": nr, **item_counts_of(c, logging)} for t, (c, nr) in sorted(by_tick.items())]
+        pages = np.array(con.execute(q2).all(), np.int64).reshape(-1, 4)
+    # Column-wise, one entry per tick (an item can be shown in thousands of ticks): the
+    # same helpers as for one item's totals, on arrays.
+    ticks = np.union1d(np.array([r["tick"] for r in ev], np.int64), pages[:, 0])
+    by_type = {int(t): np.zeros(ticks.size, np.int64) for t in (*ITEM_TYPES, EventType.RATE)}
+    for r in ev:
+        i = int(np.searchsorted(ticks, r["tick"]))
+        for t, n in _by_type(r).items():
+            by_type[t][i] += n
+        by_type[int(EventType.RATE)][i] += int(r["ratings"] or 0)
+    at = np.searchsorted(ticks, pages[:, 0])
+    for t, n in _derived_counts(pages[:, 1], pages[:, 2], pages[:, 3], logging).items():
+        np.add.at(by_type[t], at, n)
+    cols = {k: (v.tolist() if isinstance(v, np.ndarray) else [v] * ticks.size) for k, v in item_counts_of(by_type, logging).items()}
+    ratings = by_type[int(EventType.RATE)].tolist()
+    return [{"tick": t, "ratings": ratings[i], **{k: c[i] for k, c in cols.items()}} for i, t in enumerate(ticks.tolist())]
 
 
 def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:

@@ -61,11 +61,11 @@ def _v5_to_v6(engine: Engine) -> None:
     # Per-tick cascade and leave-reason counts (TickSummary, made by
     # create_all): older runs get them from their Event rows, once, so the
     # run overview never has to fall back to scanning the log. The per-user
-    # indexes gain the columns a user page counts by (see models).
-    from recworld.storage.models import Event, Page
+    # and per-item indexes gain the columns the user and item pages count (see models).
+    from recworld.storage.models import Event, ItemTick, Page
     from recworld.storage.summary import backfill
 
-    for model, name in ((Event, "ix_event_run_user"), (Page, "ix_page_run_user")):
+    for model, name in ((Event, "ix_event_run_user"), (Page, "ix_page_run_user"), (ItemTick, "ix_itemtick_run_item")):
         ix = next(i for i in model.__table__.indexes if i.name == name)
         _index(engine, model.__tablename__, name, tuple(c.name for c in ix.columns))
     backfill(engine)

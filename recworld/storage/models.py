@@ -21,7 +21,8 @@ from sqlmodel import Field, SQLModel
 # 6: TickSummary: per-tick share-cascade and leave-reason counts, written
 #    with the tick (the run overview sums them instead of parsing every POST
 #    and LEAVE payload); older runs are backfilled from their events. The
-#    per-user indexes of Event and Page cover what a user page counts.
+#    per-user indexes of Event and Page cover what a user page counts, the
+#    per-item index of ItemTick what an item page counts.
 SCHEMA_VERSION = 6
 
 
@@ -113,7 +114,8 @@ class Page(SQLModel, table=True):
 class ItemTick(SQLModel, table=True):
     """Per item and tick: how often it was shown, watched and rated on pages, and to whom (packed)."""
 
-    __table_args__ = (Index("ix_itemtick_run_item", "run_id", "item_id", "tick"),)
+    # The counts (schema 6): an item's timeseries and the per-item sums are read from the index alone, without the blobs.
+    __table_args__ = (Index("ix_itemtick_run_item", "run_id", "item_id", "tick", "impressions", "watches", "ratings"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int

@@ -135,3 +135,35 @@ def test_item_watchers_equal_the_items_watches_in_the_log(run_db):
         _, page = Q.item_watchers(engine, run_db.run_id, item, limit=3, offset=1)
         assert page == rows[1:4]
     assert any(r["rating"] is not None for r in Q.item_watchers(engine, run_db.run_id, top, limit=500)[1])
+
+
+def test_item_timeseries_equals_the_items_events_per_tick(run_db):
+    """An item's per-tick counts are those of its events in the expanded log (skips logged: impressions = watches + skips)."""
+    from collections import Counter
+
+    from tests_support import log_rows
+
+    from recworld.events import EventType
+
+    engine = connect(run_db.url, create=False)
+    log = log_rows(engine, run_db.run_id)
+    top = max(run_db.watch_counts, key=lambda i: (run_db.watch_counts[i], -i))
+    for item in (top, run_db.item_id):
+        per = Counter((tick, typ) for tick, _u, typ, it, *_ in log if it == item)
+        ticks = sorted({t for t, _ in per})
+        want = []
+        for t in ticks:
+            w, sk = per[(t, int(EventType.WATCH))], per[(t, int(EventType.SKIP))]
+            want.append(
+                {
+                    "tick": t,
+                    "ratings": per[(t, int(EventType.RATE))],
+                    "impressions": w + sk,
+                    "watches": w,
+                    "skips": sk,
+                    "social_watches": per[(t, int(EventType.SOCIAL_WATCH))],
+                    "posts": per[(t, int(EventType.POST))],
+                }
+            )
+        got = Q.item_timeseries(engine, run_db.run_id, item)
+        assert got == want and len(got) > 1
