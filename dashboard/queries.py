@@ -787,7 +787,7 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
     with engine.connect() as con:
         ev = _rows(con, q)
         q2 = select(ItemTick.tick, ItemTick.impressions, ItemTick.watches, ItemTick.ratings).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id)
-        pages = np.array(con.execute(q2).all(), np.int64).reshape(-1, 4)
+        pages = np.array([tuple(r) for r in con.execute(q2)], np.int64).reshape(-1, 4)  # tuples: numpy probes a Row as a mapping, slowly
     # Column-wise, one entry per tick (an item can be shown in thousands of ticks): the
     # same helpers as for one item's totals, on arrays.
     ticks = np.union1d(np.array([r["tick"] for r in ev], np.int64), pages[:, 0])
@@ -816,7 +816,7 @@ def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, of
         q = select(ItemTick.tick, ItemTick.users, ItemTick.marks).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id).order_by(ItemTick.tick)
         shown_rows = con.execute(q).all()
         q = select(Event.user_id, Event.tick).where(Event.run_id == run_id, Event.item_id == item_id, _nx(Event.type) == int(EventType.SOCIAL_WATCH))
-        social = np.array(con.execute(q).all(), np.int64).reshape(-1, 2)
+        social = np.array([tuple(r) for r in con.execute(q)], np.int64).reshape(-1, 2)
         # Every page watch as (user, tick, mark), in one array (an item can be shown in thousands of ticks).
         users = np.frombuffer(b"".join(r[1] for r in shown_rows), "<i4").astype(np.int64)
         marks = np.frombuffer(b"".join(r[2] for r in shown_rows), np.int8)
