@@ -4,7 +4,8 @@ The database is a real simulation: the quickstart scenario (943 MovieLens
 users, LinUCB) run for two simulated weeks (336 ticks), which logs about
 1.0-1.1 million events. If a run falls short of ``--min-events`` (e.g. after a
 change to the dynamics), its events are replicated with ``INSERT ... SELECT``
-shifted by whole runs of ticks until it has enough (the table says so).
+shifted by whole runs of ticks until it has enough (the table says so), with
+the pages, per-item tick counts and per-tick summaries that go with them.
 Events are counted as the dashboard counts them: Event rows plus the
 per-item events (watch, skip, rating) that the packed Page rows stand for.
 
@@ -69,8 +70,16 @@ def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
                     ),
                     p,
                 )
+                # The run overview's per-tick cascade and leave-reason counts (recworld.storage.summary) of the copied events.
+                con.execute(
+                    text(
+                        "INSERT INTO ticksummary (run_id, tick, kind, key, n, depth) "
+                        "SELECT run_id, tick + :shift, kind, key, n, depth FROM ticksummary WHERE run_id = :r AND tick < :span"
+                    ),
+                    p,
+                )
                 n = count_events(engine, out.run_id, con)
-        how += f"; events and pages replicated {copies}x by INSERT ... SELECT with ticks shifted"
+        how += f"; events, pages and per-tick summaries replicated {copies}x by INSERT ... SELECT with ticks shifted"
     return out.run_id, how
 
 

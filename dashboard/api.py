@@ -6,6 +6,7 @@ import asyncio
 import enum
 import json
 from collections.abc import AsyncIterator
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -169,7 +170,15 @@ async def stream(request: Request, engine: EngineDep, run_id: RunId, after: Anno
 
 def _sse(event: str, data: object, id_: int | None = None) -> str:
     head = f"event: {event}\n" + (f"id: {id_}\n" if id_ is not None else "")
-    return head + "data: " + json.dumps(jsonable_encoder(data), separators=(",", ":")) + "\n\n"
+    return head + "data: " + json.dumps(data, separators=(",", ":"), default=_jsonable) + "\n\n"
+
+
+def _jsonable(o: object) -> object:
+    # The data is plain dicts of numbers and strings; only the run's datetimes need help. Encoding a
+    # whole run's ticks through jsonable_encoder took longer than reading them (10M-event benchmark).
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    return jsonable_encoder(o)
 
 
 async def _events(engine: Engine, run_id: int, after: int, poll: float, max_seconds: float) -> AsyncIterator[str]:

@@ -193,7 +193,8 @@ def user_page(
     data = service.user_detail(engine, run_id, user_id, limit=PAGE)
     types = None if type == "all" else [int(EventType[type.upper()])]
     ev = service.user_events_page(engine, run_id, user_id, types, PAGE, eoffset)
-    sessions = service.user_sessions_page(engine, run_id, user_id, PAGE, soffset)
+    # The first page of sessions is part of the user's detail already.
+    sessions = data["sessions"] if soffset == 0 else service.user_sessions_page(engine, run_id, user_id, PAGE, soffset)
     return _render(
         request, "user.html", run=run, data=data, events=ev, sessions=sessions, etype=type, event_filters=EVENT_FILTERS,
         epager=_pager(request, ev["total"], PAGE, eoffset, "eoffset"), spager=_pager(request, sessions["total"], PAGE, soffset, "soffset"),

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from recworld.events import EventType
 from recworld.metrics import retention_curve, retention_table
 from recworld.payloads import LeavePayload, PostPayload
-from recworld.storage import pagelog
+from recworld.storage import pagelog, summary
 from recworld.storage.models import (
     Edge,
     EvalResult,
@@ -36,6 +36,7 @@ from recworld.storage.models import (
     Page,
     RetentionPoint,
     Run,
+    TickSummary,
     UserProfile,
     UserSnapshot,
     Validation,
@@ -291,12 +292,13 @@ def events(
     if tset is not None and not tset:
         return (0 if count else None), []
     with engine.connect() as con:
-        if user_id is not None:
-            rows = pagelog.user_log(con, run_id, user_id, types=tset, tick_min=tick_min, tick_max=tick_max)
-            if item_id is not None:
-                rows = [r for r in rows if r[4] == item_id]
-            total: int | None = len(rows)
+        total: int | None
+        if user_id is not None and item_id is not None:  # rare (no endpoint asks): filter the user's log
+            rows = [r for r in pagelog.user_log(con, run_id, user_id, types=tset, tick_min=tick_min, tick_max=tick_max) if r[4] == item_id]
+            total = len(rows)
             rows = (rows[::-1] if descending else rows)[offset : offset + limit]
+        elif user_id is not None:
+            total, rows = _user_events(con, run_id, user_id, tset, tick_min, tick_max, limit, offset, descending)
         elif item_id is not None:
             total, rows = _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, offset, descending, count)
         else:
@@ -380,6 +382,40 @@ def _run_events(con, engine, run_id, tset, tick_min, tick_max, limit, offset, de
         got.extend(chunk[::-1] if descending else chunk)
         t = a - 1 if descending else z + 1
     return total, got[offset:want]
+
+
+def _user_events(con, run_id, user_id, tset, tick_min, tick_max, limit, offset, descending):
+    """A user's events: counted per tick from the indexes (Event rows, Page rows without their blobs), then only the ticks on the page asked for are read and expanded."""
+    per_tick: dict[int, int] = {}
+    conds = _ev_conds(run_id, tset, tick_min, tick_max, scoped=True) + [Event.user_id == user_id]
+    for t, n in con.execute(select(Event.tick, func.count()).where(*conds).group_by(Event.tick)):
+        per_tick[int(t)] = int(n)
+    if tset is None or tset & _PAGE_TYPE_SET:
+        pc = [Page.run_id == run_id, Page.user_id == user_id]
+        if tick_min is not None:
+            pc.append(Page.tick >= tick_min)
+        if tick_max is not None:
+            pc.append(Page.tick <= tick_max)
+        for t, k, nw, nr, fl in con.execute(select(Page.tick, Page.k, Page.n_watched, Page.n_rated, Page.flags).where(*pc)):
+            n = pagelog.event_count(k, nw, nr, fl, tset)
+            if n:
+                per_tick[int(t)] = per_tick.get(int(t), 0) + n
+    total = sum(per_tick.values())
+    want, before, got, ticks = offset + limit, 0, 0, []
+    for t in sorted(per_tick, reverse=descending):
+        n = per_tick[t]
+        if not ticks and before + n <= offset:  # wholly before the page asked for
+            before += n
+            continue
+        ticks.append(t)
+        got += n
+        if before + got >= want:
+            break
+    if not ticks or limit <= 0:
+        return total, []
+    rows = pagelog.user_log(con, run_id, user_id, types=tset, ticks=ticks)
+    rows = rows[::-1] if descending else rows
+    return total, rows[offset - before : want - before]
 
 
 def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, offset, descending, count):
@@ -601,13 +637,13 @@ def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, of
         .where(*conds)
         .group_by(e.tick)
         .order_by(e.tick.desc())
-        .limit(limit)
-        .offset(offset)
     )
     logging = run_logging(engine, run_id)
     with engine.connect() as con:
         total = con.execute(select(func.count(func.distinct(e.tick))).where(*conds)).scalar_one()
-        rows = _rows(con, q)
+        # The ticks of the page asked for first (index only), then the rows of those ticks alone.
+        ticks = con.execute(select(e.tick).where(*conds).distinct().order_by(e.tick.desc()).limit(limit).offset(offset)).scalars().all()
+        rows = _rows(con, q.where(e.tick >= min(ticks), e.tick <= max(ticks))) if ticks else []
         # The page events of those ticks (a session lives within a tick, and starts with an Event row).
         page_ev: dict[int, list] = {}
         if rows:
@@ -749,16 +785,24 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
     )
     logging = run_logging(engine, run_id)
     with engine.connect() as con:
-        by_tick = {}
-        for r in _rows(con, q):
-            by_tick[r["tick"]] = (_by_type(r), r["ratings"] or 0)
+        ev = _rows(con, q)
         q2 = select(ItemTick.tick, ItemTick.impressions, ItemTick.watches, ItemTick.ratings).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id)
-        for tick, shown, watched, rated in con.execute(q2):
-            counts, n_rated = by_tick.get(int(tick), ({}, 0))
-            for t, n in _derived_counts(int(shown), int(watched), int(rated), logging).items():
-                counts[t] = counts.get(t, 0) + n
-            by_tick[int(tick)] = (counts, n_rated + int(rated))
-    return [{"tick": t, "ratings": nr, **item_counts_of(c, logging)} for t, (c, nr) in sorted(by_tick.items())]
+        pages = np.array([tuple(r) for r in con.execute(q2)], np.int64).reshape(-1, 4)  # tuples: numpy probes a Row as a mapping, slowly
+    # Column-wise, one entry per tick (an item can be shown in thousands of ticks): the
+    # same helpers as for one item's totals, on arrays.
+    ticks = np.union1d(np.array([r["tick"] for r in ev], np.int64), pages[:, 0])
+    by_type = {int(t): np.zeros(ticks.size, np.int64) for t in (*ITEM_TYPES, EventType.RATE)}
+    for r in ev:
+        i = int(np.searchsorted(ticks, r["tick"]))
+        for t, n in _by_type(r).items():
+            by_type[t][i] += n
+        by_type[int(EventType.RATE)][i] += int(r["ratings"] or 0)
+    at = np.searchsorted(ticks, pages[:, 0])
+    for t, n in _derived_counts(pages[:, 1], pages[:, 2], pages[:, 3], logging).items():
+        np.add.at(by_type[t], at, n)
+    cols = {k: (v.tolist() if isinstance(v, np.ndarray) else [v] * ticks.size) for k, v in item_counts_of(by_type, logging).items()}
+    ratings = by_type[int(EventType.RATE)].tolist()
+    return [{"tick": t, "ratings": ratings[i], **{k: c[i] for k, c in cols.items()}} for i, t in enumerate(ticks.tolist())]
 
 
 def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
@@ -768,34 +812,40 @@ def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, of
     what they did), social watches from its Event rows; the ratings of the
     users on the page asked for are read from their pages.
     """
-    stats: dict[int, list] = {}  # user -> [watches, social_watches, first_tick, rated_ticks]
     with engine.connect() as con:
         q = select(ItemTick.tick, ItemTick.users, ItemTick.marks).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id).order_by(ItemTick.tick)
-        for tick, users, marks in con.execute(q):
-            u = np.frombuffer(users, "<i4")
-            m = np.frombuffer(marks, np.int8)
-            for uid, mk in zip(u[m > 0].tolist(), m[m > 0].tolist()):
-                st = stats.setdefault(uid, [0, 0, tick, []])
-                st[0] += 1
-                st[2] = min(st[2], tick)
-                if mk == 2:
-                    st[3].append(int(tick))
+        shown_rows = con.execute(q).all()
         q = select(Event.user_id, Event.tick).where(Event.run_id == run_id, Event.item_id == item_id, _nx(Event.type) == int(EventType.SOCIAL_WATCH))
-        for uid, tick in con.execute(q):
-            st = stats.setdefault(int(uid), [0, 0, tick, []])
-            st[0] += 1
-            st[1] += 1
-            st[2] = min(st[2], tick)
-        order = sorted(stats, key=lambda u: (stats[u][2], u))
-        out = []
-        for uid in order[offset : offset + limit]:
-            w, sw, first, rated_ticks = stats[uid]
-            rating = None
-            if rated_ticks:
-                rs = [r[5] for r in pagelog.user_log(con, run_id, uid, types={int(EventType.RATE)}, ticks=rated_ticks) if r[4] == item_id]
-                rating = sum(rs) / len(rs) if rs else None
-            out.append({"user_id": uid, "watches": w, "social_watches": sw, "first_tick": first, "rating": rating})
-    return len(stats), out
+        social = np.array([tuple(r) for r in con.execute(q)], np.int64).reshape(-1, 2)
+        # Every page watch as (user, tick, mark), in one array (an item can be shown in thousands of ticks).
+        users = np.frombuffer(b"".join(r[1] for r in shown_rows), "<i4").astype(np.int64)
+        marks = np.frombuffer(b"".join(r[2] for r in shown_rows), np.int8)
+        ticks = np.repeat(np.array([int(r[0]) for r in shown_rows], np.int64), [len(r[2]) for r in shown_rows])
+        w = marks > 0
+        users, marks, ticks = users[w], marks[w], ticks[w]
+        who, inv = np.unique(np.concatenate([users, social[:, 0]]), return_inverse=True)
+        watches = np.bincount(inv, minlength=who.size)
+        social_watches = np.bincount(inv[users.size :], minlength=who.size)
+        first = np.full(who.size, np.iinfo(np.int64).max)
+        np.minimum.at(first, inv, np.concatenate([ticks, social[:, 1]]))
+        shown = np.lexsort((who, first))[offset : offset + limit].tolist()
+        page_inv = inv[: users.size]
+        rated_ticks = {int(who[i]): ticks[(page_inv == i) & (marks == 2)].tolist() for i in shown}
+        ratings = pagelog.item_ratings(con, run_id, item_id, {u: t for u, t in rated_ticks.items() if t})
+    out = []
+    for i in shown:
+        uid = int(who[i])
+        rs = ratings.get(uid)
+        out.append(
+            {
+                "user_id": uid,
+                "watches": int(watches[i]),
+                "social_watches": int(social_watches[i]),
+                "first_tick": int(first[i]),
+                "rating": sum(rs) / len(rs) if rs else None,
+            }
+        )
+    return int(who.size), out
 
 
 def item_cascades(engine: Engine, run_id: int, item_id: int, limit: int = 500) -> dict[str, Any]:
@@ -856,52 +906,43 @@ def _tree_depth_size(nodes: list[dict[str, Any]], root: int) -> tuple[int, int]:
 
 
 def cascade_summary(engine: Engine, run_id: int) -> dict[str, Any]:
-    """Share cascades of a whole run from its POST payloads: count, sizes, depths.
+    """Share cascades of a whole run: count, sizes, depths.
+
+    Summed in SQL from the run's per-tick :class:`~recworld.storage.models.TickSummary`
+    rows (POST events per cascade, written with each tick; see
+    :mod:`recworld.storage.summary`), not from the POST payloads themselves.
 
     Returns:
         ``{"posts", "cascades", "max_cascade_size", "mean_cascade_size",
         "share_spreading", "max_depth", "size_distribution"}`` with the same
         meaning as the social layer's ``cascade_stats()``.
     """
-    q = select(Event.payload).where(Event.run_id == run_id, Event.type == int(EventType.POST)).order_by(Event.id)
-    sizes: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    n = 0
+    ts = TickSummary
     with engine.connect() as con:
-        for (raw,) in con.execute(q):
-            n += 1
-            p = PostPayload.read(raw)
-            if p is None:
-                continue
-            sizes[p.cascade] = sizes.get(p.cascade, 0) + 1
-            depth[p.cascade] = max(depth.get(p.cascade, 0), p.depth)
-    s = np.array(list(sizes.values()), np.int64)
+        n = con.execute(select(func.sum(ts.n)).where(ts.run_id == run_id, ts.kind == summary.POST)).scalar()
+        rows = con.execute(select(func.sum(ts.n), func.max(ts.depth)).where(ts.run_id == run_id, ts.kind == summary.CASCADE).group_by(ts.key)).all()
+    s = np.array([int(r[0]) for r in rows], np.int64)
     return {
-        "posts": n,
+        "posts": int(n or 0),
         "cascades": int(s.size),
         "max_cascade_size": int(s.max()) if s.size else 0,
         "mean_cascade_size": float(s.mean()) if s.size else 0.0,
         "share_spreading": float((s > 1).mean()) if s.size else 0.0,
-        "max_depth": max(depth.values(), default=0),
+        "max_depth": max((int(r[1]) for r in rows), default=0),
         "size_distribution": {int(k): int(v) for k, v in zip(*np.unique(s, return_counts=True))} if s.size else {},
     }
 
 
 # ------------------------------------------------------------------ leaving
 def leave_reasons(engine: Engine, run_id: int) -> dict[str, int]:
-    """How many sessions of a run ended for each reason (:data:`~recworld.payloads.LEAVE_REASONS`).
+    """How many sessions of a run ended for each reason (:data:`~recworld.payloads.LEAVE_REASONS`; ``"unknown"``: unreadable payload).
 
-    LEAVE payloads take a handful of distinct values, so SQL groups them
-    (index ``(run_id, type, tick)``) and Python reads each group's payload once.
+    Summed in SQL from the run's per-tick :class:`~recworld.storage.models.TickSummary` rows.
     """
-    q = select(Event.payload, func.count()).where(Event.run_id == run_id, Event.type == int(EventType.LEAVE)).group_by(Event.payload)
-    out: dict[str, int] = {}
+    ts = TickSummary
+    q = select(ts.key, func.sum(ts.n)).where(ts.run_id == run_id, ts.kind == summary.LEAVE).group_by(ts.key).order_by(ts.key)
     with engine.connect() as con:
-        for raw, n in con.execute(q):
-            p = LeavePayload.read(raw)
-            key = "unknown" if p is None else p.reason
-            out[key] = out.get(key, 0) + int(n)
-    return out
+        return {str(k): int(n) for k, n in con.execute(q)}
 
 
 # ------------------------------------------------------------------ graph

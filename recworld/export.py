@@ -187,6 +187,8 @@ def conversation_records(con: Any, run_id: int, user_id: int | None = None) -> l
     The same records :func:`export_conversations` writes; ``user_id`` keeps one user's.
     """
     talk = _talk(con, run_id, (EventType.CONVERSE, EventType.CONVERSATION_END), user_id)
+    if not talk:  # most users never talk to the agent: skip reading the catalog's titles
+        return []
     return [rec for _eid, rec in _crs_records(run_id, talk, _titles(con, run_id))]
 
 

@@ -215,3 +215,54 @@ class LanguageScript:
         for c in self.categories:
             out[c] = out.get(c, 0) + 1
         return out
+
+
+def scan_cascades_and_leaves(engine, run_id: int) -> tuple[dict, dict[str, int]]:
+    """The run overview's share-cascade summary and leave reasons by a full scan of the Event rows (how the dashboard read them before schema 6).
+
+    The reference the per-tick summaries (``recworld.storage.summary``) are checked against.
+    """
+    import numpy as np
+    from sqlalchemy import select
+
+    from recworld.events import EventType
+    from recworld.payloads import LeavePayload, PostPayload
+    from recworld.storage import Event
+
+    sizes: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    n = 0
+    leave: dict[str, int] = {}
+    with engine.connect() as con:
+        for (raw,) in con.execute(select(Event.payload).where(Event.run_id == run_id, Event.type == int(EventType.POST)).order_by(Event.id)):
+            n += 1
+            p = PostPayload.read(raw)
+            if p is not None:
+                sizes[p.cascade] = sizes.get(p.cascade, 0) + 1
+                depth[p.cascade] = max(depth.get(p.cascade, 0), p.depth)
+        for (raw,) in con.execute(select(Event.payload).where(Event.run_id == run_id, Event.type == int(EventType.LEAVE))):
+            p = LeavePayload.read(raw)
+            key = "unknown" if p is None else p.reason
+            leave[key] = leave.get(key, 0) + 1
+    s = np.array(list(sizes.values()), np.int64)
+    cascades = {
+        "posts": n,
+        "cascades": int(s.size),
+        "max_cascade_size": int(s.max()) if s.size else 0,
+        "mean_cascade_size": float(s.mean()) if s.size else 0.0,
+        "share_spreading": float((s > 1).mean()) if s.size else 0.0,
+        "max_depth": max(depth.values(), default=0),
+        "size_distribution": {int(k): int(v) for k, v in zip(*np.unique(s, return_counts=True))} if s.size else {},
+    }
+    return cascades, leave
+
+
+def summary_table(engine, run_id: int) -> list[tuple]:
+    """A run's TickSummary rows ``(tick, kind, key, n, depth)``, sorted."""
+    from sqlalchemy import select
+
+    from recworld.storage import TickSummary
+
+    t = TickSummary
+    with engine.connect() as con:
+        return sorted(tuple(r) for r in con.execute(select(t.tick, t.kind, t.key, t.n, t.depth).where(t.run_id == run_id)))

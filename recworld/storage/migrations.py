@@ -46,8 +46,33 @@ def _v4_to_v5(engine: Engine) -> None:
     _add_column(engine, "event", "seq", "INTEGER")
 
 
+def _index(engine: Engine, table: str, name: str, columns: tuple[str, ...]) -> None:
+    # (Re)create an index whose columns changed; an index already as wanted is left alone.
+    have = {ix["name"]: tuple(ix["column_names"]) for ix in inspect(engine).get_indexes(table)}
+    if have.get(name) == columns:
+        return
+    with engine.begin() as con:
+        if name in have:
+            con.exec_driver_sql(f"DROP INDEX {name}")
+        con.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
+
+
+def _v5_to_v6(engine: Engine) -> None:
+    # Per-tick cascade and leave-reason counts (TickSummary, made by
+    # create_all): older runs get them from their Event rows, once, so the
+    # run overview never has to fall back to scanning the log. The per-user
+    # and per-item indexes gain the columns the user and item pages count (see models).
+    from recworld.storage.models import Event, ItemTick, Page
+    from recworld.storage.summary import backfill
+
+    for model, name in ((Event, "ix_event_run_user"), (Page, "ix_page_run_user"), (ItemTick, "ix_itemtick_run_item")):
+        ix = next(i for i in model.__table__.indexes if i.name == name)
+        _index(engine, model.__tablename__, name, tuple(c.name for c in ix.columns))
+    backfill(engine)
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

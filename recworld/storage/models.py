@@ -18,7 +18,12 @@ from sqlmodel import Field, SQLModel
 # 5: the page log: served pages are one Page row each (slate and decisions
 #    packed) instead of one Event row per item shown; Event.seq orders a
 #    tick's events and pages; ItemTick holds per-item, per-tick counts.
-SCHEMA_VERSION = 5
+# 6: TickSummary: per-tick share-cascade and leave-reason counts, written
+#    with the tick (the run overview sums them instead of parsing every POST
+#    and LEAVE payload); older runs are backfilled from their events. The
+#    per-user indexes of Event and Page cover what a user page counts, the
+#    per-item index of ItemTick what an item page counts.
+SCHEMA_VERSION = 6
 
 
 def utcnow() -> datetime:
@@ -59,7 +64,8 @@ class Event(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_event_run_tick", "run_id", "tick"),
-        Index("ix_event_run_user", "run_id", "user_id", "tick"),
+        # type (schema 6): a user's counts per type or per tick are read from the index alone.
+        Index("ix_event_run_user", "run_id", "user_id", "tick", "type"),
         Index("ix_event_run_item", "run_id", "item_id"),
         Index("ix_event_run_type_tick", "run_id", "type", "tick"),
     )
@@ -87,7 +93,8 @@ class Page(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_page_run_tick", "run_id", "tick"),
-        Index("ix_page_run_user", "run_id", "user_id", "tick"),
+        # k .. flags (schema 6): a user's event counts per tick come from the index alone, without the blobs.
+        Index("ix_page_run_user", "run_id", "user_id", "tick", "k", "n_watched", "n_rated", "flags"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -107,7 +114,8 @@ class Page(SQLModel, table=True):
 class ItemTick(SQLModel, table=True):
     """Per item and tick: how often it was shown, watched and rated on pages, and to whom (packed)."""
 
-    __table_args__ = (Index("ix_itemtick_run_item", "run_id", "item_id", "tick"),)
+    # The counts (schema 6): an item's timeseries and the per-item sums are read from the index alone, without the blobs.
+    __table_args__ = (Index("ix_itemtick_run_item", "run_id", "item_id", "tick", "impressions", "watches", "ratings"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int
@@ -119,6 +127,27 @@ class ItemTick(SQLModel, table=True):
     rating_sum: float
     users: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # int32 users shown, in log order
     marks: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # int8 per user shown: 0 skipped, 1 watched, 2 watched and rated
+
+
+class TickSummary(SQLModel, table=True):
+    """Per tick: how many events of a kind carried a key (see :mod:`recworld.storage.summary`).
+
+    ``kind`` ``"cascade"``: POST events of the share cascade whose root post
+    is ``key``, ``depth`` their deepest reshare; ``"post"``: all POST events
+    (``key`` empty; unreadable payloads included); ``"leave"``: LEAVE events
+    whose reason is ``key`` (``"unknown"``: payload missing or unreadable).
+    """
+
+    # Covering: the readers' GROUP BY key sums n and depth from the index alone.
+    __table_args__ = (Index("ix_ticksummary_run_kind", "run_id", "kind", "key", "n", "depth"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int
+    tick: int
+    kind: str
+    key: str
+    n: int
+    depth: int = 0
 
 
 class TickMetrics(SQLModel, table=True):

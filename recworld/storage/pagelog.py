@@ -190,6 +190,48 @@ def expand(page_id: int, tick: int, user: int, k: int, n_watched: int, n_rated: 
     return out
 
 
+def event_count(k: int, n_watched: int, n_rated: int, flags: int, types: set[int] | None = None) -> int:
+    """How many events (of ``types``, default all) a Page row stands for: what :func:`expand` would return, without its blob."""
+    n = 0
+    if flags & IMPRESSIONS and (types is None or _IMP in types):
+        n += k
+    if types is None or _WATCH in types:
+        n += n_watched
+    if flags & SKIPS and (types is None or _SKIP in types):
+        n += k - n_watched
+    if types is None or _RATE in types:
+        n += n_rated
+    return n
+
+
+def item_ratings(con: Any, run_id: int, item: int, user_ticks: dict[int, Iterable[int]]) -> dict[int, list[float]]:
+    """The ratings users gave ``item`` on their pages of the given ticks (user -> ticks), in log order; users who gave none are left out.
+
+    One query for all users (index ``(run_id, user_id, tick)``); only rated pages are read and only decoded, not expanded.
+    """
+    from sqlalchemy import text
+
+    want = {int(u): sorted({int(t) for t in ts}) for u, ts in user_ticks.items()}
+    want = {u: ts for u, ts in want.items() if ts}
+    if not want:
+        return {}
+    # One index range per (user, tick) asked for: a user IN (...) AND tick IN (...) filter would probe every pair.
+    terms = " OR ".join(f"(run_id = :r AND user_id = {u} AND tick IN ({','.join(map(str, ts))}))" for u, ts in sorted(want.items()))
+    q = f"SELECT user_id, k, n_watched, n_rated, flags, data FROM page WHERE ({terms}) AND n_rated > 0 ORDER BY id"
+    out: dict[int, list[float]] = {}
+    needle = struct.pack("<i", item)
+    for user, k, n_w, n_r, flags, data in con.execute(text(q), {"r": run_id}).all():
+        data = bytes(data)
+        if needle not in data[: 4 * k]:  # a cheap test before decoding (the item id's bytes are in the slate)
+            continue
+        items, watched, _frac, ratings = decode(k, n_w, n_r, flags, data)
+        wj = [j for j, w in enumerate(watched) if w]
+        for r, j in zip(ratings, wj):
+            if r == r and items[j] == item:
+                out.setdefault(int(user), []).append(r)
+    return out
+
+
 PAGE_SELECT = "id, tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data"
 
 
@@ -253,7 +295,9 @@ __all__ = [
     "PAGE_EVENT_ID_BASE",
     "PAGE_SELECT",
     "decode",
+    "event_count",
     "expand",
+    "item_ratings",
     "item_tick_rows",
     "iter_log",
     "log_tuples",

@@ -33,11 +33,13 @@ from recworld.storage.models import (
     RetentionPoint,
     Run,
     TickMetrics,
+    TickSummary,
     UserProfile,
     UserSnapshot,
     utcnow,
 )
 from recworld.storage.pagelog import ITEM_TICK_COLUMNS, PAGE_COLUMNS, split_batch
+from recworld.storage.summary import SUMMARY_COLUMNS, SUMMARY_TYPES, summary_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
@@ -111,7 +113,7 @@ def rollback(engine: Engine, run_id: int, tick: int) -> None:
     profiles written at its start stay). Used by resume after a crash.
     """
     with engine.begin() as con:
-        for model in (Event, Page, ItemTick, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
+        for model in (Event, Page, ItemTick, TickSummary, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
             con.execute(delete(model).where(model.run_id == run_id, model.tick > tick))
         con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > tick))
         con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > tick).values(removed_tick=None))
@@ -368,15 +370,21 @@ class RunRecorder:
         rows: list[tuple] = []
         pages: list[tuple] = []
         item_ticks: list[tuple] = []
+        summaries: list[tuple] = []
         for tick, ev in job.events:
             keep, p, it = split_batch(self.run_id, tick, ev)
-            rows.extend(event_tuples(self.run_id, ev, keep))
+            ev_rows = event_tuples(self.run_id, ev, keep)
+            rows.extend(ev_rows)
             pages.extend(p)
             item_ticks.extend(it)
+            # Cascade and leave-reason counts from the payload text as stored (recworld.storage.summary).
+            counted = np.flatnonzero(np.isin(ev.type[keep], SUMMARY_TYPES)).tolist()
+            summaries.extend(summary_rows(self.run_id, ((ev_rows[i][1], ev_rows[i][3], ev_rows[i][7]) for i in counted)))
         with self.engine.begin() as con:
             insert_events(con, rows)
             insert_rows(con, "page", PAGE_COLUMNS, pages)
             insert_rows(con, "itemtick", ITEM_TICK_COLUMNS, item_ticks)
+            insert_rows(con, "ticksummary", SUMMARY_COLUMNS, summaries)
             _bulk(con, TickMetrics, job.metrics)
             _bulk(con, UserSnapshot, job.snapshots)
             _bulk(con, LLMCall, job.llm)

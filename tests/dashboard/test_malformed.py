@@ -22,6 +22,7 @@ def malformed(tmp_path_factory):
     from recworld.scenarios.runner import run_scenario
     from recworld.scenarios.schema import load_scenario
     from recworld.storage import Event, connect
+    from recworld.storage.db import dispose_all
 
     url = f"sqlite:///{tmp_path_factory.mktemp('malformed') / 'runs.db'}"
     out = run_scenario(
@@ -46,6 +47,11 @@ def malformed(tmp_path_factory):
     engine = connect(url, create=False)
     with engine.begin() as con:
         con.execute(insert(Event.__table__), rows)
+        # As an older RecWorld would leave it (schema 5: no per-tick summaries of these rows);
+        # opening it again migrates it, counting the cascades and leave reasons from the Event rows.
+        con.exec_driver_sql("UPDATE schemainfo SET version = 5")
+    dispose_all()
+    connect(url, create=True)
     with TestClient(create_app(url)) as c:
         yield c, out.run_id, item, user
 

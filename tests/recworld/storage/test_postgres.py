@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from tests_support import event_log_hash
+from tests_support import event_log_hash, scan_cascades_and_leaves, summary_table
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,9 @@ def test_postgres_run_equals_sqlite_run(pg_url, small_scenario):
     pg, lite = connect(pg_url), connect(s.storage.url)
     assert event_log_hash(pg, a.run_id) == event_log_hash(lite, b.run_id)
     assert run_summary(pg, a.run_id)["watch_rate"] == pytest.approx(run_summary(lite, b.run_id)["watch_rate"])
+    # The per-tick cascade and leave-reason summaries too (recworld.storage.summary), and they add up to a scan of the log.
+    assert summary_table(pg, a.run_id) == summary_table(lite, b.run_id) != []
+    assert scan_cascades_and_leaves(pg, a.run_id) == scan_cascades_and_leaves(lite, b.run_id)
 
 
 def test_postgres_resume(pg_url, small_scenario):
@@ -103,6 +106,19 @@ def test_postgres_schema_v1_is_migrated(pg_url):
     eng = connect(pg_url)
     with eng.begin() as con:
         con.exec_driver_sql("DELETE FROM llmcall WHERE run_id = 1")
+    with eng.connect() as con:
+        runs = [r for (r,) in con.exec_driver_sql("SELECT id FROM run ORDER BY id")]
+    want = {r: summary_table(eng, r) for r in runs}
+    assert any(want.values())  # the runs of the tests above
     downgrade_to_schema_v1(eng)
+    with eng.begin() as con:  # and without the schema-6 summaries and per-user indexes
+        con.exec_driver_sql("DROP TABLE ticksummary")
+        con.exec_driver_sql("DROP INDEX ix_event_run_user")
+        con.exec_driver_sql("CREATE INDEX ix_event_run_user ON event (run_id, user_id, tick)")
     dispose_all()
-    check_migrated_from_v1(connect(pg_url))
+    eng = connect(pg_url)
+    check_migrated_from_v1(eng)
+    assert {r: summary_table(eng, r) for r in runs} == want
+    from sqlalchemy import inspect
+
+    assert {ix["name"]: ix["column_names"] for ix in inspect(eng).get_indexes("event")}["ix_event_run_user"] == ["run_id", "user_id", "tick", "type"]

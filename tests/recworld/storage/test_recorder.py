@@ -56,7 +56,7 @@ def test_rollback_leaves_what_a_shorter_run_wrote(tmp_path):
     """A 16-tick run rolled back to tick 7 holds exactly what the same scenario run for 8 ticks wrote."""
     from recworld.scenarios.runner import run_scenario
     from recworld.scenarios.schema import load_scenario
-    from recworld.storage import Checkpoint, Edge, Item, LLMCall, MemoryRecord, Run, UserSnapshot, rollback
+    from recworld.storage import Checkpoint, Edge, Item, LLMCall, MemoryRecord, Run, TickSummary, UserSnapshot, rollback
 
     social = {"enabled": True, "degree": 4, "post_rate": 0.5, "item_post_rate": 0.5, "follow_rate": 0.3, "unfollow_rate": 0.3}
     base = load_scenario("quickstart").with_overrides(**{"population.n_users": 60, "social": social, "storage.snapshot_every": 4})
@@ -65,7 +65,7 @@ def test_rollback_leaves_what_a_shorter_run_wrote(tmp_path):
         eng = connect(url, create=False)
         out = {}
         with eng.connect() as con:
-            for model in (Event, TickMetrics, UserSnapshot, LLMCall, MemoryRecord, Edge, Item):
+            for model in (Event, TickMetrics, TickSummary, UserSnapshot, LLMCall, MemoryRecord, Edge, Item):
                 cols = [c for c in model.__table__.columns if c.name not in ("id", "run_id")]
                 out[model.__tablename__] = sorted(
                     (tuple(r) for r in con.execute(select(*cols).where(model.run_id == run_id))), key=lambda r: tuple((x is None, x) for x in r)
@@ -82,6 +82,7 @@ def test_rollback_leaves_what_a_shorter_run_wrote(tmp_path):
     assert after == want
     # The long run had things to roll back: later events, new and removed edges, user-made items.
     assert len(before["event"]) > len(want["event"]) and before["edge"] != want["edge"] and len(before["item"]) > len(want["item"])
+    assert len(before["ticksummary"]) > len(want["ticksummary"]) > 0
     assert any(r[-1] is not None for r in want["edge"])  # unfollows before tick 7 stay removed
     with connect(long_url, create=False).connect() as con:
         assert con.execute(select(func.count()).select_from(Checkpoint).where(Checkpoint.run_id == long.run_id, Checkpoint.tick > 7)).scalar() == 0

@@ -1,0 +1,94 @@
+"""Per-tick summaries of the event log: share cascades and leave reasons, counted when a tick is written.
+
+The run overview shows the run's share cascades (sizes, depths) and why
+sessions ended. Read from the log, both are whole-run scans: every POST
+payload parsed, every LEAVE row grouped, which grows with the log (seconds
+at ten million events). The recorder instead writes, with each tick, a few
+:class:`~recworld.storage.models.TickSummary` rows counting that tick's
+POST events per cascade and LEAVE events per reason, from the same stored
+payload text the Event rows get; readers sum those rows in SQL. Databases
+written before schema 6 are backfilled from their Event rows by the same
+function (:func:`backfill`), so every run has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection, Engine
+
+from recworld.events import EventType
+from recworld.payloads import LeavePayload, PostPayload
+
+SUMMARY_COLUMNS = ("run_id", "tick", "kind", "key", "n", "depth")
+CASCADE, POST, LEAVE = "cascade", "post", "leave"
+POST_TYPE, LEAVE_TYPE = int(EventType.POST), int(EventType.LEAVE)
+#: Event types the summaries count.
+SUMMARY_TYPES = (POST_TYPE, LEAVE_TYPE)
+UNKNOWN_REASON = "unknown"
+
+
+def summary_rows(run_id: int, events: Iterable[tuple[int, int, str | None]]) -> list[tuple]:
+    """TickSummary rows (in :data:`SUMMARY_COLUMNS` order) of ``(tick, type, payload JSON)`` events; other types are ignored.
+
+    Args:
+        run_id: the run.
+        events: the events as stored (``Event.tick``, ``Event.type``, ``Event.payload``), any order.
+    """
+    counts: dict[tuple[int, str, str], list[int]] = {}
+    leave_memo: dict[str | None, str] = {}  # LEAVE payloads take a handful of distinct values
+
+    def bump(tick: int, kind: str, key: str, depth: int = 0) -> None:
+        c = counts.get((tick, kind, key))
+        if c is None:
+            counts[(tick, kind, key)] = [1, depth]
+        else:
+            c[0] += 1
+            c[1] = max(c[1], depth)
+
+    for tick, typ, raw in events:
+        tick, typ = int(tick), int(typ)
+        if typ == POST_TYPE:
+            bump(tick, POST, "")
+            p = PostPayload.read(raw)
+            if p is not None:
+                bump(tick, CASCADE, str(p.cascade), int(p.depth))
+        elif typ == LEAVE_TYPE:
+            reason = leave_memo.get(raw)
+            if reason is None:
+                lp = LeavePayload.read(raw)
+                reason = leave_memo[raw] = UNKNOWN_REASON if lp is None else lp.reason
+            bump(tick, LEAVE, reason)
+    return [(run_id, t, kind, key, n, d) for (t, kind, key), (n, d) in sorted(counts.items())]
+
+
+def backfill(engine: Engine, run_ids: Iterable[int] | None = None, chunk: int = 50_000) -> int:
+    """(Re)write the TickSummary rows of runs from their Event rows; returns the rows written.
+
+    Used by the schema 5 -> 6 migration for runs written before the recorder
+    wrote summaries. Each run is one transaction that first deletes the run's
+    summary rows, so running it again (an interrupted migration) is harmless.
+    """
+    from recworld.storage.models import Event, Run, TickSummary
+    from recworld.storage.recorder import insert_rows
+
+    with engine.connect() as con:
+        ids = list(run_ids) if run_ids is not None else [int(r) for (r,) in con.execute(select(Run.id).order_by(Run.id))]
+    written = 0
+    for run_id in ids:
+        with engine.begin() as con:
+            con.execute(delete(TickSummary).where(TickSummary.run_id == run_id))
+            rows = summary_rows(run_id, _events(con, Event, run_id))
+            insert_rows(con, "ticksummary", SUMMARY_COLUMNS, rows, chunk)
+            written += len(rows)
+    return written
+
+
+def _events(con: Connection, event: type, run_id: int) -> Iterable[tuple[int, int, str | None]]:
+    # Index (run_id, type, tick): only the run's POST and LEAVE rows are read.
+    q = select(event.tick, event.type, event.payload).where(event.run_id == run_id, event.type.in_(SUMMARY_TYPES))
+    yield from con.execute(q.execution_options(yield_per=20_000))
+
+
+__all__ = ["CASCADE", "LEAVE", "POST", "SUMMARY_COLUMNS", "SUMMARY_TYPES", "UNKNOWN_REASON", "backfill", "summary_rows"]
