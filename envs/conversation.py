@@ -9,16 +9,24 @@ the env only hands the agent's turn to the policy.
 - **observation**: the dialogue state's features
   (:func:`recworld.agents.conversation.agents.features`: turn, which
   attributes are known or were rejected, items offered, the last user act,
-  how many candidates fit what is known), ``Box(0, 1.5, (14,))``.
+  how many candidates fit what is known, whether anything was recommended
+  yet, whether the user watched an offer and stayed, how many attributes are
+  known, whether the last answer named no preference), ``Box(0, 1.5, (18,))``.
 - **action**: ``Discrete``: ask about an attribute (genre, era,
-  popularity) | recommend k ∈ {1, 2, 3} of an expert's candidates (search,
-  or the platform's recommender) | end. A user's question about an offered
-  item is answered by the env (item facts), not by the policy.
+  popularity) | recommend k ∈ {1, 3, 5} of an expert's candidates (search,
+  or the platform's recommender; the whole catalog ranked, then filtered by
+  what the user said) | end. A user's question about an offered item is
+  answered by the env (item facts), not by the policy.
 - **reward**: ``accept_weight`` × each accepted item's rating / 5 (0.6 when
   not rated), ``success_bonus`` when the user accepts what they were after,
-  ``- turn_cost`` per turn, ``- abandon_penalty`` when the user leaves or
-  runs out of patience without success, and at the end ``return_weight``
-  when the user comes back to the platform within a day and has not churned.
+  ``- turn_cost`` per turn, ``- abandon_penalty`` when the conversation ends
+  without success (the user leaves, runs out of patience, or the agent ends
+  it), and at the end ``return_weight`` when the user comes back to the
+  platform within a day and has not churned. The defaults weigh a success
+  (2.0) well above items watched on the way (0.1 each): with the earlier 1.0
+  and 0.3, a target-mode user who watches three popular items they were not
+  after paid about as much as finding their target, and no policy that asks
+  could earn more than "always recommend".
 - ``terminated`` when the conversation ends; ``truncated`` by the
   ``TimeLimit`` of the registration (20 turns).
 
@@ -71,9 +79,9 @@ class ConversationEnv(gym.Env):
         ask_about_rate: float = 0.1,
         reveal_first: float = 0.3,
         turn_cost: float = 0.05,
-        success_bonus: float = 1.0,
-        accept_weight: float = 0.3,
-        abandon_penalty: float = 0.3,
+        success_bonus: float = 2.0,
+        accept_weight: float = 0.1,
+        abandon_penalty: float = 0.5,
         return_weight: float = 0.2,
         render_mode: str | None = None,
     ) -> None:
@@ -158,7 +166,7 @@ class ConversationEnv(gym.Env):
         c.finish()
         success = c.outcome == "success"
         r = self.success_bonus if success else 0.0
-        if c.outcome in ("abandoned", "left"):
+        if not success:  # the user goes away without what they came for, whoever ended it (ending early is no way out)
             r -= self.abandon_penalty
         w.end_tick()  # closes the session: churn and the time away come from the user model
         back = (not w.users.churned[c.user]) and (w.users.next_return[c.user] - w.tick) <= 24
@@ -185,8 +193,11 @@ class ConversationEnv(gym.Env):
 
 # ------------------------------------------------------------------ policies, evaluation, training
 def baseline_action(name: str, obs: np.ndarray, actions: list[Action]) -> int:
-    """The action of a fixed baseline policy: ``always_recommend`` (3 items of the platform's recommender every turn)
-    or ``ask_then_recommend`` (ask the genre, then the era, then recommend 3 search results)."""
+    """The action of a fixed policy: the baselines ``always_recommend`` (3 items of the platform's recommender
+    every turn) and ``ask_then_recommend`` (ask the genre, then the era, then recommend 3 search results);
+    and the hand-set reference ``recommend_then_ask`` (5 of the recommender's items; after a page without
+    success ask the genre and the era; then 5 of the recommender's fitting items every turn), which shows
+    what a policy that asks at the right time can reach."""
     idx = {(a.kind, a.attribute, a.k, a.expert): j for j, a in enumerate(actions)}
     rec = actions[-2].expert  # the last expert: the platform's recommender
     if name == "always_recommend":
@@ -197,7 +208,11 @@ def baseline_action(name: str, obs: np.ndarray, actions: list[Action]) -> int:
         if obs[3] == 0:
             return idx[("ask", "era", 0, "")]
         return idx[("recommend", None, 3, "search")]
-    raise ValueError(f"unknown baseline {name!r}; expected always_recommend or ask_then_recommend")
+    if name == "recommend_then_ask":
+        if obs[14] == 0 or (obs[2] and obs[3]):  # nothing recommended yet, or genre and era known
+            return idx[("recommend", None, 5, rec)]
+        return idx[("ask", "genre" if obs[2] == 0 else "era", 0, "")]
+    raise ValueError(f"unknown policy {name!r}; expected always_recommend, ask_then_recommend or recommend_then_ask")
 
 
 def run_episodes(env: ConversationEnv, act: Any, episodes: int, seed: int) -> list[dict[str, Any]]:
@@ -247,52 +262,91 @@ def recall_by_turn(episodes: list[dict[str, Any]], turn: int) -> float:
 
 
 def train_policy(
-    iterations: int = 60, batch: int = 48, lr: float = 0.1, seed: int = 0, env_kwargs: dict[str, Any] | None = None, progress: Any = None
+    timesteps: int = 20_000,
+    batch: int = 64,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: Any = None,
+    explore: float = 0.3,
+    forget: float = 0.8,
+    ridge: float = 0.1,
 ) -> np.ndarray:
-    """Train the policy agent's linear-softmax weights on ``Conversation-v0`` by REINFORCE (returns-to-go, mean baseline).
+    """Learn the policy agent's weights on ``Conversation-v0`` by fitted Monte Carlo Q iteration.
 
-    Starts from :func:`~recworld.agents.conversation.agents.default_weights`; returns the weights
-    (save them with ``np.savez(path, weights=w)``; ``crs: {name: policy, params: {path: ...}}`` uses them).
+    Each round plays ``batch`` conversations ε-greedily (ε falls from ``explore`` to 0.05: random
+    runs of several actions, so a question followed by a second question gets tried) and fits, per
+    action, a linear model of the return-to-go on the dialogue state (ridge; earlier rounds' data
+    weighted down by ``forget`` per round, as they came from an older policy). The policy is
+    the greedy one, ``argmax(obs @ W)``: the policy agent's linear form, so the weights are its
+    weights. It is not reliable: see the README (the gain from asking needs two questions in a row
+    after a rejected first page, a plateau that one-action changes to "always recommend" do not see).
+
+    Args:
+        timesteps: conversation turns (env steps) to train on (whole rounds; at least one round).
+        batch: conversations per round.
+        seed: the training seed (evaluate on other seeds).
+        env_kwargs: :class:`ConversationEnv` arguments.
+        progress: ``progress(steps, mean_return)`` after each round.
+        explore, forget, ridge: see above.
+
+    Returns:
+        ``(N_FEATURES, n_actions)`` float32 weights (save with ``np.savez(path, weights=w)``;
+        ``crs: {name: policy, params: {path: ...}}`` uses them).
     """
-    from recworld.agents.conversation.agents import default_weights
-
     env = ConversationEnv(**(env_kwargs or {}))
-    w = default_weights(len(env.experts)).astype(np.float64)
+    n_a = len(env.actions)
+    w = np.zeros((N_FEATURES, n_a))
+    xtx = np.zeros((n_a, N_FEATURES, N_FEATURES))
+    xtg = np.zeros((n_a, N_FEATURES))
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
-    for it in range(iterations):
-        grads = np.zeros_like(w)
-        trajs = []
+    steps = 0
+    while True:
+        eps = max(0.05, explore * (1.0 - steps / max(timesteps, 1)))
+        xtx *= forget
+        xtg *= forget
+        returns = []
         for _ in range(batch):
-            steps, done = [], False
+            traj, done = [], False
             while not done:
-                logits = obs @ w
-                p = np.exp(logits - logits.max())
-                p /= p.sum()
-                a = int(rng.choice(p.size, p=p))
+                a = int(rng.integers(n_a)) if rng.random() < eps else int(np.argmax(obs @ w))
                 nobs, r, term, trunc, _ = env.step(a)
-                steps.append((obs, a, p, r))
+                traj.append((obs.astype(np.float64), a, r))
                 obs, done = nobs, term or trunc
             obs, _ = env.reset()
-            rets = np.cumsum([s[3] for s in steps][::-1])[::-1]
-            trajs.append((steps, rets))
-        base = np.mean([t[1][0] for t in trajs])
-        for steps, rets in trajs:
-            for (o, a, p, _), g in zip(steps, rets):
-                onehot = -p
-                onehot[a] += 1.0
-                grads += np.outer(o, onehot) * (g - base)
-        w += lr * grads / batch
+            steps += len(traj)
+            g = np.cumsum([x[2] for x in traj][::-1])[::-1]
+            returns.append(float(g[0]))
+            for (o, a, _), ret in zip(traj, g):
+                xtx[a] += np.outer(o, o)
+                xtg[a] += o * ret
+        for a in range(n_a):
+            w[:, a] = np.linalg.solve(xtx[a] + ridge * np.eye(N_FEATURES), xtg[a])
         if progress is not None:
-            progress(it + 1, float(base))
-    return w.astype(np.float32)
+            progress(steps, float(np.mean(returns)))
+        if steps >= timesteps:
+            return w.astype(np.float32)
 
 
-def compare_policies(weights: np.ndarray, seeds: list[int], episodes: int = 100, env_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The trained policy against the two baselines on held-out ``seeds``: per metric, the mean over seeds and its 95% interval.
+def turns_to_success(episodes: list[dict[str, Any]], limit: int) -> float:
+    """Mean agent turns until success, a conversation without success counting as ``limit`` turns.
 
-    Each seed is a fresh world; a policy's per-seed value is the mean over ``episodes`` conversations.
-    Metrics: success rate, turns to success, recall@3 by turn (target mode), abandonment.
+    The "average turns" of multi-round conversational recommendation (Lei et al., EAR, WSDM 2020;
+    SCPR; UNICORN): lower is better, and a policy cannot lower it by failing the hard conversations.
+    """
+    return float(np.mean([e["turns"] if e["success"] else limit for e in episodes])) if episodes else float(limit)
+
+
+def compare_policies(
+    weights: np.ndarray, seeds: list[int], episodes: int = 100, env_kwargs: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The trained policy against the two baselines (and the hand-set ``recommend_then_ask``) on held-out ``seeds``:
+    per metric, the mean over seeds and its 95% interval.
+
+    Each seed is a fresh world; a policy's per-seed value is the mean over ``episodes`` conversations
+    (the same users in the same order for every policy). Metrics: success rate, turns to success
+    (:func:`turns_to_success`, failures at the turn limit), turns of the successful conversations
+    only, recall@3 by turn (target mode), abandonment. ``extra``: more policies ``name -> act(obs, actions)``.
     """
     from recworld.metrics import mean_ci
 
@@ -301,15 +355,20 @@ def compare_policies(weights: np.ndarray, seeds: list[int], episodes: int = 100,
         "trained": lambda o: int(np.argmax(o @ weights)),
         "always_recommend": lambda o: baseline_action("always_recommend", o, env.actions),
         "ask_then_recommend": lambda o: baseline_action("ask_then_recommend", o, env.actions),
+        "recommend_then_ask": lambda o: baseline_action("recommend_then_ask", o, env.actions),
     }
+    for name, f in (extra or {}).items():
+        policies[name] = lambda o, f=f: f(o, env.actions)
+    limit = env.cfg.max_turns
     rows = []
     for name, act in policies.items():
-        per: dict[str, list[float]] = {"success": [], "turns_to_success": [], "recall@3": [], "abandoned": []}
+        per: dict[str, list[float]] = {"success": [], "turns_to_success": [], "turns_if_success": [], "recall@3": [], "abandoned": []}
         for seed in seeds:
             eps = run_episodes(env, act, episodes, seed)
             per["success"].append(float(np.mean([e["success"] for e in eps])))
+            per["turns_to_success"].append(turns_to_success(eps, limit))
             t = [e["turns"] for e in eps if e["success"]]
-            per["turns_to_success"].append(float(np.mean(t)) if t else float(env.cfg.max_turns))
+            per["turns_if_success"].append(float(np.mean(t)) if t else float(limit))
             tgt = [e for e in eps if e["mode"] == "target"]
             per["recall@3"].append(recall_by_turn(tgt, 3) if tgt else 0.0)
             per["abandoned"].append(float(np.mean([e["outcome"] in ("abandoned", "left") for e in eps])))
@@ -319,4 +378,4 @@ def compare_policies(weights: np.ndarray, seeds: list[int], episodes: int = 100,
     return rows
 
 
-__all__ = ["ConversationEnv", "baseline_action", "compare_policies", "recall_by_turn", "run_episodes", "summarize", "train_policy"]
+__all__ = ["ConversationEnv", "baseline_action", "compare_policies", "recall_by_turn", "run_episodes", "summarize", "train_policy", "turns_to_success"]

@@ -473,10 +473,14 @@ def _train_conversation(args: argparse.Namespace, out: Console, err: Console) ->
 
     if args.timesteps < 1:
         raise ConfigError(f"--timesteps must be >= 1, got {args.timesteps}")
-    batch = 48
-    iterations = max(1, args.timesteps // batch)
-    show = None if args.quiet else (lambda i, base: err.print(f"[dim]iteration {i}/{iterations}: mean return {base:.3f}[/]") if i % 10 == 0 else None)
-    w = train_policy(iterations=iterations, batch=batch, seed=args.seed, progress=show)
+    rounds = [0]
+
+    def show(steps: int, mean_return: float) -> None:
+        rounds[0] += 1
+        if not args.quiet and rounds[0] % 10 == 0:
+            err.print(f"[dim]{steps:,d}/{args.timesteps:,d} turns: mean return {mean_return:.3f}[/]")
+
+    w = train_policy(timesteps=args.timesteps, seed=args.seed, progress=show)
     out_path = args.out if args.out.endswith(".npz") else os.path.splitext(args.out)[0] + ".npz"
     os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
     np.savez(out_path, weights=w)

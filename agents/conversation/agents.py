@@ -34,9 +34,11 @@ BUILTIN_CRS: dict[str, str] = {
 
 #: Items a recommendation may hold at most (more are cut).
 MAX_ITEMS = 5
-#: Candidates an expert is asked for before the known attributes filter them.
-POOL = 100
-K_CHOICES: tuple[int, ...] = (1, 2, 3)
+#: Candidates an expert is asked for before the known attributes filter them: the whole catalog, so that
+#: every answer narrows what is recommended (a top-100 pool filtered by genre and era is often empty,
+#: and the fallback ignores the answers).
+POOL: int | None = None
+K_CHOICES: tuple[int, ...] = (1, 3, 5)
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,17 @@ def _action_space(experts: tuple[str, ...]) -> tuple[Action, ...]:
     return (*acts, Action("end"))
 
 
-N_FEATURES = 14
+N_FEATURES = 18
 
 
 def features(state: DialogueState, n_matching: int, n_items: int) -> np.ndarray:
     """The dialogue state as the policy sees it (also ``Conversation-v0``'s observation).
 
     Bias; turn; which attributes are known; which were rejected; items offered;
-    the last user act (answer, reject, partial accept, ask about); how many candidates match what is known.
+    the last user act (answer, reject, partial accept, ask about); how many candidates match what is known;
+    whether anything was recommended yet; whether the user watched an offered item and stayed (they are
+    after something else: a hidden target); how many attributes are known; whether the last answer
+    named no preference (asking that gave nothing).
     """
     f = np.zeros(N_FEATURES, np.float32)
     f[0] = 1.0
@@ -85,6 +90,10 @@ def features(state: DialogueState, n_matching: int, n_items: int) -> np.ndarray:
         f[11] = last.act == "accept"
         f[12] = last.act == "ask_about"
     f[13] = np.log1p(n_matching) / np.log1p(max(n_items, 1))
+    f[14] = 1.0 if state.offered else 0.0
+    f[15] = 1.0 if state.accepted else 0.0
+    f[16] = len(state.known) / len(ATTRIBUTES)
+    f[17] = 1.0 if last is not None and last.act == "answer" and last.value is None else 0.0
     return f
 
 
@@ -92,12 +101,13 @@ def candidates(state: DialogueState, tools: CRSTools, expert: str) -> tuple[np.n
     """Candidates from ``expert`` that fit what the user said (known values, no avoided ones), best first; and the tool calls made."""
     exclude = tuple(state.offered)
     query = " ".join(v for v in state.known.values() if v)
+    k = POOL or tools.n_items
     if expert == "search" and query:
-        pool = tools.search(query, POOL, exclude=exclude)
+        pool = tools.search(query, k, exclude=exclude)
         calls = ["search"]
     else:
         name = expert if expert != "search" else tools.experts[-1]
-        pool = tools.rank(name, POOL, exclude=exclude)
+        pool = tools.rank(name, k, exclude=exclude)
         calls = [f"rank:{name}"]
     return pool[fits(state, tools, pool)], calls
 
@@ -206,7 +216,7 @@ def decode(a: Action, state: DialogueState, tools: CRSTools, pool: np.ndarray, c
     if a.expert != tools.experts[0] or pool.size == 0:
         pool, calls = candidates(state, tools, a.expert)
         if pool.size == 0:  # nothing fits everything said: the expert's best, unfiltered
-            pool = tools.rank(tools.experts[-1], POOL, exclude=tuple(state.offered))
+            pool = tools.rank(tools.experts[-1], POOL or tools.n_items, exclude=tuple(state.offered))
             calls = [*calls, f"rank:{tools.experts[-1]}"]
     return AgentAct("recommend", items=tuple(int(i) for i in pool[: a.k]), tools=tuple(calls), reason=a.expert)
 

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from recworld.envs.conversation import ConversationEnv, baseline_action, run_episodes, summarize
+from recworld.envs.conversation import ConversationEnv, baseline_action, run_episodes, summarize, turns_to_success
 from recworld.envs.registration import register_all
 
 # The Gymnasium and SB3 checkers run on every registered id in tests/envs/test_feed.py.
@@ -51,21 +51,43 @@ def test_episodes_end_with_outcomes_and_rewards_that_follow_them(env):
     assert isinstance(text, str) and "user:" in text and "agent:" in text and "genre" in text.lower()
 
 
+def _compare(env, policies, seeds, episodes):
+    from recworld.metrics import mean_ci
+
+    res = {}
+    for name, act in policies.items():
+        eps = [x for seed in seeds for x in run_episodes(env, act, episodes, seed=seed)]
+        res[name] = {
+            "success": mean_ci([x["success"] for x in eps]),
+            "turns_to_success": mean_ci([x["turns"] if x["success"] else env.cfg.max_turns for x in eps]),
+        }
+        assert turns_to_success(eps, env.cfg.max_turns) == pytest.approx(res[name]["turns_to_success"][0])
+    return res
+
+
+@pytest.mark.slow
+def test_asking_after_a_rejected_page_pays_because_the_answers_narrow_the_candidates():
+    """Target mode, where the policies differ: the hand-set recommend_then_ask finds more targets, in fewer turns, intervals apart."""
+    e = ConversationEnv(n_users=100, mode="target")
+    res = _compare(
+        e, {n: (lambda o, n=n: baseline_action(n, o, e.actions)) for n in ("recommend_then_ask", "always_recommend", "ask_then_recommend")}, (77,), 400
+    )
+    r, a, q = res["recommend_then_ask"], res["always_recommend"], res["ask_then_recommend"]
+    assert r["success"][1] > a["success"][2], res
+    assert r["turns_to_success"][2] < a["turns_to_success"][1], res
+    assert r["success"][0] > q["success"][0] and r["turns_to_success"][0] < q["turns_to_success"][0], res
+
+
 @pytest.mark.slow
 def test_a_briefly_trained_policy_beats_ask_two_then_recommend_and_matches_always_recommend():
-    """Reduced version of the README's table (the full one: `recworld train --env conversation`)."""
+    """Reduced version of the README's table (`recworld train --env conversation`); what holds there, not the issue's bar (see the README)."""
     from recworld.envs.conversation import train_policy
 
-    w = train_policy(iterations=20, batch=32, lr=0.3, seed=0, env_kwargs={"n_users": 60})
+    w = train_policy(timesteps=4000, seed=0, env_kwargs={"n_users": 60})
     e = ConversationEnv(n_users=60)
-    res = {}
-    for name, act in (
-        ("trained", lambda o: int(np.argmax(o @ w))),
-        ("always", lambda o: baseline_action("always_recommend", o, e.actions)),
-        ("ask2", lambda o: baseline_action("ask_then_recommend", o, e.actions)),
-    ):
-        res[name] = summarize(run_episodes(e, act, 300, seed=77))
-    t, a, q = res["trained"], res["always"], res["ask2"]
-    assert t["turns_to_success"][2] < q["turns_to_success"][1]  # fewer turns to success, intervals apart
-    assert t["success"][0] > q["success"][0]
-    assert t["success"][2] >= a["success"][1]  # not worse than always recommending
+    pols = {"trained": lambda o: int(np.argmax(o @ w))}
+    pols |= {n: (lambda o, n=n: baseline_action(n, o, e.actions)) for n in ("always_recommend", "ask_then_recommend")}
+    res = _compare(e, pols, (77,), 300)
+    t, a, q = res["trained"], res["always_recommend"], res["ask_then_recommend"]
+    assert t["success"][1] > q["success"][2] and t["turns_to_success"][2] < q["turns_to_success"][1], res
+    assert t["success"][2] >= a["success"][1] and t["turns_to_success"][1] <= a["turns_to_success"][2], res
