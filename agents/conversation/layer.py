@@ -295,7 +295,8 @@ class ConversationLayer:
             c.begin()
         live = convs
         while live:
-            ranks = RoundRanks(world, [c.user for c in live], POOL + max(len(c.state.offered) for c in live))
+            # The agents' candidate pool (the whole catalog when POOL is None; RoundRanks caps the depth at the catalog).
+            ranks = RoundRanks(world, [c.user for c in live], (POOL or len(world.catalog)) + max(len(c.state.offered) for c in live))
             for c in live:
                 c.tools.ranks = ranks
             offers = [(c, c.offer(c.agent_act())) for c in live]

@@ -191,8 +191,6 @@ def test_agent_registry():
 
 
 def test_the_conversations_of_a_tick_share_one_recommender_call_per_round(talk_world, monkeypatch):
-    from recworld.agents.conversation.agents import POOL
-
     w = talk_world(agent=make_crs("always_recommend"), ask_about_rate=0.0)
     rec = w.recommender
     calls = []
@@ -205,7 +203,8 @@ def test_the_conversations_of_a_tick_share_one_recommender_call_per_round(talk_w
     monkeypatch.setattr(rec, "recommend", spy)
     ev = run_collecting(w, 6)
     convs = conversations(ev)
-    ranked = [b for b, k in calls if k >= POOL]  # the agents' candidate pools (feed pages ask for a slate)
+    slate = w.config.slate_size
+    ranked = [b for b, k in calls if k > slate]  # the agents' candidate pools (feed pages ask for a slate)
     turns = sum(1 for _, turns, _, _ in convs.values() for p, _ in turns if p.act == "recommend")
     assert turns > len(ranked) and max(ranked) > 1  # several conversations' pools from one call
 
