@@ -26,15 +26,22 @@ _KEEP = 8  # cache folders of other source versions kept (the newest), so switch
 _STALE_S = 24 * 3600  # and none is removed within a day of its last use (other checkouts may be using it)
 
 
+# Modules without kernels whose classes compiled code builds: the env kernels
+# rebuild a UserState from a plain tuple of its arrays, so its field order is
+# compiled in.
+_BUILT_BY_KERNELS = ("state.py",)
+
+
 def kernel_modules(root: Path) -> list[Path]:
-    """The package's source files that compile kernels (they import this module), and this module."""
+    """The package's source files that compile kernels (they import this module) or whose classes kernels build, and this module."""
     out = []
     for dirpath, dirnames, filenames in sorted(os.walk(root, followlinks=True)):
         dirnames.sort()
         for name in sorted(f for f in filenames if f.endswith(".py")):
             p = Path(dirpath) / name
             src = p.read_bytes()
-            if b"recworld.jit import" in src or p.resolve() == Path(__file__).resolve():
+            built = Path(dirpath).resolve() == root.resolve() and name in _BUILT_BY_KERNELS
+            if b"recworld.jit import" in src or built or p.resolve() == Path(__file__).resolve():
                 out.append(p)
     return out
 

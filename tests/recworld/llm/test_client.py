@@ -200,13 +200,14 @@ def test_order_is_preserved_and_concurrency_bounded(server, make_runtime):
 
 
 def test_concurrency_gives_parallel_speedup(server, make_runtime):
-    server.latency_s = 0.05
-    rt, _ = make_runtime(concurrency=16, timeout_s=2.0)
+    server.latency_s = 0.2
+    rt, _ = make_runtime(concurrency=16, timeout_s=5.0)
     rt.complete(ask("warm"))
-    t0 = time.perf_counter()
-    rt.complete_many([ask(str(i)) for i in range(32)])
-    # 32 calls of 50 ms at 16 wide: about 0.1 s, far from the 1.6 s of a serial client.
-    assert time.perf_counter() - t0 < 0.6
+    res = rt.complete_many([ask(str(i)) for i in range(32)])
+    assert all(r.text for r in res)
+    # Requests overlap at the server (a serial client never has two open); counted there, not timed,
+    # so a busy machine cannot fail it: 32 calls of 200 ms at 16 wide keep many in flight at once.
+    assert server.max_in_flight >= 8
 
 
 def test_api_key_is_used_but_never_recorded(server, make_runtime, monkeypatch):
