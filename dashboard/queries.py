@@ -328,26 +328,23 @@ _PAGE_TYPE_SET = {int(t) for t in (EventType.IMPRESSION, EventType.WATCH, EventT
 _EV_COLS = (Event.id, Event.tick, Event.user_id, Event.type, Event.item_id, Event.value, Event.text, Event.payload, Event.seq)
 
 
+def _tick_range(tick, tick_min: int | None, tick_max: int | None) -> list:
+    """Conditions keeping a table's ``tick`` column within the bounds given (None: unbounded)."""
+    return ([tick >= tick_min] if tick_min is not None else []) + ([tick <= tick_max] if tick_max is not None else [])
+
+
 def _ev_conds(run_id: int, tset: set[int] | None, tick_min: int | None, tick_max: int | None, scoped: bool = False) -> list:
     conds = [Event.run_id == run_id]
     if tset is not None:
         conds.append((_nx(Event.type) if scoped else Event.type).in_(sorted(tset)))
-    if tick_min is not None:
-        conds.append(Event.tick >= tick_min)
-    if tick_max is not None:
-        conds.append(Event.tick <= tick_max)
-    return conds
+    return conds + _tick_range(Event.tick, tick_min, tick_max)
 
 
 def _total(con, engine: Engine, run_id: int, ev_conds: list, tset: set[int] | None, item_id: int | None, tick_min: int | None, tick_max: int | None) -> int:
     n = int(con.execute(select(func.count()).select_from(Event).where(*ev_conds)).scalar_one())
     if tset is not None and not (tset & _PAGE_TYPE_SET):
         return n
-    conds = [ItemTick.run_id == run_id] + ([ItemTick.item_id == item_id] if item_id is not None else [])
-    if tick_min is not None:
-        conds.append(ItemTick.tick >= tick_min)
-    if tick_max is not None:
-        conds.append(ItemTick.tick <= tick_max)
+    conds = [ItemTick.run_id == run_id] + ([ItemTick.item_id == item_id] if item_id is not None else []) + _tick_range(ItemTick.tick, tick_min, tick_max)
     shown, watched, rated = con.execute(select(func.sum(ItemTick.impressions), func.sum(ItemTick.watches), func.sum(ItemTick.ratings)).where(*conds)).one()
     derived = _derived_counts(int(shown or 0), int(watched or 0), int(rated or 0), run_logging(engine, run_id))
     return n + sum(v for t, v in derived.items() if tset is None or t in tset)
@@ -391,11 +388,7 @@ def _user_events(con, run_id, user_id, tset, tick_min, tick_max, limit, offset, 
     for t, n in con.execute(select(Event.tick, func.count()).where(*conds).group_by(Event.tick)):
         per_tick[int(t)] = int(n)
     if tset is None or tset & _PAGE_TYPE_SET:
-        pc = [Page.run_id == run_id, Page.user_id == user_id]
-        if tick_min is not None:
-            pc.append(Page.tick >= tick_min)
-        if tick_max is not None:
-            pc.append(Page.tick <= tick_max)
+        pc = [Page.run_id == run_id, Page.user_id == user_id, *_tick_range(Page.tick, tick_min, tick_max)]
         for t, k, nw, nr, fl in con.execute(select(Page.tick, Page.k, Page.n_watched, Page.n_rated, Page.flags).where(*pc)):
             n = pagelog.event_count(k, nw, nr, fl, tset)
             if n:
@@ -430,11 +423,7 @@ def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, 
         by_tick.setdefault(int(r[1]), []).append(r)
     shown: dict[int, bytes] = {}
     if tset is None or tset & _PAGE_TYPE_SET:
-        it = [ItemTick.run_id == run_id, ItemTick.item_id == item_id]
-        if tick_min is not None:
-            it.append(ItemTick.tick >= tick_min)
-        if tick_max is not None:
-            it.append(ItemTick.tick <= tick_max)
+        it = [ItemTick.run_id == run_id, ItemTick.item_id == item_id, *_tick_range(ItemTick.tick, tick_min, tick_max)]
         shown = {int(t): u for t, u in con.execute(select(ItemTick.tick, ItemTick.users).where(*it))}
     want = offset + limit
     got: list = []

@@ -50,7 +50,7 @@ from recworld.agents.memory import INSTRUCTION, REFLECTION, MemoryStore, UserMem
 from recworld.errors import ConfigError, require_extra
 from recworld.events import EventBatch, EventType
 from recworld.llm import LLMCallRecord, LLMConfig, LLMRequest, LLMResult, LLMRuntime
-from recworld.llm.grounding import Grounding, check, normalise_title, says_any
+from recworld.llm.grounding import Grounding, Verdict, check, normalise_title, says_any
 from recworld.protocols import PageContext, PageDecision, RecorderSink
 from recworld.usermodel.params import DecisionParams
 
@@ -469,21 +469,17 @@ class _LanguageBrain:
         carry (``must``, e.g. the genre answered), or it contains a forbidden
         phrase (the hidden target's title): the LLM never decides, it only words.
         """
-        if self.take_budget(tick, 1, "conversation") < 1:
-            self.count_template()
-            return draft, "template"
         prompt = T.prompt_template("converse").format(profile=T.short_profile(world, user), agent=agent_said or "How can I help?", draft=draft)
-        (text,), (rec,) = self._burst([_Ask(self._text_request("converse", prompt, user, tick))])
-        low = (text or "").lower()
-        # The reply restates the draft by design: no echo check against the prompt; titles and the persona are checked.
-        verdict = check(text, T.grounding(world, user), self.language.titles(world.catalog), primer=T.primer_of(prompt), short_echo=False)
-        reason = verdict.reason if not verdict.ok else None
-        if reason is None and ((must and must.lower() not in low) or any(f and f in low for f in forbid)):
-            reason = "off_topic"  # dropped what the turn says, or named the hidden target
-        self.report(dataclasses.replace(rec, rejected=reason) if text else rec, templated=reason is not None or not text)
-        if reason is not None or not text:
-            return draft, "template"
-        return verdict.text, "llm"
+
+        def judge(text: str | None) -> Verdict:
+            # The reply restates the draft by design: no echo check against the prompt; titles and the persona are checked.
+            verdict = check(text, T.grounding(world, user), self.language.titles(world.catalog), primer=T.primer_of(prompt), short_echo=False)
+            low = (text or "").lower()
+            if verdict.ok and ((must and must.lower() not in low) or any(f and f in low for f in forbid)):
+                return Verdict(None, "off_topic")  # dropped what the turn says, or named the hidden target
+            return verdict
+
+        return self._reword(tick, "conversation", _Ask(self._text_request("converse", prompt, user, tick)), draft, judge)
 
     def search_text(self, world: World, tick: int, user: int, draft: str, wanted: str, must: tuple[str, ...], allowed: frozenset[int]) -> tuple[str, Author]:
         """The user's search query in their own words (one LLM call, answered now), and who wrote it.
@@ -496,18 +492,28 @@ class _LanguageBrain:
         query: the LLM words the query, the user model still decides what the
         user is after and what they watch.
         """
-        if self.take_budget(tick, 1, "search") < 1:
-            self.count_template()
-            return draft, "template"
         prompt = T.prompt_template("search").format(profile=T.short_profile(world, user), wanted=wanted)
         req = self._text_request("search", prompt, user, tick, stop=("\n", '"'))
-        (text,), (rec,) = self._burst([_Ask(req, parse=lambda res: res.text)])  # a one-word query is a query: check() cleans it
-        # No echo or persona check: a query restates what the user is after by design, and the user model chose that.
-        ground = Grounding(allowed_items=allowed, topic_phrases=must)
-        verdict = check(text, ground, self.language.titles(world.catalog), min_words=1, max_chars=80, short_echo=False)
+
+        def judge(text: str | None) -> Verdict:
+            # No echo or persona check: a query restates what the user is after by design, and the user model chose that.
+            ground = Grounding(allowed_items=allowed, topic_phrases=must)
+            verdict = check(text, ground, self.language.titles(world.catalog), min_words=1, max_chars=80, short_echo=False)
+            if verdict.ok and (len(verdict.text.split()) > 6 or not says_any(verdict.text, must)):
+                return Verdict(None, "off_topic")  # a sentence, not a query, or not about what the user is after
+            return verdict
+
+        # A one-word query is a query: the raw text goes to check(), which cleans it.
+        return self._reword(tick, "search", _Ask(req, parse=lambda res: res.text), draft, judge)
+
+    def _reword(self, tick: int, pool: str, ask: _Ask, draft: str, judge: Callable[[str | None], Verdict]) -> tuple[str, Author]:
+        """One call of ``pool``'s budget that rewords a templated ``draft``, answered now: the model's text if ``judge`` keeps it, else the draft; and who wrote it."""
+        if self.take_budget(tick, 1, pool) < 1:
+            self.count_template()
+            return draft, "template"
+        (text,), (rec,) = self._burst([ask])
+        verdict = judge(text)
         reason = verdict.reason if not verdict.ok else None
-        if reason is None and (len(verdict.text.split()) > 6 or not says_any(verdict.text, must)):
-            reason = "off_topic"  # a sentence, not a query, or not about what the user is after
         self.report(dataclasses.replace(rec, rejected=reason) if text else rec, templated=reason is not None or not text)
         if reason is not None or not text:
             return draft, "template"
