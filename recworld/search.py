@@ -223,12 +223,14 @@ class CatalogSearch:
         order = hit[2]
         n_out = 0
         if exclude is not None and exclude.size:
-            out = set(exclude.astype(np.int64).tolist())  # a few items (offered so far): Python sets beat numpy's set routines here
-            if min(out) < 0 or max(out) >= self._n:
+            ex = exclude.astype(np.int64)
+            if int(ex.min()) < 0 or int(ex.max()) >= self._n:
                 return None
-            n_out = len(out)
+            out = np.zeros(self._n, bool)  # a mask: the head can be the whole catalog (agents' candidate pools)
+            out[ex] = True
+            n_out = int(np.count_nonzero(out))
             head = order[: k + n_out + 1]
-            head = head[[i not in out for i in head.tolist()]]
+            head = head[~out[head]]
         else:
             head = order[: k + 1]
         k = min(k, self._n - n_out)

@@ -158,7 +158,12 @@ class AttributeIndex:
         self.era = np.array([decade_word(int(y)) if y > 0 else "" for y in cat.years[:n]])
         self.well_known = np.asarray(w.items.fame[:n]) >= WELL_KNOWN
         self._attrs: dict[int, ItemAttributes] = {}
+        self._masks: dict[tuple[str, str], np.ndarray] = {}
         self._n = n
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_masks", {})  # checkpoints written before the masks were kept
+        self.__dict__.update(state)
 
     def attributes(self, item: int) -> ItemAttributes:
         """:func:`attributes` of ``item``, kept (an item's genres, year and fame do not change)."""
@@ -173,15 +178,26 @@ class AttributeIndex:
         """(len(items),) bool: which ``items`` have ``value`` for ``attribute``."""
         if len(self.world.catalog) != self._n:
             self._build()
-        items = np.asarray(items, np.int64)
-        if attribute == "genre":
-            j = self.genre_col.get(value)
-            return self.genres[items, j] if j is not None else np.zeros(items.size, bool)
-        if attribute == "era":
-            return self.era[items] == value
-        if attribute == "popularity":
-            return self.well_known[items] == (value == "well-known")
-        return np.zeros(items.size, bool)
+        return self.mask(attribute, value)[np.asarray(items, np.int64)]
+
+    def mask(self, attribute: str, value: str) -> np.ndarray:
+        """(catalog size,) bool: which items have ``value`` for ``attribute`` (kept: agents filter the whole catalog every turn)."""
+        if len(self.world.catalog) != self._n:
+            self._build()
+        key = (attribute, value)
+        m = self._masks.get(key)
+        if m is None:
+            if attribute == "genre":
+                j = self.genre_col.get(value)
+                m = self.genres[:, j].copy() if j is not None else np.zeros(self._n, bool)
+            elif attribute == "era":
+                m = self.era == value
+            elif attribute == "popularity":
+                m = self.well_known == (value == "well-known")
+            else:
+                m = np.zeros(self._n, bool)
+            self._masks[key] = m
+        return m
 
 
 __all__ = [

@@ -116,10 +116,10 @@ class WorldTools:
         rec = world.recommender
         self.experts: tuple[str, ...] = ("search", getattr(rec, "name", type(rec).__name__))
         self.n_items = len(world.catalog)
-        self.returned: set[int] = set()
+        self.returned = ReturnedItems(self.n_items)
 
     def _note(self, items: np.ndarray) -> np.ndarray:
-        self.returned.update(items.tolist())
+        self.returned.update(items)
         return items
 
     def search(self, query: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
@@ -136,8 +136,7 @@ class WorldTools:
         if items is None:
             items = np.asarray(w.recommender.recommend(np.array([self.user]), k_all, w.context()))[0]
         if exclude:
-            out = set(exclude)  # a few offered items: a set beats np.isin here
-            items = items[[i not in out for i in items.tolist()]]
+            items = without(items, exclude)
         return self._note(items[:k].astype(np.int64))
 
     def facts(self, item: int) -> ItemFacts:
@@ -149,6 +148,45 @@ class WorldTools:
 
     def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
         return self.index.matching(items, attribute, value)
+
+
+class ReturnedItems:
+    """The items the tools returned in one conversation (a mask over the catalog: pools are the whole catalog).
+
+    Args:
+        n: catalog size (grows when a larger id is noted).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.mask = np.zeros(max(int(n), 1), bool)
+
+    def update(self, items: np.ndarray) -> None:
+        """Note ``items`` (ids in the catalog)."""
+        items = np.asarray(items, np.int64)
+        if items.size:
+            top = int(items.max())
+            if top >= self.mask.size:
+                self.mask = np.concatenate([self.mask, np.zeros(top + 1 - self.mask.size, bool)])
+            self.mask[items] = True
+
+    def add(self, item: int) -> None:
+        """Note one item."""
+        self.update(np.array([item], np.int64))
+
+    def __contains__(self, item: object) -> bool:
+        i = int(item)  # type: ignore[call-overload]
+        return 0 <= i < self.mask.size and bool(self.mask[i])
+
+
+def without(items: np.ndarray, exclude: tuple[int, ...]) -> np.ndarray:
+    """``items`` (distinct ids) in order, less those in ``exclude`` (a few items): a mask, not a Python loop over a whole-catalog pool."""
+    if not exclude or not items.size:
+        return items
+    ex = np.asarray(exclude, np.int64)
+    top = int(max(int(items.max()), int(ex.max()))) + 1
+    out = np.zeros(top, bool)
+    out[ex[ex >= 0]] = True
+    return items[~out[items]]
 
 
 class RoundRanks:
