@@ -162,16 +162,18 @@ class ReturnedItems:
 
     def update(self, items: np.ndarray) -> None:
         """Note ``items`` (ids in the catalog)."""
-        items = np.asarray(items, np.int64)
-        if items.size:
-            top = int(items.max())
-            if top >= self.mask.size:
-                self.mask = np.concatenate([self.mask, np.zeros(top + 1 - self.mask.size, bool)])
+        try:
+            self.mask[items] = True
+        except IndexError:  # the catalog grew (posts became items)
+            items = np.asarray(items, np.int64)
+            self.mask = np.concatenate([self.mask, np.zeros(int(items.max()) + 1 - self.mask.size, bool)])
             self.mask[items] = True
 
     def add(self, item: int) -> None:
         """Note one item."""
-        self.update(np.array([item], np.int64))
+        if item >= self.mask.size:
+            self.update(np.array([item], np.int64))
+        self.mask[item] = True
 
     def __contains__(self, item: object) -> bool:
         i = int(item)  # type: ignore[call-overload]
