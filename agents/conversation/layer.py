@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: How much more or less than average each role talks with the platform.
 ROLE_TALK = {"chatter": 2.0, "explorer": 1.5, "critic": 1.0, "poster": 1.0, "watcher": 0.5}
 AGENT_ACTS = ("ask", "recommend", "answer_item", "end")
+_CONVERSE = int(EventType.CONVERSE)
 
 
 @runtime_checkable
@@ -417,11 +418,12 @@ class Conversation:
         if voice is not None and role == "user" and act in VOICED_ACTS:
             last = self.state.last
             text, by = voice.conversation_text(self.world, self.world.tick, self.user, last.text if last else "", text, value, self.forbidden())
-        self.state.messages.append(Message(role, act, text, tuple(items), attribute, value))
-        p = TurnPayload(
+        items = tuple(int(i) for i in items)
+        self.state.messages.append(Message(role, act, text, items, attribute, value))
+        p = TurnPayload.dump_of(  # thousands of turns a second: the payload's dict without validating a model (same dict)
             conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools), by=by
-        )  # type: ignore[arg-type]
-        self.rows.append((int(EventType.CONVERSE), items[0] if items else INT_NONE, text, self.turn, p.dump()))
+        )
+        self.rows.append((_CONVERSE, items[0] if items else INT_NONE, text, self.turn, p))
         self.turn += 1
 
     def forbidden(self) -> tuple[str, ...]:
