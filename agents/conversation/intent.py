@@ -159,10 +159,13 @@ class AttributeIndex:
         self.well_known = np.asarray(w.items.fame[:n]) >= WELL_KNOWN
         self._attrs: dict[int, ItemAttributes] = {}
         self._masks: dict[tuple[str, str], np.ndarray] = {}
+        #: Conversational agents' fits over the whole catalog, by what the user said (see ``agents.fit_mask``).
+        self.fit_cache: dict[Any, np.ndarray] = {}
         self._n = n
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_masks", {})  # checkpoints written before the masks were kept
+        state.setdefault("fit_cache", {})
         self.__dict__.update(state)
 
     def attributes(self, item: int) -> ItemAttributes:

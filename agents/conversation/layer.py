@@ -81,6 +81,15 @@ class HasRuntime(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ActsInBatches(Protocol):
+    """A conversational agent that acts for a round of conversations at once (:class:`~recworld.agents.conversation.agents.PolicyAgent`)."""
+
+    def act_all(self, states: list[DialogueState], tools: list[WorldTools]) -> list[AgentAct]:
+        """One act per state, in order (what ``act`` would answer for each)."""
+        ...
+
+
 #: User acts whose wording an LLM brain may write (the others name items and stay templated).
 VOICED_ACTS = ("request", "answer", "reject", "leave")
 
@@ -118,6 +127,7 @@ class WorldTools:
         self.experts: tuple[str, ...] = ("search", getattr(rec, "name", type(rec).__name__))
         self.n_items = len(world.catalog)
         self.returned = ReturnedItems(self.n_items)
+        self.fit_cache = index.fit_cache  # the agents' fits over the whole catalog, shared by the world's conversations
 
     def _note(self, items: np.ndarray) -> np.ndarray:
         self.returned.update(items)
@@ -340,7 +350,7 @@ class ConversationLayer:
             ranks = RoundRanks(world, [c.user for c in live], (POOL or len(world.catalog)) + max(len(c.state.offered) for c in live))
             for c in live:
                 c.tools.ranks = ranks
-            offers = [(c, c.offer(c.agent_act())) for c in live]
+            offers = [(c, c.offer(act)) for c, act in zip(live, agent_acts(self, live))]
             for c in live:
                 c.tools.ranks = None  # pages are served next: the ranking is stale
             decide_offers(self, world, [(c, items) for c, items in offers if items])
@@ -351,6 +361,35 @@ class ConversationLayer:
             flush_all(world, live)
             live = [c for c in live if c.outcome is None]
         return np.array([c.user for c in convs if c.left], np.int64)
+
+
+def agent_acts(layer: ConversationLayer, convs: list[Conversation]) -> list[AgentAct | None]:
+    """The agent's acts for ``convs`` (one turn each), checked (:meth:`Conversation.check`).
+
+    One call for all when the agent acts in batches (:class:`ActsInBatches`),
+    else one per conversation. An agent's fault is counted and ends only the
+    conversations it hits: when a batched call fails, each conversation asks
+    on its own.
+    """
+    agent = layer.agent
+    acts: list[Any] | None = None
+    if isinstance(agent, ActsInBatches):
+        try:
+            acts = list(agent.act_all([c.state for c in convs], [c.tools for c in convs]))
+        except Exception:  # noqa: BLE001  # an agent's fault must not stop the world: retried one conversation at a time
+            acts = None
+        if acts is not None and len(acts) != len(convs):
+            acts = None
+    if acts is None:
+        acts = [_act_alone(agent, c) for c in convs]
+    return [c.check(a) for c, a in zip(convs, acts)]
+
+
+def _act_alone(agent: ConversationalAgent, c: Conversation) -> Any:
+    try:
+        return agent.act(c.state, c.tools)
+    except Exception:  # noqa: BLE001  # counted by Conversation.check (not an AgentAct), the conversation ends cleanly
+        return None
 
 
 def flush_all(world: World, convs: list[Conversation]) -> None:
@@ -513,12 +552,11 @@ class Conversation:
             self.say("user", "request", L.pick(self.rng, L.REQUEST))
 
     def agent_act(self) -> AgentAct | None:
-        """The agent's act, checked: unknown acts and failures are counted and end the conversation (``None``); recommended items no tool returned are dropped."""
-        try:
-            act = self.layer.agent.act(self.state, self.tools)
-        except Exception:  # noqa: BLE001  # an agent's fault must not stop the world: counted, the conversation ends cleanly
-            self.errors += 1
-            return None
+        """The agent's act, checked (:func:`agent_acts` for this conversation alone)."""
+        return agent_acts(self.layer, [self])[0]
+
+    def check(self, act: Any) -> AgentAct | None:
+        """``act`` if the agent may make it: unknown acts and failures (``None``: the agent raised) are counted and end the conversation (``None``); recommended items no tool returned are dropped."""
         if not isinstance(act, AgentAct) or act.kind not in AGENT_ACTS:
             self.errors += 1
             return None
@@ -613,10 +651,13 @@ class Conversation:
 
 __all__ = [
     "AGENT_ACTS",
+    "ActsInBatches",
     "ROLE_TALK",
     "VOICED_ACTS",
     "Conversation",
+    "ReturnedItems",
     "RoundRanks",
+    "agent_acts",
     "decide_offers",
     "ConversationConfig",
     "ConversationLayer",
