@@ -82,13 +82,22 @@ def top_items_of(world: World, model: UtilityBrain, users: np.ndarray, k: int) -
     util = item_utilities(world, model, users, np.arange(n))
     util[world.seen[users, :n]] = -np.inf
     k = min(k, n)
-    out = np.empty((users.size, k), np.int64)
-    for r, row in enumerate(util):
-        # The first k of a stable descending sort (ties by item id), without sorting the whole catalog:
-        # every item at least as good as the k-th best, then the exact order among those.
-        cut = row[np.argpartition(-row, k - 1)[k - 1]] if k < n else -np.inf
-        cand = np.flatnonzero(row >= cut)
-        out[r] = cand[np.lexsort((cand, -row[cand]))][:k]
+    b = users.size
+    out = np.empty((b, k), np.int64)
+    if not b:
+        return out
+    # The first k of a stable descending sort (ties by item id), without sorting the whole catalog:
+    # every item at least as good as the k-th best, then the exact order among those.
+    cut = util[np.arange(b), np.argpartition(-util, k - 1, axis=1)[:, k - 1]] if k < n else np.full(b, -np.inf)
+    ge = util >= cut[:, None]
+    exact = ge.sum(axis=1) == k  # no tie at the cut (nearly always): all rows at once
+    rows = np.flatnonzero(exact)
+    if rows.size:
+        cand = np.nonzero(ge[rows])[1].reshape(rows.size, k)  # item ids ascending in each row
+        out[rows] = np.take_along_axis(cand, np.argsort(-util[rows[:, None], cand], axis=1, kind="stable"), axis=1)
+    for r in np.flatnonzero(~exact).tolist():
+        cand = np.flatnonzero(ge[r])
+        out[r] = cand[np.lexsort((cand, -util[r, cand]))][:k]
     return out
 
 

@@ -134,7 +134,7 @@ class WorldTools:
         return items
 
     def search(self, query: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
-        return self._note(self.engine.search(query, k, exclude=np.asarray(exclude, np.int64) if exclude else None).items)
+        return self._note(self.engine.ranking(query, k, exclude=np.asarray(exclude, np.int64) if exclude else None))
 
     def rank(self, expert: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
         if expert == "search":
@@ -457,7 +457,7 @@ class Conversation:
         if voice is not None and role == "user" and act in VOICED_ACTS:
             last = self.state.last
             text, by = voice.conversation_text(self.world, self.world.tick, self.user, last.text if last else "", text, value, self.forbidden())
-        items = tuple(int(i) for i in items)
+        items = tuple(map(int, items)) if items else ()
         self.state.messages.append(Message(role, act, text, items, attribute, value))
         p = TurnPayload.dump_of(  # thousands of turns a second: the payload's dict without validating a model (same dict)
             conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools), by=by
