@@ -224,11 +224,12 @@ class CatalogSearch:
         n_out = 0
         if exclude is not None and exclude.size:
             ex = exclude.astype(np.int64)
-            if int(ex.min()) < 0 or int(ex.max()) >= self._n:
+            exl = ex.tolist()  # a few items (offered so far): Python's min, max and set beat numpy's on these
+            if min(exl) < 0 or max(exl) >= self._n:
                 return None
             out = np.zeros(self._n, bool)  # a mask: the head can be the whole catalog (agents' candidate pools)
             out[ex] = True
-            n_out = int(np.count_nonzero(out))
+            n_out = len(set(exl))
             head = order[: k + n_out + 1]
             head = head[~out[head]]
         else:

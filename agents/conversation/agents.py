@@ -299,7 +299,7 @@ def decode(a: Action, state: DialogueState, tools: CRSTools, pool: np.ndarray, c
         if pool.size == 0:  # nothing fits everything said: the expert's best, unfiltered
             pool = tools.rank(tools.experts[-1], POOL or tools.n_items, exclude=tuple(state.offered))
             calls = [*calls, f"rank:{tools.experts[-1]}"]
-    return AgentAct("recommend", items=tuple(int(i) for i in pool[: a.k]), tools=tuple(calls), reason=a.expert)
+    return AgentAct("recommend", items=tuple(pool[: a.k].tolist()), tools=tuple(calls), reason=a.expert)
 
 
 class AlwaysRecommendAgent(PolicyAgent):
