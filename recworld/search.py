@@ -227,17 +227,17 @@ class CatalogSearch:
             exl = ex.tolist()  # a few items (offered so far): Python's min, max and set beat numpy's on these
             if min(exl) < 0 or max(exl) >= self._n:
                 return None
-            out = np.zeros(self._n, bool)  # a mask: the head can be the whole catalog (agents' candidate pools)
-            out[ex] = True
+            keep = np.ones(self._n, bool)  # a mask: the head can be the whole catalog (agents' candidate pools)
+            keep[ex] = False
             n_out = len(set(exl))
             head = order[: k + n_out + 1]
-            head = head[~out[head]]
+            head = head[keep[head]]  # a new array
         else:
             head = order[: k + 1]
         k = min(k, self._n - n_out)
         if k < self._n - n_out and not s[head[k - 1]] > s[head[k]]:
             return None
-        return head[:k].copy()
+        return head[:k] if n_out else head[:k].copy()  # never a view of the kept ranking
 
     def search(self, query: str, k: int, exclude: np.ndarray | None = None, within: np.ndarray | None = None) -> SearchResult:
         """The ``k`` best items for ``query``.
