@@ -622,19 +622,19 @@ class Conversation:
         outcome = self.outcome or "failed"
         self.layer.errors += self.errors
         it = self.intent
-        p = ConversationEndPayload(
+        p = ConversationEndPayload.dump_of(  # one a conversation, plain values: the model's dict without validating a model
             conversation=self.cid,
-            outcome=outcome,  # type: ignore[arg-type]
-            mode=it.mode,  # type: ignore[arg-type]
-            agent=self.layer.agent.name,
-            target=it.target,
-            reference=it.reference,
-            recommended=self.recommended,
+            outcome=outcome,
+            mode=it.mode,
+            agent=str(self.layer.agent.name),
+            target=None if it.target is None else int(it.target),
+            reference=[int(i) for i in it.reference],
+            recommended=[list(r) for r in self.recommended],
             accepted=list(self.state.accepted),
             success_turn=self.success_turn,
             errors=self.errors,
         )
-        self.rows.append((int(EventType.CONVERSATION_END), self.success_item, None, self.turn, p.dump()))
+        self.rows.append((int(EventType.CONVERSATION_END), self.success_item, None, self.turn, p))
         if log:
             self.flush()
         reward = (1.0 if outcome == "success" else 0.0) - 0.05 * len(self.recommended)

@@ -13,6 +13,7 @@ from recworld.payloads import (
     PAYLOADS,
     AuthoredPayload,
     ChatPayload,
+    ConversationEndPayload,
     LeavePayload,
     PostPayload,
     SocialWatchPayload,
@@ -43,6 +44,11 @@ def test_dump_of_is_the_models_dump_without_validation():
     ]
     for kw in cases:
         fast, slow = TurnPayload.dump_of(**kw), TurnPayload(**kw).dump()
+        assert fast == slow and list(fast) == list(slow)
+    end = {"conversation": 2, "outcome": "success", "mode": "target", "agent": "policy", "target": 7, "reference": [7]}
+    end |= {"recommended": [[1, 2, 3], [], [7]], "accepted": [2, 7], "success_turn": 6, "errors": 0}
+    for kw in (end, {**end, "target": None, "success_turn": None, "outcome": "abandoned", "mode": "target_free"}):
+        fast, slow = ConversationEndPayload.dump_of(**kw), ConversationEndPayload(**kw).dump()
         assert fast == slow and list(fast) == list(slow)
     p = PostPayload(post=3, parent_post=None, cascade=3, depth=0)
     assert PostPayload.dump_of(post=3, parent_post=None, cascade=3, depth=0) == p.dump()
