@@ -373,7 +373,7 @@ def agent_acts(layer: ConversationLayer, convs: list[Conversation]) -> list[Agen
     """
     agent = layer.agent
     acts: list[Any] | None = None
-    if isinstance(agent, ActsInBatches):
+    if batches(agent):
         try:
             acts = list(agent.act_all([c.state for c in convs], [c.tools for c in convs]))
         except Exception:  # noqa: BLE001  # an agent's fault must not stop the world: retried one conversation at a time
@@ -383,6 +383,19 @@ def agent_acts(layer: ConversationLayer, convs: list[Conversation]) -> list[Agen
     if acts is None:
         acts = [_act_alone(agent, c) for c in convs]
     return [c.check(a) for c, a in zip(convs, acts)]
+
+
+def batches(agent: Any) -> bool:
+    """Whether ``agent`` acts in batches: it has ``act_all`` and no subclass below it overrides ``act`` alone
+    (a ``PolicyAgent`` subclass written for one state at a time keeps its own ``act``)."""
+    if not isinstance(agent, ActsInBatches):
+        return False
+    mro = type(agent).__mro__
+
+    def owner(name: str) -> int:
+        return next((i for i, c in enumerate(mro) if name in c.__dict__), len(mro))
+
+    return owner("act_all") <= owner("act")
 
 
 def _act_alone(agent: ConversationalAgent, c: Conversation) -> Any:
@@ -658,6 +671,7 @@ __all__ = [
     "ReturnedItems",
     "RoundRanks",
     "agent_acts",
+    "batches",
     "decide_offers",
     "ConversationConfig",
     "ConversationLayer",

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from recworld.agents.conversation.agents import N_FEATURES, feature_matrix, features, make_crs
-from recworld.agents.conversation.layer import ConversationConfig, ConversationLayer
-from recworld.protocols import DialogueState, Message
+from recworld.agents.conversation.agents import N_FEATURES, PolicyAgent, feature_matrix, features, make_crs
+from recworld.agents.conversation.layer import ConversationConfig, ConversationLayer, batches
+from recworld.protocols import AgentAct, DialogueState, Message
 
 
 @pytest.mark.parametrize("name", ["policy", "always_recommend", "ask_then_recommend"])
@@ -58,3 +58,25 @@ def test_features_of_a_dialogue_state():
     # The matrix of several states is their rows, whatever the batch.
     m = feature_matrix([fresh, later, fresh], [99, 0, 7], [1682, 1682, 1682])
     assert m.shape == (3, N_FEATURES) and np.array_equal(m[0], f) and np.array_equal(m[1], g) and np.array_equal(m[2], features(fresh, 7, 1682))
+
+
+class _AlwaysAsk(PolicyAgent):
+    """A PolicyAgent subclass written for one state at a time (it overrides act only)."""
+
+    def act(self, state, tools):
+        return AgentAct("ask", attribute="era")
+
+
+def test_a_subclass_that_overrides_act_alone_keeps_its_act(make_world):
+    from tests_support import run_collecting
+
+    from recworld.events import EventType
+    from recworld.payloads import TurnPayload
+
+    assert batches(PolicyAgent()) and batches(make_crs("always_recommend")) and not batches(_AlwaysAsk())
+    w = make_world(n=60, recommender="popularity", seed=3)
+    w.add_layer(ConversationLayer(ConversationConfig(rate=1.0), _AlwaysAsk()))
+    ev = run_collecting(w, 3)
+    agent_turns = [TurnPayload.read(ev.payload[i]) for i in range(len(ev)) if ev.type[i] == EventType.CONVERSE]
+    agent_turns = [p for p in agent_turns if p.role == "agent"]
+    assert agent_turns and all(p.act == "ask" and p.attribute == "era" for p in agent_turns)
