@@ -223,18 +223,21 @@ class CatalogSearch:
         order = hit[2]
         n_out = 0
         if exclude is not None and exclude.size:
-            out = set(exclude.astype(np.int64).tolist())  # a few items (offered so far): Python sets beat numpy's set routines here
-            if min(out) < 0 or max(out) >= self._n:
+            ex = exclude.astype(np.int64)
+            exl = ex.tolist()  # a few items (offered so far): Python's min, max and set beat numpy's on these
+            if min(exl) < 0 or max(exl) >= self._n:
                 return None
-            n_out = len(out)
+            keep = np.ones(self._n, bool)  # a mask: the head can be the whole catalog (agents' candidate pools)
+            keep[ex] = False
+            n_out = len(set(exl))
             head = order[: k + n_out + 1]
-            head = head[[i not in out for i in head.tolist()]]
+            head = head[keep[head]]  # a new array
         else:
             head = order[: k + 1]
         k = min(k, self._n - n_out)
         if k < self._n - n_out and not s[head[k - 1]] > s[head[k]]:
             return None
-        return head[:k].copy()
+        return head[:k] if n_out else head[:k].copy()  # never a view of the kept ranking
 
     def search(self, query: str, k: int, exclude: np.ndarray | None = None, within: np.ndarray | None = None) -> SearchResult:
         """The ``k`` best items for ``query``.
@@ -245,14 +248,20 @@ class CatalogSearch:
             exclude: (n,) bool or item ids to leave out (e.g. items already offered).
             within: item ids to rank among (a tool restricting search to candidates).
         """
+        items = self.ranking(query, k, exclude, within)
         hit = self._scored(query)
-        s, title = hit[0], hit[1]
+        return SearchResult(items, hit[0][items], hit[1][items])
+
+    def ranking(self, query: str, k: int, exclude: np.ndarray | None = None, within: np.ndarray | None = None) -> np.ndarray:
+        """The items of :meth:`search`, without their scores (conversational agents rank the whole catalog every turn)."""
+        hit = self._scored(query)
+        s = hit[0]
         if within is None and int(k) > 0:
             ex = None if exclude is None else np.asarray(exclude)
             if ex is None or ex.dtype != bool:
                 items = self._top_untied(hit, int(k), ex)
                 if items is not None:
-                    return SearchResult(items, s[items], title[items])
+                    return items
         allowed = np.ones(self._n, bool)
         if within is not None:
             allowed[:] = False
@@ -266,14 +275,12 @@ class CatalogSearch:
         cand = np.flatnonzero(allowed)
         k = min(int(k), cand.size)
         if k <= 0:
-            z = np.zeros(0, np.int64)
-            return SearchResult(z, np.zeros(0), np.zeros(0, bool))
+            return np.zeros(0, np.int64)
         sc = s[cand]
         top = np.argpartition(-sc, k - 1)[:k] if k < cand.size else np.arange(cand.size)
         # Best first; ties by item id so results are deterministic.
         top = top[np.lexsort((cand[top], -sc[top]))]
-        items = cand[top]
-        return SearchResult(items, s[items], title[items])
+        return cand[top]
 
 
 __all__ = ["STOPWORDS", "CatalogSearch", "QueryEncoder", "SearchResult", "decade_word", "title_words", "words"]

@@ -13,6 +13,7 @@ unchanged (``crs: {name: policy, params: {path: policy.npz}}``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,40 +77,82 @@ def features(state: DialogueState, n_matching: int, n_items: int) -> np.ndarray:
     after something else: a hidden target); how many attributes are known; whether the last answer
     named no preference (asking that gave nothing).
     """
-    f = np.zeros(N_FEATURES, np.float32)
-    f[0] = 1.0
-    f[1] = min(state.turn / 8.0, 1.5)
-    for j, a in enumerate(ATTRIBUTES):
-        f[2 + j] = 1.0 if a in state.known else 0.0
-        f[5 + j] = 1.0 if state.avoid.get(a) else 0.0
-    f[8] = min(len(state.offered) / 10.0, 1.5)
-    last = state.last
-    if last is not None:
-        f[9] = last.act == "answer"
-        f[10] = last.act == "reject"
-        f[11] = last.act == "accept"
-        f[12] = last.act == "ask_about"
-    f[13] = np.log1p(n_matching) / np.log1p(max(n_items, 1))
-    f[14] = 1.0 if state.offered else 0.0
-    f[15] = 1.0 if state.accepted else 0.0
-    f[16] = len(state.known) / len(ATTRIBUTES)
-    f[17] = 1.0 if last is not None and last.act == "answer" and last.value is None else 0.0
+    return feature_matrix([state], [n_matching], [n_items])[0]
+
+
+def feature_matrix(states: Sequence[DialogueState], n_matching: Sequence[int], n_items: Sequence[int]) -> np.ndarray:
+    """(len(states), N_FEATURES) float32: :func:`features` of several dialogue states (one row each), built at once."""
+    rows = []
+    for s in states:
+        known, avoid, last = s.known, s.avoid, s.last
+        act = last.act if last is not None else None
+        rows.append(
+            (
+                1.0,
+                min(s.turn / 8.0, 1.5),
+                *(1.0 if a in known else 0.0 for a in ATTRIBUTES),
+                *(1.0 if avoid.get(a) else 0.0 for a in ATTRIBUTES),
+                min(len(s.offered) / 10.0, 1.5),
+                act == "answer",
+                act == "reject",
+                act == "accept",
+                act == "ask_about",
+                0.0,  # the share of matching candidates: set below for all rows at once
+                1.0 if s.offered else 0.0,
+                1.0 if s.accepted else 0.0,
+                len(known) / len(ATTRIBUTES),
+                1.0 if act == "answer" and last.value is None else 0.0,  # type: ignore[union-attr]
+            )
+        )
+    f = np.array(rows, np.float32).reshape(len(rows), N_FEATURES)
+    f[:, 13] = np.log1p(np.asarray(n_matching, np.float64)) / np.log1p(np.maximum(np.asarray(n_items, np.float64), 1.0))
     return f
 
 
 def candidates(state: DialogueState, tools: CRSTools, expert: str) -> tuple[np.ndarray, list[str]]:
     """Candidates from ``expert`` that fit what the user said (known values, no avoided ones), best first; and the tool calls made."""
-    exclude = tuple(state.offered)
-    query = " ".join(v for v in state.known.values() if v)
-    k = POOL or tools.n_items
-    if expert == "search" and query:
-        pool = tools.search(query, k, exclude=exclude)
-        calls = ["search"]
-    else:
-        name = expert if expert != "search" else tools.experts[-1]
-        pool = tools.rank(name, k, exclude=exclude)
-        calls = [f"rank:{name}"]
-    return pool[fits(state, tools, pool)], calls
+    return candidates_all([state], [tools], expert)[0]
+
+
+def candidates_all(states: Sequence[DialogueState], tools: Sequence[CRSTools], expert: str) -> list[tuple[np.ndarray, list[str]]]:
+    """:func:`candidates` of several conversations (each with its own tools), best first, with the tool calls made.
+
+    Tools that keep a ``fit_cache`` dict (the world's) share each distinct
+    request's fit over the whole catalog (:func:`fits` once per distinct
+    known/avoided values, not once per conversation and turn).
+    """
+    out = []
+    for s, t in zip(states, tools):
+        exclude = tuple(s.offered)
+        query = " ".join(v for v in s.known.values() if v)
+        k = POOL or t.n_items
+        if expert == "search" and query:
+            pool = t.search(query, k, exclude=exclude)
+            calls = ["search"]
+        else:
+            name = expert if expert != "search" else t.experts[-1]
+            pool = t.rank(name, k, exclude=exclude)
+            calls = [f"rank:{name}"]
+        out.append((pool[fit_mask(s, t)[pool]], calls))
+    return out
+
+
+def fit_mask(state: DialogueState, tools: CRSTools) -> np.ndarray:
+    """(tools.n_items,) bool: :func:`fits` over the whole catalog, kept in the tools' ``fit_cache`` when they have one."""
+    cache: dict[Any, np.ndarray] | None = getattr(tools, "fit_cache", None)
+    key = (tools.n_items, tuple(state.known.items()), tuple((a, tuple(sorted(vs))) for a, vs in state.avoid.items()))
+    m = cache.get(key) if cache is not None else None
+    if m is None:
+        m = fits(state, tools, np.arange(tools.n_items))
+        if cache is not None:
+            if len(cache) >= FIT_CACHE:
+                cache.clear()
+            cache[key] = m
+    return m
+
+
+#: Distinct fits kept per world (each a bool per item).
+FIT_CACHE = 4096
 
 
 def fits(state: DialogueState, tools: CRSTools, items: np.ndarray) -> np.ndarray:
@@ -186,25 +229,63 @@ class PolicyAgent:
 
     def choose(self, feats: np.ndarray, experts: tuple[str, ...]) -> int:
         """The action index for ``feats``."""
-        logits = feats @ self.policy_weights(experts)
-        if self.greedy:
-            return int(np.argmax(logits))
-        p = np.exp(logits - logits.max())
-        return int(self.rng.choice(p.size, p=p / p.sum()))
+        return self.choose_all(np.asarray(feats)[None, :], experts)[0]
+
+    def choose_all(self, feats: np.ndarray, experts: tuple[str, ...]) -> list[int]:
+        """The action index for each row of ``feats`` ((B, N_FEATURES)).
+
+        One product per row, not one matrix product: a row's logits are then
+        bit for bit those of a single state, whatever the batch (a BLAS matrix
+        product may sum in another order and flip near-ties).
+        """
+        w = self.policy_weights(experts)
+        out = []
+        for f in feats:
+            logits = f @ w
+            if self.greedy:
+                out.append(int(np.argmax(logits)))
+            else:
+                p = np.exp(logits - logits.max())
+                out.append(int(self.rng.choice(p.size, p=p / p.sum())))
+        return out
 
     def act(self, state: DialogueState, tools: CRSTools) -> AgentAct:
         """One turn: answer a question about an item, else the policy's action."""
-        last = state.last
-        if last is not None and last.act == "ask_about" and last.items:
-            return AgentAct("answer_item", items=last.items[:1], tools=("facts",))
-        experts = tools.experts
-        pool, calls = candidates(state, tools, experts[0])
-        a = action_space(experts)[self.choose(features(state, pool.size, tools.n_items), experts)]
-        return decode(a, state, tools, pool, calls)
+        return self.act_all([state], [tools])[0]
+
+    def act_all(self, states: Sequence[DialogueState], tools: Sequence[CRSTools]) -> list[AgentAct]:
+        """:meth:`act` for several conversations at once (one round of the world's conversations): candidate pools
+        for all (:func:`candidates_all`), features as a matrix (:func:`feature_matrix`), then each state's action."""
+        out = answers_asked(states)
+        for experts, rows in _by_key([r for r, a in enumerate(out) if a is None], lambda r: tools[r].experts):
+            st, tl = [states[r] for r in rows], [tools[r] for r in rows]
+            pools = candidates_all(st, tl, experts[0])
+            feats = feature_matrix(st, [p.size for p, _ in pools], [t.n_items for t in tl])
+            acts = action_space(experts)
+            for r, s, t, (pool, calls), j in zip(rows, st, tl, pools, self.choose_all(feats, experts)):
+                out[r] = decode(acts[j], s, t, pool, calls)
+        return out  # type: ignore[return-value]
 
     def observe(self, state: DialogueState, outcome: str, reward: float) -> None:
         """Tally outcomes (the policy itself is trained in ``Conversation-v0``)."""
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+def answers_asked(states: Sequence[DialogueState]) -> list[AgentAct | None]:
+    """Per state, the answer to the user's question about an item (``facts``) when they just asked one, else ``None``."""
+    out: list[AgentAct | None] = []
+    for s in states:
+        last = s.last
+        out.append(AgentAct("answer_item", items=last.items[:1], tools=("facts",)) if last is not None and last.act == "ask_about" and last.items else None)
+    return out
+
+
+def _by_key(rows: list[int], key: Any) -> list[tuple[Any, list[int]]]:
+    """``rows`` grouped by ``key(row)``, groups in order of first appearance, rows in order."""
+    groups: dict[Any, list[int]] = {}
+    for r in rows:
+        groups.setdefault(key(r), []).append(r)
+    return list(groups.items())
 
 
 def decode(a: Action, state: DialogueState, tools: CRSTools, pool: np.ndarray, calls: list[str]) -> AgentAct:
@@ -218,7 +299,7 @@ def decode(a: Action, state: DialogueState, tools: CRSTools, pool: np.ndarray, c
         if pool.size == 0:  # nothing fits everything said: the expert's best, unfiltered
             pool = tools.rank(tools.experts[-1], POOL or tools.n_items, exclude=tuple(state.offered))
             calls = [*calls, f"rank:{tools.experts[-1]}"]
-    return AgentAct("recommend", items=tuple(int(i) for i in pool[: a.k]), tools=tuple(calls), reason=a.expert)
+    return AgentAct("recommend", items=tuple(pool[: a.k].tolist()), tools=tuple(calls), reason=a.expert)
 
 
 class AlwaysRecommendAgent(PolicyAgent):
@@ -226,12 +307,13 @@ class AlwaysRecommendAgent(PolicyAgent):
 
     name = "always_recommend"
 
-    def act(self, state: DialogueState, tools: CRSTools) -> AgentAct:
-        last = state.last
-        if last is not None and last.act == "ask_about" and last.items:
-            return AgentAct("answer_item", items=last.items[:1], tools=("facts",))
-        pool, calls = candidates(state, tools, tools.experts[-1])
-        return decode(Action("recommend", k=3, expert=tools.experts[-1]), state, tools, pool, calls)
+    def act_all(self, states: Sequence[DialogueState], tools: Sequence[CRSTools]) -> list[AgentAct]:
+        out = answers_asked(states)
+        for expert, rows in _by_key([r for r, a in enumerate(out) if a is None], lambda r: tools[r].experts[-1]):
+            st, tl = [states[r] for r in rows], [tools[r] for r in rows]
+            for r, s, t, (pool, calls) in zip(rows, st, tl, candidates_all(st, tl, expert)):
+                out[r] = decode(Action("recommend", k=3, expert=expert), s, t, pool, calls)
+        return out  # type: ignore[return-value]
 
 
 class AskThenRecommendAgent(PolicyAgent):
@@ -243,17 +325,22 @@ class AskThenRecommendAgent(PolicyAgent):
         super().__init__(**kw)
         self.asks = int(asks)
 
-    def act(self, state: DialogueState, tools: CRSTools) -> AgentAct:
-        last = state.last
-        if last is not None and last.act == "ask_about" and last.items:
-            return AgentAct("answer_item", items=last.items[:1], tools=("facts",))
-        asked = sum(1 for m in state.messages if m.role == "agent" and m.act == "ask")
-        if asked < self.asks:
-            for a in ATTRIBUTES:
-                if a not in state.known:
-                    return AgentAct("ask", attribute=a)
-        pool, calls = candidates(state, tools, "search")
-        return decode(Action("recommend", k=3, expert="search"), state, tools, pool, calls)
+    def act_all(self, states: Sequence[DialogueState], tools: Sequence[CRSTools]) -> list[AgentAct]:
+        out = answers_asked(states)
+        rows = []
+        for r, s in enumerate(states):
+            if out[r] is not None:
+                continue
+            asked = sum(1 for m in s.messages if m.role == "agent" and m.act == "ask")
+            ask = next((a for a in ATTRIBUTES if a not in s.known), None) if asked < self.asks else None
+            if ask is not None:
+                out[r] = AgentAct("ask", attribute=ask)
+            else:
+                rows.append(r)
+        st, tl = [states[r] for r in rows], [tools[r] for r in rows]
+        for r, s, t, (pool, calls) in zip(rows, st, tl, candidates_all(st, tl, "search")):
+            out[r] = decode(Action("recommend", k=3, expert="search"), s, t, pool, calls)
+        return out  # type: ignore[return-value]
 
 
 def crs_names() -> list[str]:
@@ -280,11 +367,15 @@ __all__ = [
     "AskThenRecommendAgent",
     "PolicyAgent",
     "action_space",
+    "answers_asked",
     "candidates",
+    "candidates_all",
     "crs_names",
     "decode",
     "default_weights",
+    "feature_matrix",
     "features",
+    "fit_mask",
     "fits",
     "make_crs",
 ]

@@ -82,13 +82,22 @@ def top_items_of(world: World, model: UtilityBrain, users: np.ndarray, k: int) -
     util = item_utilities(world, model, users, np.arange(n))
     util[world.seen[users, :n]] = -np.inf
     k = min(k, n)
-    out = np.empty((users.size, k), np.int64)
-    for r, row in enumerate(util):
-        # The first k of a stable descending sort (ties by item id), without sorting the whole catalog:
-        # every item at least as good as the k-th best, then the exact order among those.
-        cut = row[np.argpartition(-row, k - 1)[k - 1]] if k < n else -np.inf
-        cand = np.flatnonzero(row >= cut)
-        out[r] = cand[np.lexsort((cand, -row[cand]))][:k]
+    b = users.size
+    out = np.empty((b, k), np.int64)
+    if not b:
+        return out
+    # The first k of a stable descending sort (ties by item id), without sorting the whole catalog:
+    # every item at least as good as the k-th best, then the exact order among those.
+    cut = util[np.arange(b), np.argpartition(-util, k - 1, axis=1)[:, k - 1]] if k < n else np.full(b, -np.inf)
+    ge = util >= cut[:, None]
+    exact = ge.sum(axis=1) == k  # no tie at the cut (nearly always): all rows at once
+    rows = np.flatnonzero(exact)
+    if rows.size:
+        cand = np.nonzero(ge[rows])[1].reshape(rows.size, k)  # item ids ascending in each row
+        out[rows] = np.take_along_axis(cand, np.argsort(-util[rows[:, None], cand], axis=1, kind="stable"), axis=1)
+    for r in np.flatnonzero(~exact).tolist():
+        cand = np.flatnonzero(ge[r])
+        out[r] = cand[np.lexsort((cand, -util[r, cand]))][:k]
     return out
 
 
@@ -158,7 +167,15 @@ class AttributeIndex:
         self.era = np.array([decade_word(int(y)) if y > 0 else "" for y in cat.years[:n]])
         self.well_known = np.asarray(w.items.fame[:n]) >= WELL_KNOWN
         self._attrs: dict[int, ItemAttributes] = {}
+        self._masks: dict[tuple[str, str], np.ndarray] = {}
+        #: Conversational agents' fits over the whole catalog, by what the user said (see ``agents.fit_mask``).
+        self.fit_cache: dict[Any, np.ndarray] = {}
         self._n = n
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_masks", {})  # checkpoints written before the masks were kept
+        state.setdefault("fit_cache", {})
+        self.__dict__.update(state)
 
     def attributes(self, item: int) -> ItemAttributes:
         """:func:`attributes` of ``item``, kept (an item's genres, year and fame do not change)."""
@@ -173,15 +190,26 @@ class AttributeIndex:
         """(len(items),) bool: which ``items`` have ``value`` for ``attribute``."""
         if len(self.world.catalog) != self._n:
             self._build()
-        items = np.asarray(items, np.int64)
-        if attribute == "genre":
-            j = self.genre_col.get(value)
-            return self.genres[items, j] if j is not None else np.zeros(items.size, bool)
-        if attribute == "era":
-            return self.era[items] == value
-        if attribute == "popularity":
-            return self.well_known[items] == (value == "well-known")
-        return np.zeros(items.size, bool)
+        return self.mask(attribute, value)[np.asarray(items, np.int64)]
+
+    def mask(self, attribute: str, value: str) -> np.ndarray:
+        """(catalog size,) bool: which items have ``value`` for ``attribute`` (kept: agents filter the whole catalog every turn)."""
+        if len(self.world.catalog) != self._n:
+            self._build()
+        key = (attribute, value)
+        m = self._masks.get(key)
+        if m is None:
+            if attribute == "genre":
+                j = self.genre_col.get(value)
+                m = self.genres[:, j].copy() if j is not None else np.zeros(self._n, bool)
+            elif attribute == "era":
+                m = self.era == value
+            elif attribute == "popularity":
+                m = self.well_known == (value == "well-known")
+            else:
+                m = np.zeros(self._n, bool)
+            self._masks[key] = m
+        return m
 
 
 __all__ = [

@@ -7,6 +7,8 @@ target's title: a user names an item only after the agent has offered it.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from recworld.protocols import ItemFacts
@@ -51,6 +53,7 @@ def pick(rng: np.random.Generator, options: list[str]) -> str:
 _ARTICLES = (", The", ", A", ", An", ", Les", ", La", ", Le", ", Il", ", Das", ", Die")
 
 
+@lru_cache(maxsize=8192)
 def display_title(title: str) -> str:
     """A catalog title as people say it (MovieLens files "Shining, The" as the article last)."""
     for art in _ARTICLES:

@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: How much more or less than average each role talks with the platform.
 ROLE_TALK = {"chatter": 2.0, "explorer": 1.5, "critic": 1.0, "poster": 1.0, "watcher": 0.5}
 AGENT_ACTS = ("ask", "recommend", "answer_item", "end")
+_CONVERSE = int(EventType.CONVERSE)
 
 
 @runtime_checkable
@@ -78,6 +79,15 @@ class HasRuntime(Protocol):
     def attach_recorder(self, recorder: RecorderSink) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ActsInBatches(Protocol):
+    """A conversational agent that acts for a round of conversations at once (:class:`~recworld.agents.conversation.agents.PolicyAgent`)."""
+
+    def act_all(self, states: list[DialogueState], tools: list[WorldTools]) -> list[AgentAct]:
+        """One act per state, in order (what ``act`` would answer for each)."""
+        ...
 
 
 #: User acts whose wording an LLM brain may write (the others name items and stay templated).
@@ -116,14 +126,15 @@ class WorldTools:
         rec = world.recommender
         self.experts: tuple[str, ...] = ("search", getattr(rec, "name", type(rec).__name__))
         self.n_items = len(world.catalog)
-        self.returned: set[int] = set()
+        self.returned = ReturnedItems(self.n_items)
+        self.fit_cache = index.fit_cache  # the agents' fits over the whole catalog, shared by the world's conversations
 
     def _note(self, items: np.ndarray) -> np.ndarray:
-        self.returned.update(items.tolist())
+        self.returned.update(items)
         return items
 
     def search(self, query: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
-        return self._note(self.engine.search(query, k, exclude=np.asarray(exclude, np.int64) if exclude else None).items)
+        return self._note(self.engine.ranking(query, k, exclude=np.asarray(exclude, np.int64) if exclude else None))
 
     def rank(self, expert: str, k: int, exclude: tuple[int, ...] = ()) -> np.ndarray:
         if expert == "search":
@@ -136,8 +147,7 @@ class WorldTools:
         if items is None:
             items = np.asarray(w.recommender.recommend(np.array([self.user]), k_all, w.context()))[0]
         if exclude:
-            out = set(exclude)  # a few offered items: a set beats np.isin here
-            items = items[[i not in out for i in items.tolist()]]
+            items = without(items, exclude)
         return self._note(items[:k].astype(np.int64))
 
     def facts(self, item: int) -> ItemFacts:
@@ -149,6 +159,47 @@ class WorldTools:
 
     def matching(self, items: np.ndarray, attribute: str, value: str) -> np.ndarray:
         return self.index.matching(items, attribute, value)
+
+
+class ReturnedItems:
+    """The items the tools returned in one conversation (a mask over the catalog: pools are the whole catalog).
+
+    Args:
+        n: catalog size (grows when a larger id is noted).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.mask = np.zeros(max(int(n), 1), bool)
+
+    def update(self, items: np.ndarray) -> None:
+        """Note ``items`` (ids in the catalog)."""
+        try:
+            self.mask[items] = True
+        except IndexError:  # the catalog grew (posts became items)
+            items = np.asarray(items, np.int64)
+            self.mask = np.concatenate([self.mask, np.zeros(int(items.max()) + 1 - self.mask.size, bool)])
+            self.mask[items] = True
+
+    def add(self, item: int) -> None:
+        """Note one item."""
+        if item >= self.mask.size:
+            self.update(np.array([item], np.int64))
+        self.mask[item] = True
+
+    def __contains__(self, item: object) -> bool:
+        i = int(item)  # type: ignore[call-overload]
+        return 0 <= i < self.mask.size and bool(self.mask[i])
+
+
+def without(items: np.ndarray, exclude: tuple[int, ...]) -> np.ndarray:
+    """``items`` (distinct ids) in order, less those in ``exclude`` (a few items): a mask, not a Python loop over a whole-catalog pool."""
+    if not exclude or not items.size:
+        return items
+    ex = np.asarray(exclude, np.int64)
+    top = int(max(int(items.max()), int(ex.max()))) + 1
+    out = np.zeros(top, bool)
+    out[ex[ex >= 0]] = True
+    return items[~out[items]]
 
 
 class RoundRanks:
@@ -299,7 +350,7 @@ class ConversationLayer:
             ranks = RoundRanks(world, [c.user for c in live], (POOL or len(world.catalog)) + max(len(c.state.offered) for c in live))
             for c in live:
                 c.tools.ranks = ranks
-            offers = [(c, c.offer(c.agent_act())) for c in live]
+            offers = [(c, c.offer(act)) for c, act in zip(live, agent_acts(self, live))]
             for c in live:
                 c.tools.ranks = None  # pages are served next: the ranking is stale
             decide_offers(self, world, [(c, items) for c, items in offers if items])
@@ -310,6 +361,48 @@ class ConversationLayer:
             flush_all(world, live)
             live = [c for c in live if c.outcome is None]
         return np.array([c.user for c in convs if c.left], np.int64)
+
+
+def agent_acts(layer: ConversationLayer, convs: list[Conversation]) -> list[AgentAct | None]:
+    """The agent's acts for ``convs`` (one turn each), checked (:meth:`Conversation.check`).
+
+    One call for all when the agent acts in batches (:class:`ActsInBatches`),
+    else one per conversation. An agent's fault is counted and ends only the
+    conversations it hits: when a batched call fails, each conversation asks
+    on its own.
+    """
+    agent = layer.agent
+    acts: list[Any] | None = None
+    if batches(agent):
+        try:
+            acts = list(agent.act_all([c.state for c in convs], [c.tools for c in convs]))
+        except Exception:  # noqa: BLE001  # an agent's fault must not stop the world: retried one conversation at a time
+            acts = None
+        if acts is not None and len(acts) != len(convs):
+            acts = None
+    if acts is None:
+        acts = [_act_alone(agent, c) for c in convs]
+    return [c.check(a) for c, a in zip(convs, acts)]
+
+
+def batches(agent: Any) -> bool:
+    """Whether ``agent`` acts in batches: it has ``act_all`` and no subclass below it overrides ``act`` alone
+    (a ``PolicyAgent`` subclass written for one state at a time keeps its own ``act``)."""
+    if not isinstance(agent, ActsInBatches):
+        return False
+    mro = type(agent).__mro__
+
+    def owner(name: str) -> int:
+        return next((i for i, c in enumerate(mro) if name in c.__dict__), len(mro))
+
+    return owner("act_all") <= owner("act")
+
+
+def _act_alone(agent: ConversationalAgent, c: Conversation) -> Any:
+    try:
+        return agent.act(c.state, c.tools)
+    except Exception:  # noqa: BLE001  # counted by Conversation.check (not an AgentAct), the conversation ends cleanly
+        return None
 
 
 def flush_all(world: World, convs: list[Conversation]) -> None:
@@ -377,11 +470,12 @@ class Conversation:
         if voice is not None and role == "user" and act in VOICED_ACTS:
             last = self.state.last
             text, by = voice.conversation_text(self.world, self.world.tick, self.user, last.text if last else "", text, value, self.forbidden())
-        self.state.messages.append(Message(role, act, text, tuple(items), attribute, value))
-        p = TurnPayload(
+        items = tuple(map(int, items)) if items else ()
+        self.state.messages.append(Message(role, act, text, items, attribute, value))
+        p = TurnPayload.dump_of(  # thousands of turns a second: the payload's dict without validating a model (same dict)
             conversation=self.cid, turn=self.turn, role=role, act=act, items=list(items), attribute=attribute, value=value, tools=list(tools), by=by
-        )  # type: ignore[arg-type]
-        self.rows.append((int(EventType.CONVERSE), items[0] if items else INT_NONE, text, self.turn, p.dump()))
+        )
+        self.rows.append((_CONVERSE, items[0] if items else INT_NONE, text, self.turn, p))
         self.turn += 1
 
     def forbidden(self) -> tuple[str, ...]:
@@ -471,12 +565,11 @@ class Conversation:
             self.say("user", "request", L.pick(self.rng, L.REQUEST))
 
     def agent_act(self) -> AgentAct | None:
-        """The agent's act, checked: unknown acts and failures are counted and end the conversation (``None``); recommended items no tool returned are dropped."""
-        try:
-            act = self.layer.agent.act(self.state, self.tools)
-        except Exception:  # noqa: BLE001  # an agent's fault must not stop the world: counted, the conversation ends cleanly
-            self.errors += 1
-            return None
+        """The agent's act, checked (:func:`agent_acts` for this conversation alone)."""
+        return agent_acts(self.layer, [self])[0]
+
+    def check(self, act: Any) -> AgentAct | None:
+        """``act`` if the agent may make it: unknown acts and failures (``None``: the agent raised) are counted and end the conversation (``None``); recommended items no tool returned are dropped."""
         if not isinstance(act, AgentAct) or act.kind not in AGENT_ACTS:
             self.errors += 1
             return None
@@ -542,19 +635,19 @@ class Conversation:
         outcome = self.outcome or "failed"
         self.layer.errors += self.errors
         it = self.intent
-        p = ConversationEndPayload(
+        p = ConversationEndPayload.dump_of(  # one a conversation, plain values: the model's dict without validating a model
             conversation=self.cid,
-            outcome=outcome,  # type: ignore[arg-type]
-            mode=it.mode,  # type: ignore[arg-type]
-            agent=self.layer.agent.name,
-            target=it.target,
-            reference=it.reference,
-            recommended=self.recommended,
+            outcome=outcome,
+            mode=it.mode,
+            agent=str(self.layer.agent.name),
+            target=None if it.target is None else int(it.target),
+            reference=[int(i) for i in it.reference],
+            recommended=[list(r) for r in self.recommended],
             accepted=list(self.state.accepted),
             success_turn=self.success_turn,
             errors=self.errors,
         )
-        self.rows.append((int(EventType.CONVERSATION_END), self.success_item, None, self.turn, p.dump()))
+        self.rows.append((int(EventType.CONVERSATION_END), self.success_item, None, self.turn, p))
         if log:
             self.flush()
         reward = (1.0 if outcome == "success" else 0.0) - 0.05 * len(self.recommended)
@@ -571,10 +664,14 @@ class Conversation:
 
 __all__ = [
     "AGENT_ACTS",
+    "ActsInBatches",
     "ROLE_TALK",
     "VOICED_ACTS",
     "Conversation",
+    "ReturnedItems",
     "RoundRanks",
+    "agent_acts",
+    "batches",
     "decide_offers",
     "ConversationConfig",
     "ConversationLayer",

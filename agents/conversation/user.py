@@ -21,7 +21,6 @@ attribute values (genre, era, popularity).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,19 +69,21 @@ def intent_for_target(target: int, attrs: ItemAttributes, rng: np.random.Generat
 
 def intent_target_free(reference: list[int], attrs: list[ItemAttributes], rng: np.random.Generator) -> Intent:
     """A target-free intent: the values most common among the user's top items (ties to the better-ranked item)."""
-    wants: dict[str, str | None] = {}
-    genre_votes: Counter[str] = Counter()
+    # Votes weighted by 1 / (1 + rank); the most voted value, ties to the first counted (as Counter.most_common(1)).
+    genre: dict[str, float] = {}
+    era: dict[str, float] = {}
+    pop: dict[str, float] = {}
     for rank, a in enumerate(attrs):
+        w = 1.0 / (1 + rank)
         for g in a.genres:
-            genre_votes[g.lower()] += 1.0 / (1 + rank)
-    wants["genre"] = genre_votes.most_common(1)[0][0] if genre_votes else None
-    for name in ("era", "popularity"):
-        votes: Counter[str] = Counter()
-        for rank, a in enumerate(attrs):
-            v = a.value(name)
-            if v is not None:
-                votes[v] += 1.0 / (1 + rank)
-        wants[name] = votes.most_common(1)[0][0] if votes else None
+            g = g.lower()
+            genre[g] = genre.get(g, 0) + w
+        if a.era is not None:
+            era[a.era] = era.get(a.era, 0) + w
+        pop[a.popularity] = pop.get(a.popularity, 0) + w
+    wants: dict[str, str | None] = {
+        name: max(votes, key=votes.__getitem__) if votes else None for name, votes in (("genre", genre), ("era", era), ("popularity", pop))
+    }
     return Intent("target_free", None, [int(x) for x in reference], wants, list(rng.permutation(list(ATTRIBUTES))))
 
 

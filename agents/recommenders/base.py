@@ -119,7 +119,17 @@ def _topk_lazy_order(keys, seen, users, k, out):
             if not is_seen(seen, u, it):
                 out[r, got] = it
                 got += 1
-        if got < k:
+        if got < k and m == n:
+            # The whole ranking is out (a caller asked for about the whole catalog): seen items follow in
+            # the same order, as the direct scan would place them, without its quadratic insertion.
+            for pos in range(n):
+                it = order[pos]
+                if is_seen(seen, u, it):
+                    out[r, got] = it
+                    got += 1
+                    if got == k:
+                        break
+        elif got < k:
             _smallest_unseen(keys, seen, u, k, out[r])
 
 

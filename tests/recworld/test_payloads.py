@@ -13,9 +13,11 @@ from recworld.payloads import (
     PAYLOADS,
     AuthoredPayload,
     ChatPayload,
+    ConversationEndPayload,
     LeavePayload,
     PostPayload,
     SocialWatchPayload,
+    TurnPayload,
     json_fragment,
 )
 
@@ -28,6 +30,35 @@ def test_round_trip_and_optional_fields():
     q = PostPayload(post=4, parent_post=3, cascade=3, depth=1, about_item=17)
     assert q.dump()["about_item"] == 17 and PostPayload.read(q.dump()) == q
     assert [LeavePayload.read(x).reason for x in LEAVE_PAYLOADS] == list(LEAVE_REASONS)
+
+
+def test_dump_of_is_the_models_dump_without_validation():
+    """The conversation layer's hot path writes turns with dump_of: the same dict, key order included, as the model's dump."""
+    import pytest
+
+    cases = [
+        {"conversation": 3, "turn": 0, "role": "user", "act": "request"},
+        {"conversation": 3, "turn": 1, "role": "agent", "act": "recommend", "items": [4, 9], "tools": ["search"], "by": "template"},
+        {"conversation": 5, "turn": 2, "role": "user", "act": "answer", "attribute": "genre", "value": "comedy", "by": "llm"},
+        {"conversation": 5, "turn": 3, "role": "user", "act": "reject", "items": [1], "attribute": None, "value": None},
+    ]
+    for kw in cases:
+        fast, slow = TurnPayload.dump_of(**kw), TurnPayload(**kw).dump()
+        assert fast == slow and list(fast) == list(slow)
+    end = {"conversation": 2, "outcome": "success", "mode": "target", "agent": "policy", "target": 7, "reference": [7]}
+    end |= {"recommended": [[1, 2, 3], [], [7]], "accepted": [2, 7], "success_turn": 6, "errors": 0}
+    for kw in (end, {**end, "target": None, "success_turn": None, "outcome": "abandoned", "mode": "target_free"}):
+        fast, slow = ConversationEndPayload.dump_of(**kw), ConversationEndPayload(**kw).dump()
+        assert fast == slow and list(fast) == list(slow)
+    p = PostPayload(post=3, parent_post=None, cascade=3, depth=0)
+    assert PostPayload.dump_of(post=3, parent_post=None, cascade=3, depth=0) == p.dump()
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        TurnPayload.dump_of(conversation=1, turn=0, role="user", act="request", colour=1)
+    with pytest.raises(TypeError, match="'act' is required"):
+        TurnPayload.dump_of(conversation=1, turn=0, role="user")
+    a = TurnPayload.dump_of(conversation=1, turn=0, role="user", act="request")
+    a["items"].append(7)  # defaults are copies, as the model's
+    assert TurnPayload.dump_of(conversation=1, turn=0, role="user", act="request")["items"] == []
 
 
 def test_malformed_payloads_read_as_none():

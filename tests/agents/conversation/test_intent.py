@@ -20,6 +20,23 @@ def test_reference_sets_are_the_best_unseen_items_in_a_stable_order(make_world):
     assert not w.seen[users[:, None], got].any()
 
 
+def test_reference_sets_break_ties_by_item_id(make_world, monkeypatch):
+    """Rows with ties at the cut take the exact path, the others the all-rows one: both give the full stable sort's head."""
+    from recworld.agents.conversation import intent
+
+    w = make_world(n=40, seed=2)
+    w.run(2)
+    n = len(w.catalog)
+    users = np.arange(0, 40, 2)
+    tied = np.random.default_rng(0).integers(0, 4, (users.size, n)).astype(float)  # many ties at every cut
+    tied[::3] = np.random.default_rng(1).random((len(tied[::3]), n))  # and rows without any
+    monkeypatch.setattr(intent, "item_utilities", lambda world, model, us, items: tied.copy())
+    util = tied.copy()
+    util[w.seen[users, :n]] = -np.inf
+    for k in (1, 10, n):
+        assert np.array_equal(top_items_of(w, user_model_of(w.brain), users, k), np.argsort(-util, axis=1, kind="stable")[:, :k])
+
+
 def test_held_out_targets_are_the_held_out_items_rated_4_or_5(ml):
     from recworld.agents.conversation.user import held_out_targets
     from recworld.usermodel.fidelity import holdout_split

@@ -168,6 +168,29 @@ def test_items_no_tool_returned_never_reach_the_user_and_faults_end_cleanly(talk
         assert ev.of_type(EventType.WATCH).any()  # the feed went on
 
 
+class _BatchCrasher(PolicyAgent):
+    """A batched agent whose round call always fails and whose single act fails for odd users only."""
+
+    def act_all(self, states, tools):
+        raise RuntimeError("the batch broke")
+
+    def act(self, state, tools):
+        if state.user % 2:
+            raise RuntimeError("boom")
+        return PolicyAgent.act_all(self, [state], [tools])[0]
+
+
+def test_a_batched_agents_fault_ends_only_the_conversations_it_hits(talk_world):
+    w = talk_world(agent=_BatchCrasher(), n=80)
+    ev = run_collecting(w, 8)
+    convs = conversations(ev)
+    odd = [e for user, _, e, _ in convs.values() if user % 2]
+    even = [e for user, _, e, _ in convs.values() if not user % 2]
+    assert odd and all(e.outcome == "failed" and e.errors == 1 for e in odd)
+    assert even and all(e.errors == 0 for e in even) and any(e.outcome != "failed" for e in even)
+    assert w.layers[0].errors >= len(odd)
+
+
 def test_conversations_and_searches_are_deterministic_and_survive_a_checkpoint(talk_world):
     from recworld.checkpoint import dump_world, load_world
 

@@ -82,13 +82,15 @@ def _shared_order_reference(keys, seen, users, k):
     return np.array(out)
 
 
+@pytest.mark.parametrize("deep", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_topk_shared_order_equals_the_full_stable_ranking(seed):
+def test_topk_shared_order_equals_the_full_stable_ranking(seed, deep):
     from recworld.agents.recommenders.base import topk_shared_order
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(5, 2500))
-    k = int(rng.integers(1, min(n, 12) + 1))
+    # deep: about the whole catalog, as conversational agents' candidate pools ask (the ranking is materialised in full).
+    k = int(rng.integers(1, min(n, 12) + 1)) if not deep else n - int(rng.integers(0, min(n, 4)))
     # Integer keys tie a lot (the order among ties is by index); jittered keys do not.
     keys = -rng.integers(0, 4, n).astype(np.float64) if seed % 2 else -(rng.integers(0, 50, n) + 0.5 * rng.random(n))
     users = np.arange(60)
