@@ -11,7 +11,9 @@ import multiprocessing
 import os
 import platform
 import queue
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -507,7 +509,15 @@ class _WriterProcess:
         url = engine.url.render_as_string(hide_password=False)
         # The writer's parent is the fork server, not this process: it watches this one by pid.
         self._p = ctx.Process(target=_write_jobs, args=(url, run_id, self._jobs, self._acks, os.getpid()), name=f"recworld-log-{run_id}", daemon=True)
-        self._p.start()
+        # The writer needs only this module: hide the caller's __main__ so that neither the fork server nor the
+        # child runs the user's script again (a script without an `if __name__ == "__main__"` guard would recurse).
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            self._p.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
     def put(self, job: _Job) -> None:
         self._jobs.put(job)

@@ -133,3 +133,29 @@ def test_writer_process_error_is_reported_and_in_memory_falls_back_to_a_thread(t
     assert mem._proc is None and mem._queue is not None
     mem.close()
     dispose_all()
+
+
+def test_writer_process_from_a_script_without_a_main_guard(tmp_path):
+    """A user's script that logs with a writer process at top level runs once (the writer never re-runs the script)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "log_it.py"
+    script.write_text(
+        "from recworld.events import EventBatch, EventType\n"
+        "from recworld.storage import connect\n"
+        "from recworld.storage.recorder import RunRecorder, create_run\n"
+        f"eng = connect('sqlite:///{tmp_path / 's.db'}')\n"
+        "rec = RunRecorder(eng, create_run(eng, 't'), background='process')\n"
+        "rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=['hi'])))\n"
+        "rec.flush()\n"
+        "rec.close()\n"
+        "print('ran')\n"
+    )
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["ran"]
+    eng = connect(f"sqlite:///{tmp_path / 's.db'}")
+    with eng.connect() as con:
+        assert con.execute(select(Event.text)).scalars().all() == ["hi"]
+    dispose_all()
