@@ -3,10 +3,12 @@
 A decision is one user looking at one page (k items): watch/skip per item,
 ratings, leave-or-next. Reports the world alone and the world logging every
 event to SQLite (the run recorder as `recworld run` uses it: pages packed one
-row each, written by a background thread; the timing includes waiting for the
-last commit), plus peak memory (max RSS of this process). ``decisions/CPU-s``
-divides by the CPU time of the whole process (writer thread included): on a
-machine busy with other work it shows the cost of logging when wall time cannot. Sampled users
+row each, written by a writer process, the default, or by a background
+thread, ``storage.writer: thread``; the timing includes waiting for the last
+commit), plus peak memory (max RSS of this process). ``decisions/CPU-s``
+divides by the CPU time of the world's process and its writer process (a
+writer thread is in the first): on a machine busy with other work it shows
+the cost of logging when wall time cannot. Sampled users
 with 8 sessions a day keep many users in session per tick; the social layer
 is off unless ``--social``.
 
@@ -16,6 +18,7 @@ is off unless ``--social``.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -25,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = False, log_skips: bool = True) -> dict:
+def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = False, log_skips: bool = True, writer: str = "process") -> dict:
     from recworld.scenarios.build import build_world
     from recworld.scenarios.schema import load_scenario
     from recworld.storage import connect
@@ -47,9 +50,11 @@ def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = F
         tmp = tempfile.mkdtemp()
         eng = connect(f"sqlite:///{Path(tmp) / 'bench.db'}")
         rid = create_run(eng, "bench")
-        rec = RunRecorder(eng, rid, flush_every=1, snapshot_every=0, background=True)
+        rec = RunRecorder(eng, rid, flush_every=1, snapshot_every=0, background=writer)
         world.subscribe(rec)
     world.run(2)  # warm-up: first sessions, caches
+    if db:
+        rec.flush()
     pages = 0
     events = 0
 
@@ -60,12 +65,23 @@ def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = F
             events += len(ev)
 
     world.subscribe(Count())
-    t0, c0 = time.perf_counter(), time.process_time()
+    child = rec._proc._p.pid if db and rec._proc is not None else None
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _cpu_of(child)
     world.run(ticks)
     if db:
         rec.flush()  # the timing includes waiting for the log writer to commit the last tick
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0 + _cpu_of(child) - k0
+    if db:
+        rec.close()
     return {"pages": pages, "events": events, "seconds": dt, "rate": pages / dt, "ev_rate": events / dt, "cpu_rate": pages / cpu}
+
+
+def _cpu_of(pid: int | None) -> float:
+    """CPU seconds (user + system) a running process has used so far (Linux /proc; 0 without a pid)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -80,12 +96,12 @@ def main() -> None:
         t.add_column(col, justify="right")
     for n in args.users:
         for rec in args.recommenders:
-            for db, skips in ((False, True), (True, True), (True, False)):
-                r = bench(n, args.ticks, rec, db, social=args.social, log_skips=skips)
+            for db, skips, writer in ((False, True, ""), (True, True, "process"), (True, True, "thread"), (True, False, "process")):
+                r = bench(n, args.ticks, rec, db, social=args.social, log_skips=skips, writer=writer)
                 t.add_row(
                     str(n),
                     rec,
-                    ("SQLite" if skips else "SQLite, no skips") if db else "none",
+                    f"SQLite, {writer}" + ("" if skips else ", no skips") if db else "none",
                     f"{r['pages']:,}",
                     f"{r['seconds']:.2f}",
                     f"{r['rate']:,.0f}",

@@ -149,7 +149,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         snapshot_every=st.snapshot_every,
         checkpointer=dump_world if st.checkpoint_every else None,
         checkpoint_every=max(1, st.checkpoint_every),
-        background=True,
+        background=st.writer,
     )
     if fresh:
         recorder.write_world(world)

@@ -111,6 +111,8 @@ class StorageSpec(_Strict):
     flush_every: int = Field(1, ge=1, le=10_000)
     checkpoint_every: int = Field(1, ge=0, le=10_000)
     snapshot_every: int = Field(24, ge=0)
+    #: Who writes the log while the world runs: a thread of the world's process, or a writer process of its own (builds and commits the rows on another core).
+    writer: Literal["thread", "process"] = "thread"
 
 
 class Scenario(_Strict):

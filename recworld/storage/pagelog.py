@@ -70,19 +70,23 @@ def page_rows(run_id: int, tick: int, block: PageBlock, start: int) -> list[tupl
         rbytes, rsize = np.ascontiguousarray(rt, "<f8").tobytes(), 8
     else:
         rbytes, rsize = np.nan_to_num(rt, nan=0.0).astype(np.int8).tobytes(), 1
-    fbytes = fr.tobytes() if has_frac else b""
-    off = np.concatenate(([0], np.cumsum(n_w))).tolist()
-    pre = [r.tobytes() for r in prefix]
+    # Every page's blob laid out in one buffer (prefix, shares, ratings), then cut: no per-page byte joins.
+    f_len = 8 * n_w if has_frac else np.zeros(b, np.int64)
+    r_len = np.where(n_r > 0, rsize * n_w, 0)
+    p_len = prefix.shape[1]
+    ends = np.cumsum(p_len + f_len + r_len)
+    starts = ends - (p_len + f_len + r_len)
+    buf = np.empty(int(ends[-1]), np.uint8)
+    buf[(starts[:, None] + np.arange(p_len)).ravel()] = prefix.ravel()
+    if has_frac:
+        buf[_runs(starts + p_len, f_len)] = np.frombuffer(fr.tobytes(), np.uint8)
+    if r_len.any():
+        keep = np.repeat(n_r > 0, n_w)  # a page with no rating stores none of its watched items' slots
+        rb = np.frombuffer(rbytes, np.uint8).reshape(-1, rsize)[keep].ravel()
+        buf[_runs(starts + p_len + f_len, r_len)] = rb
+    raw = buf.tobytes()
+    data = [raw[a:z] for a, z in zip(starts.tolist(), ends.tolist())]
     nr = n_r.tolist()
-    data = []
-    for r in range(b):
-        a, z = off[r], off[r + 1]
-        blob = pre[r]
-        if has_frac:
-            blob += fbytes[a * 8 : z * 8]
-        if nr[r]:
-            blob += rbytes[a * rsize : z * rsize]
-        data.append(blob)
     return list(
         zip(
             [run_id] * b,
@@ -98,6 +102,14 @@ def page_rows(run_id: int, tick: int, block: PageBlock, start: int) -> list[tupl
             data,
         )
     )
+
+
+def _runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i] .. starts[i] + lengths[i]`` of every run, concatenated."""
+    lengths = np.asarray(lengths, np.int64)
+    total = int(lengths.sum())
+    offs = np.repeat(np.asarray(starts, np.int64) - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return offs + np.arange(total)
 
 
 def item_tick_rows(run_id: int, tick: int, blocks: Iterable[PageBlock]) -> list[tuple]:

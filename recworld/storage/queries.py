@@ -313,23 +313,21 @@ def user_story(engine: Engine, run_id: int, user_id: int, limit: int = 6) -> dic
     """
     from recworld.events import EventType
     from recworld.storage.models import Event, Item, MemoryRecord, UserProfile
+    from recworld.storage.pagelog import user_log
 
     e = Event
     with engine.connect() as con:
         prof = con.execute(select(UserProfile.profile_text).where(UserProfile.run_id == run_id, UserProfile.user_id == user_id)).scalar()
-        rated = con.execute(
-            select(e.item_id, func.max(e.value))
-            .where(e.run_id == run_id, e.user_id == user_id, e.type == int(EventType.RATE))
-            .group_by(e.item_id)
-            .order_by(func.max(e.value).desc(), func.max(e.tick).desc())
-            .limit(limit)
-        ).all()
-        latest = con.execute(
-            select(e.item_id)
-            .where(e.run_id == run_id, e.user_id == user_id, e.type.in_([int(EventType.WATCH), int(EventType.SOCIAL_WATCH)]))
-            .order_by(e.id.desc())
-            .limit(limit * 3)
-        ).scalars()
+        # Watches and ratings live in the page log (Page rows expanded) and, for older logs and social watches, in Event rows.
+        log = user_log(con, run_id, user_id, types={int(EventType.RATE), int(EventType.WATCH), int(EventType.SOCIAL_WATCH)})
+        best: dict[int, tuple[float, int]] = {}  # item -> (highest rating, last tick it was rated)
+        for r in log:
+            if r[3] == int(EventType.RATE) and r[4] is not None:
+                v, t = best.get(int(r[4]), (float("-inf"), -1))
+                best[int(r[4])] = (max(v, float(r[5])), max(t, int(r[1])))
+        rated = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:limit]
+        rated = [(i, v) for i, (v, _t) in rated]
+        latest = [r[4] for r in reversed(log) if r[3] != int(EventType.RATE)][: limit * 3]
         items: list[tuple[int, float | None]] = [(int(i), float(v)) for i, v in rated]
         seen = {i for i, _ in items}
         for i in latest:

@@ -7,12 +7,16 @@ in one transaction, so the database never holds half a tick.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import platform
 import queue
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from sqlalchemy import bindparam, delete, insert, update
@@ -134,11 +138,16 @@ class RunRecorder:
         snapshot_every: ticks between user-state snapshots (0 = never).
         checkpointer: optional ``f(world) -> bytes`` whose result is stored
             as a checkpoint in the same transaction as the flushed ticks.
-        background: write in a background thread (the world goes on with the
-            next tick while the database commits this one; at most two
-            flushes wait in line). Each flush is still one transaction with
-            its checkpoint; :meth:`flush` waits for everything, :meth:`close`
-            stops the thread.
+        background: where the database work happens while the world goes on
+            with the next tick (at most two flushes wait in line; each is
+            still one transaction with its checkpoint): ``False`` in the
+            world's thread; ``True`` or ``"thread"`` a background thread;
+            ``"process"`` a writer process of its own, which builds the rows
+            and commits them on another core (a thread shares the world's
+            GIL: its row building and the driver's per-row work held the
+            world back). A database only this process can see (in-memory
+            SQLite) is written by a thread. :meth:`flush` waits for
+            everything, :meth:`close` stops the writer.
     """
 
     def __init__(
@@ -149,7 +158,7 @@ class RunRecorder:
         snapshot_every: int = 24,
         checkpointer: Callable[[World], bytes] | None = None,
         checkpoint_every: int = 1,
-        background: bool = False,
+        background: bool | Literal["thread", "process"] = False,
     ) -> None:
         self.engine = engine
         self.run_id = run_id
@@ -171,7 +180,12 @@ class RunRecorder:
         self.last_tick = -1
         self._error: BaseException | None = None
         self._queue: queue.Queue[_Job | None] | None = None
-        if background:
+        self._proc: _WriterProcess | None = None
+        if background == "process" and not _shareable(engine):
+            background = "thread"
+        if background == "process":
+            self._proc = _WriterProcess(engine, run_id)
+        elif background:
             # SQLite and psycopg release the GIL while they write: the world simulates the next tick meanwhile.
             self._queue = queue.Queue(maxsize=2)
             self._thread = threading.Thread(target=self._writer, name=f"recworld-log-{run_id}", daemon=True)
@@ -319,11 +333,22 @@ class RunRecorder:
         """Wait until every submitted tick is committed (background writer); raise the writer's error if it met one."""
         if self._queue is not None:
             self._queue.join()
+        if self._proc is not None:
+            self._collect(self._proc.wait())
         if self._error is not None:
-            raise RecWorldError(f"the event log writer failed: {self._error.__class__.__name__}: {self._error}") from self._error
+            raise RecWorldError(f"the event log writer failed: {_describe(self._error)}") from self._error
 
     def close(self) -> None:
         """Write what is buffered and stop the background writer (never raises; :meth:`flush` reports errors)."""
+        if self._proc is not None:
+            try:
+                self._submit(None)
+                self.wait()
+            except RecWorldError:
+                pass
+            self._proc.stop()
+            self._proc = None
+            return
         if self._queue is None:
             return
         try:
@@ -336,8 +361,10 @@ class RunRecorder:
 
     def _submit(self, world: World | None) -> None:
         # The checkpoint is the world's state now: taken here, in the world's thread, before the world moves on.
+        if self._proc is not None:
+            self._collect(self._proc.done())
         if self._error is not None:
-            raise RecWorldError(f"the event log writer failed: {self._error.__class__.__name__}: {self._error}") from self._error
+            raise RecWorldError(f"the event log writer failed: {_describe(self._error)}") from self._error
         if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._removed or self._items):
             return
         blob = None
@@ -347,10 +374,19 @@ class RunRecorder:
         self._events, self._metrics, self._snapshots = [], [], []
         self._llm, self._memories, self._edges, self._removed, self._items = [], [], [], [], []
         self._ticks_buffered = 0
-        if self._queue is None:
+        if self._proc is not None:
+            self._proc.put(job)  # bounded: a world faster than its database waits here
+        elif self._queue is None:
             self._write(job)
         else:
             self._queue.put(job)  # bounded: a world faster than its database waits here
+
+    def _collect(self, acks: list[_Ack]) -> None:
+        for a in acks:
+            self.events_written += a.events
+            self.pages_written += a.pages
+            if a.error is not None and self._error is None:
+                self._error = _RemoteError(a.error)
 
     def _writer(self) -> None:
         assert self._queue is not None
@@ -427,6 +463,139 @@ class _Job:
     items: list[dict[str, Any]]
     checkpoint: bytes | None
     last_tick: int
+
+
+@dataclass
+class _Ack:
+    """What the writer process reports for each job: the rows it wrote, or the error it met."""
+
+    events: int = 0
+    pages: int = 0
+    error: str | None = None  # "ErrorClass: message" (exceptions of database drivers do not all pickle)
+
+
+class _RemoteError(Exception):
+    """An error the writer process met, as it described it."""
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _RemoteError) else f"{exc.__class__.__name__}: {exc}"
+
+
+def _shareable(engine: Engine) -> bool:
+    # A writer process opens the database by its URL: an in-memory SQLite database exists only in this process.
+    url = engine.url
+    return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # forkserver: children fork from a clean, single-threaded server that has the storage modules imported
+    # (fast to start; never a fork of this process, whose threads may hold locks).
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["recworld.storage.recorder"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class _WriterProcess:
+    """A child process that writes the recorder's jobs (:meth:`RunRecorder._write`) and acknowledges each."""
+
+    def __init__(self, engine: Engine, run_id: int) -> None:
+        ctx = _context()
+        self._jobs = ctx.Queue(maxsize=2)
+        self._acks = ctx.Queue()
+        self._pending = 0
+        url = engine.url.render_as_string(hide_password=False)
+        # The writer's parent is the fork server, not this process: it watches this one by pid.
+        self._p = ctx.Process(target=_write_jobs, args=(url, run_id, self._jobs, self._acks, os.getpid()), name=f"recworld-log-{run_id}", daemon=True)
+        # The writer needs only this module: hide the caller's __main__ so that neither the fork server nor the
+        # child runs the user's script again (a script without an `if __name__ == "__main__"` guard would recurse).
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            self._p.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+    def put(self, job: _Job) -> None:
+        self._jobs.put(job)
+        self._pending += 1
+
+    def done(self) -> list[_Ack]:
+        """The acknowledgements that arrived so far (never waits)."""
+        out = []
+        while self._pending:
+            try:
+                out.append(self._acks.get_nowait())
+            except queue.Empty:
+                break
+            self._pending -= 1
+        return out
+
+    def wait(self) -> list[_Ack]:
+        """Wait for every job put so far; a writer that died is reported as an error."""
+        out = []
+        while self._pending:
+            try:
+                out.append(self._acks.get(timeout=0.5))
+                self._pending -= 1
+            except queue.Empty:
+                if not self._p.is_alive():
+                    out.append(_Ack(error=f"the writer process exited with code {self._p.exitcode} before writing {self._pending} batch(es)"))
+                    self._pending = 0
+        return out
+
+    def stop(self) -> None:
+        if self._p.is_alive():
+            self._jobs.put(None)
+            self._p.join(timeout=30)
+        if self._p.is_alive():
+            self._p.kill()
+            self._p.join()
+        self._jobs.close()
+        self._acks.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a killed process its parent has not reaped yet counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:  # no /proc (macOS): os.kill answered
+        return True
+
+
+def _write_jobs(url: str, run_id: int, jobs: Any, acks: Any, parent: int) -> None:
+    """The writer process: write each job in its own transaction, acknowledge it; exit on ``None`` or when the parent is gone."""
+    from recworld.storage.db import connect
+
+    rec = RunRecorder(connect(url), run_id)
+    error: str | None = None
+    while True:
+        try:
+            job = jobs.get(timeout=0.5)
+        except queue.Empty:
+            job = False
+        # The world's process died (SIGKILL): a resume may already be rolling the run back, so write nothing more.
+        if job is None or not _alive(parent):
+            return
+        if job is False:
+            continue
+        e0, p0 = rec.events_written, rec.pages_written
+        if error is None:
+            try:
+                rec._write(job)
+            except Exception as exc:  # noqa: BLE001 - reported to the world's process, which raises it at its next submit/flush
+                error = _describe(exc)
+        acks.put(_Ack(rec.events_written - e0, rec.pages_written - p0, error))
 
 
 EVENT_COLUMNS = ("run_id", "tick", "user_id", "type", "item_id", "value", "text", "payload", "seq")

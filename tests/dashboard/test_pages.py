@@ -142,6 +142,13 @@ def test_validation_pages_show_the_stored_report(client, validation):
     assert f"{rep['auc']['mf']:.3f}" in page and f"{rep['ratings']['rmse']:.3f}" in page
     for row in rep["agreement"]["rows"]:
         assert f'<td>{row["recommender"]}</td><td class="num">{row["recall@10"]:.3f}</td>' in page
+    # The conversation protocol's three intent modes, as the CLI printed them.
+    cv = rep["conversations"]["modes"]
+    assert 'id="validation-conversations"' in page and set(cv) == {"target", "target_free", "held_out"}
+    for mode, label in (("target", "target from the model&#39;s taste"), ("target_free", "target-free"), ("held_out", "held-out real item")):
+        r = cv[mode]
+        assert r["conversations"] > 0
+        assert f"<td>{label}" in page and f"[{r['success_ci'][0]:.3f}, {r['success_ci'][1]:.3f}]" in page, mode
     missing = client.get("/validations/nope")
     assert missing.status_code == 404 and "no validation named" in missing.text
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 TICKS = 24  # a day: kills land anywhere in ticks 3..18
 
 
-def _scenario(tmp_path, seed):
+def _scenario(tmp_path, seed, writer="thread"):
     f = tmp_path / "s.yaml"
     f.write_text(
         yaml.safe_dump(
@@ -39,7 +39,7 @@ def _scenario(tmp_path, seed):
                 # Conversations and searches are part of the state a resume must restore.
                 "conversation": {"enabled": True, "rate": 0.3},
                 "search": {"enabled": True, "rate": 0.3},
-                "storage": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
+                "storage": {"url": f"sqlite:///{tmp_path / 'r.db'}", "writer": writer},
             }
         )
     )
@@ -75,9 +75,10 @@ def _wait_for_tick(db, run_id, tick, proc, timeout=120):
     raise AssertionError("run did not reach the tick in time")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed):
-    scen = _scenario(tmp_path, seed)
+@pytest.mark.parametrize(("seed", "writer"), [(1, "thread"), (2, "thread"), (3, "process")])
+def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed, writer):
+    """A run killed at a random tick and resumed logs what an uninterrupted run logs; with a writer process, the orphaned writer writes nothing after the kill."""
+    scen = _scenario(tmp_path, seed, writer)
     db = f"sqlite:///{tmp_path / 'r.db'}"
     _uninterrupted(scen)
     kill_at = random.Random(seed).randint(3, TICKS - 6)

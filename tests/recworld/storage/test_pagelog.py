@@ -22,7 +22,7 @@ def _world(n_users: int, **world):
     return build_world(load_scenario("quickstart").with_overrides(**over))
 
 
-@pytest.mark.parametrize(("impressions", "skips", "background"), [(False, True, True), (True, False, False), (False, False, True)])
+@pytest.mark.parametrize(("impressions", "skips", "background"), [(False, True, "process"), (True, False, False), (False, False, True)])
 def test_logged_events_read_back_exactly(tmp_path, impressions, skips, background):
     """Every event the world emitted, in its order, comes back from Event + Page rows; Page rows replace the per-item rows."""
     world = _world(150, log_impressions=impressions, log_skips=skips)

@@ -1,6 +1,10 @@
+import os
+
+import pytest
 from sqlalchemy import func, select
 from tests_support import log_rows
 
+from recworld.errors import RecWorldError
 from recworld.events import EventBatch, EventType
 from recworld.storage import Event, TickMetrics, connect
 from recworld.storage.db import dispose_all
@@ -86,3 +90,72 @@ def test_rollback_leaves_what_a_shorter_run_wrote(tmp_path):
     assert any(r[-1] is not None for r in want["edge"])  # unfollows before tick 7 stay removed
     with connect(long_url, create=False).connect() as con:
         assert con.execute(select(func.count()).select_from(Checkpoint).where(Checkpoint.run_id == long.run_id, Checkpoint.tick > 7)).scalar() == 0
+
+
+def test_writer_process_writes_what_a_thread_writes_and_stops(tmp_path, make_world):
+    """The writer process (the default of `recworld run`) logs the same rows as the world's own thread, counts them, and exits on close."""
+    logs, counts = [], []
+    for mode in (False, "process"):
+        eng = connect(f"sqlite:///{tmp_path / f'{mode}.db'}")
+        world = make_world(n=60)
+        run_id = create_run(eng, "t")
+        rec = RunRecorder(eng, run_id, flush_every=2, background=mode)
+        world.subscribe(rec)
+        world.run(7)
+        rec.flush(world)
+        if mode == "process":
+            proc = rec._proc._p
+            assert proc.pid != os.getpid() and proc.is_alive()
+        rec.close()
+        if mode == "process":
+            assert not proc.is_alive()
+        logs.append(log_rows(eng, run_id))
+        counts.append((rec.events_written, rec.pages_written))
+    assert logs[0] == logs[1] and len(logs[0]) > 100
+    assert counts[0] == counts[1] and counts[0][1] > 0
+    dispose_all()
+
+
+def test_writer_process_error_is_reported_and_in_memory_falls_back_to_a_thread(tmp_path):
+    eng = connect(f"sqlite:///{tmp_path / 'r.db'}")
+    run_id = create_run(eng, "t")
+    rec = RunRecorder(eng, run_id, background="process")
+    rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=["x"])))
+    rec.flush()  # the writer is up and has written
+    with eng.begin() as con:  # the database loses its event table under the writer
+        con.exec_driver_sql("DROP TABLE event")
+    rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=["x"])))
+    with pytest.raises(RecWorldError, match="the event log writer failed: OperationalError: .*no such table: event"):
+        rec.flush()
+    rec.close()  # never raises; the process is gone
+    assert not rec._proc
+    mem = RunRecorder(connect("sqlite://"), 1, background="process")
+    assert mem._proc is None and mem._queue is not None
+    mem.close()
+    dispose_all()
+
+
+def test_writer_process_from_a_script_without_a_main_guard(tmp_path):
+    """A user's script that logs with a writer process at top level runs once (the writer never re-runs the script)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "log_it.py"
+    script.write_text(
+        "from recworld.events import EventBatch, EventType\n"
+        "from recworld.storage import connect\n"
+        "from recworld.storage.recorder import RunRecorder, create_run\n"
+        f"eng = connect('sqlite:///{tmp_path / 's.db'}')\n"
+        "rec = RunRecorder(eng, create_run(eng, 't'), background='process')\n"
+        "rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=['hi'])))\n"
+        "rec.flush()\n"
+        "rec.close()\n"
+        "print('ran')\n"
+    )
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["ran"]
+    eng = connect(f"sqlite:///{tmp_path / 's.db'}")
+    with eng.connect() as con:
+        assert con.execute(select(Event.text)).scalars().all() == ["hi"]
+    dispose_all()
