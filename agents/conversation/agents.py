@@ -228,6 +228,14 @@ class PolicyAgent:
                 raise ConfigError(
                     f"crs.params.path: {path} is not a conversation policy (.npz with 'weights'); train one with `recworld train --env conversation`"
                 ) from None
+            n_fixed = len(action_space(()))  # the asks, ask_next and end: the rest is K_CHOICES per expert
+            shape = self.weights.shape
+            if len(shape) != 2 or shape[0] != N_FEATURES or shape[1] <= n_fixed or (shape[1] - n_fixed) % len(K_CHOICES):
+                # Checked here, not at the first turn: a turn's error ends the conversation quietly, and every one would fail.
+                raise ConfigError(
+                    f"crs.params.path: {path} holds weights of shape {shape}; this version's policy needs ({N_FEATURES}, {n_fixed} + "
+                    f"{len(K_CHOICES)} per expert) (a file from before the ask_next action?); retrain with `recworld train --env conversation`"
+                )
         self.outcomes: dict[str, int] = {}
 
     def policy_weights(self, experts: tuple[str, ...]) -> np.ndarray:

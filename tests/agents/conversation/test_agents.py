@@ -131,3 +131,18 @@ def test_the_hand_set_default_weights_never_pick_ask_next():
     feats = rng.uniform(0, 1.5, (500, w.shape[0]))
     feats[:, 0] = 1.0
     assert w.shape == (18, len(acts)) and not (np.argmax(feats @ w, 1) == j).any()
+
+
+def test_a_policy_file_of_another_action_space_is_refused_when_loaded(tmp_path):
+    import pytest
+
+    from recworld.agents.conversation.agents import PolicyAgent
+    from recworld.errors import ConfigError
+
+    old = tmp_path / "old.npz"
+    np.savez(old, weights=np.zeros((18, 10), np.float32))  # before ask_next: 3 asks + 2 experts x 3 + end
+    with pytest.raises(ConfigError, match=r"shape \(18, 10\).*retrain"):
+        PolicyAgent(path=str(old))
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, weights=default_weights(2))
+    assert PolicyAgent(path=str(ok)).weights.shape == (18, 11)
