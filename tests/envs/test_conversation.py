@@ -82,7 +82,7 @@ def test_asking_after_a_rejected_page_pays_because_the_answers_narrow_the_candid
 @pytest.mark.slow
 def test_a_policy_searched_from_zero_weights_leaves_the_always_recommend_plateau():
     """Reduced version of the README's table (`recworld train --env conversation --algo es`): a short evolution-strategy
-    search from zero weights on a 60-user world (about 90 s of CPU), judged on held-out seeds 77-78 (600 conversations).
+    search from zero weights on a 60-user world (about 65 s of CPU), judged on held-out seeds 77-78 (600 conversations).
 
     What the full run shows, here: intervals apart from "ask two, then recommend" on success and turns to success;
     against "always recommend" more successes and fewer turns to success (means; 0.57 vs 0.49 and 4.27 vs 4.71 when

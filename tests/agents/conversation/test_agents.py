@@ -134,9 +134,6 @@ def test_the_hand_set_default_weights_never_pick_ask_next():
 
 
 def test_a_policy_file_of_another_action_space_is_refused_when_loaded(tmp_path):
-    import pytest
-
-    from recworld.agents.conversation.agents import PolicyAgent
     from recworld.errors import ConfigError
 
     old = tmp_path / "old.npz"
