@@ -13,7 +13,9 @@ the env only hands the agent's turn to the policy.
   yet, whether the user watched an offer and stayed, how many attributes are
   known, whether the last answer named no preference), ``Box(0, 1.5, (18,))``.
 - **action**: ``Discrete``: ask about an attribute (genre, era,
-  popularity) | recommend k ∈ {1, 3, 5} of an expert's candidates (search,
+  popularity) | ask the next attribute neither known nor asked yet
+  (``ask_next``; with none left it recommends 5 of the platform
+  recommender's) | recommend k ∈ {1, 3, 5} of an expert's candidates (search,
   or the platform's recommender; the whole catalog ranked, then filtered by
   what the user said) | end. A user's question about an offered item is
   answered by the env (item facts), not by the policy.
@@ -216,16 +218,17 @@ def baseline_action(name: str, obs: np.ndarray, actions: list[Action]) -> int:
 
 
 def run_episodes(env: ConversationEnv, act: Any, episodes: int, seed: int) -> list[dict[str, Any]]:
-    """Play ``episodes`` conversations with ``act(obs) -> action``; returns each episode's info plus its return."""
+    """Play ``episodes`` conversations with ``act(obs) -> action``; returns each episode's info plus its return and env steps."""
     out = []
     obs, _ = env.reset(seed=seed)
     for _ in range(episodes):
-        total, done, info = 0.0, False, {}
+        total, done, info, steps = 0.0, False, {}, 0
         while not done:
             obs, r, term, trunc, info = env.step(act(obs))
             total += r
+            steps += 1
             done = term or trunc
-        out.append({**info, "return": total})
+        out.append({**info, "return": total, "steps": steps})
         obs, _ = env.reset()
     return out
 

@@ -456,7 +456,16 @@ def cmd_distill(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
+#: ``recworld train --algo`` per ``--env``: the choices (the first is the default).
+TRAIN_ALGOS: dict[str, tuple[str, ...]] = {"feed": ("slate_pg", "ppo"), "conversation": ("es", "fqi")}
+
+
 def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
+    algos = TRAIN_ALGOS[args.env]
+    if args.algo is None:
+        args.algo = algos[0]
+    elif args.algo not in algos:
+        raise ConfigError(f"--algo {args.algo} does not apply to --env {args.env}; use one of: {', '.join(algos)}")
     if args.env == "conversation":
         return _train_conversation(args, out, err)
     from recworld.envs.train import train  # PPO names the 'rl' extra when it is missing
@@ -469,21 +478,28 @@ def cmd_train(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _train_conversation(args: argparse.Namespace, out: Console, err: Console) -> int:
     import numpy as np
 
-    from recworld.envs.conversation import compare_policies, train_policy
+    from recworld.envs.conversation import compare_policies
+    from recworld.envs.conversation_train import train_conversation_policy
 
     if args.timesteps < 1:
         raise ConfigError(f"--timesteps must be >= 1, got {args.timesteps}")
     rounds = [0]
+    # An ES generation is many conversations, an FQI round one batch of them.
+    every, label = (1, "score (success - turns to success / limit)") if args.algo == "es" else (10, "mean return")
 
-    def show(steps: int, mean_return: float) -> None:
+    def show(steps: int, value: float) -> None:
         rounds[0] += 1
-        if not args.quiet and rounds[0] % 10 == 0:
-            err.print(f"[dim]{steps:,d}/{args.timesteps:,d} turns: mean return {mean_return:.3f}[/]")
+        if not args.quiet and rounds[0] % every == 0:
+            err.print(f"[dim]{steps:,d}/{args.timesteps:,d} turns: {label} {value:.3f}[/]")
 
-    w = train_policy(timesteps=args.timesteps, seed=args.seed, progress=show)
+    w, info = train_conversation_policy(args.algo, timesteps=args.timesteps, seed=args.seed, progress=show)
     out_path = args.out if args.out.endswith(".npz") else os.path.splitext(args.out)[0] + ".npz"
     os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
-    np.savez(out_path, weights=w)
+    np.savez(out_path, weights=w, algo=np.array(args.algo))
+    if not args.quiet and info.get("chosen"):
+        err.print(
+            f"[dim]{args.algo}: {info['generations']} generations, {info['train_steps']:,d} training turns; chose {info['chosen']} on validation worlds[/]"
+        )
     seeds = list(range(args.eval_seed_start, args.eval_seed_start + args.eval_seeds))
     rows = compare_policies(w, seeds, episodes=args.eval_episodes)
     t = Table(title=f"Conversation-v0: held-out seeds {seeds[0]}..{seeds[-1]} ({args.eval_episodes} conversations each)", header_style="bold")
@@ -628,7 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-seeds", type=int, default=5, help="conversation: held-out seeds the trained policy is compared on")
     t.add_argument("--eval-seed-start", type=int, default=1000)
     t.add_argument("--eval-episodes", type=int, default=100, help="conversation: conversations per held-out seed")
-    t.add_argument("--algo", choices=["ppo", "slate_pg"], default="slate_pg")
+    t.add_argument(
+        "--algo",
+        choices=sorted({a for v in TRAIN_ALGOS.values() for a in v}),
+        help="feed: slate_pg (default) or ppo; conversation: es (evolution-strategy policy search, default) or fqi (fitted Monte Carlo Q)",
+    )
     t.add_argument("--timesteps", type=int, default=50_000)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="runs/policy.zip")

@@ -44,7 +44,8 @@ K_CHOICES: tuple[int, ...] = (1, 3, 5)
 
 @dataclass(frozen=True)
 class Action:
-    """One discrete action of the policy: ask an attribute, recommend k items ranked by an expert, or end."""
+    """One discrete action of the policy: ask an attribute, ask the next attribute not known or asked yet (``ask_next``),
+    recommend k items ranked by an expert, or end."""
 
     kind: str
     attribute: str | None = None
@@ -53,7 +54,7 @@ class Action:
 
 
 def action_space(experts: tuple[str, ...]) -> list[Action]:
-    """The policy's actions: ask each attribute, recommend k of each expert's candidates, end."""
+    """The policy's actions: ask each attribute, ask the next one (:func:`next_attribute`), recommend k of each expert's candidates, end."""
     return list(_action_space(tuple(experts)))
 
 
@@ -61,6 +62,7 @@ def action_space(experts: tuple[str, ...]) -> list[Action]:
 def _action_space(experts: tuple[str, ...]) -> tuple[Action, ...]:
     # Built once per expert list: the agent asks for it every turn.
     acts = [Action("ask", attribute=a) for a in ATTRIBUTES]
+    acts.append(Action("ask_next"))
     acts += [Action("recommend", k=k, expert=e) for e in experts for k in K_CHOICES]
     return (*acts, Action("end"))
 
@@ -168,12 +170,24 @@ def fits(state: DialogueState, tools: CRSTools, items: np.ndarray) -> np.ndarray
     return ok
 
 
+def next_attribute(state: DialogueState) -> str | None:
+    """The first attribute (in :data:`ATTRIBUTES` order) neither known nor asked yet in this conversation; ``None`` when none is left.
+
+    One action that means "ask what we do not know yet" lets a linear policy express "ask until n attributes are
+    known" with one weight column instead of three that must agree (a plateau a policy search rarely crosses).
+    """
+    asked = {m.attribute for m in state.messages if m.role == "agent" and m.act == "ask"}
+    return next((a for a in ATTRIBUTES if a not in state.known and a not in asked), None)
+
+
 def default_weights(n_experts: int) -> np.ndarray:
     """Hand-set starting weights: ask the genre, then the era, then recommend three search results (what training improves on)."""
     acts = action_space(tuple(f"e{i}" for i in range(n_experts)))
     w = np.zeros((N_FEATURES, len(acts)), np.float32)
     for j, a in enumerate(acts):
-        if a.kind == "ask":
+        if a.kind == "ask_next":
+            w[0, j] = -10.0  # not used by the hand-set policy
+        elif a.kind == "ask":
             idx = ATTRIBUTES.index(a.attribute)
             w[0, j] = {"genre": 1.0, "era": 0.8, "popularity": -1.0}[a.attribute]
             w[2 + idx, j] = -3.0
@@ -214,6 +228,14 @@ class PolicyAgent:
                 raise ConfigError(
                     f"crs.params.path: {path} is not a conversation policy (.npz with 'weights'); train one with `recworld train --env conversation`"
                 ) from None
+            n_fixed = len(action_space(()))  # the asks, ask_next and end: the rest is K_CHOICES per expert
+            shape = self.weights.shape
+            if len(shape) != 2 or shape[0] != N_FEATURES or shape[1] <= n_fixed or (shape[1] - n_fixed) % len(K_CHOICES):
+                # Checked here, not at the first turn: a turn's error ends the conversation quietly, and every one would fail.
+                raise ConfigError(
+                    f"crs.params.path: {path} holds weights of shape {shape}; this version's policy needs ({N_FEATURES}, {n_fixed} + "
+                    f"{len(K_CHOICES)} per expert) (a file from before the ask_next action?); retrain with `recworld train --env conversation`"
+                )
         self.outcomes: dict[str, int] = {}
 
     def policy_weights(self, experts: tuple[str, ...]) -> np.ndarray:
@@ -289,7 +311,11 @@ def _by_key(rows: list[int], key: Any) -> list[tuple[Any, list[int]]]:
 
 
 def decode(a: Action, state: DialogueState, tools: CRSTools, pool: np.ndarray, calls: list[str]) -> AgentAct:
-    """The :class:`AgentAct` of a policy action (recommend: the expert's best fitting candidates)."""
+    """The :class:`AgentAct` of a policy action (recommend: the expert's best fitting candidates; ``ask_next`` with
+    every attribute known or asked: recommend :data:`MAX_ITEMS` of the platform recommender's, as there is nothing left to ask)."""
+    if a.kind == "ask_next":
+        attr = next_attribute(state)
+        a = Action("ask", attribute=attr) if attr is not None else Action("recommend", k=MAX_ITEMS, expert=tools.experts[-1])
     if a.kind == "ask":
         return AgentAct("ask", attribute=a.attribute)
     if a.kind == "end":
@@ -378,4 +404,5 @@ __all__ = [
     "fit_mask",
     "fits",
     "make_crs",
+    "next_attribute",
 ]

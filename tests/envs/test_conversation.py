@@ -60,6 +60,7 @@ def _compare(env, policies, seeds, episodes):
         res[name] = {
             "success": mean_ci([x["success"] for x in eps]),
             "turns_to_success": mean_ci([x["turns"] if x["success"] else env.cfg.max_turns for x in eps]),
+            "success_target": mean_ci([x["success"] for x in eps if x["mode"] == "target"] or [0.0]),
         }
         assert turns_to_success(eps, env.cfg.max_turns) == pytest.approx(res[name]["turns_to_success"][0])
     return res
@@ -79,15 +80,24 @@ def test_asking_after_a_rejected_page_pays_because_the_answers_narrow_the_candid
 
 
 @pytest.mark.slow
-def test_a_briefly_trained_policy_beats_ask_two_then_recommend_and_matches_always_recommend():
-    """Reduced version of the README's table (`recworld train --env conversation`); what holds there, not the issue's bar (see the README)."""
-    from recworld.envs.conversation import train_policy
+def test_a_policy_searched_from_zero_weights_leaves_the_always_recommend_plateau():
+    """Reduced version of the README's table (`recworld train --env conversation --algo es`): a short evolution-strategy
+    search from zero weights on a 60-user world (about 65 s of CPU), judged on held-out seeds 77-78 (600 conversations).
 
-    w = train_policy(timesteps=4000, seed=0, env_kwargs={"n_users": 60})
+    What the full run shows, here: intervals apart from "ask two, then recommend" on success and turns to success;
+    against "always recommend" more successes and fewer turns to success (means; 0.57 vs 0.49 and 4.27 vs 4.71 when
+    written), and in target mode, where asking is what finds the hidden item, more targets found with intervals apart
+    (0.14 vs 0.03). A search that stays on the plateau (recommending every turn) fails the last three.
+    """
+    from recworld.envs.conversation_train import train_es
+
+    w, rep = train_es(timesteps=30_000, seed=0, env_kwargs={"n_users": 60}, episodes=60, val_seeds=1, val_episodes=100, select_last=3)
+    assert rep.train_steps >= 30_000 and rep.chosen.startswith("incumbent@") and any(g["kept"] for g in rep.generations)
     e = ConversationEnv(n_users=60)
     pols = {"trained": lambda o: int(np.argmax(o @ w))}
     pols |= {n: (lambda o, n=n: baseline_action(n, o, e.actions)) for n in ("always_recommend", "ask_then_recommend")}
-    res = _compare(e, pols, (77,), 300)
+    res = _compare(e, pols, (77, 78), 300)
     t, a, q = res["trained"], res["always_recommend"], res["ask_then_recommend"]
     assert t["success"][1] > q["success"][2] and t["turns_to_success"][2] < q["turns_to_success"][1], res
-    assert t["success"][2] >= a["success"][1] and t["turns_to_success"][1] <= a["turns_to_success"][2], res
+    assert t["success"][0] > a["success"][0] + 0.05 and t["turns_to_success"][0] < a["turns_to_success"][0] - 0.2, res
+    assert t["success_target"][1] > a["success_target"][2], res

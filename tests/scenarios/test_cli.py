@@ -69,6 +69,8 @@ def test_list(capsys):
         (["dashboard", "--host", "0.0.0.0"], "refusing to bind 0.0.0.0"),
         (["frobnicate"], "invalid choice"),
         (["train", "--env", "conversation", "--timesteps", "0"], "--timesteps must be >= 1"),
+        (["train", "--env", "conversation", "--algo", "ppo"], "--algo ppo does not apply to --env conversation; use one of: es, fqi"),
+        (["train", "--algo", "es"], "--algo es does not apply to --env feed; use one of: slate_pg, ppo"),
         (["export", "metrics", "7", "--db", "sqlite:///runs/no-such.db"], "does not exist"),
     ],
 )

@@ -1,9 +1,20 @@
-"""The fast conversational agents: a round's batched acts are each state's own act; the dialogue-state features."""
+"""The fast conversational agents: a round's batched acts are each state's own act; the dialogue-state features; ``ask_next``."""
 
 import numpy as np
 import pytest
 
-from recworld.agents.conversation.agents import N_FEATURES, PolicyAgent, feature_matrix, features, make_crs
+from recworld.agents.conversation.agents import (
+    N_FEATURES,
+    Action,
+    PolicyAgent,
+    action_space,
+    decode,
+    default_weights,
+    feature_matrix,
+    features,
+    make_crs,
+    next_attribute,
+)
 from recworld.agents.conversation.layer import ConversationConfig, ConversationLayer, batches
 from recworld.protocols import AgentAct, DialogueState, Message
 
@@ -80,3 +91,55 @@ def test_a_subclass_that_overrides_act_alone_keeps_its_act(make_world):
     agent_turns = [TurnPayload.read(ev.payload[i]) for i in range(len(ev)) if ev.type[i] == EventType.CONVERSE]
     agent_turns = [p for p in agent_turns if p.role == "agent"]
     assert agent_turns and all(p.act == "ask" and p.attribute == "era" for p in agent_turns)
+
+
+class _Tools:
+    """The tools ``decode`` uses for a recommendation: a fixed ranking, every item fits."""
+
+    experts = ("search", "popularity")
+    n_items = 10
+
+    def rank(self, expert, k, exclude=()):
+        return np.array([i for i in range(self.n_items) if i not in exclude][:k])
+
+    def search(self, query, k, exclude=()):
+        return self.rank("search", k, exclude)
+
+    def matching(self, items, attribute, value):
+        return np.ones(len(items), bool)
+
+
+def test_ask_next_skips_known_and_already_asked_attributes_then_recommends():
+    s = DialogueState(conversation=0, user=0, tick=0)
+    tools = _Tools()
+    nxt = Action("ask_next")
+    assert decode(nxt, s, tools, np.arange(10), []).attribute == "genre"
+    s.known["genre"] = "drama"  # e.g. named in a rejection's reason
+    assert next_attribute(s) == "era"
+    s.messages.append(Message("agent", "ask", "Which era?", (), "era"))  # asked, the user had no preference
+    assert decode(nxt, s, tools, np.arange(10), []).attribute == "popularity"
+    s.known["popularity"] = "well-known"
+    act = decode(nxt, s, tools, np.arange(10), ["rank:popularity"])
+    assert next_attribute(s) is None and act.kind == "recommend" and len(act.items) == 5
+
+
+def test_the_hand_set_default_weights_never_pick_ask_next():
+    acts = action_space(("search", "popularity"))
+    w = default_weights(2)
+    j = next(i for i, a in enumerate(acts) if a.kind == "ask_next")
+    rng = np.random.default_rng(0)
+    feats = rng.uniform(0, 1.5, (500, w.shape[0]))
+    feats[:, 0] = 1.0
+    assert w.shape == (18, len(acts)) and not (np.argmax(feats @ w, 1) == j).any()
+
+
+def test_a_policy_file_of_another_action_space_is_refused_when_loaded(tmp_path):
+    from recworld.errors import ConfigError
+
+    old = tmp_path / "old.npz"
+    np.savez(old, weights=np.zeros((18, 10), np.float32))  # before ask_next: 3 asks + 2 experts x 3 + end
+    with pytest.raises(ConfigError, match=r"shape \(18, 10\).*retrain"):
+        PolicyAgent(path=str(old))
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, weights=default_weights(2))
+    assert PolicyAgent(path=str(ok)).weights.shape == (18, 11)
