@@ -462,6 +462,21 @@ class ScriptedLLMServer:
             self.answered += 1
         return True
 
+    def settle(self, timeout_s: float = 5.0) -> None:
+        """Wait until no request is in flight (a client can read its answer a moment before the server's counters move).
+
+        Raises:
+            TimeoutError: requests are still in flight after ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                if self.in_flight == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.in_flight} request(s) still in flight after {timeout_s} s")
+            time.sleep(0.002)
+
     def _answer(self, req: ScriptedRequest, text: str) -> dict[str, Any]:
         now = int(time.time())
         if req.is_chat:

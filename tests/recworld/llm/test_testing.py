@@ -140,10 +140,12 @@ def test_max_concurrency_caps_throughput_and_queues_the_rest():
         assert answers == [f"echo: p{i}" for i in range(6)]
         # 6 requests, 2 at a time, 0.1 s each: three waves, not one.
         assert dt >= 0.3
+        srv.settle()  # the last answer can reach the client before the server counts it
         assert srv.max_active == 2 and srv.max_in_flight > 2
         assert srv.answered == 6 and srv.active == 0 and srv.in_flight == 0
     with ScriptedLLMServer(latency_s=0.3) as uncapped:
         _burst(uncapped, 6)
+        uncapped.settle()
         assert uncapped.max_active == 6
     with pytest.raises(ValueError, match="max_concurrency"):
         ScriptedLLMServer(max_concurrency=0)
