@@ -3,9 +3,9 @@
 A decision is one user looking at one page (k items): watch/skip per item,
 ratings, leave-or-next. Reports the world alone and the world logging every
 event to SQLite (the run recorder as `recworld run` uses it: pages packed one
-row each, written by a writer process, the default, or by a background
-thread, ``storage.writer: thread``; the timing includes waiting for the last
-commit), plus peak memory (max RSS of this process). ``decisions/CPU-s``
+row each, written by a background thread, the default, or by a writer
+process, ``storage.writer: process``; both are measured; the timing includes
+waiting for the last commit), plus peak memory (max RSS of this process). ``decisions/CPU-s``
 divides by the CPU time of the world's process and its writer process (a
 writer thread is in the first): on a machine busy with other work it shows
 the cost of logging when wall time cannot. Sampled users
@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = False, log_skips: bool = True, writer: str = "process") -> dict:
+def bench(n_users: int, ticks: int, recommender: str, db: bool, social: bool = False, log_skips: bool = True, writer: str = "thread") -> dict:
     from recworld.scenarios.build import build_world
     from recworld.scenarios.schema import load_scenario
     from recworld.storage import connect
