@@ -96,7 +96,7 @@ def main() -> None:
         t.add_column(col, justify="right")
     for n in args.users:
         for rec in args.recommenders:
-            for db, skips, writer in ((False, True, ""), (True, True, "process"), (True, True, "thread"), (True, False, "process")):
+            for db, skips, writer in ((False, True, ""), (True, True, "thread"), (True, True, "process"), (True, False, "thread")):
                 r = bench(n, args.ticks, rec, db, social=args.social, log_skips=skips, writer=writer)
                 t.add_row(
                     str(n),
