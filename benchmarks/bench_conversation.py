@@ -1,6 +1,6 @@
 """Conversation speed in template mode: turns per second of the conversation layer in a world, and of Conversation-v0.
 
-    python benchmarks/bench_conversation.py [--users 300 943] [--ticks 24] [--episodes 500] [--repeat 3]
+    python benchmarks/bench_conversation.py [--users 300 943] [--ticks 24] [--episodes 500] [--vector 16 64] [--repeat 3]
 
 Measures (one process, after a warm-up tick that compiles the user-model kernels):
 - the conversation layer, per population size: every session opens with a
@@ -9,7 +9,9 @@ Measures (one process, after a warm-up tick that compiles the user-model kernels
   turns = user and agent turns logged (CONVERSE events); the world's own work
   (feed pages, session ends, tick metrics) is included in the time, so the
   figure is a lower bound;
-- ``Conversation-v0``: env steps (agent turns, each followed by the user's reply) with a fixed policy.
+- ``Conversation-v0``: env steps (agent turns, each followed by the user's reply) with a fixed policy,
+  in the single env and in its native vector env (``--vector``: conversations at
+  once in one world; a step of the vector env counts as one step per conversation).
 
 Garbage is collected before each timed run (building a world leaves enough
 new objects that a full collection of the process's heap, ~0.15 s, would
@@ -37,6 +39,7 @@ from recworld.agents.conversation.layer import ConversationConfig, ConversationL
 from recworld.agents.population import MovieLensPopulation
 from recworld.agents.recommenders import make_recommender
 from recworld.envs.conversation import ConversationEnv, baseline_action
+from recworld.envs.conversation_vector import ConversationVectorEnv
 from recworld.events import EventType
 from recworld.usermodel.bundled import bundled_catalog, bundled_model
 from recworld.world import World
@@ -83,11 +86,26 @@ def env_steps(episodes: int, seed: int = 1) -> tuple[int, float, float]:
     return steps, time.perf_counter() - t0, time.process_time() - c0
 
 
+def vector_steps(num_envs: int, episodes: int, seed: int = 1) -> tuple[int, float, float]:
+    """(steps, wall seconds, CPU seconds) of the vector env until ``episodes`` conversations ended, same policy; a step per conversation."""
+    env = ConversationVectorEnv(num_envs=num_envs)
+    obs, _ = env.reset(seed=seed)
+    steps = ended = 0
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.process_time()
+    while ended < episodes:
+        obs, _, term, trunc, _ = env.step([baseline_action("ask_then_recommend", o, env.actions) for o in obs])
+        steps += num_envs
+        ended += int((term | trunc).sum())
+    return steps, time.perf_counter() - t0, time.process_time() - c0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, nargs="+", default=[300, 943], help="population sizes (MovieLens-100k users, at most 943)")
     p.add_argument("--ticks", type=int, default=24)
     p.add_argument("--episodes", type=int, default=500)
+    p.add_argument("--vector", type=int, nargs="*", default=[16, 64], help="conversations at once in the vector env (none: skip)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per figure (the best is shown)")
     a = p.parse_args()
     t = Table(title="conversations, template mode (policy agent)", header_style="bold")
@@ -105,6 +123,16 @@ def main() -> None:
         )
     steps, dt2, cpu2 = min((env_steps(a.episodes) for _ in range(a.repeat)), key=lambda r: r[1])
     t.add_row(f"Conversation-v0: steps ({a.episodes} episodes)", f"{steps:,}", f"{dt2:.2f}", f"{cpu2:.2f}", f"{steps / dt2:,.0f}", f"{steps / cpu2:,.0f}")
+    for n in a.vector:
+        steps, dt3, cpu3 = min((vector_steps(n, a.episodes) for _ in range(a.repeat)), key=lambda r: r[1])
+        t.add_row(
+            f"Conversation-v0 vector env, {n} at once: steps ({a.episodes}+ episodes)",
+            f"{steps:,}",
+            f"{dt3:.2f}",
+            f"{cpu3:.2f}",
+            f"{steps / dt3:,.0f}",
+            f"{steps / cpu3:,.0f}",
+        )
     Console().print(t)
     print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1, 5, 15 min) on {os.cpu_count()} CPUs")
 

@@ -45,14 +45,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from recworld.agents.brains import UtilityBrain
-from recworld.agents.conversation.agents import N_FEATURES, Action, PolicyAgent, action_space, candidates, decode, features
-from recworld.agents.conversation.layer import Conversation, ConversationConfig, ConversationLayer
-from recworld.agents.population import SampledPopulation
-from recworld.agents.recommenders import make_recommender
-from recworld.config import WorldConfig
-from recworld.protocols import AgentAct
-from recworld.usermodel.bundled import bundled_catalog, bundled_model
+from recworld.agents.conversation.agents import N_FEATURES, Action
+from recworld.agents.conversation.layer import Conversation, ConversationConfig
+from recworld.envs.conversation_slots import ConversationSlots, RewardTerms
 from recworld.world import World
 
 
@@ -93,104 +88,48 @@ class ConversationEnv(gym.Env):
         self.n_users = int(n_users)
         self.recommender = recommender
         self.cfg = ConversationConfig(rate=0.0, mode=mode, max_turns=max_turns, ask_about_rate=ask_about_rate, reveal_first=reveal_first)
-        self.turn_cost, self.success_bonus, self.accept_weight = turn_cost, success_bonus, accept_weight
-        self.abandon_penalty, self.return_weight = abandon_penalty, return_weight
-        self.experts: tuple[str, ...] = ("search", recommender)
-        self.actions: list[Action] = action_space(self.experts)
+        self.rewards = RewardTerms(turn_cost, success_bonus, accept_weight, abandon_penalty, return_weight)
+        self.core = ConversationSlots(1, self.n_users, self.cfg, recommender, self.rewards)
+        self.experts: tuple[str, ...] = self.core.experts
+        self.actions: list[Action] = self.core.actions
         self.observation_space = spaces.Box(0.0, 1.5, shape=(N_FEATURES,), dtype=np.float32)
         self.action_space = spaces.Discrete(len(self.actions))
-        self.world: World | None = None
-        self.conv: Conversation | None = None
 
-    # ----------------------------------------------------------------- world
-    def _build(self, seed: int) -> None:
-        cat, _ = bundled_catalog()
-        model = bundled_model()
-        pop = SampledPopulation(cat, self.n_users, seed=seed, model=model)
-        self.world = World(cat, pop, UtilityBrain(model.decision), make_recommender(self.recommender), WorldConfig(), seed=seed, items=model.item_table())
-        self.world.set_light_metrics()
-        self.layer = ConversationLayer(self.cfg, PolicyAgent())
+    @property
+    def world(self) -> World | None:
+        """The shared world (``None`` before the first reset)."""
+        return self.core.world
+
+    @property
+    def conv(self) -> Conversation | None:
+        """The conversation going on (``None`` once it ended)."""
+        return self.core.convs[0]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if self.world is None or seed is not None:
-            self._build(int(self.np_random.integers(2**31 - 1)))
-        w = self.world
-        assert w is not None
-        alive = np.flatnonzero(~w.users.churned)
-        if not alive.size:  # everybody churned: a fresh world
-            self._build(int(self.np_random.integers(2**31 - 1)))
-            w = self.world
-            alive = np.arange(self.n_users)
-        user = int(alive[self.np_random.integers(alive.size)])
-        w.begin_tick(only=np.array([user]))  # a tick holding this user's session; the episode's end closes it
-        self.layer.bind(w, np.random.default_rng(self.np_random.integers(2**63 - 1)))
-        self.conv = Conversation(self.layer, w, user, self.layer.new_intent(w, user))
-        self.conv.begin()
-        return self._obs(), {"user": user, "mode": self.conv.intent.mode}
-
-    def _obs(self) -> np.ndarray:
-        c = self.conv
-        assert c is not None
-        # The first expert's fitting candidates: a feature now, the items recommended if the policy recommends.
-        self._pool = pool, _ = candidates(c.state, c.tools, self.experts[0])
-        return features(c.state, pool.size, c.tools.n_items).astype(np.float32)
+        core = self.core
+        if core.world is None or seed is not None:
+            core.build(int(self.np_random.integers(2**31 - 1)))
+        elif core.convs[0] is not None:  # reset during a conversation (a time limit): the user leaves
+            core.truncate([0])
+        if not core.free_users().size:  # everybody churned: a fresh world
+            core.build(int(self.np_random.integers(2**31 - 1)))
+        (info,) = core.start([0], self.np_random)
+        return core.observe([0])[0], info
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        c, w = self.conv, self.world
-        if c is None or w is None or c.outcome is not None:
+        if self.core.convs[0] is None:
             raise RuntimeError("call reset() before step() (the conversation has ended)")
-        a = self.actions[int(action)]
-        pool, calls = self._pool
-        n_acc = len(c.state.accepted)
-        c.step(decode(a, c.state, c.tools, pool, calls))
-        while c.outcome is None and c.state.last is not None and c.state.last.act == "ask_about":
-            c.step(AgentAct("answer_item", items=c.state.last.items[:1], tools=("facts",)))
-        reward = -self.turn_cost + self.accept_weight * self._accept_value(c.state.accepted[n_acc:])
-        info: dict[str, Any] = {}
-        if c.outcome is not None:
-            reward += self._end(c, info)
-        obs = self._obs() if c.outcome is None else np.zeros(N_FEATURES, np.float32)
-        return obs, float(reward), c.outcome is not None, False, info
-
-    def _accept_value(self, items: list[int]) -> float:
-        if not items:
-            return 0.0
-        ev = self.world.tick_events()  # type: ignore[union-attr]
-        from recworld.events import EventType
-
-        rated = {int(i): float(v) for i, v, t, u in zip(ev.item, ev.value, ev.type, ev.user) if t == EventType.RATE and u == self.conv.user}  # type: ignore[union-attr]
-        return float(sum(rated.get(i, 3.0) / 5.0 for i in items))
-
-    def _end(self, c: Conversation, info: dict[str, Any]) -> float:
-        w = self.world
-        assert w is not None
-        c.finish()
-        success = c.outcome == "success"
-        r = self.success_bonus if success else 0.0
-        if not success:  # the user goes away without what they came for, whoever ended it (ending early is no way out)
-            r -= self.abandon_penalty
-        w.end_tick()  # closes the session: churn and the time away come from the user model
-        back = (not w.users.churned[c.user]) and (w.users.next_return[c.user] - w.tick) <= 24
-        r += self.return_weight * float(back)
-        offered = [i for turn in c.recommended for i in turn]
-        ref = c.intent.reference
-        info.update(
-            outcome=c.outcome,
-            success=success,
-            turns=c.agent_turns,
-            mode=c.intent.mode,
-            hit=bool(set(ref) & set(offered)),
-            recall=len(set(ref) & set(offered)) / max(len(ref), 1),
-            recommended=[list(t) for t in c.recommended],
-            reference=list(ref),
-        )
-        return r
+        res = self.core.step([0], [int(action)])
+        done = bool(res.done[0])
+        obs = np.zeros(N_FEATURES, np.float32) if done else self.core.observe([0])[0]
+        return obs, float(res.reward[0]), done, False, res.infos[0]
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi" or self.conv is None:
+        c = self.core.last[0]
+        if self.render_mode != "ansi" or c is None:
             return None
-        return "\n".join(f"{m.role:>5}: {m.text}" for m in self.conv.state.messages)
+        return "\n".join(f"{m.role:>5}: {m.text}" for m in c.state.messages)
 
 
 # ------------------------------------------------------------------ policies, evaluation, training

@@ -17,7 +17,12 @@ def register_all() -> None:
             max_episode_steps=200,
         )
     if "RecWorld/Conversation-v0" not in registry:
-        register(id="RecWorld/Conversation-v0", entry_point="recworld.envs.conversation:ConversationEnv", max_episode_steps=20)
+        register(
+            id="RecWorld/Conversation-v0",
+            entry_point="recworld.envs.conversation:ConversationEnv",
+            vector_entry_point="recworld.envs.conversation_vector:ConversationVectorEnv",
+            max_episode_steps=20,
+        )
     if "RecWorld/Platform-v0" not in registry:
         register(
             id="RecWorld/Platform-v0",

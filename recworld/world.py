@@ -298,9 +298,25 @@ class World(mesa.Model):
         if users.size:
             self._batches.append(self._start_sessions(np.asarray(users, np.int64), self.tick, self._stats))
 
-    def tick_events(self) -> EventBatch:
-        """The events of the current tick so far (for tick hooks such as the social layer)."""
-        return EventBatch.concat(self._batches)
+    def tick_events(self, since: int = 0) -> EventBatch:
+        """The events of the current tick so far (for tick hooks such as the social layer).
+
+        Args:
+            since: only those logged after :meth:`event_mark` returned this.
+        """
+        return EventBatch.concat(self._batches[since:])
+
+    def event_mark(self) -> int:
+        """A mark of the tick's events so far: ``tick_events(since=mark)`` returns the events logged after it."""
+        return len(self._batches)
+
+    def end_sessions(self, users: np.ndarray) -> None:
+        """End the sessions of those of ``users`` still in session now, as :meth:`end_tick` ends leftover sessions
+        (an env whose users' sessions end at different times within a tick)."""
+        users = np.asarray(users, np.int64)
+        users = users[self.users.in_session[users]]
+        if users.size:
+            self._batches.append(self._end_sessions(users, self.tick, self._stats))
 
     def in_session(self) -> np.ndarray:
         """Users currently in a session."""
@@ -339,9 +355,8 @@ class World(mesa.Model):
                 sessions span ticks pass ``False``.
         """
         tick = self.tick
-        left = self.in_session() if close_sessions else np.zeros(0, np.int64)
-        if left.size:
-            self._batches.append(self._end_sessions(left, tick, self._stats))
+        if close_sessions:
+            self.end_sessions(self.in_session())
         for hook in self.tick_hooks:
             self._batches.append(hook(self, tick))
         events = EventBatch.concat(self._batches)

@@ -346,10 +346,7 @@ class ConversationLayer:
             c.begin()
         live = convs
         while live:
-            # The agents' candidate pool (the whole catalog when POOL is None; RoundRanks caps the depth at the catalog).
-            ranks = RoundRanks(world, [c.user for c in live], (POOL or len(world.catalog)) + max(len(c.state.offered) for c in live))
-            for c in live:
-                c.tools.ranks = ranks
+            share_ranks(world, live)
             offers = [(c, c.offer(act)) for c, act in zip(live, agent_acts(self, live))]
             for c in live:
                 c.tools.ranks = None  # pages are served next: the ranking is stale
@@ -361,6 +358,14 @@ class ConversationLayer:
             flush_all(world, live)
             live = [c for c in live if c.outcome is None]
         return np.array([c.user for c in convs if c.left], np.int64)
+
+
+def share_ranks(world: World, convs: list[Conversation]) -> None:
+    """Give ``convs``' tools one :class:`RoundRanks` (the platform recommender asked once for all their users), deep enough
+    for the agents' candidate pools (the whole catalog when ``POOL`` is ``None``; capped at the catalog). Valid until a page is served."""
+    ranks = RoundRanks(world, [c.user for c in convs], (POOL or len(world.catalog)) + max(len(c.state.offered) for c in convs))
+    for c in convs:
+        c.tools.ranks = ranks
 
 
 def agent_acts(layer: ConversationLayer, convs: list[Conversation]) -> list[AgentAct | None]:
@@ -673,6 +678,7 @@ __all__ = [
     "agent_acts",
     "batches",
     "decide_offers",
+    "share_ranks",
     "ConversationConfig",
     "ConversationLayer",
     "ConversationVoice",

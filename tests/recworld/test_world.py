@@ -193,3 +193,21 @@ def test_build_world_attaches_nothing_from_outside(small_scenario, make_world):
     world = build_world(small_scenario(**{"population.n_users": 30}))
     assert world.name == "quickstart" and [type(x) for x in world.layers] == [SocialLayer]
     assert set(vars(world)) == set(vars(make_world(n=30)))
+
+
+def test_end_sessions_mid_tick_closes_only_those_in_session(make_world):
+    """An env ends some users' sessions within a tick (``end_sessions``); ``tick_events(since=...)`` returns what came after a mark."""
+    w = make_world(n=20)
+    users = w.begin_tick(only=np.arange(6))
+    assert users.tolist() == list(range(6))
+    mark = w.event_mark()
+    w.end_sessions(np.array([1, 3, 3 + 10]))  # user 13 is not in session: nothing for them
+    ev = w.tick_events(since=mark)
+    leave = ev.of_type(EventType.LEAVE)
+    assert sorted(ev.user[leave].tolist()) == [1, 3]
+    assert all(ev.payload[int(i)]["reason"] == "session_closed" for i in np.flatnonzero(leave))
+    assert not w.users.in_session[[1, 3]].any() and w.users.in_session[[0, 2, 4, 5]].all()
+    assert (w.users.next_return[[1, 3]] > w.tick).all()
+    w.end_tick(close_sessions=False)
+    assert w.users.in_session.sum() == 4  # the others stay in session across the tick
+    assert w.tick_events().type.size == 0
