@@ -17,6 +17,11 @@ Columns:
   log, the background writer as ``recworld run`` uses it; the timing waits
   for the last commit), after ``--warmup`` ticks. ``--no-log`` times the world alone.
 - seen: the bytes of the seen matrix (one bit per user and item).
+- checkpoint: after the timed ticks, one checkpoint of the world as the run
+  recorder stores it (``recworld.checkpoint.dump_world``: the pickle, LZ4) —
+  seconds and MiB, then the earlier format (the same pickle, zlib level 1)
+  side by side, and the seconds to load it back (``load_world``). Taken in
+  the world's thread, every ``storage.checkpoint_every`` ticks (default 1).
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--items 10000] [--ticks 2]
 """
@@ -92,7 +97,9 @@ def one(n_users: int, n_items: int, ticks: int, warmup: int, recommender: str, a
     tick_s = (time.perf_counter() - t) / max(ticks, 1)
     if rec is not None:
         rec.close()
+    ck = checkpoint_costs(world)
     return {
+        **ck,
         "users": n_users,
         "items": len(world.catalog),
         "data_s": data_s,
@@ -106,6 +113,25 @@ def one(n_users: int, n_items: int, ticks: int, warmup: int, recommender: str, a
         "peak_rss_mib": _rss_mib(),
         "load": os.getloadavg()[0],
     }
+
+
+def checkpoint_costs(world: object) -> dict:
+    """Seconds and MiB of one checkpoint (LZ4, as stored), of the earlier zlib format, and of loading it back."""
+    import pickle
+    import zlib
+
+    from recworld.checkpoint import dump_world, load_world
+
+    t = time.perf_counter()
+    blob = dump_world(world)
+    ck_s = time.perf_counter() - t
+    t = time.perf_counter()
+    old = zlib.compress(pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    zlib_s = time.perf_counter() - t
+    t = time.perf_counter()
+    load_world(blob)
+    load_s = time.perf_counter() - t
+    return {"ckpt_s": ck_s, "ckpt_mib": len(blob) / 2**20, "ckpt_zlib_s": zlib_s, "ckpt_zlib_mib": len(old) / 2**20, "ckpt_load_s": load_s}
 
 
 def _rss_mib() -> float:
@@ -131,7 +157,22 @@ def main() -> None:
     from rich.table import Table
 
     t = Table(title=f"RecWorld at scale: {args.items:,} items, {args.recommender}, activity {args.activity}/day, {'SQLite page log' if args.log else 'no log'}")
-    for col in ("users", "data s", "build s", "profiles s", "sessions/tick", "pages/tick", "s/tick", "seen MiB", "RSS after build MiB", "peak RSS MiB", "load"):
+    for col in (
+        "users",
+        "data s",
+        "build s",
+        "profiles s",
+        "sessions/tick",
+        "pages/tick",
+        "s/tick",
+        "seen MiB",
+        "RSS after build MiB",
+        "peak RSS MiB",
+        "checkpoint s / MiB",
+        "zlib (before) s / MiB",
+        "load checkpoint s",
+        "load",
+    ):
         t.add_column(col, justify="right")
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--items", str(args.items), "--ticks", str(args.ticks), "--warmup", str(args.warmup)]
@@ -157,6 +198,9 @@ def main() -> None:
             f"{r['seen_mib']:,.0f}",
             f"{r['build_rss_mib']:,.0f}",
             f"{r['peak_rss_mib']:,.0f}",
+            f"{r['ckpt_s']:.2f} / {r['ckpt_mib']:,.0f}",
+            f"{r['ckpt_zlib_s']:.2f} / {r['ckpt_zlib_mib']:,.0f}",
+            f"{r['ckpt_load_s']:.2f}",
             f"{r['load']:.1f}",
         )
     Console(width=200).print(t)

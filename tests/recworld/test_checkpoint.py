@@ -27,3 +27,25 @@ def test_corrupt_checkpoint_is_refused():
         load_world(b"garbage")
     with pytest.raises(RecWorldError, match="corrupt"):
         load_world(b"RWCK1" + b"\x00" * 20)
+    with pytest.raises(RecWorldError, match="corrupt"):
+        load_world(b"RWCK2" + b"\x00" * 20)
+
+
+def test_checkpoints_of_the_zlib_format_still_load(make_world, collect):
+    """Databases written before LZ4 hold zlib checkpoints (header RWCK1, the pickle at zlib level 1): they resume the same."""
+    import pickle
+    import zlib
+
+    from recworld.checkpoint import MAGIC, MAGIC_ZLIB, dump_world, load_world
+
+    a = make_world(n=30, seed=4)
+    a.run(5)
+    assert dump_world(a).startswith(MAGIC)
+    old = MAGIC_ZLIB + zlib.compress(pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    b, c = load_world(old), load_world(dump_world(a))
+    cb, cc = collect(), collect()
+    b.subscribe(cb)
+    c.subscribe(cc)
+    b.run(5)
+    c.run(5)
+    assert EventBatch.concat(cb.events).digest() == EventBatch.concat(cc.events).digest()
