@@ -35,6 +35,10 @@ the env only hands the agent's turn to the policy.
 ``reset(seed=s)`` rebuilds the world from ``s`` (same seed, same episode);
 ``reset()`` continues in the same world with the next user, so the world's
 users keep their history (what they watched in earlier conversations).
+
+The native vector env (many conversations of one world per step) is
+:class:`recworld.envs.conversation_vector.ConversationVectorEnv`; both run
+:mod:`recworld.envs.conversation_slots`.
 """
 
 from __future__ import annotations
