@@ -87,6 +87,10 @@ class Persona:
         }
 
 
+#: What a UserAgent holds (mesa's fields and its own): anything else was set from outside and is kept by pickling.
+_AGENT_FIELDS = frozenset({"model", "unique_id", "pos", "index", "_personas", "memory"})
+
+
 class UserAgent(mesa.Agent):
     """A user of the platform: a handle with identity, persona and memory.
 
@@ -101,6 +105,28 @@ class UserAgent(mesa.Agent):
         self.index = index
         self._personas = personas
         self.memory: Any = None  # set by the LLM layer when users have memory
+
+    @classmethod
+    def pack_agents(cls, agents: Sequence[UserAgent]) -> dict[str, Any] | None:
+        """What a checkpoint keeps of the world's user agents (in user order): the one persona table they share and
+        the memories set on them; ``None`` when they are not that simple (then they are pickled one by one)."""
+        personas = agents[0]._personas
+        if len(personas) != len(agents):
+            return None
+        for i, a in enumerate(agents):
+            # An attribute set from outside, a position, another persona table: keep everything as it is.
+            if a.index != i or a._personas is not personas or a.pos is not None or not a.__dict__.keys() <= _AGENT_FIELDS:
+                return None
+        return {"personas": personas, "memory": {a.index: a.memory for a in agents if a.memory is not None}}
+
+    @classmethod
+    def unpack_agents(cls, model: World, state: dict[str, Any]) -> list[UserAgent]:
+        """The user agents of :meth:`pack_agents`, made again in ``model`` (registered with it in the same order, so same ids)."""
+        personas = state["personas"]
+        agents = [cls(model, i, personas) for i in range(len(personas))]
+        for i, memory in state["memory"].items():
+            agents[i].memory = memory
+        return agents
 
     @property
     def persona(self) -> Persona:

@@ -19,8 +19,9 @@ Columns:
 - seen: the bytes of the seen matrix (one bit per user and item).
 - checkpoint: after the timed ticks, one checkpoint of the world as the run
   recorder stores it (``recworld.checkpoint.dump_world``: the pickle, LZ4) —
-  seconds and MiB, then the earlier format (the same pickle, zlib level 1)
-  side by side, and the seconds to load it back (``load_world``). Taken in
+  seconds and MiB, then the same pickle compressed as checkpoints were
+  before (zlib level 1) side by side, and the seconds to load it back
+  (``load_world``). Taken in
   the world's thread, every ``storage.checkpoint_every`` ticks (default 1).
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--items 10000] [--ticks 2]
@@ -169,7 +170,7 @@ def main() -> None:
         "RSS after build MiB",
         "peak RSS MiB",
         "checkpoint s / MiB",
-        "zlib (before) s / MiB",
+        "same pickle, zlib s / MiB",
         "load checkpoint s",
         "load",
     ):

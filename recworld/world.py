@@ -50,6 +50,14 @@ SessionHook = Callable[["World", np.ndarray], np.ndarray]
 _REASON = {r: i for i, r in enumerate(LEAVE_REASONS)}
 
 
+@dataclass(frozen=True)
+class PackedAgents:
+    """The user agents in a checkpoint, as their class packed them (``cls.pack_agents``; ``cls.unpack_agents`` makes them again)."""
+
+    cls: type
+    state: Any
+
+
 class World(mesa.Model):
     """A simulated recommendation platform.
 
@@ -410,6 +418,12 @@ class World(mesa.Model):
         state["instruction_encoder"] = None
         state.pop("_platform", None)  # a view of arrays stored below
         # The seen matrix (most of the state) pickles as its bits.
+        packed = self._packed_agents()
+        if packed is not None:
+            # A million agent objects and mesa's registries of them were most of a checkpoint's time: their class
+            # keeps what they hold, and they are made again on load.
+            state["user_agents"] = packed
+            state["_agents"], state["_agents_by_type"], state["_all_agents"] = {}, {}, None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -417,6 +431,24 @@ class World(mesa.Model):
             bits, shape = state["seen"]
             state["seen"] = SeenMatrix.from_bits(bits, shape[1])
         self.__dict__.update(state)
+        if isinstance(self.user_agents, PackedAgents):
+            packed = self.user_agents
+            self._all_agents = mesa.agent.AgentSet([], random=self.random)
+            self.user_agents = packed.cls.unpack_agents(self, packed.state)
+
+    def _packed_agents(self) -> PackedAgents | None:
+        """The user agents as their class packs them (``pack_agents`` / ``unpack_agents``), when they are exactly the
+        model's agents, one class, created in user order (so made again, they get the same ids); else ``None``."""
+        agents = self.user_agents
+        if not agents:
+            return None
+        cls = type(agents[0])
+        if not (hasattr(cls, "pack_agents") and hasattr(cls, "unpack_agents")) or len(self._agents) != len(agents):
+            return None
+        if any(type(a) is not cls or a.unique_id != i + 1 for i, a in enumerate(agents)):
+            return None
+        state = cls.pack_agents(agents)
+        return None if state is None else PackedAgents(cls, state)
 
     # ------------------------------------------------------------ internals
     def _start_sessions(self, due: np.ndarray, tick: int, stats: _TickStats) -> EventBatch:

@@ -49,3 +49,23 @@ def test_checkpoints_of_the_zlib_format_still_load(make_world, collect):
     b.run(5)
     c.run(5)
     assert EventBatch.concat(cb.events).digest() == EventBatch.concat(cc.events).digest()
+
+
+def test_user_agents_are_packed_and_made_again_on_load(make_world):
+    """The checkpoint keeps the user agents' shared persona table, not a million agent objects; on load they are
+    mesa agents of the restored world again, with the same ids; an agent with an attribute set from outside is kept as it is."""
+    from recworld.checkpoint import dump_world, load_world
+    from recworld.world import PackedAgents
+
+    a = make_world(n=25, seed=3)
+    a.run(3)
+    assert isinstance(a.__getstate__()["user_agents"], PackedAgents)
+    b = load_world(dump_world(a))
+    assert len(b.agents) == 25 and [u.unique_id for u in b.user_agents] == list(range(1, 26))
+    assert all(u.model is b and u.index == i for i, u in enumerate(b.user_agents))
+    assert [u.persona for u in b.user_agents] == [u.persona for u in a.user_agents]
+
+    a.user_agents[7].note = "set from outside"
+    assert not isinstance(a.__getstate__()["user_agents"], PackedAgents)
+    c = load_world(dump_world(a))
+    assert c.user_agents[7].note == "set from outside" and len(c.agents) == 25
