@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from recworld.dashboard import queries as Q
 from recworld.dashboard import schemas as S
 from recworld.dashboard import service
+from recworld.dashboard.series import MAX_POINTS
 from recworld.events import EventType
 from recworld.export import TICK_COLUMNS, csv_text
 from recworld.kpis import SORTABLE
@@ -44,6 +45,10 @@ Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 Text = Annotated[str | None, Query(max_length=200)]
 Order = Annotated[Literal["asc", "desc"], Query()]
+Points = Annotated[
+    int,
+    Query(ge=10, le=10_000, description="at most this many rows in a per-tick series: longer ones are cut into buckets of ticks (recworld.dashboard.series)"),
+]
 RunSort = Literal[service.RUN_COLUMNS_SORTABLE + SORTABLE]  # type: ignore[valid-type]  # a run column or a KPI of recworld.kpis.SORTABLE
 
 
@@ -95,10 +100,12 @@ def list_runs(
 
 @router.get("/compare", response_model=S.CompareOut)
 def compare(
-    engine: EngineDep, runs: Annotated[str, Query(min_length=1, max_length=200, description="comma-separated run ids; the first is the baseline")]
+    engine: EngineDep,
+    runs: Annotated[str, Query(min_length=1, max_length=200, description="comma-separated run ids; the first is the baseline")],
+    points: Points = MAX_POINTS,
 ) -> dict:
     """Runs side by side with KPI deltas against the first."""
-    return service.compare(engine, parse_run_ids(runs))
+    return service.compare(engine, parse_run_ids(runs), points=points)
 
 
 @router.get("/runs/{run_id}", response_model=S.RunOut)
@@ -108,16 +115,21 @@ def get_run(engine: EngineDep, run_id: RunId) -> dict:
 
 
 @router.get("/runs/{run_id}/overview", response_model=S.RunOverview)
-def overview(engine: EngineDep, run_id: RunId) -> dict:
-    """KPIs, per-tick metrics, retention and LLM usage of a run."""
-    return service.overview(engine, run_id)
+def overview(engine: EngineDep, run_id: RunId, points: Points = MAX_POINTS) -> dict:
+    """KPIs, per-tick metrics (a long run's cut into buckets of ticks), retention and LLM usage of a run."""
+    return service.overview(engine, run_id, points=points)
 
 
 @router.get("/runs/{run_id}/ticks", response_model=list[S.TickRow])
-def ticks(engine: EngineDep, run_id: RunId, after: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1) -> list:
-    """Per-tick metrics with ``tick > after``."""
+def ticks(
+    engine: EngineDep,
+    run_id: RunId,
+    after: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="at most this many ticks: page with after = the last tick received")] = 100_000,
+) -> list:
+    """Every tick's metrics with ``tick > after``, in tick order, one row per tick."""
     service.get_run(engine, run_id)
-    return service.ticks_out(engine, run_id, after=after)
+    return service.ticks_out(engine, run_id, after=after, limit=limit)
 
 
 @router.get(
@@ -348,9 +360,16 @@ def items(
 
 
 @router.get("/runs/{run_id}/items/{item_id}", response_model=S.ItemDetail)
-def item(engine: EngineDep, run_id: RunId, item_id: ItemId, limit: Limit = 50, offset: Offset = 0) -> dict:
-    """An item's popularity over time, who watched it, and its share cascades."""
-    return service.item_detail(engine, run_id, item_id, limit=limit, offset=offset)
+def item(engine: EngineDep, run_id: RunId, item_id: ItemId, limit: Limit = 50, offset: Offset = 0, points: Points = MAX_POINTS) -> dict:
+    """An item's popularity over time (cut into buckets of ticks when long), who watched it, and its share cascades."""
+    return service.item_detail(engine, run_id, item_id, limit=limit, offset=offset, points=points)
+
+
+@router.get("/runs/{run_id}/items/{item_id}/timeseries", response_model=list[S.ItemTick])
+def item_timeseries(engine: EngineDep, run_id: RunId, item_id: ItemId) -> list:
+    """An item's counts in every tick it had activity, one row per tick."""
+    service.get_item(engine, run_id, item_id)
+    return Q.item_timeseries(engine, run_id, item_id)
 
 
 @router.get("/runs/{run_id}/items/{item_id}/watchers", response_model=S.Page[S.Watcher])

@@ -11,7 +11,22 @@ from fastapi.templating import Jinja2Templates
 
 from recworld.dashboard import queries as Q
 from recworld.dashboard import service
-from recworld.dashboard.api import MAX_OFFSET, EngineDep, EvalName, ItemId, Order, OutcomeFilter, RunId, RunSort, Text, UserId, ValidationName, parse_run_ids
+from recworld.dashboard.api import (
+    MAX_OFFSET,
+    EngineDep,
+    EvalName,
+    ItemId,
+    Order,
+    OutcomeFilter,
+    Points,
+    RunId,
+    RunSort,
+    Text,
+    UserId,
+    ValidationName,
+    parse_run_ids,
+)
+from recworld.dashboard.series import MAX_POINTS
 from recworld.events import EventType
 from recworld.kpis import KPIS, chart_series, format_value
 from recworld.kpis import TILES as TILE_KPIS
@@ -39,7 +54,9 @@ _CHARTS: list[tuple[str, str, str | None]] = [
 
 def _chart(cid: str, title: str, empty: str | None) -> dict[str, Any]:
     series = [[k.name, k.label, k.style, *(["y2"] if k.axis == "y2" else [])] for k in chart_series(cid)]
-    out: dict[str, Any] = {"id": cid, "title": title, "series": series}
+    # Series a bucket of ticks sums (recworld.dashboard.series): the chart divides them by the bucket's ticks, to stay per tick.
+    sums = [k.name for k in chart_series(cid) if k.bucket == "sum"]
+    out: dict[str, Any] = {"id": cid, "title": title, "series": series, "sums": sums}
     if series and KPIS[series[0][0]].fmt == "pct":
         out["pct"] = True
     if empty:
@@ -128,8 +145,8 @@ def runs_page(
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, engine: EngineDep, run_id: RunId) -> HTMLResponse:
-    data = service.overview(engine, run_id)
+def run_page(request: Request, engine: EngineDep, run_id: RunId, points: Points = MAX_POINTS) -> HTMLResponse:
+    data = service.overview(engine, run_id, points=points)
     return _render(request, "run.html", run=data["run"], data=data)
 
 
@@ -139,6 +156,7 @@ def compare_page(
     engine: EngineDep,
     runs: Annotated[str | None, Query(max_length=200)] = None,
     sweep: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    points: Points = MAX_POINTS,
 ) -> HTMLResponse:
     if sweep:
         data = service.sweep_detail(engine, sweep)
@@ -147,7 +165,7 @@ def compare_page(
     if not runs:
         total, rows = Q.find_runs(engine, limit=100)
         return _render(request, "compare.html", data=None, choices=rows, sweeps=service.sweeps(engine))
-    data = service.compare(engine, parse_run_ids(runs))
+    data = service.compare(engine, parse_run_ids(runs), points=points)
     return _render(request, "compare.html", data=data, choices=None)
 
 
@@ -238,9 +256,11 @@ def items_page(
 
 
 @router.get("/runs/{run_id}/items/{item_id}")
-def item_page(request: Request, engine: EngineDep, run_id: RunId, item_id: ItemId, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> HTMLResponse:
+def item_page(
+    request: Request, engine: EngineDep, run_id: RunId, item_id: ItemId, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, points: Points = MAX_POINTS
+) -> HTMLResponse:
     run = service.run_out(engine, service.get_run(engine, run_id))
-    data = service.item_detail(engine, run_id, item_id, limit=PAGE, offset=offset)
+    data = service.item_detail(engine, run_id, item_id, limit=PAGE, offset=offset, points=points)
     return _render(request, "item.html", run=run, data=data, pager=_pager(request, data["watchers"]["total"], PAGE, offset))
 
 

@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine
 
+from recworld.dashboard import series
 from recworld.events import EventType
+from recworld.kpis import KPIS
 from recworld.metrics import retention_curve, retention_table
 from recworld.payloads import LeavePayload, PostPayload
 from recworld.storage import pagelog, summary
@@ -36,12 +39,13 @@ from recworld.storage.models import (
     Page,
     RetentionPoint,
     Run,
+    TickMetrics,
     TickSummary,
     UserProfile,
     UserSnapshot,
     Validation,
 )
-from recworld.storage.queries import columns_or_null, interviews, llm_text_outcomes, run_summary
+from recworld.storage.queries import columns_or_null, interviews, llm_text_outcomes, present_columns, run_summary
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
 RUN_FIELDS = [c.name for c in Run.__table__.columns if c.name not in ("config_json", "versions_json", "summary_json")]
@@ -755,6 +759,61 @@ def item_counts(engine: Engine, run_id: int, item_ids: list[int]) -> dict[int, d
     return {i: item_counts_of(c, logging) for i, c in raw.items()}
 
 
+def tick_span(engine: Engine, run_id: int) -> tuple[int, int] | None:
+    """First and last tick of a run's per-tick metrics (None: none yet)."""
+    with engine.connect() as con:
+        lo, hi = con.execute(select(func.min(TickMetrics.tick), func.max(TickMetrics.tick)).where(TickMetrics.run_id == run_id)).one()
+    return None if lo is None else (int(lo), int(hi))
+
+
+def tick_buckets(engine: Engine, run_id: int, first: int, step: int) -> series.Buckets:
+    """The :class:`~recworld.dashboard.series.Buckets` of a run's per-tick metrics (buckets of ``step`` ticks from ``first``), aggregated by the database.
+
+    A long run's thousands of ticks are summed in SQL (one GROUP BY over the
+    run's rows, then its buckets' last rows for the ``last`` fields), not
+    read into Python: reading every row was most of the run overview's time.
+    """
+    have = present_columns(engine, TickMetrics)
+    col = {f: f if f in have else "NULL" for f in series.TICK_RULES}
+    # A metric that is never NULL (KPI not optional, column present) has a value in every row: COUNT(*) and SUM(weight)
+    # say as much, and each aggregate left out is ~1/60 of the query's time.
+    always = {f for f in col if col[f] != "NULL" and not KPIS[f].optional}
+    exprs: list[str] = []
+    for f, (how, weight) in series.TICK_RULES.items():
+        if how == "last":
+            continue
+        exprs += [f"SUM({col[f]})", "COUNT(*)" if f in always else f"COUNT({col[f]})"]
+        if how == "mean" and weight is not None:
+            exprs += [
+                f"SUM({col[f]} * {col[weight]})",
+                f"SUM({col[weight]})" if f in always else f"SUM(CASE WHEN {col[f]} IS NULL THEN 0 ELSE {col[weight]} END)",
+            ]
+    b = "(tick - :first) / :step"  # integers: integer division in SQLite and PostgreSQL
+    q = f"SELECT MAX(tick), MIN(tick), COUNT(*), {', '.join(exprs)} FROM tickmetrics WHERE run_id = :r GROUP BY {b} ORDER BY {b}"
+    lasts = [f for f, (how, _w) in series.TICK_RULES.items() if how == "last"]
+    with engine.connect() as con:
+        rows = con.execute(sql_text(q), {"r": run_id, "first": first, "step": step}).all()
+        ends = [int(r[0]) for r in rows]
+        at_end = con.execute(
+            sql_text(f"SELECT {', '.join(col[f] for f in lasts)} FROM tickmetrics WHERE run_id = :r AND tick IN ({','.join(map(str, ends))}) ORDER BY tick"),
+            {"r": run_id},
+        ).all()
+    m = np.array([r[3:] for r in rows], np.float64).reshape(len(rows), len(exprs))  # NULL -> NaN (a bucket without values: count 0)
+    out = series.Buckets(ends, [int(r[1]) for r in rows], [int(r[2]) for r in rows], {}, {})
+    j = 0
+    for f, (how, weight) in series.TICK_RULES.items():
+        if how == "last":
+            continue
+        out.total[f], out.count[f] = np.nan_to_num(m[:, j]), m[:, j + 1].astype(np.int64)
+        j += 2
+        if how == "mean" and weight is not None:
+            out.weighted[f], out.weights[f] = np.nan_to_num(m[:, j]), np.nan_to_num(m[:, j + 1])
+            j += 2
+    for i, f in enumerate(lasts):
+        out.last[f] = [r[i] for r in at_end]
+    return out
+
+
 def item_row(engine: Engine, run_id: int, item_id: int) -> dict[str, Any] | None:
     """An item's catalog row or None."""
     cols = _columns(engine, Item, ITEM_FIELDS)
@@ -764,7 +823,13 @@ def item_row(engine: Engine, run_id: int, item_id: int) -> dict[str, Any] | None
 
 
 def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str, Any]]:
-    """Per-tick impressions, watches, skips, social watches, ratings and posts of an item."""
+    """Per-tick impressions, watches, skips, social watches, ratings and posts of an item (the ticks it had any)."""
+    ticks, cols = item_series(engine, run_id, item_id)
+    return [{"tick": t, **{k: c[i] for k, c in cols.items()}} for i, t in enumerate(ticks)]
+
+
+def item_series(engine: Engine, run_id: int, item_id: int) -> tuple[list[int], dict[str, list]]:
+    """:func:`item_timeseries` as columns: (ticks, name -> one value per tick)."""
     e = Event
     q = (
         select(_nx(e.tick).label("tick"), *_type_sums(e), func.sum(case((e.type == int(EventType.RATE), 1), else_=0)).label("ratings"))
@@ -789,49 +854,48 @@ def item_timeseries(engine: Engine, run_id: int, item_id: int) -> list[dict[str,
     at = np.searchsorted(ticks, pages[:, 0])
     for t, n in _derived_counts(pages[:, 1], pages[:, 2], pages[:, 3], logging).items():
         np.add.at(by_type[t], at, n)
-    cols = {k: (v.tolist() if isinstance(v, np.ndarray) else [v] * ticks.size) for k, v in item_counts_of(by_type, logging).items()}
-    ratings = by_type[int(EventType.RATE)].tolist()
-    return [{"tick": t, "ratings": ratings[i], **{k: c[i] for k, c in cols.items()}} for i, t in enumerate(ticks.tolist())]
+    cols = {"ratings": by_type[int(EventType.RATE)].tolist()}
+    cols.update({k: (v.tolist() if isinstance(v, np.ndarray) else [v] * ticks.size) for k, v in item_counts_of(by_type, logging).items()})
+    return ticks.tolist(), cols
 
 
 def item_watchers(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
     """Users who watched an item: watches (page and social), first tick, mean rating.
 
-    Page watches come from the item's ItemTick rows (who was shown it and
-    what they did), social watches from its Event rows; the ratings of the
-    users on the page asked for are read from their pages.
+    Page watches and their ratings come from the item's ItemTick rows (who
+    was shown it, what they did, the rating: see
+    :func:`recworld.storage.pagelog.item_tick_rows`), social watches from its
+    Event rows; no page is decoded.
     """
     with engine.connect() as con:
-        q = select(ItemTick.tick, ItemTick.users, ItemTick.marks).where(ItemTick.run_id == run_id, ItemTick.item_id == item_id).order_by(ItemTick.tick)
-        shown_rows = con.execute(q).all()
+        q = select(ItemTick.tick, ItemTick.impressions, ItemTick.users, ItemTick.marks)
+        shown_rows = con.execute(q.where(ItemTick.run_id == run_id, ItemTick.item_id == item_id).order_by(ItemTick.tick)).all()
         q = select(Event.user_id, Event.tick).where(Event.run_id == run_id, Event.item_id == item_id, _nx(Event.type) == int(EventType.SOCIAL_WATCH))
         social = np.array([tuple(r) for r in con.execute(q)], np.int64).reshape(-1, 2)
-        # Every page watch as (user, tick, mark), in one array (an item can be shown in thousands of ticks).
-        users = np.frombuffer(b"".join(r[1] for r in shown_rows), "<i4").astype(np.int64)
-        marks = np.frombuffer(b"".join(r[2] for r in shown_rows), np.int8)
-        ticks = np.repeat(np.array([int(r[0]) for r in shown_rows], np.int64), [len(r[2]) for r in shown_rows])
-        w = marks > 0
-        users, marks, ticks = users[w], marks[w], ticks[w]
-        who, inv = np.unique(np.concatenate([users, social[:, 0]]), return_inverse=True)
-        watches = np.bincount(inv, minlength=who.size)
-        social_watches = np.bincount(inv[users.size :], minlength=who.size)
-        first = np.full(who.size, np.iinfo(np.int64).max)
-        np.minimum.at(first, inv, np.concatenate([ticks, social[:, 1]]))
-        shown = np.lexsort((who, first))[offset : offset + limit].tolist()
-        page_inv = inv[: users.size]
-        rated_ticks = {int(who[i]): ticks[(page_inv == i) & (marks == 2)].tolist() for i in shown}
-        ratings = pagelog.item_ratings(con, run_id, item_id, {u: t for u, t in rated_ticks.items() if t})
+    # Every page watch as (user, tick, rating), in one array (an item can be shown in thousands of ticks).
+    users = np.frombuffer(b"".join(r[2] for r in shown_rows), "<i4").astype(np.int64)
+    state, rating = pagelog.read_marks((r[1], r[3]) for r in shown_rows)
+    ticks = np.repeat(np.array([int(r[0]) for r in shown_rows], np.int64), [int(r[1]) for r in shown_rows])
+    w = state > 0
+    users, rating, ticks = users[w], rating[w], ticks[w]
+    who, inv = np.unique(np.concatenate([users, social[:, 0]]), return_inverse=True)
+    watches = np.bincount(inv, minlength=who.size)
+    social_watches = np.bincount(inv[users.size :], minlength=who.size)
+    first = np.full(who.size, np.iinfo(np.int64).max)
+    np.minimum.at(first, inv, np.concatenate([ticks, social[:, 1]]))
+    rated = ~np.isnan(rating)
+    page_inv = inv[: users.size][rated]
+    n_rated = np.bincount(page_inv, minlength=who.size)
+    rating_sum = np.bincount(page_inv, rating[rated], minlength=who.size)
     out = []
-    for i in shown:
-        uid = int(who[i])
-        rs = ratings.get(uid)
+    for i in np.lexsort((who, first))[offset : offset + limit].tolist():
         out.append(
             {
-                "user_id": uid,
+                "user_id": int(who[i]),
                 "watches": int(watches[i]),
                 "social_watches": int(social_watches[i]),
                 "first_tick": int(first[i]),
-                "rating": sum(rs) / len(rs) if rs else None,
+                "rating": float(rating_sum[i] / n_rated[i]) if n_rated[i] else None,
             }
         )
     return int(who.size), out
@@ -907,18 +971,23 @@ def cascade_summary(engine: Engine, run_id: int) -> dict[str, Any]:
         meaning as the social layer's ``cascade_stats()``.
     """
     ts = TickSummary
+    per = select(func.sum(ts.n).label("size")).where(ts.run_id == run_id, ts.kind == summary.CASCADE).group_by(ts.key).subquery()
     with engine.connect() as con:
         n = con.execute(select(func.sum(ts.n)).where(ts.run_id == run_id, ts.kind == summary.POST)).scalar()
-        rows = con.execute(select(func.sum(ts.n), func.max(ts.depth)).where(ts.run_id == run_id, ts.kind == summary.CASCADE).group_by(ts.key)).all()
-    s = np.array([int(r[0]) for r in rows], np.int64)
+        depth = con.execute(select(func.max(ts.depth)).where(ts.run_id == run_id, ts.kind == summary.CASCADE)).scalar()
+        # Cascade sizes as a distribution (size -> cascades), summed by the database: a long run has tens of thousands.
+        dist = {int(k): int(v) for k, v in con.execute(select(per.c.size, func.count()).group_by(per.c.size).order_by(per.c.size))}
+    sizes = np.array(list(dist), np.int64)
+    counts = np.array(list(dist.values()), np.int64)
+    total = int(counts.sum())
     return {
         "posts": int(n or 0),
-        "cascades": int(s.size),
-        "max_cascade_size": int(s.max()) if s.size else 0,
-        "mean_cascade_size": float(s.mean()) if s.size else 0.0,
-        "share_spreading": float((s > 1).mean()) if s.size else 0.0,
-        "max_depth": max((int(r[1]) for r in rows), default=0),
-        "size_distribution": {int(k): int(v) for k, v in zip(*np.unique(s, return_counts=True))} if s.size else {},
+        "cascades": total,
+        "max_cascade_size": int(sizes.max()) if total else 0,
+        "mean_cascade_size": float((sizes * counts).sum() / total) if total else 0.0,
+        "share_spreading": float(counts[sizes > 1].sum() / total) if total else 0.0,
+        "max_depth": int(depth or 0),
+        "size_distribution": dist,
     }
 
 

@@ -67,6 +67,22 @@ TickRow = create_model(
 )
 
 
+_BUCKET = {
+    "first_tick": (int | None, Field(None, description="a bucket of ticks (see tick_step): its first tick with a row; absent for a single tick")),
+    "n_ticks": (
+        int | None,
+        Field(None, description="a bucket of ticks: how many rows it merged (counts summed, levels at its last tick, rates over its counts)"),
+    ),
+}
+# A per-tick row, or a bucket of consecutive ticks (recworld.dashboard.series): ``tick`` is then its last tick.
+TickBucket = create_model(
+    "TickBucket",
+    __base__=TickRow,
+    __doc__="Per-tick metrics of one tick, or of a bucket of ticks (tick = its last; see recworld.dashboard.series for the rules).",
+    **_BUCKET,
+)
+
+
 class RetentionCell(BaseModel):
     """Cohort ``cohort`` (period of first session), ``k`` periods later."""
 
@@ -116,7 +132,9 @@ class RunOverview(BaseModel):
     """Everything the run overview page shows."""
 
     run: RunOut
-    ticks: list[TickRow]
+    ticks: list[TickBucket] = Field(description="per-tick metrics, cut into at most `points` buckets of tick_step ticks; every tick: /ticks or /ticks.csv")
+    tick_step: int = Field(description="ticks per bucket of `ticks` (1: one row per tick)")
+    last_ticks: list[TickRow] = Field(description="the last ticks, one row each (newest last)")
     retention: RetentionOut
     llm_by_purpose: list[LLMPurpose]
     llm_by_endpoint: list[LLMEndpoint] = Field(default_factory=list)
@@ -300,6 +318,13 @@ class ItemTick(BaseModel):
     posts: int
 
 
+class ItemTickBucket(ItemTick):
+    """An item's activity in one tick, or in a bucket of ticks (``tick`` its last tick with activity; counts summed)."""
+
+    first_tick: int | None = Field(None, description="a bucket of ticks (see timeseries_step): its first tick with activity; absent for a single tick")
+    n_ticks: int | None = Field(None, description="a bucket of ticks: how many ticks with activity it merged")
+
+
 class Watcher(BaseModel):
     """A user who watched an item."""
 
@@ -360,7 +385,10 @@ class ItemDetail(BaseModel):
 
     run_id: int
     item: ItemOut
-    timeseries: list[ItemTick]
+    timeseries: list[ItemTickBucket] = Field(
+        description="per-tick counts, cut into at most `points` buckets of timeseries_step ticks (summed); every tick: /timeseries"
+    )
+    timeseries_step: int = Field(description="ticks per bucket of `timeseries` (1: one row per tick)")
     watchers: Page[Watcher]
     cascades: Cascades
 
@@ -399,7 +427,7 @@ class CompareOut(BaseModel):
     """Runs side by side: per-tick series, retention curves and KPI deltas vs the first run."""
 
     runs: list[RunOut]
-    ticks: dict[int, list[TickRow]]
+    ticks: dict[int, list[TickBucket]] = Field(description="each run's per-tick metrics, cut into at most `points` buckets")
     retention: dict[int, dict[int, float]]
     deltas: list[Delta]
 

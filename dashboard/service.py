@@ -11,6 +11,7 @@ from fastapi import HTTPException
 from sqlalchemy.engine import Engine
 
 from recworld.dashboard import queries as Q
+from recworld.dashboard.series import MAX_POINTS, TICK_RULES, Rule, bucket_rows, downsample, step_for
 from recworld.events import EventType
 from recworld.export import conversation_records
 from recworld.kpis import COMPARE, RUN_KPIS
@@ -19,6 +20,10 @@ from recworld.usermodel.report import ValidationReport
 
 # Run columns the runs list sorts in SQL (KPIs, recworld.kpis.SORTABLE, are sorted in Python).
 RUN_COLUMNS_SORTABLE = ("id", "name", "created_at", "scenario", "recommender", "status", "n_users", "ticks_total")
+# Rows of the run overview's "last ticks" table, sent unbucketed.
+LAST_TICKS = 10
+# An item's per-tick counts: every one summed over a bucket of ticks.
+ITEM_RULES: dict[str, Rule] = {f: ("sum", None) for f in ("impressions", "watches", "skips", "social_watches", "ratings", "posts")}
 
 
 def _clean(v: Any) -> Any:
@@ -72,21 +77,37 @@ def retention_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def ticks_out(engine: Engine, run_id: int, after: int = -1) -> list[dict[str, Any]]:
-    """Per-tick metrics with non-finite floats as None."""
-    rows = tick_rows(engine, run_id, after=after)
+def ticks_out(engine: Engine, run_id: int, after: int = -1, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Per-tick metrics (``tick > after``, at most ``limit`` rows) with non-finite floats as None."""
+    rows = tick_rows(engine, run_id, after=after, limit=limit)
     for row in rows:  # in place: a long run has thousands of ticks of ~40 columns
         for k in [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]:
             row[k] = None
     return rows
 
 
-def overview(engine: Engine, run_id: int) -> dict[str, Any]:
-    """Everything the run overview shows."""
+def tick_series(engine: Engine, run_id: int, points: int = MAX_POINTS) -> tuple[list[dict[str, Any]], int]:
+    """A run's per-tick metrics cut into at most ``points`` buckets (:mod:`recworld.dashboard.series`); returns (rows, ticks per bucket).
+
+    A run that fits is sent tick by tick; a longer one is bucketed by the database (:func:`~recworld.dashboard.queries.tick_buckets`).
+    """
+    span = Q.tick_span(engine, run_id)
+    step = 1 if span is None else step_for(*span, points)
+    if step == 1:
+        return ticks_out(engine, run_id), 1
+    return bucket_rows(Q.tick_buckets(engine, run_id, span[0], step), TICK_RULES), step
+
+
+def overview(engine: Engine, run_id: int, points: int = MAX_POINTS) -> dict[str, Any]:
+    """Everything the run overview shows; the per-tick metrics cut into at most ``points`` buckets (:mod:`recworld.dashboard.series`)."""
     run = get_run(engine, run_id)
+    ticks, step = tick_series(engine, run_id, points)
+    last = ticks[-1]["tick"] if ticks else -1
     return {
         "run": run_out(engine, run),
-        "ticks": ticks_out(engine, run_id),
+        "ticks": ticks,
+        "tick_step": step,
+        "last_ticks": ticks_out(engine, run_id, after=last - LAST_TICKS) if step > 1 else ticks[-LAST_TICKS:],
         "retention": retention_out(engine, run),
         "llm_by_purpose": Q.llm_by_purpose(engine, run_id),
         "llm_by_endpoint": Q.llm_by_endpoint(engine, run_id),
@@ -113,8 +134,8 @@ def runs_list(engine: Engine, *, scenario, status, recommender, q, sort, order, 
     return {"total": total, "limit": limit, "offset": offset, "items": items}
 
 
-def compare(engine: Engine, run_ids: list[int]) -> dict[str, Any]:
-    """Runs overlaid: their ticks, retention curves and KPI deltas vs the first."""
+def compare(engine: Engine, run_ids: list[int], points: int = MAX_POINTS) -> dict[str, Any]:
+    """Runs overlaid: their ticks (each run's cut into at most ``points`` buckets), retention curves and KPI deltas vs the first."""
     runs = [get_run(engine, i) for i in run_ids]
     outs = [run_out(engine, r) for r in runs]
     deltas = []
@@ -126,7 +147,7 @@ def compare(engine: Engine, run_ids: list[int]) -> dict[str, Any]:
         deltas.append({"metric": m, "values": vals, "deltas": ds, "relative": rel})
     return {
         "runs": outs,
-        "ticks": {r["id"]: ticks_out(engine, r["id"]) for r in runs},
+        "ticks": {r["id"]: tick_series(engine, r["id"], points)[0] for r in runs},
         "retention": {r["id"]: retention_out(engine, r)["curve"] for r in runs},
         "deltas": deltas,
     }
@@ -203,14 +224,16 @@ def get_item(engine: Engine, run_id: int, item_id: int) -> dict[str, Any]:
     return item
 
 
-def item_detail(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-    """Everything the item page shows on first load."""
+def item_detail(engine: Engine, run_id: int, item_id: int, limit: int = 50, offset: int = 0, points: int = MAX_POINTS) -> dict[str, Any]:
+    """Everything the item page shows on first load; its timeseries cut into at most ``points`` buckets (counts summed)."""
     item = get_item(engine, run_id, item_id)
     total, watchers = Q.item_watchers(engine, run_id, item_id, limit=limit, offset=offset)
+    series, step = downsample(*Q.item_series(engine, run_id, item_id), ITEM_RULES, points)
     return {
         "run_id": run_id,
         "item": item,
-        "timeseries": Q.item_timeseries(engine, run_id, item_id),
+        "timeseries": series,
+        "timeseries_step": step,
         "watchers": _page(total, limit, offset, watchers),
         "cascades": Q.item_cascades(engine, run_id, item_id),
     }

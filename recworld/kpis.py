@@ -78,6 +78,15 @@ class KPI:
         chart: id of the run-overview chart that plots it, if any.
         style: ``line`` or ``bar`` in that chart.
         axis: ``y`` or ``y2`` (right-hand axis) in that chart.
+        over_ticks: how a run of consecutive ticks is summarised (a chart of
+            a long run shows buckets of ticks, see
+            :func:`recworld.dashboard.series.downsample`): ``sum`` (a count
+            per tick), ``last`` (a level or running total: its value at the
+            bucket's last tick) or ``mean``; None: ``sum`` for an integer
+            count, else ``mean``.
+        weight: for ``mean``, the per-tick count that weights it (the
+            denominator of a rate: ``watch_rate`` by ``impressions``), so a
+            bucket's rate is that of its summed counts; None: unweighted.
     """
 
     name: str
@@ -92,6 +101,13 @@ class KPI:
     chart: str | None = None
     style: Literal["line", "bar"] = "line"
     axis: Literal["y", "y2"] = "y"
+    over_ticks: Literal["sum", "last", "mean"] | None = None
+    weight: str | None = None
+
+    @property
+    def bucket(self) -> Literal["sum", "last", "mean"]:
+        """How a bucket of ticks summarises it (:attr:`over_ticks`, or its default)."""
+        return self.over_ticks or ("sum" if self.integer else "mean")
 
     def format(self, value: Any) -> str:
         """``value`` for display (``–`` when missing)."""
@@ -126,16 +142,24 @@ _ALL: tuple[KPI, ...] = (
     _count("sessions", "sessions", "sessions", "sessions started (first sessions and returns); per run: their sum"),
     _count("returns", "returning", "sessions", "sessions of users coming back", scope="tick", chart="activity"),
     _count("pages", "pages", "pages", "pages served", scope="tick"),
-    KPI("pages_per_session", "pages / session", "pages", "pages / sessions", fmt="f2", chart="pages"),
+    KPI("pages_per_session", "pages / session", "pages", "pages / sessions", fmt="f2", chart="pages", weight="sessions"),
     _count("impressions", "impressions", "items", "items shown on pages (each is watched or skipped)", scope="tick"),
     _count("watches", "watches", "items", "items watched from a page", scope="tick"),
-    KPI("watch_rate", "watch rate (CTR)", "share", "watches / impressions", fmt="pct", chart="watch_rate"),
+    KPI("watch_rate", "watch rate (CTR)", "share", "watches / impressions", fmt="pct", chart="watch_rate", weight="impressions"),
     _count("ratings", "ratings", "ratings", "explicit ratings given", scope="tick"),
-    KPI("mean_rating", "mean rating", "rating (1-5)", "mean of the ratings given", fmt="f2", optional=True, chart="rating"),
+    KPI("mean_rating", "mean rating", "rating (1-5)", "mean of the ratings given", fmt="f2", optional=True, chart="rating", weight="ratings"),
     _count("churned", "new churns", "users", "users who left the platform for good this tick", scope="tick", chart="churn", style="bar"),
-    _count("churned_total", "churned (total)", "users", "users who left for good so far", scope="tick", chart="churn"),
-    _count("alive_users", "not churned", "users", "users who have not churned", scope="tick", chart="activity"),
-    KPI("coverage", "catalog coverage", "share", "share of the catalog shown at least once so far (per run: at the end)", fmt="pct", chart="exposure"),
+    _count("churned_total", "churned (total)", "users", "users who left for good so far", scope="tick", chart="churn", over_ticks="last"),
+    _count("alive_users", "not churned", "users", "users who have not churned", scope="tick", chart="activity", over_ticks="last"),
+    KPI(
+        "coverage",
+        "catalog coverage",
+        "share",
+        "share of the catalog shown at least once so far (per run: at the end)",
+        fmt="pct",
+        chart="exposure",
+        over_ticks="last",
+    ),
     KPI(
         "diversity",
         "intra-list diversity",
@@ -143,6 +167,7 @@ _ALL: tuple[KPI, ...] = (
         "mean pairwise cosine distance within a page, 1 = unrelated items (per run: mean over ticks)",
         optional=True,
         chart="exposure",
+        weight="pages",
     ),
     KPI(
         "consumption_diversity",
@@ -153,8 +178,24 @@ _ALL: tuple[KPI, ...] = (
         scope="tick",
         chart="exposure",
     ),
-    KPI("gini", "Gini of exposure", "0-1", "Gini coefficient of cumulative exposure over items (per run: at the end)", optional=True, chart="exposure"),
-    KPI("novelty", "novelty (bits)", "bits", "mean -log2 popularity of watched items (per run: mean over ticks)", optional=True, chart="novelty"),
+    KPI(
+        "gini",
+        "Gini of exposure",
+        "0-1",
+        "Gini coefficient of cumulative exposure over items (per run: at the end)",
+        optional=True,
+        chart="exposure",
+        over_ticks="last",
+    ),
+    KPI(
+        "novelty",
+        "novelty (bits)",
+        "bits",
+        "mean -log2 popularity of watched items (per run: mean over ticks)",
+        optional=True,
+        chart="novelty",
+        weight="watches",
+    ),
     KPI(
         "population_diversity",
         "population diversity",
@@ -265,6 +306,9 @@ def _check() -> None:
         missing = set(group) - names
         if missing:
             raise AssertionError(f"unknown KPI names {sorted(missing)}; add them to recworld.kpis._ALL")
+    for k in _ALL:
+        if k.weight is not None and (k.bucket != "mean" or k.weight not in TICK_KPIS or not KPIS[k.weight].integer or KPIS[k.weight].bucket != "sum"):
+            raise AssertionError(f"KPI {k.name}: its weight must be a per-tick count that buckets sum, and only a mean has one")
     if TICK_KPIS != RECORD_FIELDS + LLM_TICK_KPIS:
         raise AssertionError("per-tick KPIs must be the TickRecord fields followed by the LLM columns, in order")
 

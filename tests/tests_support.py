@@ -266,3 +266,34 @@ def summary_table(engine, run_id: int) -> list[tuple]:
     t = TickSummary
     with engine.connect() as con:
         return sorted(tuple(r) for r in con.execute(select(t.tick, t.kind, t.key, t.n, t.depth).where(t.run_id == run_id)))
+
+
+def item_tick_table(engine, run_id: int) -> list[tuple]:
+    """A run's ItemTick rows, every column but ``id``, sorted by (tick, item)."""
+    from sqlalchemy import select
+
+    from recworld.storage import ItemTick
+
+    t = ItemTick
+    q = select(t.tick, t.item_id, t.impressions, t.watches, t.ratings, t.rating_sum, t.users, t.marks).where(t.run_id == run_id)
+    with engine.connect() as con:
+        return sorted((*r[:6], bytes(r[6]), bytes(r[7])) for r in con.execute(q))
+
+
+def downgrade_marks_to_schema_v6(engine) -> int:
+    """Turn a current database's ItemTick marks back into schema 6's (0 skipped, 1 watched, 2 rated: no rating) and mark it version 6; returns the rows changed.
+
+    Hand-made on purpose: this code can no longer write a v6 database, and the
+    6 -> 7 migration test needs one. The marks come from the simulator-written rows.
+    """
+    from sqlalchemy import text
+
+    from recworld.storage.pagelog import read_marks
+
+    with engine.begin() as con:
+        rows = con.execute(text("SELECT id, impressions, marks FROM itemtick WHERE ratings > 0")).all()
+        params = [{"m": read_marks([(n, m)])[0].astype("int8").tobytes(), "i": i} for i, n, m in rows]
+        if params:
+            con.execute(text("UPDATE itemtick SET marks = :m WHERE id = :i"), params)
+        con.execute(text("UPDATE schemainfo SET version = 6"))
+    return len(params)

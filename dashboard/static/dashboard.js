@@ -24,6 +24,9 @@ const RW = (() => {
   }
 
   const col = (rows, f) => rows.map((r) => (r[f] === undefined ? null : r[f]));
+  // A row may stand for a bucket of n_ticks ticks (a long run): a count it sums is drawn as its mean per tick.
+  const perTick = (c, rows, f) => ((c.sums || []).includes(f) ? rows.map((r) => (r[f] === undefined || r[f] === null ? null : r[f] / (r.n_ticks || 1))) : col(rows, f));
+  const tickTitle = (title, step) => title + (step > 1 ? " · per tick (means over " + step + "-tick buckets)" : " · per tick");
 
   function trace(x, y, name, kind, color) {
     const t = { x: x, y: y, name: name, type: kind === "bar" ? "bar" : "scatter" };
@@ -40,14 +43,14 @@ const RW = (() => {
     return [{ text: text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#667", size: 13 } }];
   }
 
-  function drawTickCharts(charts, ticks) {
+  function drawTickCharts(charts, ticks, step) {
     const xs = ticks.map((t) => t.tick);
     for (const c of charts) {
-      const traces = c.series.map(([f, label, kind, axis], i) => Object.assign(trace(xs, col(ticks, f), label, kind, PALETTE[i]), axis ? { yaxis: axis } : {}));
+      const traces = c.series.map(([f, label, kind, axis], i) => Object.assign(trace(xs, perTick(c, ticks, f), label, kind, PALETTE[i]), axis ? { yaxis: axis } : {}));
       const extra = c.pct ? { yaxis: { tickformat: ".0%" } } : {};
       extra.annotations = emptyNote(c, ticks);
       if (c.series.some((s) => s[3] === "y2")) { extra.yaxis2 = { overlaying: "y", side: "right", showgrid: false }; extra.margin = { l: 52, r: 44, t: 40, b: 40 }; }
-      Plotly.newPlot("chart-" + c.id, traces, layout(c.title + " · per tick", extra), CFG);
+      Plotly.newPlot("chart-" + c.id, traces, layout(tickTitle(c.title, step), extra), CFG);
     }
   }
 
@@ -96,7 +99,7 @@ const RW = (() => {
   }
 
   function runPage(D) {
-    drawTickCharts(D.charts, D.ticks);
+    drawTickCharts(D.charts, D.ticks, D.tick_step || 1);
     drawRetention(D.retention);
     if (D.terminal.includes(D.run.status) || !window.EventSource) return;
     let last = D.ticks.length ? D.ticks[D.ticks.length - 1].tick : -1;
@@ -112,7 +115,7 @@ const RW = (() => {
         const xs = rows.map((r) => r.tick);
         for (const c of D.charts) {
           const id = "chart-" + c.id;
-          Plotly.extendTraces(id, { x: c.series.map(() => xs), y: c.series.map(([f]) => col(rows, f)) }, c.series.map((_, i) => i));
+          Plotly.extendTraces(id, { x: c.series.map(() => xs), y: c.series.map(([f]) => perTick(c, rows, f)) }, c.series.map((_, i) => i));
           const el = document.getElementById(id);
           if (el.layout.annotations && el.layout.annotations.length && hasData(c, rows)) Plotly.relayout(id, { annotations: [] });
         }
@@ -134,7 +137,7 @@ const RW = (() => {
     const label = (r) => "run " + r.id + " · " + r.name + " (" + r.recommender + ")";
     for (const c of D.charts) {
       const [f, name] = c.series[0];
-      const traces = D.runs.map((r, i) => { const t = D.ticks[r.id] || []; return trace(t.map((x) => x.tick), col(t, f), label(r), "line", PALETTE[i % PALETTE.length]); });
+      const traces = D.runs.map((r, i) => { const t = D.ticks[r.id] || []; return trace(t.map((x) => x.tick), perTick(c, t, f), label(r), "line", PALETTE[i % PALETTE.length]); });
       Plotly.newPlot("chart-" + c.id, traces, layout(c.title + ": " + name, c.pct ? { yaxis: { tickformat: ".0%" } } : {}), CFG);
     }
     const traces = D.runs.map((r, i) => {
@@ -159,7 +162,8 @@ const RW = (() => {
     const traces = [trace(xs, col(t, "watches"), "watches", "bar", PALETTE[0]), trace(xs, col(t, "social_watches"), "from social feed", "bar", PALETTE[2]),
       trace(xs, col(t, "posts"), "posts", "bar", PALETTE[1]), trace(xs, col(t, "ratings"), "ratings", "line", PALETTE[3])];
     if (t.some((r) => r.impressions > 0)) traces.push(trace(xs, col(t, "impressions"), "impressions", "line", PALETTE[4]));
-    Plotly.newPlot("chart-popularity", traces, layout("Popularity over time", { barmode: "stack", height: 320 }), CFG);
+    const per = D.step > 1 ? " (per " + D.step + " ticks)" : " (per tick)";
+    Plotly.newPlot("chart-popularity", traces, layout("Popularity over time" + per, { barmode: "stack", height: 320 }), CFG);
   }
 
   function graphPage(D) {

@@ -71,8 +71,17 @@ def _v5_to_v6(engine: Engine) -> None:
     backfill(engine)
 
 
+def _v6_to_v7(engine: Engine) -> None:
+    # ItemTick.marks carries the ratings (the item page reads its watchers'
+    # ratings from it instead of decoding their pages): rewrite the marks of
+    # older runs from their Page rows with the recorder's own function.
+    from recworld.storage.pagelog import backfill_marks
+
+    backfill_marks(engine)
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

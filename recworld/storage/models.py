@@ -23,7 +23,10 @@ from sqlmodel import Field, SQLModel
 #    and LEAVE payload); older runs are backfilled from their events. The
 #    per-user indexes of Event and Page cover what a user page counts, the
 #    per-item index of ItemTick what an item page counts.
-SCHEMA_VERSION = 6
+# 7: ItemTick.marks carries each rated user's rating (1 + rating; was 2 for
+#    any rating), so an item's watchers and their ratings are read without
+#    decoding pages; older runs' marks are rewritten from their Page rows.
+SCHEMA_VERSION = 7
 
 
 def utcnow() -> datetime:
@@ -126,7 +129,8 @@ class ItemTick(SQLModel, table=True):
     ratings: int
     rating_sum: float
     users: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # int32 users shown, in log order
-    marks: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # int8 per user shown: 0 skipped, 1 watched, 2 watched and rated
+    # int8 per user shown: 0 skipped, 1 watched, 1 + r watched and rated r (layout: recworld.storage.pagelog.item_tick_rows).
+    marks: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class TickSummary(SQLModel, table=True):

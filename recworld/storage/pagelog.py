@@ -15,6 +15,10 @@ bits (``numpy.packbits``, ``ceil(k/8)`` bytes); the watched items' shares
 ``float64[n_watched]`` when ``flags & FRAC`` (else every watched share is
 1.0); when ``n_rated > 0``, one rating per watched item: ``int8`` (0 = not
 rated) or, with ``flags & FLOAT_RATINGS``, ``float64`` (NaN = not rated).
+
+``ItemTick.marks`` (schema 7) holds per user shown what they did with the
+item and their rating (see :func:`item_tick_rows`), so an item page reads
+its watchers' ratings without decoding a page.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ IMPRESSIONS = 1  # IMPRESSION events were logged for the page
 SKIPS = 2  # SKIP events were logged
 FRAC = 4  # watched shares stored (else all 1.0)
 FLOAT_RATINGS = 8  # ratings stored as float64 (else int8)
+_MAX_MARK_RATING = 126  # ItemTick marks hold 1 + rating in an int8
 
 _IMP, _WATCH, _SKIP, _RATE = int(EventType.IMPRESSION), int(EventType.WATCH), int(EventType.SKIP), int(EventType.RATE)
 #: Page-derived events get ids above this (page id x 512 + index in the page), apart from Event row ids.
@@ -113,7 +118,15 @@ def _runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def item_tick_rows(run_id: int, tick: int, blocks: Iterable[PageBlock]) -> list[tuple]:
-    """ItemTick rows (in :data:`ITEM_TICK_COLUMNS` order) of one tick's pages."""
+    """ItemTick rows (in :data:`ITEM_TICK_COLUMNS` order) of one tick's pages.
+
+    ``marks`` holds one int8 per user shown (log order): 0 skipped, 1 watched
+    and not rated, ``1 + r`` watched and rated ``r`` (an integer 1..126, as
+    the shipped brains rate). A row whose ratings are not all such integers
+    (possible in the page log: ``FLOAT_RATINGS``) marks its rated users 2 and
+    appends their ratings as float64 (log order): its blob is then longer
+    than ``impressions`` bytes. :func:`read_marks` reads both.
+    """
     blocks = [bl for bl in blocks if bl.slates.size]
     if not blocks:
         return []
@@ -122,20 +135,52 @@ def item_tick_rows(run_id: int, tick: int, blocks: Iterable[PageBlock]) -> list[
     watched = np.concatenate([bl.watched.ravel() for bl in blocks])
     ratings = np.concatenate([bl.ratings.ravel() for bl in blocks])
     rated = watched & ~np.isnan(ratings)
-    marks = watched.astype(np.int8) + rated.astype(np.int8)
+    rv = np.where(rated, ratings, 0.0)
+    with np.errstate(invalid="ignore"):  # whole arrays, no masks: a masked write costs more than the rest of this function
+        rvi = rv.astype(np.int8)
+    odd = (rvi != rv) | (rv > _MAX_MARK_RATING) | (rated & (rv < 1))  # a rating an int8 mark cannot hold
+    marks = watched.astype(np.int8) + rvi
+    if odd.any():
+        marks[odd] = 2  # rare: rated, the value follows as float64 (below)
     order = np.argsort(items, kind="stable")  # per item, users in log order
-    items, users, marks = items[order], users[order], marks[order]
-    rsum = np.where(rated, ratings, 0.0)[order]
+    items, users, marks, rv = items[order], users[order], marks[order], rv[order]
     uniq, first, counts = np.unique(items, return_index=True, return_counts=True)
     ends = first + counts
     w = np.add.reduceat((marks > 0).astype(np.int64), first)
-    nr = np.add.reduceat((marks == 2).astype(np.int64), first)
-    rs = np.add.reduceat(rsum, first)
+    nr = np.add.reduceat((marks >= 2).astype(np.int64), first)
+    rs = np.add.reduceat(rv, first)
     ub, mb = users.tobytes(), marks.tobytes()
-    return [
+    rows = [
         (run_id, tick, it, n, ww, rr, s, ub[a * 4 : z * 4], mb[a:z])
         for it, n, ww, rr, s, a, z in zip(uniq.tolist(), counts.tolist(), w.tolist(), nr.tolist(), rs.tolist(), first.tolist(), ends.tolist())
     ]
+    if odd.any():  # rare: the rows holding such a rating carry all their ratings as float64 instead
+        rated, odd = rated[order], odd[order]
+        for i in np.flatnonzero(np.add.reduceat(odd.astype(np.int64), first)).tolist():
+            a, z = int(first[i]), int(ends[i])
+            m = np.where(rated[a:z], 2, marks[a:z]).astype(np.int8)
+            rows[i] = (*rows[i][:8], m.tobytes() + np.ascontiguousarray(rv[a:z][rated[a:z]], "<f8").tobytes())
+    return rows
+
+
+def read_marks(rows: Iterable[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    """ItemTick ``(impressions, marks)`` rows as one array per user shown: (0 skipped / 1 watched / 2 rated, the rating or NaN).
+
+    Concatenated in the order given (see :func:`item_tick_rows` for the layout).
+    """
+    rows = [(int(n), bytes(m)) for n, m in rows]
+    raw = np.frombuffer(b"".join(m for _n, m in rows), np.int8)
+    if raw.size == sum(n for n, _m in rows):  # every row inline (the rule for integer ratings)
+        return np.minimum(raw, 2), np.where(raw >= 2, raw - 1.0, np.nan)
+    state, value = [], []
+    for n, m in rows:
+        mk = np.frombuffer(m, np.int8, n)
+        v = np.where(mk >= 2, mk - 1.0, np.nan)
+        if len(m) > n:
+            v[mk >= 2] = np.frombuffer(m, "<f8", offset=n)
+        state.append(np.minimum(mk, 2))
+        value.append(v)
+    return np.concatenate(state), np.concatenate(value)
 
 
 def split_batch(run_id: int, tick: int, ev: EventBatch) -> tuple[np.ndarray, list[tuple], list[tuple]]:
@@ -216,32 +261,78 @@ def event_count(k: int, n_watched: int, n_rated: int, flags: int, types: set[int
     return n
 
 
-def item_ratings(con: Any, run_id: int, item: int, user_ticks: dict[int, Iterable[int]]) -> dict[int, list[float]]:
-    """The ratings users gave ``item`` on their pages of the given ticks (user -> ticks), in log order; users who gave none are left out.
+def page_blocks(rows: Iterable[tuple]) -> list[PageBlock]:
+    """Page rows ``(user_id, k, n_watched, n_rated, flags, data)`` of one tick, in log (id) order, as the blocks they were cut from.
 
-    One query for all users (index ``(run_id, user_id, tick)``); only rated pages are read and only decoded, not expanded.
+    Consecutive pages of one ``k`` and ``flags`` share a block; what
+    :func:`item_tick_rows` reads (users, slates, watched, ratings, in log
+    order) is as the world emitted it. ``start`` and ``n_events`` are 0.
+    """
+    out: list[PageBlock] = []
+    group: list[tuple] = []
+
+    def close() -> None:
+        if not group:
+            return
+        k, flags = group[0][1], group[0][4]
+        users, slates, watched, frac, ratings = [], [], [], [], []
+        for user, _k, n_w, n_r, _f, data in group:
+            items, w, fr, rt = decode(k, n_w, n_r, flags, bytes(data))
+            users.append(user)
+            slates.append(items)
+            watched.append(w)
+            frac.extend(fr)
+            ratings.extend(rt)
+        w = np.array(watched, bool).reshape(-1, k)
+        f, r = np.ones(w.shape), np.full(w.shape, np.nan)
+        f[w], r[w] = frac, ratings  # decode lists the watched items' values page by page, as row-major order does
+        out.append(
+            PageBlock(0, 0, np.array(users, np.int64), np.array(slates, np.int64).reshape(-1, k), w, f, r, bool(flags & IMPRESSIONS), bool(flags & SKIPS))
+        )
+        group.clear()
+
+    for r in rows:
+        if group and (r[1], r[4]) != (group[0][1], group[0][4]):
+            close()
+        group.append(tuple(r))
+    close()
+    return out
+
+
+def backfill_marks(engine: Any, run_ids: Iterable[int] | None = None, ticks_per_chunk: int = 64) -> int:
+    """Rewrite the ItemTick ``marks`` of runs from their Page rows with :func:`item_tick_rows`; returns the rows rewritten.
+
+    Used by the schema 6 -> 7 migration: ratings moved into ``marks`` (before,
+    a rated user was marked 2 and the rating was only in the page). Only rows
+    with ratings change; each run is one transaction, and running it again
+    (an interrupted migration) writes the same marks.
     """
     from sqlalchemy import text
 
-    want = {int(u): sorted({int(t) for t in ts}) for u, ts in user_ticks.items()}
-    want = {u: ts for u, ts in want.items() if ts}
-    if not want:
-        return {}
-    # One index range per (user, tick) asked for: a user IN (...) AND tick IN (...) filter would probe every pair.
-    terms = " OR ".join(f"(run_id = :r AND user_id = {u} AND tick IN ({','.join(map(str, ts))}))" for u, ts in sorted(want.items()))
-    q = f"SELECT user_id, k, n_watched, n_rated, flags, data FROM page WHERE ({terms}) AND n_rated > 0 ORDER BY id"
-    out: dict[int, list[float]] = {}
-    needle = struct.pack("<i", item)
-    for user, k, n_w, n_r, flags, data in con.execute(text(q), {"r": run_id}).all():
-        data = bytes(data)
-        if needle not in data[: 4 * k]:  # a cheap test before decoding (the item id's bytes are in the slate)
-            continue
-        items, watched, _frac, ratings = decode(k, n_w, n_r, flags, data)
-        wj = [j for j, w in enumerate(watched) if w]
-        for r, j in zip(ratings, wj):
-            if r == r and items[j] == item:
-                out.setdefault(int(user), []).append(r)
-    return out
+    with engine.connect() as con:
+        ids = list(run_ids) if run_ids is not None else [int(r) for (r,) in con.execute(text("SELECT DISTINCT run_id FROM page ORDER BY run_id"))]
+    from recworld.storage.recorder import placeholders
+
+    written = 0
+    for run_id in ids:
+        with engine.begin() as con:
+            lo, hi = con.execute(text("SELECT min(tick), max(tick) FROM page WHERE run_id = :r"), {"r": run_id}).one()
+            for a in range(lo if lo is not None else 0, (hi if hi is not None else -1) + 1, ticks_per_chunk):
+                q = "SELECT tick, user_id, k, n_watched, n_rated, flags, data FROM page WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"
+                by_tick: dict[int, list[tuple]] = {}
+                for t, *rest in con.execute(text(q), {"r": run_id, "a": a, "z": a + ticks_per_chunk - 1}):
+                    by_tick.setdefault(int(t), []).append(tuple(rest))
+                params = [
+                    (r[8], run_id, r[2], t)
+                    for t, pages in by_tick.items()
+                    for r in item_tick_rows(run_id, t, page_blocks(pages))
+                    if r[5] > 0  # a row without ratings has the same marks in both versions
+                ]
+                if params:
+                    m = placeholders(con, 4)
+                    con.exec_driver_sql(f"UPDATE itemtick SET marks = {m[0]} WHERE run_id = {m[1]} AND item_id = {m[2]} AND tick = {m[3]}", params)
+                    written += len(params)
+    return written
 
 
 PAGE_SELECT = "id, tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data"
@@ -309,12 +400,14 @@ __all__ = [
     "decode",
     "event_count",
     "expand",
-    "item_ratings",
+    "backfill_marks",
     "item_tick_rows",
     "iter_log",
     "log_tuples",
     "merge",
+    "page_blocks",
     "page_rows",
+    "read_marks",
     "split_batch",
 ]
 

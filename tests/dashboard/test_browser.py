@@ -115,6 +115,16 @@ def test_live_run_in_browser(tmp_path):
                 page.wait_for_function("document.getElementById('run-status').textContent === 'completed'", timeout=60_000)
                 assert int(page.locator("#tick-done").inner_text()) == 80
                 page.screenshot(path=str(tmp_path / "run_done.png"), full_page=True)
+
+                # a long run's charts get buckets of ticks (here forced: 80 ticks in at most 10 points), counts drawn per tick
+                page.goto(f"{base}/runs/1?points=10")
+                page.wait_for_selector("#chart-activity .main-svg", timeout=20_000)
+                assert page.locator("#bucket-note").is_visible()
+                active = page.evaluate("document.getElementById('chart-activity').data.find((t) => t.name === 'active users')")
+                every = page.evaluate("fetch('/api/runs/1/ticks').then((r) => r.json())")
+                assert active["x"] == [t["tick"] for t in every][7::8]  # buckets of 8 ticks, each at its last tick
+                assert active["y"] == pytest.approx([sum(t["active_users"] for t in every[i : i + 8]) / 8 for i in range(0, 80, 8)])
+                assert "8-tick buckets" in page.evaluate("document.getElementById('chart-activity').layout.title.text")
             finally:
                 browser.close()
     finally:

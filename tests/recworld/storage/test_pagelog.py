@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from recworld.events import EventBatch, EventType, PageBlock
 from recworld.storage import Event, ItemTick, Page, connect
 from recworld.storage.db import dispose_all
-from recworld.storage.pagelog import expand, item_tick_rows, log_tuples, page_rows
+from recworld.storage.pagelog import backfill_marks, expand, item_tick_rows, log_tuples, page_rows, read_marks
 from recworld.storage.recorder import RunRecorder, create_run
 
 
@@ -72,6 +72,59 @@ def test_codec_keeps_fractional_shares_and_ratings():
     assert sorted(e[0] for e in got) == list(range(100, 100 + len(got)))  # one seq per event, none shared
     items = item_tick_rows(1, 9, [block])
     assert sum(r[3] for r in items) == b * k and sum(r[4] for r in items) == int(watched.sum())
+    # ItemTick marks: non-integer ratings are kept as float64 after the marks, in log order, and read back exactly.
+    state, value = read_marks((r[3], r[8]) for r in items)
+    users = np.frombuffer(b"".join(r[7] for r in items), "<i4")
+    by_item = np.repeat([r[2] for r in items], [r[3] for r in items])
+    want = {(int(slates[i, j]), int(block.users[i])): ratings[i, j] for i in range(b) for j in range(k)}
+    assert [want[(int(it), int(u))] for it, u, s in zip(by_item, users, state) if s == 2] == value[state == 2].tolist()
+    assert np.isnan(value[state < 2]).all() and (state > 0).sum() == watched.sum()
+    assert sum(r[5] for r in items) == (state == 2).sum() == (watched & ~np.isnan(ratings)).sum()
+
+
+def test_item_tick_marks_carry_integer_ratings_inline():
+    """Integer ratings (what the user model gives) sit in the marks themselves (1 + rating): one byte per user shown."""
+    block = PageBlock(0, 0, np.array([4, 9]), np.array([[7, 8, 9], [9, 7, 3]]), np.array([[True, True, False], [True, False, True]]),
+                      np.ones((2, 3)), np.array([[5.0, np.nan, np.nan], [1.0, np.nan, 126.0]]), False, True)  # fmt: skip
+    rows = {r[2]: r for r in item_tick_rows(1, 0, [block])}
+    assert {i: list(r[8]) for i, r in rows.items()} == {3: [127], 7: [6, 0], 8: [1], 9: [0, 2]}
+    assert {i: r[3:7] for i, r in rows.items()} == {3: (1, 1, 1, 126.0), 7: (2, 1, 1, 5.0), 8: (1, 1, 0, 0.0), 9: (2, 1, 1, 1.0)}
+    state, value = read_marks((rows[i][3], rows[i][8]) for i in (7, 9))
+    assert state.tolist() == [2, 0, 0, 2] and value[[0, 3]].tolist() == [5.0, 1.0]
+    # 127 does not fit (1 + 127 > int8): that item's row keeps its ratings as float64, the other rows stay inline.
+    block = PageBlock(0, 0, np.array([4, 9]), np.array([[7, 8], [7, 8]]), np.ones((2, 2), bool), np.ones((2, 2)),
+                      np.array([[127.0, 3.0], [2.0, np.nan]]), False, True)  # fmt: skip
+    rows = {r[2]: r for r in item_tick_rows(1, 0, [block])}
+    assert list(rows[8][8]) == [4, 1] and rows[7][8] == bytes([2, 2]) + np.array([127.0, 2.0], "<f8").tobytes()
+    assert {i: r[3:7] for i, r in rows.items()} == {7: (2, 2, 2, 129.0), 8: (2, 2, 1, 3.0)}
+    state, value = read_marks((rows[i][3], rows[i][8]) for i in (7, 8))
+    assert state.tolist() == [2, 2, 2, 1] and value[:3].tolist() == [127.0, 2.0, 3.0] and np.isnan(value[3])
+
+
+def test_schema_v6_marks_are_rewritten_from_the_pages_when_opened(small_scenario):
+    """A database written before schema 7 (marks 2 for any rating) gets every run's ItemTick rows as the recorder now writes them, row for row."""
+    from sqlmodel import Session
+    from tests_support import downgrade_marks_to_schema_v6, item_tick_table
+
+    from recworld.scenarios.runner import run_scenario
+    from recworld.storage.models import SCHEMA_VERSION, SchemaInfo
+
+    s = small_scenario(ticks=12)
+    a = run_scenario(s, progress=False)
+    b = run_scenario(s.with_overrides(seed=7, **{"world.log_skips": False}), progress=False)
+    eng = connect(s.storage.url)
+    want = {r: item_tick_table(eng, r) for r in (a.run_id, b.run_id)}
+    assert all(want.values()) and any(max(row[7]) > 2 for rows in want.values() for row in rows)
+    changed = downgrade_marks_to_schema_v6(eng)
+    assert changed > 0 and {r: item_tick_table(eng, r) for r in want} != want
+    dispose_all()
+    eng = connect(s.storage.url)
+    with Session(eng) as ses:
+        assert ses.get(SchemaInfo, 1).version == SCHEMA_VERSION
+    assert {r: item_tick_table(eng, r) for r in want} == want
+    assert backfill_marks(eng) == changed  # run again (an interrupted migration): the same marks
+    assert {r: item_tick_table(eng, r) for r in want} == want
+    dispose_all()
 
 
 def test_event_batch_concat_shifts_page_blocks():

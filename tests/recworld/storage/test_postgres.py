@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from tests_support import event_log_hash, scan_cascades_and_leaves, summary_table
+from tests_support import event_log_hash, item_tick_table, scan_cascades_and_leaves, summary_table
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +78,16 @@ def test_postgres_run_equals_sqlite_run(pg_url, small_scenario):
     # The per-tick cascade and leave-reason summaries too (recworld.storage.summary), and they add up to a scan of the log.
     assert summary_table(pg, a.run_id) == summary_table(lite, b.run_id) != []
     assert scan_cascades_and_leaves(pg, a.run_id) == scan_cascades_and_leaves(lite, b.run_id)
+    # The per-item tick rows with their ratings in the marks (schema 7).
+    assert item_tick_table(pg, a.run_id) == item_tick_table(lite, b.run_id) != []
+    # The dashboard's per-tick metrics bucketed in SQL (recworld.dashboard.series): the same on both databases.
+    from recworld.dashboard.service import tick_series
+
+    got, want = tick_series(pg, a.run_id, 10), tick_series(lite, b.run_id, 10)
+    assert got[1] == want[1] == 3 and [r.keys() for r in got[0]] == [r.keys() for r in want[0]]
+    for g, w in zip(got[0], want[0], strict=True):
+        assert {k: v for k, v in g.items() if isinstance(v, int)} == {k: v for k, v in w.items() if isinstance(v, int)}
+        assert {k: v for k, v in g.items() if not isinstance(v, int)} == pytest.approx({k: v for k, v in w.items() if not isinstance(v, int)})
 
 
 def test_postgres_resume(pg_url, small_scenario):
@@ -98,7 +108,7 @@ def test_postgres_resume(pg_url, small_scenario):
 
 
 def test_postgres_schema_v1_is_migrated(pg_url, small_scenario):
-    from tests_support import check_migrated_from_v1, downgrade_to_schema_v1
+    from tests_support import check_migrated_from_v1, downgrade_marks_to_schema_v6, downgrade_to_schema_v1
 
     from recworld.scenarios.runner import run_scenario
     from recworld.storage import connect
@@ -112,7 +122,10 @@ def test_postgres_schema_v1_is_migrated(pg_url, small_scenario):
     with eng.connect() as con:
         runs = [r for (r,) in con.exec_driver_sql("SELECT id FROM run ORDER BY id")]
     want = {r: summary_table(eng, r) for r in runs}
+    items = {r: item_tick_table(eng, r) for r in runs}
     assert any(want.values())
+    assert downgrade_marks_to_schema_v6(eng) > 0  # the ratings out of the marks (schema 7), then the rest back to v1
+    assert {r: item_tick_table(eng, r) for r in runs} != items
     downgrade_to_schema_v1(eng)
     with eng.begin() as con:  # and without the schema-6 summaries and per-user indexes
         con.exec_driver_sql("DROP TABLE ticksummary")
@@ -122,6 +135,7 @@ def test_postgres_schema_v1_is_migrated(pg_url, small_scenario):
     eng = connect(pg_url)
     check_migrated_from_v1(eng)
     assert {r: summary_table(eng, r) for r in runs} == want
+    assert {r: item_tick_table(eng, r) for r in runs} == items
     from sqlalchemy import inspect
 
     assert {ix["name"]: ix["column_names"] for ix in inspect(eng).get_indexes("event")}["ix_event_run_user"] == ["run_id", "user_id", "tick", "type"]
