@@ -13,6 +13,7 @@ import platform
 import queue
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -560,6 +561,13 @@ class _WriterProcess:
         self._acks.close()
 
 
+def _exit_when_gone(parent: int, every: float = 0.5) -> None:
+    """End this process (nothing more written; an open transaction is rolled back) once ``parent`` is gone."""
+    while _alive(parent):
+        time.sleep(every)
+    os._exit(0)
+
+
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` still runs (a killed process its parent has not reaped yet counts as dead)."""
     try:
@@ -579,6 +587,9 @@ def _write_jobs(url: str, run_id: int, jobs: Any, acks: Any, parent: int) -> Non
     """The writer process: write each job in its own transaction, acknowledge it; exit on ``None`` or when the parent is gone."""
     from recworld.storage.db import connect
 
+    # A parent killed while it sent a job leaves half a message in the pipe, and this process holds the pipe's other
+    # end too (a multiprocessing Queue), so the read would wait forever: a watchdog ends the process instead.
+    threading.Thread(target=_exit_when_gone, args=(parent,), daemon=True, name="recworld-writer-watchdog").start()
     rec = RunRecorder(connect(url), run_id)
     error: str | None = None
     while True:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -102,6 +103,26 @@ def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed,
     assert ticks == sorted(set(ticks)) and ticks[-1] == TICKS - 1
     assert talk > 0  # the resumed run went on talking and searching, identically
     dispose_all()
+    # No orphan is left holding the database: the killed run's writer process ends itself (even one caught mid-read of a job).
+    deadline = time.monotonic() + 10
+    while (holders := _holders(tmp_path / "r.db")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not holders
+
+
+def _holders(path) -> list[int]:
+    """Other processes with ``path`` (or its -wal / -shm) open (Linux /proc; empty elsewhere)."""
+    names = {str(path), f"{path}-wal", f"{path}-shm"}
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        if int(d.name) == os.getpid():
+            continue
+        try:
+            if any(os.readlink(f) in names for f in (d / "fd").iterdir()):
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
 
 
 def test_sigterm_finishes_the_tick_marks_interrupted_and_resumes(tmp_path):
