@@ -160,3 +160,11 @@ def test_demo_scenario_ends_with_what_users_wrote_an_interview_and_the_dashboard
     assert "model text:" in out and "rejected by the grounding check" in out
     assert "an interview" in out and "Q to user" in out and "What do you want more of?" in out and "A: " in out
     assert f"recworld dashboard --db {db}" in out and "http://127.0.0.1:8000/runs/1" in out
+
+
+def test_train_algos_of_the_cli_are_the_trainers():
+    """The CLI lists each env's learners without importing the trainers (a fast start); the lists must agree."""
+    from recworld.envs.conversation_train import ALGOS
+    from recworld.scenarios.cli import TRAIN_ALGOS
+
+    assert TRAIN_ALGOS["conversation"] == ALGOS
