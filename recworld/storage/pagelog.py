@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from recworld.events import EventBatch, EventType, PageBlock
+from recworld.storage.bulk import placeholders
 
 IMPRESSIONS = 1  # IMPRESSION events were logged for the page
 SKIPS = 2  # SKIP events were logged
@@ -311,7 +312,6 @@ def backfill_marks(engine: Any, run_ids: Iterable[int] | None = None, ticks_per_
 
     with engine.connect() as con:
         ids = list(run_ids) if run_ids is not None else [int(r) for (r,) in con.execute(text("SELECT DISTINCT run_id FROM page ORDER BY run_id"))]
-    from recworld.storage.recorder import placeholders
 
     written = 0
     for run_id in ids:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from recworld.errors import RecWorldError
 from recworld.events import INT_NONE, EventBatch, payload_json
 from recworld.kpis import TickRecord
+from recworld.storage.bulk import insert_rows
 from recworld.storage.models import (
     Checkpoint,
     Edge,
@@ -650,22 +651,6 @@ def event_tuples(run_id: int, ev: EventBatch, keep: np.ndarray | None = None) ->
     return list(
         zip([run_id] * n, ev.tick[idx].tolist(), ev.user[idx].tolist(), ev.type[idx].tolist(), items.tolist(), values.tolist(), texts, payloads, idx.tolist())
     )
-
-
-def placeholders(con, n: int) -> list[str]:
-    """``n`` positional parameter markers in the driver's style (for :meth:`exec_driver_sql` with tuples)."""
-    style = con.dialect.paramstyle
-    return ["?"] * n if style == "qmark" else ["%s"] * n if style in ("format", "pyformat") else [f":{i}" for i in range(1, n + 1)]
-
-
-def insert_rows(con, table: str, columns: tuple[str, ...], rows: list[tuple], chunk: int = 50_000) -> None:
-    """Bulk-insert tuples with the driver's executemany (no per-row ORM work)."""
-    if not rows:
-        return
-    marks = ", ".join(placeholders(con, len(columns)))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-    for i in range(0, len(rows), chunk):
-        con.exec_driver_sql(sql, rows[i : i + chunk])
 
 
 def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from recworld.events import EventType
 from recworld.payloads import LeavePayload, PostPayload
+from recworld.storage.bulk import insert_rows
 
 SUMMARY_COLUMNS = ("run_id", "tick", "kind", "key", "n", "depth")
 CASCADE, POST, LEAVE = "cascade", "post", "leave"
@@ -71,7 +72,6 @@ def backfill(engine: Engine, run_ids: Iterable[int] | None = None, chunk: int = 
     summary rows, so running it again (an interrupted migration) is harmless.
     """
     from recworld.storage.models import Event, Run, TickSummary
-    from recworld.storage.recorder import insert_rows
 
     with engine.connect() as con:
         ids = list(run_ids) if run_ids is not None else [int(r) for (r,) in con.execute(select(Run.id).order_by(Run.id))]
