@@ -51,7 +51,7 @@ from gymnasium import spaces
 
 from recworld.agents.conversation.agents import N_FEATURES, Action
 from recworld.agents.conversation.layer import Conversation, ConversationConfig
-from recworld.envs.conversation_slots import ConversationSlots, RewardTerms
+from recworld.envs.conversation_slots import ConversationSlots, RewardTerms, transcript
 from recworld.world import World
 
 
@@ -133,7 +133,7 @@ class ConversationEnv(gym.Env):
         c = self.core.last[0]
         if self.render_mode != "ansi" or c is None:
             return None
-        return "\n".join(f"{m.role:>5}: {m.text}" for m in c.state.messages)
+        return transcript(c)
 
 
 # ------------------------------------------------------------------ policies, evaluation, training

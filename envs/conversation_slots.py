@@ -27,7 +27,7 @@ import numpy as np
 
 from recworld.agents.brains import UtilityBrain
 from recworld.agents.conversation import language as L
-from recworld.agents.conversation.agents import N_FEATURES, Action, PolicyAgent, action_space, candidates_all, decode, feature_matrix
+from recworld.agents.conversation.agents import Action, PolicyAgent, action_space, answers_asked, candidates_all, decode, feature_matrix
 from recworld.agents.conversation.layer import Conversation, ConversationConfig, ConversationLayer, decide_offers, flush_all, share_ranks
 from recworld.agents.population import SampledPopulation
 from recworld.agents.recommenders import make_recommender
@@ -40,13 +40,13 @@ from recworld.world import World
 
 @dataclass(frozen=True)
 class RewardTerms:
-    """The reward's terms (see :class:`~recworld.envs.conversation.ConversationEnv`)."""
+    """The reward's terms (see :class:`~recworld.envs.conversation.ConversationEnv`, which holds their defaults)."""
 
-    turn_cost: float = 0.05
-    success_bonus: float = 2.0
-    accept_weight: float = 0.1
-    abandon_penalty: float = 0.5
-    return_weight: float = 0.2
+    turn_cost: float
+    success_bonus: float
+    accept_weight: float
+    abandon_penalty: float
+    return_weight: float
 
 
 @dataclass
@@ -86,7 +86,6 @@ class ConversationSlots:
         self.convs: list[Conversation | None] = [None] * self.n
         self.last: list[Conversation | None] = [None] * self.n  # each slot's latest conversation, open or ended (to render)
         self.pools: list[tuple[np.ndarray, list[str]] | None] = [None] * self.n
-        self.obs = np.zeros((self.n, N_FEATURES), np.float32)
         self._tick_open = False
         self._ended_in_tick = 0
 
@@ -150,9 +149,7 @@ class ConversationSlots:
         pools = candidates_all(states, tools, self.experts[0])
         for s, p in zip(slots, pools):
             self.pools[s] = p
-        feats = feature_matrix(states, [p.size for p, _ in pools], [t.n_items for t in tools]).astype(np.float32)
-        self.obs[slots] = feats
-        return feats
+        return feature_matrix(states, [p.size for p, _ in pools], [t.n_items for t in tools]).astype(np.float32)
 
     # ------------------------------------------------------------------ round
     def step(self, slots: list[int], actions: list[int]) -> StepResult:
@@ -168,8 +165,8 @@ class ConversationSlots:
             acts.append(decode(self.actions[int(a)], c.state, c.tools, pool, calls))
         self._round(convs, acts)
         # A user's question about an offered item is answered from the item's facts, not by the policy.
-        while asking := [c for c in convs if c.outcome is None and c.state.last is not None and c.state.last.act == "ask_about"]:
-            self._round(asking, [AgentAct("answer_item", items=c.state.last.items[:1], tools=("facts",)) for c in asking])  # type: ignore[union-attr]
+        while asking := [(c, a) for c, a in zip(convs, answers_asked([c.state for c in convs])) if a is not None and c.outcome is None]:
+            self._round([c for c, _ in asking], [a for _, a in asking])
         rated = self._ratings(w.tick_events(since=mark))
         r = self.rewards
         reward = np.array([-r.turn_cost + r.accept_weight * self._accept_value(rated, c, n) for c, n in zip(convs, n_acc)])
@@ -177,23 +174,17 @@ class ConversationSlots:
         infos: list[dict[str, Any]] = [{} for _ in slots]
         ended = [j for j in range(len(slots)) if done[j]]
         if ended:
-            reward[ended] += self._end([convs[j] for j in ended], [infos[j] for j in ended])
-            for j in ended:
-                self.convs[slots[j]] = None
-                self.pools[slots[j]] = None
+            reward[ended] += self._end([slots[j] for j in ended], [infos[j] for j in ended])
         return StepResult(reward, done, infos)
 
     def truncate(self, slots: list[int]) -> list[dict[str, Any]]:
         """End the open conversations of ``slots`` early (a time limit): the user leaves; returns their infos (rewards are not given)."""
-        convs = [self.convs[s] for s in slots]
-        for c in convs:
+        for s in slots:
+            c = self.convs[s]
             c.say("user", "leave", L.pick(c.rng, L.LEAVE))  # type: ignore[union-attr]
             c.outcome = "abandoned"  # type: ignore[union-attr]
         infos: list[dict[str, Any]] = [{} for _ in slots]
-        self._end(convs, infos)  # type: ignore[arg-type]
-        for s in slots:
-            self.convs[s] = None
-            self.pools[s] = None
+        self._end(slots, infos)
         return infos
 
     def _round(self, convs: list[Conversation], acts: list[AgentAct]) -> None:
@@ -215,11 +206,15 @@ class ConversationSlots:
         """Each item accepted this round: its rating / 5 (0.6 when not rated)."""
         return float(sum(rated.get((c.user, i), 3.0) / 5.0 for i in c.state.accepted[n_before:]))
 
-    def _end(self, convs: list[Conversation], infos: list[dict[str, Any]]) -> np.ndarray:
-        """Close ended conversations: log their ends, end the users' sessions, the end-of-conversation rewards; fills ``infos``."""
+    def _end(self, slots: list[int], infos: list[dict[str, Any]]) -> np.ndarray:
+        """Close the ended conversations of ``slots`` (freed): log their ends, end the users' sessions; returns the
+        end-of-conversation rewards and fills ``infos``."""
         w = self.world
         assert w is not None
         r = self.rewards
+        convs: list[Conversation] = [self.convs[s] for s in slots]  # type: ignore[misc]
+        for s in slots:
+            self.convs[s] = self.pools[s] = None
         for c in convs:
             c.finish(log=False)
         flush_all(w, convs)
@@ -253,4 +248,9 @@ class ConversationSlots:
         return out
 
 
-__all__ = ["ConversationSlots", "RewardTerms", "StepResult"]
+def transcript(c: Conversation) -> str:
+    """A conversation's messages so far, one line each (the envs' ``ansi`` render)."""
+    return "\n".join(f"{m.role:>5}: {m.text}" for m in c.state.messages)
+
+
+__all__ = ["ConversationSlots", "RewardTerms", "StepResult", "transcript"]

@@ -10,7 +10,7 @@ from gymnasium.vector.utils import batch_space
 
 from recworld.agents.conversation.agents import N_FEATURES
 from recworld.envs.conversation import ConversationEnv
-from recworld.envs.conversation_slots import ConversationSlots
+from recworld.envs.conversation_slots import ConversationSlots, transcript
 from recworld.errors import ConfigError
 
 
@@ -111,7 +111,7 @@ class ConversationVectorEnv(VectorEnv):
         fresh = len(core.free_users()) < len(done)
         if fresh:  # nobody left to talk with: the open conversations are cut and a fresh world starts
             live = [i for i in range(n) if i not in ends]
-            ends.update(zip(live, core.truncate(live)) if live else [])
+            ends.update(zip(live, core.truncate(live)))
             truncated[live] = True
             done = list(range(n))
         infos: dict[str, Any] = {}
@@ -133,8 +133,7 @@ class ConversationVectorEnv(VectorEnv):
         out = []
         for i, c in enumerate(self.core.last):
             if c is not None:
-                out.append(f"--- conversation {i} (user {c.user})")
-                out += [f"{m.role:>5}: {m.text}" for m in c.state.messages]
+                out += [f"--- conversation {i} (user {c.user})", transcript(c)]
         return "\n".join(out) + "\n"
 
 
