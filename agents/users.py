@@ -109,13 +109,21 @@ class UserAgent(mesa.Agent):
     @classmethod
     def pack_agents(cls, agents: Sequence[UserAgent]) -> dict[str, Any] | None:
         """What a checkpoint keeps of the world's user agents (in user order): the one persona table they share and
-        the memories set on them; ``None`` when they are not that simple (then they are pickled one by one)."""
+        the memories set on them; ``None`` when they are not that simple (then they are pickled one by one): all of
+        this class, ids in user order (made again in that order, they get the same ids), nothing else set."""
         personas = agents[0]._personas
         if len(personas) != len(agents):
             return None
         for i, a in enumerate(agents):
-            # An attribute set from outside, a position, another persona table: keep everything as it is.
-            if a.index != i or a._personas is not personas or a.pos is not None or not a.__dict__.keys() <= _AGENT_FIELDS:
+            # Another class, another id or persona table, a position, an attribute set from outside: keep everything as it is.
+            if (
+                type(a) is not cls
+                or a.unique_id != i + 1
+                or a.index != i
+                or a._personas is not personas
+                or a.pos is not None
+                or not a.__dict__.keys() <= _AGENT_FIELDS
+            ):
                 return None
         return {"personas": personas, "memory": {a.index: a.memory for a in agents if a.memory is not None}}
 

@@ -437,15 +437,14 @@ class World(mesa.Model):
             self.user_agents = packed.cls.unpack_agents(self, packed.state)
 
     def _packed_agents(self) -> PackedAgents | None:
-        """The user agents as their class packs them (``pack_agents`` / ``unpack_agents``), when they are exactly the
-        model's agents, one class, created in user order (so made again, they get the same ids); else ``None``."""
+        """The user agents as their class packs them (``pack_agents`` / ``unpack_agents``), when they are all the
+        model's agents and their class can (it checks they are of that class, made in user order so that made
+        again they get the same ids, and hold nothing else); else ``None``."""
         agents = self.user_agents
         if not agents:
             return None
         cls = type(agents[0])
         if not (hasattr(cls, "pack_agents") and hasattr(cls, "unpack_agents")) or len(self._agents) != len(agents):
-            return None
-        if any(type(a) is not cls or a.unique_id != i + 1 for i, a in enumerate(agents)):
             return None
         state = cls.pack_agents(agents)
         return None if state is None else PackedAgents(cls, state)

@@ -12,12 +12,17 @@ def test_checkpoint_roundtrip_continues_identically(make_world, collect):
     a = make_world(n=40, recommender="linucb", seed=9)
     a.run(10)
     b = load_world(dump_world(a))
+    assert _same_future(a, b, 15, collect)
+
+
+def _same_future(a, b, ticks: int, collect) -> bool:
+    """Whether worlds ``a`` and ``b`` log the same events over the next ``ticks`` ticks."""
     ca, cb = collect(), collect()
     a.subscribe(ca)
     b.subscribe(cb)
-    a.run(15)
-    b.run(15)
-    assert EventBatch.concat(ca.events).digest() == EventBatch.concat(cb.events).digest()
+    a.run(ticks)
+    b.run(ticks)
+    return EventBatch.concat(ca.events).digest() == EventBatch.concat(cb.events).digest()
 
 
 def test_corrupt_checkpoint_is_refused():
@@ -42,13 +47,7 @@ def test_checkpoints_of_the_zlib_format_still_load(make_world, collect):
     a.run(5)
     assert dump_world(a).startswith(MAGIC)
     old = MAGIC_ZLIB + zlib.compress(pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL), 1)
-    b, c = load_world(old), load_world(dump_world(a))
-    cb, cc = collect(), collect()
-    b.subscribe(cb)
-    c.subscribe(cc)
-    b.run(5)
-    c.run(5)
-    assert EventBatch.concat(cb.events).digest() == EventBatch.concat(cc.events).digest()
+    assert _same_future(load_world(old), load_world(dump_world(a)), 5, collect)
 
 
 def test_user_agents_are_packed_and_made_again_on_load(make_world):
