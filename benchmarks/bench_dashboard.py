@@ -5,9 +5,10 @@ users, LinUCB) run for two simulated weeks (336 ticks), which logs about
 1.0-1.1 million events. If a run falls short of ``--min-events`` (e.g. after a
 change to the dynamics), its events are replicated with ``INSERT ... SELECT``
 shifted by whole runs of ticks until it has enough (the table says so), with
-the pages, per-item tick counts and per-tick summaries that go with them.
-Events are counted as the dashboard counts them: Event rows plus the
-per-item events (watch, skip, rating) that the packed Page rows stand for.
+the packed pages and session events, per-item tick counts and per-tick
+summaries that go with them. Events are counted as the dashboard counts
+them: Event rows plus the events (pages' watches, skips and ratings, session
+events) that the packed UserTick rows stand for.
 
 The dashboard is served by uvicorn on 127.0.0.1 and queried over HTTP, so the
 numbers include routing, validation, serialisation and the loopback socket.
@@ -63,8 +64,9 @@ def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
                 )
                 con.execute(
                     text(
-                        "INSERT INTO page (run_id, tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data) "
-                        "SELECT run_id, tick + :shift, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data FROM page WHERE run_id = :r AND tick < :span"
+                        "INSERT INTO usertick (run_id, tick, user_id, pages, shown, watched, rated, flags, starts, returns, leaves, churns, data) "
+                        "SELECT run_id, tick + :shift, user_id, pages, shown, watched, rated, flags, starts, returns, leaves, churns, data"
+                        " FROM usertick WHERE run_id = :r AND tick < :span"
                     ),
                     p,
                 )
@@ -84,19 +86,19 @@ def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
                     p,
                 )
                 n = count_events(engine, out.run_id, con)
-        how += f"; events, pages and per-tick summaries replicated {copies}x by INSERT ... SELECT with ticks shifted"
+        how += f"; events, packed pages and per-tick summaries replicated {copies}x by INSERT ... SELECT with ticks shifted"
     return out.run_id, how
 
 
 def count_events(engine, run_id: int, con=None) -> int:
-    """Events of a run as the dashboard counts them: Event rows plus the per-item events its Page rows stand for."""
-    from recworld.dashboard.queries import _page_counts, run_logging
+    """Events of a run as the dashboard counts them: Event rows plus the events its UserTick rows stand for."""
+    from recworld.dashboard.queries import _page_counts, _session_counts, run_logging
 
     if con is None:
         with engine.connect() as c:
             return count_events(engine, run_id, c)
     rows = int(con.execute(select(func.count()).select_from(Event).where(Event.run_id == run_id)).scalar_one())
-    return rows + sum(_page_counts(con, run_id, run_logging(engine, run_id)).values())
+    return rows + sum(_page_counts(con, run_id, run_logging(engine, run_id)).values()) + sum(_session_counts(con, run_id).values())
 
 
 def find_run(engine, min_events: int) -> int | None:
@@ -145,8 +147,9 @@ def main() -> None:
         per_user: dict[int, int] = {}
         for u, c in con.execute(text("SELECT user_id, COUNT(*) FROM event WHERE run_id = :r GROUP BY user_id"), {"r": run_id}):
             per_user[int(u)] = per_user.get(int(u), 0) + int(c)
-        # Page events per user (skips logged, impressions not: the quickstart's default): k per page + ratings.
-        for u, c in con.execute(text("SELECT user_id, SUM(k + n_rated) FROM page WHERE run_id = :r GROUP BY user_id"), {"r": run_id}):
+        # Packed events per user (skips logged, impressions not: the quickstart's default): items shown + ratings + session events.
+        q = "SELECT user_id, SUM(shown + rated + starts + returns + leaves + churns) FROM usertick WHERE run_id = :r GROUP BY user_id"
+        for u, c in con.execute(text(q), {"r": run_id}):
             per_user[int(u)] = per_user.get(int(u), 0) + int(c)
         busiest = max(per_user.items(), key=lambda kv: kv[1])
         top_item = con.execute(

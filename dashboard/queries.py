@@ -5,10 +5,12 @@ loads a run's event log into Python: per-run aggregates come from
 :class:`~recworld.storage.models.TickMetrics` / :class:`RetentionPoint`, and
 event queries are bounded by ``limit`` and served by the Event indexes
 ``(run_id, tick)``, ``(run_id, user_id, tick)``, ``(run_id, item_id)`` and
-``(run_id, type, tick)``. Served pages are packed one Page row each
-(:mod:`recworld.storage.pagelog`): a user's page events come from the Page
-index ``(run_id, user_id, tick)``, an item's counts and viewers from
-:class:`~recworld.storage.models.ItemTick` (one row per item and tick).
+``(run_id, type, tick)``. A user's served pages and session events of a
+tick are packed in one UserTick row (:mod:`recworld.storage.pagelog`): a
+user's come from the UserTick index ``(run_id, user_id, tick)``, session
+counts and retention from ``(run_id, tick, user_id, <session counts>)``, an
+item's counts and viewers from :class:`~recworld.storage.models.ItemTick`
+(one row per item and tick).
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ from recworld.storage.models import (
     ItemTick,
     LLMCall,
     MemoryRecord,
-    Page,
     RetentionPoint,
     Run,
     TickMetrics,
     TickSummary,
     UserProfile,
     UserSnapshot,
+    UserTick,
     Validation,
 )
 from recworld.storage.queries import columns_or_null, interviews, llm_text_outcomes, present_columns, run_summary
@@ -200,19 +202,16 @@ def retention(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
 def live_retention_rows(engine: Engine, run_id: int, period: int, tick_done: int) -> list[tuple[int, int, int, int]]:
     """Cohort retention rows (cohort, k, size, active) over the complete periods up to ``tick_done``.
 
-    One SQL GROUP BY over session-start events (index ``(run_id, type, tick)``)
-    gives each user's active periods; the table is built in numpy with the
+    One SQL GROUP BY over the UserTick rows with a session start (their
+    index ``(run_id, tick, user_id, ...)``) gives each user's active periods; the table is built in numpy with the
     kernel's :func:`recworld.metrics.retention_table`, as the world does.
     """
     n_periods = (tick_done + 1) // period
     if n_periods <= 0:
         return []
-    p = Event.tick // period
-    q = (
-        select(Event.user_id, p.label("p"))
-        .where(Event.run_id == run_id, Event.type.in_(SESSION_TYPES), Event.tick < n_periods * period)
-        .group_by(Event.user_id, p)
-    )
+    u = UserTick
+    p = u.tick // period
+    q = select(u.user_id, p.label("p")).where(u.run_id == run_id, u.tick < n_periods * period, u.starts + u.returns > 0).group_by(u.user_id, p)
     with engine.connect() as con:
         pairs = np.array([(int(u), int(pp)) for u, pp in con.execute(q)], dtype=np.int64).reshape(-1, 2)
     if not len(pairs):
@@ -235,16 +234,26 @@ def event_type_counts(engine: Engine, run_id: int, user_id: int | None = None, i
         q = q.where(Event.item_id == item_id)
     with engine.connect() as con:
         out = {int(ty): int(n) for ty, n in con.execute(q.group_by(t))}
-        for ty, n in _page_counts(con, run_id, run_logging(engine, run_id), user_id=user_id, item_id=item_id).items():
+        packed = _page_counts(con, run_id, run_logging(engine, run_id), user_id=user_id, item_id=item_id)
+        if item_id is None:  # session events have no item
+            packed.update(_session_counts(con, run_id, user_id=user_id))
+        for ty, n in packed.items():
             if n:
                 out[ty] = out.get(ty, 0) + n
     return out
 
 
+def _session_counts(con, run_id: int, *, user_id: int | None = None, tick_min: int | None = None, tick_max: int | None = None) -> dict[int, int]:
+    """SESSION_START/RETURN/LEAVE/CHURN counts of a run or a user (the UserTick count columns, summed)."""
+    u = UserTick
+    conds = [u.run_id == run_id, *_tick_range(u.tick, tick_min, tick_max)] + ([u.user_id == user_id] if user_id is not None else [])
+    return pagelog.session_counts(*con.execute(select(func.sum(u.starts), func.sum(u.returns), func.sum(u.leaves), func.sum(u.churns)).where(*conds)).one())
+
+
 def _page_counts(con, run_id: int, logging: tuple[bool, bool], *, user_id: int | None = None, item_id: int | None = None) -> dict[int, int]:
-    """IMPRESSION/WATCH/SKIP/RATE counts of served pages (Page rows for a user, ItemTick rows for an item or a run)."""
+    """IMPRESSION/WATCH/SKIP/RATE counts of served pages (UserTick rows for a user, ItemTick rows for an item or a run)."""
     if user_id is not None:
-        conds = [Page.run_id == run_id, Page.user_id == user_id]
+        conds = [UserTick.run_id == run_id, UserTick.user_id == user_id]
         if item_id is not None:  # both: expand that user's pages (bounded by one user's activity)
             rows = pagelog.user_log(con, run_id, user_id, types=_PAGE_TYPE_SET)
             out: dict[int, int] = {}
@@ -252,7 +261,7 @@ def _page_counts(con, run_id: int, logging: tuple[bool, bool], *, user_id: int |
                 if r[4] == item_id:
                     out[r[3]] = out.get(r[3], 0) + 1
             return out
-        shown, watched, rated = con.execute(select(func.sum(Page.k), func.sum(Page.n_watched), func.sum(Page.n_rated)).where(*conds)).one()
+        shown, watched, rated = con.execute(select(func.sum(UserTick.shown), func.sum(UserTick.watched), func.sum(UserTick.rated)).where(*conds)).one()
     else:
         conds = [ItemTick.run_id == run_id] + ([ItemTick.item_id == item_id] if item_id is not None else [])
         shown, watched, rated = con.execute(select(func.sum(ItemTick.impressions), func.sum(ItemTick.watches), func.sum(ItemTick.ratings)).where(*conds)).one()
@@ -346,6 +355,8 @@ def _ev_conds(run_id: int, tset: set[int] | None, tick_min: int | None, tick_max
 
 def _total(con, engine: Engine, run_id: int, ev_conds: list, tset: set[int] | None, item_id: int | None, tick_min: int | None, tick_max: int | None) -> int:
     n = int(con.execute(select(func.count()).select_from(Event).where(*ev_conds)).scalar_one())
+    if item_id is None and pagelog.wants_packed(tset):
+        n += sum(v for t, v in _session_counts(con, run_id, tick_min=tick_min, tick_max=tick_max).items() if tset is None or t in tset)
     if tset is not None and not (tset & _PAGE_TYPE_SET):
         return n
     conds = [ItemTick.run_id == run_id] + ([ItemTick.item_id == item_id] if item_id is not None else []) + _tick_range(ItemTick.tick, tick_min, tick_max)
@@ -360,11 +371,10 @@ def _run_events(con, engine, run_id, tset, tick_min, tick_max, limit, offset, de
 
     conds = _ev_conds(run_id, tset, tick_min, tick_max)
     total = _total(con, engine, run_id, conds, tset, None, tick_min, tick_max) if count else None
-    bounds = [con.execute(sql(f"SELECT min(tick), max(tick) FROM {t} WHERE run_id = :r"), {"r": run_id}).one() for t in ("event", "page")]
-    los = [b[0] for b in bounds if b[0] is not None]
-    if not los:
+    bounds = pagelog.tick_bounds(con, run_id)
+    if bounds is None:
         return total, []
-    lo, hi = min(los), max(b[1] for b in bounds if b[1] is not None)
+    lo, hi = bounds
     lo = lo if tick_min is None else max(lo, tick_min)
     hi = hi if tick_max is None else min(hi, tick_max)
     want = offset + limit
@@ -374,27 +384,28 @@ def _run_events(con, engine, run_id, tset, tick_min, tick_max, limit, offset, de
     while lo <= t <= hi and len(got) < want:
         a, z = (max(lo, t - step + 1), t) if descending else (t, min(hi, t + step - 1))
         evs = con.execute(select(*_EV_COLS).where(*conds, Event.tick >= a, Event.tick <= z).order_by(Event.id)).all()
-        pgs = []
-        if tset is None or tset & _PAGE_TYPE_SET:
-            pgs = con.execute(
-                sql(f"SELECT {pagelog.PAGE_SELECT} FROM page WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), {"r": run_id, "a": a, "z": z}
+        packed = []
+        if pagelog.wants_packed(tset):
+            packed = con.execute(
+                sql(f"SELECT {pagelog.USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), {"r": run_id, "a": a, "z": z}
             ).all()
-        chunk = pagelog.merge(evs, pgs, tset)
+        chunk = pagelog.merge(evs, packed, tset)
         got.extend(chunk[::-1] if descending else chunk)
         t = a - 1 if descending else z + 1
     return total, got[offset:want]
 
 
 def _user_events(con, run_id, user_id, tset, tick_min, tick_max, limit, offset, descending):
-    """A user's events: counted per tick from the indexes (Event rows, Page rows without their blobs), then only the ticks on the page asked for are read and expanded."""
+    """A user's events: counted per tick (Event rows from the index, UserTick rows by their count columns), then only the ticks on the page asked for are read and expanded."""
     per_tick: dict[int, int] = {}
     conds = _ev_conds(run_id, tset, tick_min, tick_max, scoped=True) + [Event.user_id == user_id]
     for t, n in con.execute(select(Event.tick, func.count()).where(*conds).group_by(Event.tick)):
         per_tick[int(t)] = int(n)
-    if tset is None or tset & _PAGE_TYPE_SET:
-        pc = [Page.run_id == run_id, Page.user_id == user_id, *_tick_range(Page.tick, tick_min, tick_max)]
-        for t, k, nw, nr, fl in con.execute(select(Page.tick, Page.k, Page.n_watched, Page.n_rated, Page.flags).where(*pc)):
-            n = pagelog.event_count(k, nw, nr, fl, tset)
+    if pagelog.wants_packed(tset):
+        u = UserTick
+        pc = [u.run_id == run_id, u.user_id == user_id, *_tick_range(u.tick, tick_min, tick_max)]
+        for t, *counts in con.execute(select(u.tick, *(getattr(u, c) for c in pagelog.USER_TICK_COUNTS)).where(*pc)):
+            n = pagelog.event_count(*counts, types=tset)
             if n:
                 per_tick[int(t)] = per_tick.get(int(t), 0) + n
     total = sum(per_tick.values())
@@ -416,7 +427,7 @@ def _user_events(con, run_id, user_id, tset, tick_min, tick_max, limit, offset, 
 
 
 def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, offset, descending, count):
-    """An item's events: its Event rows (index (run_id, item_id)) and, per tick it was shown (ItemTick), the pages of those users."""
+    """An item's events: its Event rows (index (run_id, item_id)) and, per tick it was shown (ItemTick), the UserTick rows of those users."""
     from sqlalchemy import text as sql
 
     conds = _ev_conds(run_id, tset, tick_min, tick_max, scoped=True) + [Event.item_id == item_id]
@@ -439,7 +450,7 @@ def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, 
                 part = ",".join(str(u) for u in users[i : i + 500])
                 pgs.extend(
                     con.execute(
-                        sql(f"SELECT {pagelog.PAGE_SELECT} FROM page WHERE run_id = :r AND tick = :t AND user_id IN ({part}) ORDER BY id"),
+                        sql(f"SELECT {pagelog.USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick = :t AND user_id IN ({part}) ORDER BY id"),
                         {"r": run_id, "t": t},
                     )
                 )
@@ -607,58 +618,49 @@ def user_memory(engine: Engine, run_id: int, user_id: int, limit: int = 50, offs
 
 
 def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    """A user's activity per tick (a session lives within a tick), newest first: counts per kind of event, why they left."""
-    e = Event
+    """A user's activity per tick (a session lives within a tick), newest first: counts per kind of event, why they left.
 
-    def n(t: EventType):
-        return func.sum(case((e.type == int(t), 1), else_=0))
-
-    conds = (e.run_id == run_id, e.user_id == user_id)
-    q = (
-        select(
-            e.tick,
-            *_type_sums(e),
-            n(EventType.RATE).label("ratings"),
-            func.avg(case((e.type == int(EventType.RATE), e.value))).label("mean_rating"),
-            func.max(case((e.type == int(EventType.LEAVE), e.value))).label("pages"),
-            func.max(case((e.type == int(EventType.LEAVE), e.payload))).label("leave_payload"),
-            func.max(case((e.type.in_(SESSION_TYPES), 1), else_=0)).label("session"),
-            n(EventType.CHAT).label("chats"),
-            n(EventType.CHURN).label("churn"),
-            func.count().label("events"),
-        )
-        .where(*conds)
-        .group_by(e.tick)
-        .order_by(e.tick.desc())
-    )
-    logging = run_logging(engine, run_id)
+    The ticks come from the indexes (the user's Event and UserTick rows);
+    only the ticks of the page asked for are read, expanded and counted.
+    """
+    p = {"r": run_id, "u": user_id}
     with engine.connect() as con:
-        total = con.execute(select(func.count(func.distinct(e.tick))).where(*conds)).scalar_one()
-        # The ticks of the page asked for first (index only), then the rows of those ticks alone.
-        ticks = con.execute(select(e.tick).where(*conds).distinct().order_by(e.tick.desc()).limit(limit).offset(offset)).scalars().all()
-        rows = _rows(con, q.where(e.tick >= min(ticks), e.tick <= max(ticks))) if ticks else []
-        # The page events of those ticks (a session lives within a tick, and starts with an Event row).
-        page_ev: dict[int, list] = {}
-        if rows:
-            ticks = [r["tick"] for r in rows]
-            for r in pagelog.user_log(con, run_id, user_id, types=_PAGE_TYPE_SET, tick_min=min(ticks), tick_max=max(ticks)):
-                page_ev.setdefault(r[1], []).append(r)
-    for r in rows:
-        by_type = _by_type(r)
-        pe = page_ev.get(r["tick"], [])
-        ratings = [x[5] for x in pe if x[3] == int(EventType.RATE)]
-        for x in pe:
+        ticks: set[int] = set()
+        for table in ("event", "usertick"):
+            ticks.update(int(t) for (t,) in con.execute(sql_text(f"SELECT DISTINCT tick FROM {table} WHERE run_id = :r AND user_id = :u"), p))
+        order = sorted(ticks, reverse=True)
+        page = order[offset : offset + limit] if limit > 0 else []
+        log = pagelog.user_log(con, run_id, user_id, ticks=page) if page else []
+    by_tick: dict[int, list] = {}
+    for r in log:
+        by_tick.setdefault(r[1], []).append(r)
+    logging = run_logging(engine, run_id)
+    leave, rate, chat, churn = int(EventType.LEAVE), int(EventType.RATE), int(EventType.CHAT), int(EventType.CHURN)
+    rows = []
+    for t in page:
+        evs = by_tick.get(t, [])
+        by_type: dict[int, int] = {}
+        for x in evs:
             by_type[x[3]] = by_type.get(x[3], 0) + 1
-        if ratings:
-            n_old = int(r["ratings"] or 0)
-            mean_old = r["mean_rating"] or 0.0
-            r["mean_rating"] = (mean_old * n_old + sum(ratings)) / (n_old + len(ratings))
-            r["ratings"] = n_old + len(ratings)
-        r["events"] = int(r["events"]) + len(pe)
-        r.update(item_counts_of(by_type, logging))
-        leave = LeavePayload.read(r.pop("leave_payload"))
-        r["leave_reason"] = None if leave is None else leave.reason
-    return int(total), rows
+        ratings = [x[5] for x in evs if x[3] == rate]
+        leaves = [x for x in evs if x[3] == leave]
+        payloads = [x[7] for x in leaves if x[7] is not None]
+        lp = LeavePayload.read(max(payloads)) if payloads else None
+        rows.append(
+            {
+                "tick": t,
+                "ratings": len(ratings),
+                "mean_rating": sum(ratings) / len(ratings) if ratings else None,
+                "pages": max((x[5] for x in leaves if x[5] is not None), default=None),
+                "session": int(any(x[3] in SESSION_TYPES for x in evs)),
+                "chats": by_type.get(chat, 0),
+                "churn": by_type.get(churn, 0),
+                "events": len(evs),
+                **item_counts_of(by_type, logging),
+                "leave_reason": None if lp is None else lp.reason,
+            }
+        )
+    return len(order), rows
 
 
 # ------------------------------------------------------------------ items

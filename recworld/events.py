@@ -179,6 +179,47 @@ class EventBatch:
         """Boolean mask of events whose type is one of ``types``."""
         return np.isin(self.type, [int(t) for t in types])
 
+    def take(self, idx: np.ndarray) -> EventBatch:
+        """The events at ``idx`` (ascending) as a batch of their own, without page blocks (texts and payloads kept, the same objects)."""
+        idx = np.asarray(idx, np.int64)
+        at = np.full(len(self), -1, np.int64)
+        at[idx] = np.arange(idx.size)
+        pos = at.tolist()
+        text = {pos[i]: t for i, t in self.text.items() if pos[i] >= 0}
+        payload = {pos[i]: p for i, p in self.payload.items() if pos[i] >= 0}
+        return EventBatch(self.tick[idx], self.user[idx], self.type[idx], self.item[idx], self.value[idx], text, payload)
+
+    def stored_columns(self, idx: np.ndarray) -> tuple[list[int | None], list[float | None], list[str | None], list[str | None]]:
+        """Items, values, texts and payload JSON of the events at ``idx``, as the event log stores them (None where missing).
+
+        Built column-wise (the hot path of logging); many events share one
+        payload dict (LEAVE reasons), which is serialised once.
+        """
+        idx = np.asarray(idx, np.int64)
+        item_a, value_a = self.item[idx], self.value[idx]
+        items = item_a.astype(object)
+        items[item_a == INT_NONE] = None
+        values = value_a.astype(object)
+        values[np.isnan(value_a)] = None
+        n = idx.size
+        whole = n == len(self) and (n == 0 or (idx[0] == 0 and idx[-1] == n - 1))
+        pos = None if whole or not (self.text or self.payload) else {int(j): r for r, j in enumerate(idx.tolist())}
+        texts: list[str | None] = [None] * n
+        for i, t in self.text.items():
+            r = i if pos is None else pos.get(i)
+            if r is not None:
+                texts[r] = t
+        payloads: list[str | None] = [None] * n
+        memo: dict[int, str] = {}
+        for i, p in self.payload.items():
+            r = i if pos is None else pos.get(i)
+            if r is not None:
+                js = memo.get(id(p))
+                if js is None:
+                    js = memo[id(p)] = payload_json(p)
+                payloads[r] = js
+        return items.tolist(), values.tolist(), texts, payloads
+
     def rows(self) -> Iterator[tuple[int, int, int, int | None, float | None, str | None, str | None]]:
         """Rows as (tick, user, type, item, value, text, payload_json) with None for missing."""
         for i in range(len(self)):

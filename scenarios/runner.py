@@ -20,7 +20,7 @@ from recworld.storage import connect
 from recworld.storage.db import redact
 from recworld.storage.models import Checkpoint
 from recworld.storage.queries import get_run, run_config, run_summary
-from recworld.storage.recorder import RunRecorder, create_run, rollback, set_status
+from recworld.storage.recorder import RunRecorder, choose_writer, create_run, rollback, set_status
 from recworld.world import World
 
 
@@ -149,7 +149,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         snapshot_every=st.snapshot_every,
         checkpointer=dump_world if st.checkpoint_every else None,
         checkpoint_every=max(1, st.checkpoint_every),
-        background=st.writer,
+        background=choose_writer(st.writer, world.n_users),
     )
     if fresh:
         recorder.write_world(world)

@@ -111,8 +111,9 @@ class StorageSpec(_Strict):
     flush_every: int = Field(1, ge=1, le=10_000)
     checkpoint_every: int = Field(1, ge=0, le=10_000)
     snapshot_every: int = Field(24, ge=0)
-    #: Who writes the log while the world runs: a thread of the world's process, or a writer process of its own (builds and commits the rows on another core).
-    writer: Literal["thread", "process"] = "thread"
+    #: Who writes the log while the world runs: a thread of the world's process, a writer process of its own (finishes and
+    #: commits the rows on another core), or ``auto``: a process for worlds of 2,000+ users on a machine with 2+ cores, else a thread.
+    writer: Literal["auto", "thread", "process"] = "auto"
 
 
 class Scenario(_Strict):

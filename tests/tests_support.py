@@ -218,7 +218,7 @@ class LanguageScript:
 
 
 def scan_cascades_and_leaves(engine, run_id: int) -> tuple[dict, dict[str, int]]:
-    """The run overview's share-cascade summary and leave reasons by a full scan of the Event rows (how the dashboard read them before schema 6).
+    """The run overview's share-cascade summary and leave reasons by a full scan of the log (how the dashboard read them before schema 6).
 
     The reference the per-tick summaries (``recworld.storage.summary``) are checked against.
     """
@@ -228,6 +228,7 @@ def scan_cascades_and_leaves(engine, run_id: int) -> tuple[dict, dict[str, int]]
     from recworld.events import EventType
     from recworld.payloads import LeavePayload, PostPayload
     from recworld.storage import Event
+    from recworld.storage.pagelog import log_tuples
 
     sizes: dict[int, int] = {}
     depth: dict[int, int] = {}
@@ -240,8 +241,11 @@ def scan_cascades_and_leaves(engine, run_id: int) -> tuple[dict, dict[str, int]]
             if p is not None:
                 sizes[p.cascade] = sizes.get(p.cascade, 0) + 1
                 depth[p.cascade] = max(depth.get(p.cascade, 0), p.depth)
-        for (raw,) in con.execute(select(Event.payload).where(Event.run_id == run_id, Event.type == int(EventType.LEAVE))):
-            p = LeavePayload.read(raw)
+        # LEAVE events are packed in UserTick rows (schema 8): read them from the whole log.
+        for row in log_tuples(con, run_id):
+            if row[2] != int(EventType.LEAVE):
+                continue
+            p = LeavePayload.read(row[6])
             key = "unknown" if p is None else p.reason
             leave[key] = leave.get(key, 0) + 1
     s = np.array(list(sizes.values()), np.int64)
@@ -280,16 +284,63 @@ def item_tick_table(engine, run_id: int) -> list[tuple]:
         return sorted((*r[:6], bytes(r[6]), bytes(r[7])) for r in con.execute(q))
 
 
+def downgrade_log_to_schema_v7(engine) -> int:
+    """Turn a current database's packed log back into schema 7's: a ``page`` row per page, an Event row per session event, no UserTick rows; mark it version 7. Returns the page rows written.
+
+    Hand-made on purpose: this code can no longer write a v7 database, and the
+    migration tests need one. Pages go back in log order within their tick
+    (by the seq of their first SKIP/WATCH event, or IMPRESSION when those
+    are logged) — the order the recorder wrote them whenever skips or
+    impressions are logged (a page of a run logging neither has no event of
+    its own when nothing was watched, so its place cannot be told).
+    """
+    from sqlalchemy import text
+
+    from recworld.storage.pagelog import IMPRESSIONS, records
+
+    pg = engine.dialect.name == "postgresql"
+    ddl = (
+        f"CREATE TABLE page (id {'SERIAL' if pg else 'INTEGER'} PRIMARY KEY, run_id INTEGER NOT NULL, tick INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+        " k SMALLINT NOT NULL, n_watched SMALLINT NOT NULL, n_rated SMALLINT NOT NULL, flags SMALLINT NOT NULL,"
+        f" seq_i INTEGER NOT NULL, seq_w INTEGER NOT NULL, seq_r INTEGER NOT NULL, data {'BYTEA' if pg else 'BLOB'} NOT NULL)"
+    )
+    pages: list[tuple] = []
+    events: list[tuple] = []
+    with engine.begin() as con:
+        rows = con.execute(text("SELECT run_id, tick, user_id, pages, data FROM usertick ORDER BY run_id, tick, id")).all()
+        for run_id, tick, user, n, data in rows:
+            p, e = records(n, data)
+            pages.extend((run_id, tick, user, *r) for r in p)
+            events.extend((run_id, tick, user, ty, item, value, tx, pl, seq) for seq, ty, item, value, tx, pl in e)
+        pages.sort(key=lambda r: (r[0], r[1], r[7] if r[6] & IMPRESSIONS else r[8]))
+        con.exec_driver_sql(ddl)
+        con.exec_driver_sql("CREATE INDEX ix_page_run_tick ON page (run_id, tick)")
+        con.exec_driver_sql("CREATE INDEX ix_page_run_user ON page (run_id, user_id, tick, k, n_watched, n_rated, flags)")
+        m = "%s" if pg else "?"
+        cols = "run_id, tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data"
+        if pages:
+            con.exec_driver_sql(f"INSERT INTO page ({cols}) VALUES ({', '.join([m] * 11)})", pages)
+        if events:
+            cols = "run_id, tick, user_id, type, item_id, value, text, payload, seq"
+            con.exec_driver_sql(f"INSERT INTO event ({cols}) VALUES ({', '.join([m] * 9)})", events)
+        con.exec_driver_sql("DELETE FROM usertick")
+        con.exec_driver_sql("UPDATE schemainfo SET version = 7")
+    return len(pages)
+
+
 def downgrade_marks_to_schema_v6(engine) -> int:
     """Turn a current database's ItemTick marks back into schema 6's (0 skipped, 1 watched, 2 rated: no rating) and mark it version 6; returns the rows changed.
 
     Hand-made on purpose: this code can no longer write a v6 database, and the
-    6 -> 7 migration test needs one. The marks come from the simulator-written rows.
+    6 -> 7 migration test needs one. The marks come from the simulator-written
+    rows; the log goes back to schema 7's first (:func:`downgrade_log_to_schema_v7`).
     """
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
     from recworld.storage.pagelog import read_marks
 
+    if "page" not in inspect(engine).get_table_names():
+        downgrade_log_to_schema_v7(engine)
     with engine.begin() as con:
         rows = con.execute(text("SELECT id, impressions, marks FROM itemtick WHERE ratings > 0")).all()
         params = [{"m": read_marks([(n, m)])[0].astype("int8").tobytes(), "i": i} for i, n, m in rows]

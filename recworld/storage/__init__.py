@@ -15,13 +15,13 @@ from recworld.storage.models import (
     ItemTick,
     LLMCall,
     MemoryRecord,
-    Page,
     RetentionPoint,
     Run,
     TickMetrics,
     TickSummary,
     UserProfile,
     UserSnapshot,
+    UserTick,
     Validation,
 )
 from recworld.storage.recorder import rollback
@@ -37,7 +37,7 @@ __all__ = [
     "ItemTick",
     "LLMCall",
     "MemoryRecord",
-    "Page",
+    "UserTick",
     "RetentionPoint",
     "Run",
     "TickMetrics",

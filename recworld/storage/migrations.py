@@ -40,7 +40,7 @@ def _v3_to_v4(engine: Engine) -> None:
 
 
 def _v4_to_v5(engine: Engine) -> None:
-    # The page log (Page, ItemTick are new tables, made by create_all). Older
+    # The page log (ItemTick is a new table, made by create_all; Page rows were packed into UserTick at 8). Older
     # events keep seq NULL: their log order is their id, and their pages are
     # still one Event row per item shown, which readers keep reading as rows.
     _add_column(engine, "event", "seq", "INTEGER")
@@ -57,17 +57,23 @@ def _index(engine: Engine, table: str, name: str, columns: tuple[str, ...]) -> N
         con.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
 
 
+#: Schema 6's per-user index of the page table (schemas 5-7; the table is gone at 8).
+_PAGE_USER_INDEX = ("run_id", "user_id", "tick", "k", "n_watched", "n_rated", "flags")
+
+
 def _v5_to_v6(engine: Engine) -> None:
     # Per-tick cascade and leave-reason counts (TickSummary, made by
     # create_all): older runs get them from their Event rows, once, so the
     # run overview never has to fall back to scanning the log. The per-user
     # and per-item indexes gain the columns the user and item pages count (see models).
-    from recworld.storage.models import Event, ItemTick, Page
+    from recworld.storage.models import Event, ItemTick
     from recworld.storage.summary import backfill
 
-    for model, name in ((Event, "ix_event_run_user"), (Page, "ix_page_run_user"), (ItemTick, "ix_itemtick_run_item")):
+    for model, name in ((Event, "ix_event_run_user"), (ItemTick, "ix_itemtick_run_item")):
         ix = next(i for i in model.__table__.indexes if i.name == name)
         _index(engine, model.__tablename__, name, tuple(c.name for c in ix.columns))
+    if "page" in inspect(engine).get_table_names():
+        _index(engine, "page", "ix_page_run_user", _PAGE_USER_INDEX)
     backfill(engine)
 
 
@@ -80,8 +86,17 @@ def _v6_to_v7(engine: Engine) -> None:
     backfill_marks(engine)
 
 
+def _v7_to_v8(engine: Engine) -> None:
+    # A user's pages and session events of a tick are one UserTick row (made
+    # by create_all): older runs' Page rows and session Event rows are packed
+    # with the recorder's own functions, and the page table goes.
+    from recworld.storage.pagelog import pack_legacy
+
+    pack_legacy(engine)
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7, 7: _v7_to_v8}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

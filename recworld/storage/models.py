@@ -26,7 +26,12 @@ from sqlmodel import Field, SQLModel
 # 7: ItemTick.marks carries each rated user's rating (1 + rating; was 2 for
 #    any rating), so an item's watchers and their ratings are read without
 #    decoding pages; older runs' marks are rewritten from their Page rows.
-SCHEMA_VERSION = 7
+# 8: UserTick: a user's pages and session events (SESSION_START, RETURN,
+#    LEAVE, CHURN) of a tick are one row, instead of a Page row per page and
+#    an Event row per session event (the database's cost is per row); older
+#    runs' Page rows and session Event rows are packed into UserTick rows and
+#    the page table is dropped.
+SCHEMA_VERSION = 8
 
 
 def utcnow() -> datetime:
@@ -63,7 +68,10 @@ class Run(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """An append-only event: tick, user, type (see ``recworld.events.EventType``), item, value, text."""
+    """An append-only event: tick, user, type (see ``recworld.events.EventType``), item, value, text.
+
+    Served pages' per-item events and session events are not Event rows: they are packed in :class:`UserTick` rows.
+    """
 
     __table_args__ = (
         Index("ix_event_run_tick", "run_id", "tick"),
@@ -86,31 +94,35 @@ class Event(SQLModel, table=True):
     seq: int | None = None
 
 
-class Page(SQLModel, table=True):
-    """One served page: the slate and the user's decisions, packed (see :mod:`recworld.storage.pagelog`).
+class UserTick(SQLModel, table=True):
+    """A user's served pages and session events of one tick, packed (see :mod:`recworld.storage.pagelog`).
 
-    Stands for the page's IMPRESSION, WATCH/SKIP and RATE events, which are
-    expanded back on read; ``seq_*`` are their positions in the tick's event
-    stream (``Event.seq``), so the log reads back in its exact order.
+    Stands for the pages' IMPRESSION, WATCH/SKIP and RATE events and the
+    user's SESSION_START, RETURN, LEAVE and CHURN events of the tick, which
+    are expanded back on read in their exact log order (each packed event
+    keeps its ``seq``). The count columns let readers count events without
+    the blob.
     """
 
     __table_args__ = (
-        Index("ix_page_run_tick", "run_id", "tick"),
-        # k .. flags (schema 6): a user's event counts per tick come from the index alone, without the blobs.
-        Index("ix_page_run_user", "run_id", "user_id", "tick", "k", "n_watched", "n_rated", "flags"),
+        # The session counts (and user): retention and a run's session counts are read from the index alone.
+        Index("ix_usertick_run_tick", "run_id", "tick", "user_id", "starts", "returns", "leaves", "churns"),
+        Index("ix_usertick_run_user", "run_id", "user_id", "tick"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int
     tick: int
     user_id: int
-    k: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    n_watched: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    n_rated: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    flags: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    seq_i: int  # first IMPRESSION event (when impressions are logged)
-    seq_w: int  # first WATCH/SKIP event
-    seq_r: int  # first RATE event
+    pages: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    shown: int  # items shown on those pages
+    watched: int
+    rated: int
+    flags: int = Field(sa_column=Column(SmallInteger, nullable=False))  # pagelog.IMPRESSIONS / SKIPS of the pages
+    starts: int = Field(sa_column=Column(SmallInteger, nullable=False))  # SESSION_START events
+    returns: int = Field(sa_column=Column(SmallInteger, nullable=False))  # RETURN events
+    leaves: int = Field(sa_column=Column(SmallInteger, nullable=False))  # LEAVE events
+    churns: int = Field(sa_column=Column(SmallInteger, nullable=False))  # CHURN events
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

@@ -1,20 +1,33 @@
-"""The page log: served pages packed one row each, and the per-item events expanded back on read.
+"""The packed event log: a user's pages and session events of a tick in one row, expanded back on read.
 
 A page shows k items and the user decides on each: logged one event per item
-(IMPRESSION, WATCH/SKIP, RATE), a page is most of the event log and writing
-those rows was most of a logged world's time. The log stores instead one
-:class:`~recworld.storage.models.Page` row per page (slate, watched bits,
-watched shares, ratings in one blob) plus one
-:class:`~recworld.storage.models.ItemTick` row per item shown in a tick
-(counts, and who was shown it), and expands pages back into exactly the
-events the world emitted, in the same order (``seq``: the position in the
-tick's event stream, which ``Event`` rows carry too).
+(IMPRESSION, WATCH/SKIP, RATE), pages are most of the event log, and a
+session adds its SESSION_START/RETURN, LEAVE and CHURN events. Writing one
+row per event, then one per page, was most of a logged world's time (the
+database's cost is per row). The log stores instead one
+:class:`~recworld.storage.models.UserTick` row per user and tick holding
+that user's served pages (slate, watched bits, watched shares, ratings) and
+session events, plus one :class:`~recworld.storage.models.ItemTick` row per
+item shown in a tick (counts, and who was shown it); every other event
+(posts, chats, searches, conversation turns...) stays an ``Event`` row. The
+readers expand rows back into exactly the events the world emitted, in the
+same order (``seq``: the position in the tick's event stream, which
+``Event`` rows carry too).
 
-Blob layout of ``Page.data`` (little-endian): items ``int32[k]``; watched
-bits (``numpy.packbits``, ``ceil(k/8)`` bytes); the watched items' shares
-``float64[n_watched]`` when ``flags & FRAC`` (else every watched share is
-1.0); when ``n_rated > 0``, one rating per watched item: ``int8`` (0 = not
-rated) or, with ``flags & FLOAT_RATINGS``, ``float64`` (NaN = not rated).
+Blob layout of ``UserTick.data`` (little-endian): ``pages`` page records,
+then event records up to the end.
+
+- A page record: :data:`PAGE_HEAD` (k, n_watched, n_rated, flags, seq of its
+  first IMPRESSION, WATCH/SKIP and RATE event), then items ``int32[k]``;
+  watched bits (``numpy.packbits``, ``ceil(k/8)`` bytes); the watched items'
+  shares ``float64[n_watched]`` when ``flags & FRAC`` (else every watched
+  share is 1.0); when ``n_rated > 0``, one rating per watched item: ``int8``
+  (0 = not rated) or, with ``flags & FLOAT_RATINGS``, ``float64`` (NaN = not
+  rated). Schema 5-7 logs stored each page (without its head) as a ``page``
+  row; the 7 -> 8 migration packs them into UserTick rows.
+- An event record: :data:`EVENT_HEAD` (seq, type, item or -1, value or NaN,
+  byte lengths of text and payload or -1 for none), then the UTF-8 text and
+  payload JSON.
 
 ``ItemTick.marks`` (schema 7) holds per user shown what they did with the
 item and their rating (see :func:`item_tick_rows`), so an item page reads
@@ -26,12 +39,13 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from recworld.events import EventBatch, EventType, PageBlock
-from recworld.storage.bulk import placeholders
+from recworld.events import INT_NONE, EventBatch, EventType, PageBlock, payload_json
+from recworld.storage.bulk import insert_rows, placeholders
 
 IMPRESSIONS = 1  # IMPRESSION events were logged for the page
 SKIPS = 2  # SKIP events were logged
@@ -40,30 +54,72 @@ FLOAT_RATINGS = 8  # ratings stored as float64 (else int8)
 _MAX_MARK_RATING = 126  # ItemTick marks hold 1 + rating in an int8
 
 _IMP, _WATCH, _SKIP, _RATE = int(EventType.IMPRESSION), int(EventType.WATCH), int(EventType.SKIP), int(EventType.RATE)
-#: Page-derived events get ids above this (page id x 512 + index in the page), apart from Event row ids.
+_START, _RETURN, _LEAVE, _CHURN = int(EventType.SESSION_START), int(EventType.RETURN), int(EventType.LEAVE), int(EventType.CHURN)
+#: The per-item events of a served page.
+PAGE_TYPES = frozenset({_IMP, _WATCH, _SKIP, _RATE})
+#: Session events, stored in their user's UserTick row (never as Event rows), with a count column each.
+SESSION_TYPES = (_START, _RETURN, _LEAVE, _CHURN)
+#: Every event type a UserTick row can hold.
+PACKED_TYPES = PAGE_TYPES | frozenset(SESSION_TYPES)
+#: Packed events get ids above this (row id x 65,536 + index in the row), apart from Event row ids.
 PAGE_EVENT_ID_BASE = 1 << 40
-PAGE_COLUMNS = ("run_id", "tick", "user_id", "k", "n_watched", "n_rated", "flags", "seq_i", "seq_w", "seq_r", "data")
+_ROW_ID_SHIFT = 16
+PAGE_HEAD = struct.Struct("<HHHBiii")  # k, n_watched, n_rated, flags, seq_i, seq_w, seq_r
+EVENT_HEAD = struct.Struct("<qBidii")  # seq, type, item (-1: none), value (NaN: none), text bytes, payload bytes (-1: none)
+_HEAD_DTYPE = np.dtype([("k", "<u2"), ("w", "<u2"), ("r", "<u2"), ("f", "u1"), ("si", "<i4"), ("sw", "<i4"), ("sr", "<i4")])  # PAGE_HEAD as an array
+_EVENT_DTYPE = np.dtype([("s", "<i8"), ("t", "u1"), ("i", "<i4"), ("v", "<f8"), ("lt", "<i4"), ("lp", "<i4")])  # EVENT_HEAD as an array
+USER_TICK_COLUMNS = ("run_id", "tick", "user_id", "pages", "shown", "watched", "rated", "flags", "starts", "returns", "leaves", "churns", "data")
+#: The columns :func:`expand` (through :func:`merge`) reads.
+USER_TICK_SELECT = "id, tick, user_id, pages, data"
 ITEM_TICK_COLUMNS = ("run_id", "tick", "item_id", "impressions", "watches", "ratings", "rating_sum", "users", "marks")
 
 # An event as readers get it: (seq, tick, user, type, item, value, text, payload, id)
 Row = tuple[int, int, int, int, int | None, float | None, str | None, str | None, int]
 
 
-def page_rows(run_id: int, tick: int, block: PageBlock, start: int) -> list[tuple]:
-    """Page table rows (in :data:`PAGE_COLUMNS` order) of one block whose first event is at ``start`` of its tick."""
+def wants_packed(types: set[int] | None) -> bool:
+    """Whether events of ``types`` (None: all) can be in UserTick rows."""
+    return types is None or bool(types & PACKED_TYPES)
+
+
+class _Records:
+    """Byte records (pages or events) of one tick with their users, ready to be grouped into UserTick rows."""
+
+    __slots__ = ("buf", "lens", "users", "shown", "watched", "rated", "flags", "types")
+
+    def __init__(self, buf: np.ndarray, lens: np.ndarray, users: np.ndarray, **cols: np.ndarray) -> None:
+        self.buf, self.lens, self.users = buf, np.asarray(lens, np.int64), np.asarray(users, np.int64)
+        n = self.users.size
+        zero = np.zeros(n, np.int64)
+        self.shown, self.watched, self.rated, self.flags = (np.asarray(cols.get(c, zero), np.int64) for c in ("shown", "watched", "rated", "flags"))
+        self.types = np.asarray(cols.get("types", zero), np.int64)
+
+    @staticmethod
+    def concat(parts: list[_Records]) -> _Records:
+        if not parts:
+            return _Records(np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if len(parts) == 1:
+            return parts[0]
+        cat = {c: np.concatenate([getattr(p, c) for p in parts]) for c in ("shown", "watched", "rated", "flags", "types")}
+        return _Records(np.concatenate([p.buf for p in parts]), np.concatenate([p.lens for p in parts]), np.concatenate([p.users for p in parts]), **cat)
+
+
+def _page_records(block: PageBlock, start: int) -> _Records | None:
+    """The page records (head and data) of one block whose first event is at ``start`` of its tick, in one buffer."""
     b, k = block.slates.shape
     if b == 0:
-        return []
+        return None
     watched = np.ascontiguousarray(block.watched, bool)
     n_w = watched.sum(axis=1)
     rated = watched & ~np.isnan(block.ratings)
     n_r = rated.sum(axis=1)
     n_imp = b * k if block.impressions else 0
     ws = np.full(b, k) if block.skips else n_w
-    seq_i = start + np.arange(b) * k if block.impressions else np.full(b, start)
-    seq_w = start + n_imp + np.concatenate(([0], np.cumsum(ws)[:-1]))
-    seq_r = start + n_imp + int(ws.sum()) + np.concatenate(([0], np.cumsum(n_r)[:-1]))
-    prefix = np.hstack([block.slates.astype("<i4").view(np.uint8).reshape(b, 4 * k), np.packbits(watched, axis=1)])
+    head = np.empty(b, _HEAD_DTYPE)
+    head["k"], head["w"], head["r"] = k, n_w, n_r
+    head["si"] = start + np.arange(b) * k if block.impressions else start
+    head["sw"] = start + n_imp + np.concatenate(([0], np.cumsum(ws)[:-1]))
+    head["sr"] = start + n_imp + int(ws.sum()) + np.concatenate(([0], np.cumsum(n_r)[:-1]))
     fr = np.ascontiguousarray(block.frac[watched], "<f8")
     rt = block.ratings[watched]
     flags = (IMPRESSIONS if block.impressions else 0) | (SKIPS if block.skips else 0)
@@ -76,13 +132,17 @@ def page_rows(run_id: int, tick: int, block: PageBlock, start: int) -> list[tupl
         rbytes, rsize = np.ascontiguousarray(rt, "<f8").tobytes(), 8
     else:
         rbytes, rsize = np.nan_to_num(rt, nan=0.0).astype(np.int8).tobytes(), 1
-    # Every page's blob laid out in one buffer (prefix, shares, ratings), then cut: no per-page byte joins.
+    head["f"] = flags
+    prefix = np.hstack(
+        [head.view(np.uint8).reshape(b, PAGE_HEAD.size), block.slates.astype("<i4").view(np.uint8).reshape(b, 4 * k), np.packbits(watched, axis=1)]
+    )
+    # Every page's record laid out in one buffer (head and prefix, shares, ratings): no per-page byte joins.
     f_len = 8 * n_w if has_frac else np.zeros(b, np.int64)
     r_len = np.where(n_r > 0, rsize * n_w, 0)
     p_len = prefix.shape[1]
-    ends = np.cumsum(p_len + f_len + r_len)
-    starts = ends - (p_len + f_len + r_len)
-    buf = np.empty(int(ends[-1]), np.uint8)
+    lens = p_len + f_len + r_len
+    starts = np.cumsum(lens) - lens
+    buf = np.empty(int(lens.sum()), np.uint8)
     buf[(starts[:, None] + np.arange(p_len)).ravel()] = prefix.ravel()
     if has_frac:
         buf[_runs(starts + p_len, f_len)] = np.frombuffer(fr.tobytes(), np.uint8)
@@ -90,22 +150,92 @@ def page_rows(run_id: int, tick: int, block: PageBlock, start: int) -> list[tupl
         keep = np.repeat(n_r > 0, n_w)  # a page with no rating stores none of its watched items' slots
         rb = np.frombuffer(rbytes, np.uint8).reshape(-1, rsize)[keep].ravel()
         buf[_runs(starts + p_len + f_len, r_len)] = rb
-    raw = buf.tobytes()
-    data = [raw[a:z] for a, z in zip(starts.tolist(), ends.tolist())]
-    nr = n_r.tolist()
+    return _Records(buf, lens, block.users, shown=np.full(b, k), watched=n_w, rated=n_r, flags=np.full(b, flags))
+
+
+def _event_records(
+    users: np.ndarray, seqs: np.ndarray, types: np.ndarray, items: np.ndarray, values: np.ndarray, texts: dict[int, str], payloads: dict[int, str]
+) -> _Records:
+    """Event records of events given column-wise: items -1 and values NaN where none; texts and payload JSON by position (sparse)."""
+    n = len(users)
+    head = np.empty(n, _EVENT_DTYPE)
+    head["s"], head["t"], head["i"], head["v"] = seqs, types, items, values
+    lt, lp = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    tails: dict[int, bytes] = {}
+    for j, tx in texts.items():
+        tails[j] = b = tx.encode()
+        lt[j] = len(b)
+    memo: dict[str, bytes] = {}  # a tick's LEAVE payloads take a handful of values
+    for j, pl in payloads.items():
+        b = memo.get(pl)
+        if b is None:
+            b = memo[pl] = pl.encode()
+        tails[j] = tails.get(j, b"") + b
+        lp[j] = len(b)
+    head["lt"], head["lp"] = lt, lp
+    hs = EVENT_HEAD.size
+    lens = hs + np.maximum(lt, 0) + np.maximum(lp, 0)
+    starts = np.cumsum(lens) - lens
+    buf = np.empty(int(lens.sum()), np.uint8)
+    buf[(starts[:, None] + np.arange(hs)).ravel()] = head.view(np.uint8)
+    if tails:
+        at = sorted(tails)
+        ta = np.array(at, np.int64)
+        buf[_runs(starts[ta] + hs, lens[ta] - hs)] = np.frombuffer(b"".join(tails[j] for j in at), np.uint8)
+    return _Records(buf, lens, users, types=types)
+
+
+def _sparse(values: Iterable[str | None]) -> dict[int, str]:
+    return {j: v for j, v in enumerate(values) if v is not None}
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``argsort(keys, kind="stable")``, by radix sort when the keys fit 16 bits (most catalogs and populations): several times faster."""
+    if keys.size and 0 <= keys.min() and keys.max() < 1 << 16:
+        keys = keys.astype(np.uint16)
+    return np.argsort(keys, kind="stable")
+
+
+def _group(run_id: int, tick: int, pages: _Records, events: _Records) -> list[tuple]:
+    """UserTick rows (in :data:`USER_TICK_COLUMNS` order) of one tick's page and event records, one per user (ascending), records in the order given."""
+    n_p = pages.users.size
+    users = np.concatenate([pages.users, events.users])
+    if users.size == 0:
+        return []
+    lens = np.concatenate([pages.lens, events.lens])
+    ends = np.cumsum(lens)
+    key = users * 2
+    key[n_p:] += 1
+    order = _stable_order(key)  # per user: pages, then events, each in the given order
+    raw = np.concatenate([pages.buf, events.buf]).tobytes()
+    recs = [raw[a:z] for a, z in zip((ends - lens)[order].tolist(), ends[order].tolist())]
+    su = users[order]
+    head = np.flatnonzero(np.concatenate(([True], su[1:] != su[:-1])))
+    uniq = su[head]
+    u = uniq.size
+    inv = np.empty(users.size, np.int64)
+    inv[order] = np.repeat(np.arange(u), np.diff(np.append(head, su.size)))
+    ip, ie = inv[:n_p], inv[n_p:]
+
+    def per_user(w: np.ndarray, idx: np.ndarray = ip) -> list[int]:
+        return np.bincount(idx, weights=w, minlength=u).astype(np.int64).tolist()
+
+    flags = np.zeros(u, np.int64)
+    np.bitwise_or.at(flags, ip, pages.flags)
+    sess = [np.bincount(ie[events.types == t], minlength=u).tolist() for t in SESSION_TYPES]
+    cut = head.tolist() + [su.size]
     return list(
         zip(
-            [run_id] * b,
-            [tick] * b,
-            block.users.tolist(),
-            [k] * b,
-            n_w.tolist(),
-            nr,
-            [flags] * b,
-            seq_i.tolist(),
-            seq_w.tolist(),
-            seq_r.tolist(),
-            data,
+            [run_id] * u,
+            [tick] * u,
+            uniq.tolist(),
+            np.bincount(ip, minlength=u).tolist(),
+            per_user(pages.shown),
+            per_user(pages.watched),
+            per_user(pages.rated),
+            flags.tolist(),
+            *sess,
+            [b"".join(recs[a:z]) for a, z in zip(cut[:-1], cut[1:])],
         )
     )
 
@@ -143,10 +273,12 @@ def item_tick_rows(run_id: int, tick: int, blocks: Iterable[PageBlock]) -> list[
     marks = watched.astype(np.int8) + rvi
     if odd.any():
         marks[odd] = 2  # rare: rated, the value follows as float64 (below)
-    order = np.argsort(items, kind="stable")  # per item, users in log order
+    order = _stable_order(items)  # per item, users in log order
     items, users, marks, rv = items[order], users[order], marks[order], rv[order]
-    uniq, first, counts = np.unique(items, return_index=True, return_counts=True)
-    ends = first + counts
+    first = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1])))
+    uniq = items[first]
+    ends = np.append(first[1:], items.size)
+    counts = ends - first
     w = np.add.reduceat((marks > 0).astype(np.int64), first)
     nr = np.add.reduceat((marks >= 2).astype(np.int64), first)
     rs = np.add.reduceat(rv, first)
@@ -184,27 +316,72 @@ def read_marks(rows: Iterable[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(state), np.concatenate(value)
 
 
-def split_batch(run_id: int, tick: int, ev: EventBatch) -> tuple[np.ndarray, list[tuple], list[tuple]]:
-    """One tick's batch as stored: indices of the events kept as Event rows (their seq), Page rows and ItemTick rows."""
-    keep = np.ones(len(ev), bool)
-    pages: list[tuple] = []
-    for bl in ev.pages:
-        keep[bl.start : bl.start + bl.n_events] = False
-        pages.extend(page_rows(run_id, tick, bl, bl.start))
-    items = item_tick_rows(run_id, tick, ev.pages) if ev.pages else []
-    return np.flatnonzero(keep), pages, items
+@dataclass(frozen=True)
+class LoggedTick:
+    """One tick's events as they wait to be written: the events that are not a page's per-item events, the pages' records and the ItemTick rows.
+
+    Made in the world's process when the tick ends (:meth:`of`), so that a
+    writer process gets a quarter of the batch's bytes and the two
+    processes share the work; :func:`split_batch` finishes the rows.
+
+    Attributes:
+        events: the other events, in log order.
+        seq: each one's place in the tick's event stream.
+        pages: the page records (head and data) of the tick's pages.
+        items: the tick's ItemTick rows.
+    """
+
+    events: EventBatch
+    seq: np.ndarray
+    pages: _Records
+    items: list[tuple]
+
+    @classmethod
+    def of(cls, run_id: int, tick: int, ev: EventBatch) -> LoggedTick:
+        keep = np.ones(len(ev), bool)
+        for bl in ev.pages:
+            keep[bl.start : bl.start + bl.n_events] = False
+        idx = np.flatnonzero(keep)
+        pages = _Records.concat([r for bl in ev.pages if (r := _page_records(bl, bl.start)) is not None])
+        return cls(ev.take(idx), idx, pages, item_tick_rows(run_id, tick, ev.pages) if ev.pages else [])
+
+
+def split_batch(run_id: int, tick: int, lt: LoggedTick) -> tuple[np.ndarray, list[tuple], list[tuple]]:
+    """One tick as stored: indices (in ``lt.events``) of the events kept as Event rows, UserTick rows and ItemTick rows."""
+    ev = lt.events
+    sess = np.isin(ev.type, SESSION_TYPES)
+    sidx = np.flatnonzero(sess)
+    pos = np.full(len(ev), -1, np.int64)
+    pos[sidx] = np.arange(sidx.size)
+    at = pos.tolist()
+    texts = {at[i]: t for i, t in ev.text.items() if at[i] >= 0}
+    memo: dict[int, str] = {}  # many events share one payload dict (LEAVE reasons)
+    payloads = {at[i]: memo.get(id(p)) or memo.setdefault(id(p), payload_json(p)) for i, p in ev.payload.items() if at[i] >= 0}
+    events = _event_records(ev.user[sidx], lt.seq[sidx], ev.type[sidx], ev.item[sidx], ev.value[sidx], texts, payloads)
+    return np.flatnonzero(~sess), _group(run_id, tick, lt.pages, events), lt.items
 
 
 # ------------------------------------------------------------------ reading
-def decode(k: int, n_watched: int, n_rated: int, flags: int, data: bytes) -> tuple[tuple[int, ...], list[bool], tuple[float, ...], list[float]]:
-    """A page blob as (items, watched flags, shares of the watched items, ratings of the watched items, NaN = none).
+def _page_len(k: int, n_watched: int, n_rated: int, flags: int) -> int:
+    """Bytes of a page's data after its head (see the module's layout)."""
+    n = 4 * k + (k + 7) // 8
+    if flags & FRAC:
+        n += 8 * n_watched
+    if n_rated:
+        n += n_watched * (8 if flags & FLOAT_RATINGS else 1)
+    return n
+
+
+def decode(k: int, n_watched: int, n_rated: int, flags: int, data: bytes, pos: int = 0) -> tuple[tuple[int, ...], list[bool], tuple[float, ...], list[float]]:
+    """A page's data (at ``pos`` of ``data``) as (items, watched flags, shares of the watched items, ratings of the watched items, NaN = none).
 
     Plain ``struct`` reads: a page is a few dozen bytes, where numpy's per-call overhead would dominate.
     """
-    items = struct.unpack_from(f"<{k}i", data, 0)
-    bits = data[4 * k : 4 * k + (k + 7) // 8]
+    items = struct.unpack_from(f"<{k}i", data, pos)
+    pos += 4 * k
+    bits = data[pos : pos + (k + 7) // 8]
     watched = [bool((bits[j >> 3] >> (7 - (j & 7))) & 1) for j in range(k)]  # numpy.packbits order: big-endian bits
-    pos = 4 * k + (k + 7) // 8
+    pos += (k + 7) // 8
     if flags & FRAC:
         frac = struct.unpack_from(f"<{n_watched}d", data, pos)
         pos += 8 * n_watched
@@ -219,47 +396,91 @@ def decode(k: int, n_watched: int, n_rated: int, flags: int, data: bytes) -> tup
     return items, watched, frac, ratings
 
 
-def expand(page_id: int, tick: int, user: int, k: int, n_watched: int, n_rated: int, flags: int, seq_i: int, seq_w: int, seq_r: int, data: bytes) -> list[Row]:
-    """The events a Page row stands for, each as a :data:`Row`."""
-    it, watched, fr, ratings = decode(k, n_watched, n_rated, flags, bytes(data))
+def records(pages: int, data: bytes) -> tuple[list[tuple], list[tuple]]:
+    """A UserTick blob as its records: pages ``(k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data)`` (``data`` as a schema 5-7 page row held it) and events ``(seq, type, item, value, text, payload)``."""
+    data = bytes(data)
+    out_p: list[tuple] = []
+    pos = 0
+    for _ in range(pages):
+        head = PAGE_HEAD.unpack_from(data, pos)
+        pos += PAGE_HEAD.size
+        n = _page_len(*head[:4])
+        out_p.append((*head, data[pos : pos + n]))
+        pos += n
+    out_e: list[tuple] = []
+    end = len(data)
+    while pos < end:
+        seq, ty, item, value, lt, lp = EVENT_HEAD.unpack_from(data, pos)
+        pos += EVENT_HEAD.size
+        text = payload = None
+        if lt >= 0:
+            text = data[pos : pos + lt].decode()
+            pos += lt
+        if lp >= 0:
+            payload = data[pos : pos + lp].decode()
+            pos += lp
+        out_e.append((seq, ty, None if item < 0 else item, None if value != value else value, text, payload))
+    return out_p, out_e
+
+
+def expand(row_id: int, tick: int, user: int, pages: int, data: bytes) -> list[Row]:
+    """The events a UserTick row (:data:`USER_TICK_SELECT`) stands for, each as a :data:`Row`, pages first."""
     out: list[Row] = []
-    base = PAGE_EVENT_ID_BASE + page_id * 512
-    if flags & IMPRESSIONS:
-        out.extend((seq_i + j, tick, user, _IMP, it[j], float(j), None, None, base + j) for j in range(k))
-    n = 0
-    wi = 0
-    skips = bool(flags & SKIPS)
-    wj: list[int] = []
-    for j, w in enumerate(watched):
-        if w:
-            out.append((seq_w + n, tick, user, _WATCH, it[j], fr[wi], None, None, base + 128 + n))
-            wj.append(j)
-            wi += 1
-            n += 1
-        elif skips:
-            out.append((seq_w + n, tick, user, _SKIP, it[j], float(j), None, None, base + 128 + n))
-            n += 1
-    if n_rated:
-        m = 0
-        for r, j in zip(ratings, wj):
-            if r == r:
-                out.append((seq_r + m, tick, user, _RATE, it[j], r, None, None, base + 384 + m))
-                m += 1
+    base = PAGE_EVENT_ID_BASE + (row_id << _ROW_ID_SHIFT)
+    page_recs, event_recs = records(pages, data)
+    for k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, pdata in page_recs:
+        it, watched, fr, ratings = decode(k, n_watched, n_rated, flags, pdata)
+        if flags & IMPRESSIONS:
+            b0 = base + len(out)
+            out.extend((seq_i + j, tick, user, _IMP, it[j], float(j), None, None, b0 + j) for j in range(k))
+        n = 0
+        wi = 0
+        skips = bool(flags & SKIPS)
+        wj: list[int] = []
+        for j, w in enumerate(watched):
+            if w:
+                out.append((seq_w + n, tick, user, _WATCH, it[j], fr[wi], None, None, base + len(out)))
+                wj.append(j)
+                wi += 1
+                n += 1
+            elif skips:
+                out.append((seq_w + n, tick, user, _SKIP, it[j], float(j), None, None, base + len(out)))
+                n += 1
+        if n_rated:
+            m = 0
+            for r, j in zip(ratings, wj):
+                if r == r:
+                    out.append((seq_r + m, tick, user, _RATE, it[j], r, None, None, base + len(out)))
+                    m += 1
+    b0 = base + len(out)
+    out.extend((seq, tick, user, ty, item, value, text, payload, b0 + j) for j, (seq, ty, item, value, text, payload) in enumerate(event_recs))
     return out
 
 
-def event_count(k: int, n_watched: int, n_rated: int, flags: int, types: set[int] | None = None) -> int:
-    """How many events (of ``types``, default all) a Page row stands for: what :func:`expand` would return, without its blob."""
+#: The count columns of a UserTick row, as :func:`event_count` takes them.
+USER_TICK_COUNTS = ("shown", "watched", "rated", "flags", "starts", "returns", "leaves", "churns")
+
+
+def event_count(shown: int, watched: int, rated: int, flags: int, starts: int, returns: int, leaves: int, churns: int, types: set[int] | None = None) -> int:
+    """How many events (of ``types``, default all) a UserTick row stands for (:data:`USER_TICK_COUNTS`): what :func:`expand` returns, without its blob."""
     n = 0
     if flags & IMPRESSIONS and (types is None or _IMP in types):
-        n += k
+        n += shown
     if types is None or _WATCH in types:
-        n += n_watched
+        n += watched
     if flags & SKIPS and (types is None or _SKIP in types):
-        n += k - n_watched
+        n += shown - watched
     if types is None or _RATE in types:
-        n += n_rated
+        n += rated
+    for t, c in zip(SESSION_TYPES, (starts, returns, leaves, churns)):
+        if types is None or t in types:
+            n += c
     return n
+
+
+def session_counts(starts: int, returns: int, leaves: int, churns: int) -> dict[int, int]:
+    """Session event counts by type from a UserTick row's (or their sums') count columns."""
+    return {t: int(c or 0) for t, c in zip(SESSION_TYPES, (starts, returns, leaves, churns)) if c}
 
 
 def page_blocks(rows: Iterable[tuple]) -> list[PageBlock]:
@@ -300,6 +521,12 @@ def page_blocks(rows: Iterable[tuple]) -> list[PageBlock]:
     return out
 
 
+def _has_table(engine_or_con: Any, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    return name in inspect(engine_or_con).get_table_names()
+
+
 def backfill_marks(engine: Any, run_ids: Iterable[int] | None = None, ticks_per_chunk: int = 64) -> int:
     """Rewrite the ItemTick ``marks`` of runs from their Page rows with :func:`item_tick_rows`; returns the rows rewritten.
 
@@ -310,6 +537,8 @@ def backfill_marks(engine: Any, run_ids: Iterable[int] | None = None, ticks_per_
     """
     from sqlalchemy import text
 
+    if not _has_table(engine, "page"):  # a database made at schema 8 or later: nothing to rewrite
+        return 0
     with engine.connect() as con:
         ids = list(run_ids) if run_ids is not None else [int(r) for (r,) in con.execute(text("SELECT DISTINCT run_id FROM page ORDER BY run_id"))]
 
@@ -335,22 +564,92 @@ def backfill_marks(engine: Any, run_ids: Iterable[int] | None = None, ticks_per_
     return written
 
 
-PAGE_SELECT = "id, tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data"
+def pack_legacy(engine: Any, ticks_per_chunk: int = 64) -> int:
+    """Move schema 5-7 logs into UserTick rows: their ``page`` rows and session Event rows, packed per user and tick; returns the rows written.
+
+    Used by the schema 7 -> 8 migration. Each run is one transaction; a run
+    converted is left without page rows and session Event rows, so running
+    it again (an interrupted migration) converts only what is left. Events
+    of logs older than schema 5 have no seq: their place in the log is
+    their id, which the packed record keeps as its seq. The ``page`` table
+    is dropped once empty.
+    """
+    from sqlalchemy import text
+
+    has_page = _has_table(engine, "page")
+    sess = ",".join(str(t) for t in SESSION_TYPES)
+    with engine.connect() as con:
+        q = f"SELECT DISTINCT run_id FROM event WHERE type IN ({sess})" + (" UNION SELECT DISTINCT run_id FROM page" if has_page else "")
+        ids = sorted(int(r) for (r,) in con.execute(text(q)))
+    written = 0
+    for run_id in ids:
+        with engine.begin() as con:
+            p = {"r": run_id}
+            bounds = [con.execute(text(f"SELECT min(tick), max(tick) FROM event WHERE run_id = :r AND type IN ({sess})"), p).one()]
+            if has_page:
+                bounds.append(con.execute(text("SELECT min(tick), max(tick) FROM page WHERE run_id = :r"), p).one())
+            lo = min(b[0] for b in bounds if b[0] is not None)
+            hi = max(b[1] for b in bounds if b[1] is not None)
+            for a in range(lo, hi + 1, ticks_per_chunk):
+                p = {"r": run_id, "a": a, "z": a + ticks_per_chunk - 1}
+                pages: dict[int, list[tuple]] = {}
+                if has_page:
+                    q = "SELECT tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data FROM page WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"
+                    for t, *rest in con.execute(text(q), p):
+                        pages.setdefault(int(t), []).append(tuple(rest))
+                evs: dict[int, list[tuple]] = {}
+                q = f"SELECT id, tick, user_id, type, item_id, value, text, payload, seq FROM event WHERE run_id = :r AND tick BETWEEN :a AND :z AND type IN ({sess}) ORDER BY id"
+                for i, t, *rest in con.execute(text(q), p):
+                    evs.setdefault(int(t), []).append((i, *rest))
+                rows: list[tuple] = []
+                for t in sorted(set(pages) | set(evs)):
+                    pg = pages.get(t, [])
+                    recs = [PAGE_HEAD.pack(k, w, r, f, si, sw, sr) + bytes(d) for _u, k, w, r, f, si, sw, sr, d in pg]
+                    page_recs = _Records(
+                        np.frombuffer(b"".join(recs), np.uint8),
+                        np.array([len(x) for x in recs], np.int64),
+                        np.array([x[0] for x in pg], np.int64),
+                        shown=np.array([x[1] for x in pg], np.int64),
+                        watched=np.array([x[2] for x in pg], np.int64),
+                        rated=np.array([x[3] for x in pg], np.int64),
+                        flags=np.array([x[4] for x in pg], np.int64),
+                    )
+                    ev = evs.get(t, [])
+                    cols = list(zip(*ev)) if ev else [()] * 8  # id, user, type, item, value, text, payload, seq
+                    event_recs = _event_records(
+                        np.array(cols[1], np.int64),
+                        np.array([i if s is None else s for i, s in zip(cols[0], cols[7])], np.int64),
+                        np.array(cols[2], np.int64),
+                        np.array([INT_NONE if x is None else x for x in cols[3]], np.int64),
+                        np.array([math.nan if x is None else x for x in cols[4]], np.float64),
+                        _sparse(cols[5]),
+                        _sparse(cols[6]),
+                    )
+                    rows.extend(_group(run_id, t, page_recs, event_recs))
+                insert_rows(con, "usertick", USER_TICK_COLUMNS, rows)
+                written += len(rows)
+                con.execute(text(f"DELETE FROM event WHERE run_id = :r AND tick BETWEEN :a AND :z AND type IN ({sess})"), p)
+                if has_page:
+                    con.execute(text("DELETE FROM page WHERE run_id = :r AND tick BETWEEN :a AND :z"), p)
+    if has_page:
+        with engine.begin() as con:
+            if con.execute(text("SELECT count(*) FROM page")).scalar() == 0:
+                con.execute(text("DROP TABLE page"))
+    return written
 
 
-def merge(event_rows: Iterable[tuple], page_rows: Iterable[tuple], types: set[int] | None = None, item: int | None = None) -> list[Row]:
-    """Event rows ``(id, tick, user, type, item, value, text, payload, seq)`` and page rows (:data:`PAGE_SELECT`) in log order.
+def merge(event_rows: Iterable[tuple], user_tick_rows: Iterable[tuple], types: set[int] | None = None, item: int | None = None) -> list[Row]:
+    """Event rows ``(id, tick, user, type, item, value, text, payload, seq)`` and UserTick rows (:data:`USER_TICK_SELECT`) in log order.
 
     Log order is ``(tick, seq)``; rows of logs written before the page log
     have no seq and keep their id order.
     """
     evs: list[Row] = [(i if s is None else s, t, u, ty, it, v, tx, pl, i) for i, t, u, ty, it, v, tx, pl, s in event_rows]
-    want_page = types is None or bool(types & {_IMP, _WATCH, _SKIP, _RATE})
-    pgs: list[Row] = []
-    if want_page:
-        for r in page_rows:
-            pgs.extend(expand(*r))
-    out = evs + pgs
+    packed: list[Row] = []
+    if wants_packed(types):
+        for r in user_tick_rows:
+            packed.extend(expand(*r))
+    out = evs + packed
     if types is not None:
         out = [r for r in out if r[3] in types]
     if item is not None:
@@ -359,17 +658,40 @@ def merge(event_rows: Iterable[tuple], page_rows: Iterable[tuple], types: set[in
     return out
 
 
-def iter_log(con: Any, run_id: int, *, tick_min: int | None = None, tick_max: int | None = None, ticks_per_chunk: int = 4) -> Iterator[Row]:
-    """A run's whole event log in order, pages expanded (reads a few ticks at a time)."""
+_EVENT_SELECT = "SELECT id, tick, user_id, type, item_id, value, text, payload, seq FROM event"
+
+
+def tick_bounds(con: Any, run_id: int) -> tuple[int, int] | None:
+    """The first and last tick a run logged anything (Event and UserTick rows), or None."""
     from sqlalchemy import text
 
-    lo_hi = con.execute(text("SELECT min(tick), max(tick) FROM event WHERE run_id = :r"), {"r": run_id}).one()
-    pg = con.execute(text("SELECT min(tick), max(tick) FROM page WHERE run_id = :r"), {"r": run_id}).one()
-    los = [x for x in (lo_hi[0], pg[0]) if x is not None]
-    his = [x for x in (lo_hi[1], pg[1]) if x is not None]
+    b = [con.execute(text(f"SELECT min(tick), max(tick) FROM {t} WHERE run_id = :r"), {"r": run_id}).one() for t in ("event", "usertick")]
+    los = [x[0] for x in b if x[0] is not None]
     if not los:
+        return None
+    return min(los), max(x[1] for x in b if x[1] is not None)
+
+
+def tick_log(con: Any, run_id: int, a: int, z: int, types: set[int] | None = None, event_conds: str = "") -> list[Row]:
+    """A run's events of ticks ``a .. z`` in log order (``event_conds``: extra SQL on Event rows, e.g. a type filter)."""
+    from sqlalchemy import text
+
+    p = {"r": run_id, "a": a, "z": z}
+    evs = con.execute(text(f"{_EVENT_SELECT} WHERE run_id = :r AND tick BETWEEN :a AND :z{event_conds} ORDER BY id"), p).all()
+    ut = (
+        con.execute(text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p).all()
+        if wants_packed(types)
+        else []
+    )
+    return merge(evs, ut, types)
+
+
+def iter_log(con: Any, run_id: int, *, tick_min: int | None = None, tick_max: int | None = None, ticks_per_chunk: int = 4) -> Iterator[Row]:
+    """A run's whole event log in order, packed rows expanded (reads a few ticks at a time)."""
+    bounds = tick_bounds(con, run_id)
+    if bounds is None:
         return
-    lo, hi = min(los), max(his)
+    lo, hi = bounds
     if tick_min is not None:
         lo = max(lo, tick_min)
     if tick_max is not None:
@@ -377,12 +699,7 @@ def iter_log(con: Any, run_id: int, *, tick_min: int | None = None, tick_max: in
     t = lo
     while t <= hi:
         z = min(hi, t + ticks_per_chunk - 1)
-        p = {"r": run_id, "a": t, "z": z}
-        evs = con.execute(
-            text("SELECT id, tick, user_id, type, item_id, value, text, payload, seq FROM event WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p
-        ).all()
-        pgs = con.execute(text(f"SELECT {PAGE_SELECT} FROM page WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p).all()
-        yield from merge(evs, pgs)
+        yield from tick_log(con, run_id, t, z)
         t = z + 1
 
 
@@ -390,26 +707,6 @@ def log_tuples(con: Any, run_id: int) -> Iterator[tuple]:
     """``(tick, user_id, type, item_id, value, text, payload)`` of every event of a run, in log order (what the log held before pages were packed)."""
     for r in iter_log(con, run_id):
         yield r[1:8]
-
-
-__all__ = [
-    "ITEM_TICK_COLUMNS",
-    "PAGE_COLUMNS",
-    "PAGE_EVENT_ID_BASE",
-    "PAGE_SELECT",
-    "decode",
-    "event_count",
-    "expand",
-    "backfill_marks",
-    "item_tick_rows",
-    "iter_log",
-    "log_tuples",
-    "merge",
-    "page_blocks",
-    "page_rows",
-    "read_marks",
-    "split_batch",
-]
 
 
 def user_log(
@@ -422,7 +719,7 @@ def user_log(
     tick_max: int | None = None,
     ticks: Iterable[int] | None = None,
 ) -> list[Row]:
-    """One user's events in log order, pages expanded (index ``(run_id, user_id, tick)`` of both tables); ``ticks`` limits it to those ticks."""
+    """One user's events in log order, packed rows expanded (index ``(run_id, user_id, tick)`` of both tables); ``ticks`` limits it to those ticks."""
     from sqlalchemy import text
 
     cond = "run_id = :r AND user_id = :u" + (" AND tick >= :a" if tick_min is not None else "") + (" AND tick <= :z" if tick_max is not None else "")
@@ -433,8 +730,37 @@ def user_log(
     if types is not None:
         # type + 0: keep SQLite on the selective user index, not (run_id, type, tick) (see recworld.dashboard.queries._nx).
         ev_types = " AND type + 0 IN (" + ",".join(str(int(t)) for t in sorted(types)) + ")" if types else " AND 1 = 0"
-    evs = con.execute(text(f"SELECT id, tick, user_id, type, item_id, value, text, payload, seq FROM event WHERE {cond}{ev_types} ORDER BY id"), p).all()
-    pgs: list = []
-    if types is None or types & {_IMP, _WATCH, _SKIP, _RATE}:
-        pgs = con.execute(text(f"SELECT {PAGE_SELECT} FROM page WHERE {cond} ORDER BY id"), p).all()
-    return merge(evs, pgs, types)
+    evs = con.execute(text(f"{_EVENT_SELECT} WHERE {cond}{ev_types} ORDER BY id"), p).all()
+    ut = con.execute(text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE {cond} ORDER BY id"), p).all() if wants_packed(types) else []
+    return merge(evs, ut, types)
+
+
+__all__ = [
+    "ITEM_TICK_COLUMNS",
+    "LoggedTick",
+    "PACKED_TYPES",
+    "PAGE_EVENT_ID_BASE",
+    "PAGE_TYPES",
+    "SESSION_TYPES",
+    "USER_TICK_COLUMNS",
+    "USER_TICK_COUNTS",
+    "USER_TICK_SELECT",
+    "backfill_marks",
+    "decode",
+    "event_count",
+    "expand",
+    "item_tick_rows",
+    "iter_log",
+    "log_tuples",
+    "merge",
+    "pack_legacy",
+    "page_blocks",
+    "read_marks",
+    "records",
+    "session_counts",
+    "split_batch",
+    "tick_bounds",
+    "tick_log",
+    "user_log",
+    "wants_packed",
+]

@@ -318,7 +318,7 @@ def user_story(engine: Engine, run_id: int, user_id: int, limit: int = 6) -> dic
     e = Event
     with engine.connect() as con:
         prof = con.execute(select(UserProfile.profile_text).where(UserProfile.run_id == run_id, UserProfile.user_id == user_id)).scalar()
-        # Watches and ratings live in the page log (Page rows expanded) and, for older logs and social watches, in Event rows.
+        # Watches and ratings live in the packed log (UserTick rows expanded) and, for older logs and social watches, in Event rows.
         log = user_log(con, run_id, user_id, types={int(EventType.RATE), int(EventType.WATCH), int(EventType.SOCIAL_WATCH)})
         best: dict[int, tuple[float, int]] = {}  # item -> (highest rating, last tick it was rated)
         for r in log:
@@ -429,10 +429,10 @@ def interviews(engine: Engine, run_id: int, user_id: int | None = None) -> list[
 
 
 def most_vocal_user(engine: Engine, run_id: int) -> int | None:
-    """The user with the most model-written texts in a run (ties: the lowest id), else the most active one."""
-    from recworld.storage.models import Event
+    """The user with the most model-written texts in a run (ties: the lowest id), else the most active one (most ticks with pages or sessions, then most events)."""
+    from recworld.storage.models import Event, UserTick
 
-    e = Event
+    e, u = Event, UserTick
     q = (
         select(e.user_id, func.count())
         .where(e.run_id == run_id, e.text.is_not(None), e.payload.like('%"by": "llm"%'))
@@ -442,8 +442,9 @@ def most_vocal_user(engine: Engine, run_id: int) -> int | None:
     )
     with engine.connect() as con:
         row = con.execute(q).first()
-        if row is None:
-            row = con.execute(
-                select(e.user_id, func.count()).where(e.run_id == run_id).group_by(e.user_id).order_by(func.count().desc(), e.user_id).limit(1)
-            ).first()
+        for t in (u, e):
+            if row is None:
+                row = con.execute(
+                    select(t.user_id, func.count()).where(t.run_id == run_id).group_by(t.user_id).order_by(func.count().desc(), t.user_id).limit(1)
+                ).first()
     return None if row is None else int(row[0])

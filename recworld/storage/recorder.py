@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.engine import Engine
 
 from recworld.errors import RecWorldError
-from recworld.events import INT_NONE, EventBatch, payload_json
+from recworld.events import EventBatch
 from recworld.kpis import TickRecord
 from recworld.storage.bulk import insert_rows
 from recworld.storage.models import (
@@ -35,16 +35,16 @@ from recworld.storage.models import (
     ItemTick,
     LLMCall,
     MemoryRecord,
-    Page,
     RetentionPoint,
     Run,
     TickMetrics,
     TickSummary,
     UserProfile,
     UserSnapshot,
+    UserTick,
     utcnow,
 )
-from recworld.storage.pagelog import ITEM_TICK_COLUMNS, PAGE_COLUMNS, split_batch
+from recworld.storage.pagelog import ITEM_TICK_COLUMNS, USER_TICK_COLUMNS, LoggedTick, split_batch
 from recworld.storage.summary import SUMMARY_COLUMNS, SUMMARY_TYPES, summary_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,7 +111,7 @@ def set_status(engine: Engine, run_id: int, status: str, *, error: str | None = 
 def rollback(engine: Engine, run_id: int, tick: int) -> None:
     """Delete everything run ``run_id`` wrote after tick ``tick``, so that it can continue from ``tick + 1``.
 
-    In one transaction: events (and pages), tick metrics, user snapshots, LLM calls,
+    In one transaction: events (and packed pages), tick metrics, user snapshots, LLM calls,
     memories and checkpoints after ``tick`` are deleted; follow edges created
     after it are deleted and edges removed after it are live again; items
     users created after it are deleted; the run's ``tick_done`` becomes
@@ -119,7 +119,7 @@ def rollback(engine: Engine, run_id: int, tick: int) -> None:
     profiles written at its start stay). Used by resume after a crash.
     """
     with engine.begin() as con:
-        for model in (Event, Page, ItemTick, TickSummary, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
+        for model in (Event, UserTick, ItemTick, TickSummary, TickMetrics, UserSnapshot, LLMCall, MemoryRecord):
             con.execute(delete(model).where(model.run_id == run_id, model.tick > tick))
         con.execute(delete(Edge).where(Edge.run_id == run_id, Edge.created_tick > tick))
         con.execute(update(Edge).where(Edge.run_id == run_id, Edge.removed_tick > tick).values(removed_tick=None))
@@ -177,7 +177,7 @@ class RunRecorder:
         self._removed: list[dict[str, Any]] = []
         self._items: list[dict[str, Any]] = []
         self._ticks_buffered = 0
-        self.events_written = 0  # Event rows (a page's per-item events are in its Page row)
+        self.events_written = 0  # Event rows (pages' per-item events and session events are in UserTick rows)
         self.pages_written = 0
         self.last_tick = -1
         self._error: BaseException | None = None
@@ -286,10 +286,14 @@ class RunRecorder:
         self._memories.append({"run_id": self.run_id, "user_id": user_id, "tick": tick, "kind": kind, "importance": importance, "text": text})
 
     # ------------------------------------------------------------------ ticks
+    def add_events(self, tick: int, events: EventBatch) -> None:
+        """Buffer one tick's events (what :meth:`on_tick` does with a tick's batch), written with the next flush."""
+        self._events.append((tick, LoggedTick.of(self.run_id, tick, events)))
+
     def on_tick(self, world: World, events: EventBatch, metrics: TickRecord) -> None:
         """TickObserver hook: buffer this tick, flush when due."""
         tick = int(metrics.tick)
-        self._events.append((tick, events))
+        self.add_events(tick, events)
         llm = [r for r in self._llm if r["tick"] == tick]
         row = {
             "run_id": self.run_id,
@@ -408,21 +412,21 @@ class RunRecorder:
 
     def _write(self, job: _Job) -> None:
         rows: list[tuple] = []
-        pages: list[tuple] = []
+        user_ticks: list[tuple] = []
         item_ticks: list[tuple] = []
         summaries: list[tuple] = []
-        for tick, ev in job.events:
-            keep, p, it = split_batch(self.run_id, tick, ev)
-            ev_rows = event_tuples(self.run_id, ev, keep)
-            rows.extend(ev_rows)
-            pages.extend(p)
+        for tick, lt in job.events:
+            keep, ut, it = split_batch(self.run_id, tick, lt)
+            ev = lt.events
+            rows.extend(event_tuples(self.run_id, ev, keep, lt.seq))
+            user_ticks.extend(ut)
             item_ticks.extend(it)
             # Cascade and leave-reason counts from the payload text as stored (recworld.storage.summary).
-            counted = np.flatnonzero(np.isin(ev.type[keep], SUMMARY_TYPES)).tolist()
-            summaries.extend(summary_rows(self.run_id, ((ev_rows[i][1], ev_rows[i][3], ev_rows[i][7]) for i in counted)))
+            counted = np.flatnonzero(np.isin(ev.type, SUMMARY_TYPES))
+            summaries.extend(summary_rows(self.run_id, zip(ev.tick[counted].tolist(), ev.type[counted].tolist(), ev.stored_columns(counted)[3])))
         with self.engine.begin() as con:
             insert_events(con, rows)
-            insert_rows(con, "page", PAGE_COLUMNS, pages)
+            insert_rows(con, "usertick", USER_TICK_COLUMNS, user_ticks)
             insert_rows(con, "itemtick", ITEM_TICK_COLUMNS, item_ticks)
             insert_rows(con, "ticksummary", SUMMARY_COLUMNS, summaries)
             _bulk(con, TickMetrics, job.metrics)
@@ -441,7 +445,7 @@ class RunRecorder:
             if job.last_tick >= 0:
                 con.execute(update(Run).where(Run.id == self.run_id).values(tick_done=job.last_tick))
         self.events_written += len(rows)
-        self.pages_written += len(pages)
+        self.pages_written += sum(r[3] for r in user_ticks)
 
     def write_retention(self, world: World) -> None:
         """Replace the run's cohort retention table with the world's current one."""
@@ -480,6 +484,26 @@ class _Ack:
 
 class _RemoteError(Exception):
     """An error the writer process met, as it described it."""
+
+
+#: Below this many users a world's log is written by a thread under ``storage.writer: auto`` (see :func:`choose_writer`).
+PROCESS_WRITER_USERS = 2_000
+
+
+def choose_writer(setting: Literal["auto", "thread", "process"], n_users: int) -> Literal["thread", "process"]:
+    """The writer ``storage.writer`` asks for; ``auto``: a process for a world of :data:`PROCESS_WRITER_USERS`+ users when this process may use 2+ cores, else a thread.
+
+    A process takes the rows' finishing and the database's work to another
+    core (at 10,000 users about 1.8x the thread's logged speed, README); a
+    small world's log is cheap, and a process would only add its start-up.
+    """
+    if setting != "auto":
+        return setting
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return "process" if cores >= 2 and n_users >= PROCESS_WRITER_USERS else "thread"
 
 
 def _describe(exc: BaseException) -> str:
@@ -615,42 +639,22 @@ def _write_jobs(url: str, run_id: int, jobs: Any, acks: Any, parent: int) -> Non
 EVENT_COLUMNS = ("run_id", "tick", "user_id", "type", "item_id", "value", "text", "payload", "seq")
 
 
-def event_tuples(run_id: int, ev: EventBatch, keep: np.ndarray | None = None) -> list[tuple]:
+def event_tuples(run_id: int, ev: EventBatch, keep: np.ndarray | None = None, seq: np.ndarray | None = None) -> list[tuple]:
     """Rows of the event table as tuples (built column-wise: this is the hot path of logging).
 
     Args:
         run_id: the run.
         ev: one tick's events.
-        keep: indices of the events to write (default all); an event's index
-            in ``ev`` is its ``seq``.
+        keep: indices of the events to write (default all).
+        seq: each event's place in the tick's stream (default: its index in ``ev``).
     """
     idx = np.arange(len(ev)) if keep is None else np.asarray(keep, np.int64)
-    n = idx.size
-    if n == 0:
+    if idx.size == 0:
         return []
-    item_a, value_a = ev.item[idx], ev.value[idx]
-    items = item_a.astype(object)
-    items[item_a == INT_NONE] = None
-    values = value_a.astype(object)
-    values[np.isnan(value_a)] = None
-    pos = {int(j): r for r, j in enumerate(idx.tolist())} if (ev.text or ev.payload) and keep is not None else None
-    texts: list = [None] * n
-    for i, t in ev.text.items():
-        r = i if pos is None else pos.get(i)
-        if r is not None:
-            texts[r] = t
-    payloads: list = [None] * n
-    memo: dict[int, str] = {}  # many events share one payload dict (LEAVE reasons)
-    for i, p in ev.payload.items():
-        r = i if pos is None else pos.get(i)
-        if r is not None:
-            js = memo.get(id(p))
-            if js is None:
-                js = memo[id(p)] = payload_json(p)
-            payloads[r] = js
-    return list(
-        zip([run_id] * n, ev.tick[idx].tolist(), ev.user[idx].tolist(), ev.type[idx].tolist(), items.tolist(), values.tolist(), texts, payloads, idx.tolist())
-    )
+    items, values, texts, payloads = ev.stored_columns(idx)
+    n = idx.size
+    seqs = idx if seq is None else np.asarray(seq)[idx]
+    return list(zip([run_id] * n, ev.tick[idx].tolist(), ev.user[idx].tolist(), ev.type[idx].tolist(), items, values, texts, payloads, seqs.tolist()))
 
 
 def insert_events(con, rows: list[tuple], chunk: int = 50_000) -> None:
@@ -666,4 +670,4 @@ def _bulk(con, model, rows: list[dict[str, Any]], chunk: int = 20000) -> None:
         con.execute(insert(table), rows[i : i + chunk])
 
 
-__all__ = ["RunRecorder", "create_run", "rollback", "set_status", "versions"]
+__all__ = ["PROCESS_WRITER_USERS", "RunRecorder", "choose_writer", "create_run", "rollback", "set_status", "versions"]

@@ -8,7 +8,8 @@ at ten million events). The recorder instead writes, with each tick, a few
 POST events per cascade and LEAVE events per reason, from the same stored
 payload text the Event rows get; readers sum those rows in SQL. Databases
 written before schema 6 are backfilled from their Event rows by the same
-function (:func:`backfill`), so every run has them.
+function (:func:`backfill`), so every run has them. (LEAVE events are packed
+in UserTick rows since schema 8; the backfill reads them there too.)
 """
 
 from __future__ import annotations
@@ -86,9 +87,19 @@ def backfill(engine: Engine, run_ids: Iterable[int] | None = None, chunk: int = 
 
 
 def _events(con: Connection, event: type, run_id: int) -> Iterable[tuple[int, int, str | None]]:
-    # Index (run_id, type, tick): only the run's POST and LEAVE rows are read.
+    # Index (run_id, type, tick): only the run's POST and LEAVE rows are read; then the LEAVE events packed in
+    # UserTick rows (schema 8; none in a database being migrated from schema 5), only the rows that hold one.
+    from recworld.storage.models import UserTick
+    from recworld.storage.pagelog import records
+
     q = select(event.tick, event.type, event.payload).where(event.run_id == run_id, event.type.in_(SUMMARY_TYPES))
     yield from con.execute(q.execution_options(yield_per=20_000))
+    u = UserTick
+    q = select(u.tick, u.pages, u.data).where(u.run_id == run_id, u.leaves > 0)
+    for tick, pages, data in con.execute(q.execution_options(yield_per=20_000)):
+        for _seq, ty, _item, _value, _text, payload in records(pages, data)[1]:
+            if ty == LEAVE_TYPE:
+                yield tick, ty, payload
 
 
 __all__ = ["CASCADE", "LEAVE", "POST", "SUMMARY_COLUMNS", "SUMMARY_TYPES", "UNKNOWN_REASON", "backfill", "summary_rows"]

@@ -185,7 +185,7 @@ def test_schema_v2_database_gets_tick_talk_columns_llmcall_rejected_and_intervie
 
 
 def test_schema_v2_log_is_migrated_and_still_reads(tmp_path):
-    """A v2 database (hand-made, labelled: this code can no longer write one) keeps its per-item event rows readable after migration to v3."""
+    """A v2 database (hand-made, labelled: this code can no longer write one) keeps its per-item event rows readable after migration; its session events move into UserTick rows, in the same place in the log."""
     from sqlalchemy import inspect
     from sqlmodel import Session
 
@@ -199,7 +199,7 @@ def test_schema_v2_log_is_migrated_and_still_reads(tmp_path):
     eng = connect(url)
     run_id = create_run(eng, "old")
     with eng.begin() as con:
-        con.exec_driver_sql("DROP TABLE page")
+        con.exec_driver_sql("DROP TABLE usertick")
         con.exec_driver_sql("DROP TABLE itemtick")
         con.exec_driver_sql("ALTER TABLE event DROP COLUMN seq")
         # A v2-era page: one row per item shown, ordered by id.
@@ -212,7 +212,7 @@ def test_schema_v2_log_is_migrated_and_still_reads(tmp_path):
         s.commit()
     dispose_all()
     eng = connect(url)
-    assert {"page", "itemtick"} <= set(inspect(eng).get_table_names())
+    assert {"usertick", "itemtick"} <= set(inspect(eng).get_table_names()) and "page" not in inspect(eng).get_table_names()
     assert "seq" in {c["name"] for c in inspect(eng).get_columns("event")}
     with Session(eng) as s:
         assert s.get(SchemaInfo, 1).version == SCHEMA_VERSION

@@ -1,4 +1,4 @@
-"""The page log: pages packed one row each read back as exactly the events the world emitted."""
+"""The packed log: a user's pages and session events of a tick in one row, read back as exactly the events the world emitted."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from recworld.events import EventBatch, EventType, PageBlock
-from recworld.storage import Event, ItemTick, Page, connect
+from recworld.storage import Event, ItemTick, UserTick, connect
 from recworld.storage.db import dispose_all
-from recworld.storage.pagelog import backfill_marks, expand, item_tick_rows, log_tuples, page_rows, read_marks
+from recworld.storage.pagelog import LoggedTick, backfill_marks, expand, item_tick_rows, log_tuples, pack_legacy, read_marks, split_batch
 from recworld.storage.recorder import RunRecorder, create_run
 
 
@@ -24,7 +24,7 @@ def _world(n_users: int, **world):
 
 @pytest.mark.parametrize(("impressions", "skips", "background"), [(False, True, "process"), (True, False, False), (False, False, True)])
 def test_logged_events_read_back_exactly(tmp_path, impressions, skips, background):
-    """Every event the world emitted, in its order, comes back from Event + Page rows; Page rows replace the per-item rows."""
+    """Every event the world emitted, in its order, comes back from Event + UserTick rows; one UserTick row per user and tick replaces the page and session rows."""
     world = _world(150, log_impressions=impressions, log_skips=skips)
     eng = connect(f"sqlite:///{tmp_path / 'r.db'}")
     run_id = create_run(eng, "t")
@@ -40,15 +40,18 @@ def test_logged_events_read_back_exactly(tmp_path, impressions, skips, backgroun
     world.run(6)
     rec.flush(world)
     rec.close()
+    packed_types = [1, 2, 3, 4, *(int(t) for t in (EventType.SESSION_START, EventType.RETURN, EventType.LEAVE, EventType.CHURN))]
     with eng.connect() as con:
         logged = list(log_tuples(con, run_id))
         n_rows = con.execute(select(func.count()).select_from(Event).where(Event.run_id == run_id)).scalar()
-        n_pages = con.execute(select(func.count()).select_from(Page).where(Page.run_id == run_id)).scalar()
+        n_ut, n_pages, n_leaves = con.execute(select(func.count(), func.sum(UserTick.pages), func.sum(UserTick.leaves)).where(UserTick.run_id == run_id)).one()
+        user_ticks = con.execute(select(func.count()).select_from(select(UserTick.tick, UserTick.user_id).distinct().subquery())).scalar()
         shown = con.execute(select(func.sum(ItemTick.impressions)).where(ItemTick.run_id == run_id)).scalar()
-        page_types = con.execute(select(func.count()).select_from(Event).where(Event.type.in_([1, 2, 3, 4]))).scalar()
+        packed_rows = con.execute(select(func.count()).select_from(Event).where(Event.type.in_(packed_types))).scalar()
     assert logged == emitted and len(emitted) > 1000
-    assert {r[2] for r in emitted} >= {int(EventType.WATCH), int(EventType.RATE), int(EventType.LEAVE)}
-    assert page_types == 0 and n_pages > 0 and n_rows < len(emitted)
+    assert {r[2] for r in emitted} >= {int(EventType.WATCH), int(EventType.RATE), int(EventType.LEAVE), int(EventType.POST)}
+    assert packed_rows == 0 and 0 < n_ut == user_ticks < n_pages and n_rows > 0  # social events stay Event rows
+    assert n_leaves == sum(1 for r in emitted if r[2] == int(EventType.LEAVE))
     assert shown == n_pages * world.config.slate_size
     assert rec.pages_written == n_pages
     dispose_all()
@@ -62,9 +65,21 @@ def test_codec_keeps_fractional_shares_and_ratings():
     watched = rng.random((b, k)) < 0.5
     frac = np.where(watched, rng.random((b, k)), 0.0)
     ratings = np.where(watched & (rng.random((b, k)) < 0.6), rng.random((b, k)) * 4 + 1, np.nan)
-    block = PageBlock(0, 0, np.arange(b) * 7, slates, watched, frac, ratings, True, True)
-    rows = page_rows(1, 9, block, 100)
-    got = [e for i, r in enumerate(rows) for e in expand(i, *r[1:])]
+    n_rated = int((watched & ~np.isnan(ratings)).sum())
+    n_block = 2 * b * k + n_rated  # impressions, watch/skip, ratings
+    block = PageBlock(100, n_block, np.arange(b) * 7, slates, watched, frac, ratings, True, True)
+    # 100 session events before the block (users 0..99; one LEAVE with a reason), then the block's events.
+    ev = EventBatch.concat([EventBatch.build(9, np.arange(100), EventType.RETURN), EventBatch.build(9, np.zeros(n_block, np.int64), EventType.WATCH)])
+    ev.pages.append(block)
+    ev.type[3] = int(EventType.LEAVE)
+    ev.payload[3] = {"reason": "bored"}
+    keep, rows, _items = split_batch(1, 9, LoggedTick.of(1, 9, ev))
+    assert keep.size == 0 and [r[2] for r in rows] == sorted({*range(100), *(np.arange(b) * 7).tolist()})
+    got = [e for i, r in enumerate(rows) for e in expand(i, r[1], r[2], r[3], r[12])]
+    assert [e[7] for e in got if e[3] == int(EventType.LEAVE)] == ['{"reason": "bored"}']
+    assert sorted(e[0] for e in got if e[3] in (int(EventType.RETURN), int(EventType.LEAVE))) == list(range(100))
+    assert len({e[8] for e in got}) == len(got)  # every event its own id
+    got = [e for e in got if e[0] >= 100]
     ws = sorted((e for e in got if e[3] == int(EventType.WATCH)), key=lambda e: e[0])
     assert [e[5] for e in ws] == frac[watched].tolist()
     rs = sorted((e for e in got if e[3] == int(EventType.RATE)), key=lambda e: e[0])
@@ -102,28 +117,85 @@ def test_item_tick_marks_carry_integer_ratings_inline():
 
 
 def test_schema_v6_marks_are_rewritten_from_the_pages_when_opened(small_scenario):
-    """A database written before schema 7 (marks 2 for any rating) gets every run's ItemTick rows as the recorder now writes them, row for row."""
+    """A database written before schema 7 (marks 2 for any rating, pages as Page rows) gets every run's ItemTick rows as the recorder now writes them, row for row."""
     from sqlmodel import Session
-    from tests_support import downgrade_marks_to_schema_v6, item_tick_table
+    from tests_support import downgrade_marks_to_schema_v6, event_log_hash, item_tick_table
 
     from recworld.scenarios.runner import run_scenario
     from recworld.storage.models import SCHEMA_VERSION, SchemaInfo
 
     s = small_scenario(ticks=12)
     a = run_scenario(s, progress=False)
-    b = run_scenario(s.with_overrides(seed=7, **{"world.log_skips": False}), progress=False)
+    # Skips not logged: pages are ordered by their impressions (see downgrade_log_to_schema_v7).
+    b = run_scenario(s.with_overrides(seed=7, **{"world.log_skips": False, "world.log_impressions": True}), progress=False)
     eng = connect(s.storage.url)
     want = {r: item_tick_table(eng, r) for r in (a.run_id, b.run_id)}
+    logs = {r: event_log_hash(eng, r) for r in want}
     assert all(want.values()) and any(max(row[7]) > 2 for rows in want.values() for row in rows)
     changed = downgrade_marks_to_schema_v6(eng)
     assert changed > 0 and {r: item_tick_table(eng, r) for r in want} != want
+    assert backfill_marks(eng) == changed and {r: item_tick_table(eng, r) for r in want} == want
+    assert backfill_marks(eng) == changed  # run again (an interrupted migration): the same marks
+    assert {r: item_tick_table(eng, r) for r in want} == want
+    downgrade_marks_to_schema_v6(eng)
     dispose_all()
     eng = connect(s.storage.url)
     with Session(eng) as ses:
         assert ses.get(SchemaInfo, 1).version == SCHEMA_VERSION
     assert {r: item_tick_table(eng, r) for r in want} == want
-    assert backfill_marks(eng) == changed  # run again (an interrupted migration): the same marks
-    assert {r: item_tick_table(eng, r) for r in want} == want
+    assert {r: event_log_hash(eng, r) for r in want} == logs
+    dispose_all()
+
+
+def test_schema_v7_log_is_packed_when_opened(small_scenario):
+    """A schema 7 log (a Page row per page, an Event row per session event) becomes UserTick rows on open: the same log, counts and pages for every reader."""
+    from sqlalchemy import inspect
+    from tests_support import downgrade_log_to_schema_v7, event_log_hash
+
+    from recworld.dashboard import queries as Q
+    from recworld.scenarios.runner import run_scenario
+
+    s = small_scenario(ticks=12)
+    a = run_scenario(s.with_overrides(**{"social.enabled": True}), progress=False)
+    b = run_scenario(s.with_overrides(seed=7, **{"world.log_skips": False}), progress=False)
+    eng = connect(s.storage.url)
+    runs = (a.run_id, b.run_id)
+
+    def read() -> dict:
+        out = {}
+        for r in runs:
+            users = [1, 2, 5]
+            out[r] = (
+                event_log_hash(eng, r),
+                Q.event_type_counts(eng, r),
+                [Q.event_type_counts(eng, r, user_id=u) for u in users],
+                [Q.user_sessions(eng, r, u, limit=5, offset=1) for u in users],
+                [Q.events(eng, r, user_id=u, limit=20, offset=10) for u in users],
+                Q.events(eng, r, limit=30, offset=500, types=[int(EventType.LEAVE), int(EventType.WATCH)]),
+                Q.live_retention_rows(eng, r, 4, 11),
+            )
+        return out
+
+    def strip_ids(x):  # packed events' ids depend on their row ids, which a rewrite changes
+        if isinstance(x, dict):
+            return {k: strip_ids(v) for k, v in x.items() if k != "id"}
+        if isinstance(x, (list, tuple)):
+            return type(x)(strip_ids(v) for v in x)
+        return x
+
+    want = strip_ids(read())
+    n_pages = downgrade_log_to_schema_v7(eng)
+    assert n_pages > 0 and "page" in inspect(eng).get_table_names()
+    with eng.connect() as con:
+        assert con.execute(select(func.count()).select_from(UserTick)).scalar() == 0
+    dispose_all()
+    eng = connect(s.storage.url)
+    assert "page" not in inspect(eng).get_table_names()
+    assert strip_ids(read()) == want
+    with eng.connect() as con:
+        assert con.execute(select(func.sum(UserTick.pages))).scalar() == n_pages
+        assert con.execute(select(func.count()).select_from(Event).where(Event.type.in_([5, 6, 7, 8]))).scalar() == 0
+    assert pack_legacy(eng) == 0  # run again (an interrupted migration): nothing left to move
     dispose_all()
 
 

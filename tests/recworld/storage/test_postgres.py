@@ -123,8 +123,9 @@ def test_postgres_schema_v1_is_migrated(pg_url, small_scenario):
         runs = [r for (r,) in con.exec_driver_sql("SELECT id FROM run ORDER BY id")]
     want = {r: summary_table(eng, r) for r in runs}
     items = {r: item_tick_table(eng, r) for r in runs}
+    logs = {r: event_log_hash(eng, r) for r in runs}
     assert any(want.values())
-    assert downgrade_marks_to_schema_v6(eng) > 0  # the ratings out of the marks (schema 7), then the rest back to v1
+    assert downgrade_marks_to_schema_v6(eng) > 0  # the log back to Page rows (schema 7), the ratings out of the marks, then the rest back to v1
     assert {r: item_tick_table(eng, r) for r in runs} != items
     downgrade_to_schema_v1(eng)
     with eng.begin() as con:  # and without the schema-6 summaries and per-user indexes
@@ -136,6 +137,7 @@ def test_postgres_schema_v1_is_migrated(pg_url, small_scenario):
     check_migrated_from_v1(eng)
     assert {r: summary_table(eng, r) for r in runs} == want
     assert {r: item_tick_table(eng, r) for r in runs} == items
+    assert {r: event_log_hash(eng, r) for r in runs} == logs  # pages and session events packed again (7 -> 8)
     from sqlalchemy import inspect
 
     assert {ix["name"]: ix["column_names"] for ix in inspect(eng).get_indexes("event")}["ix_event_run_user"] == ["run_id", "user_id", "tick", "type"]

@@ -48,7 +48,7 @@ def test_text_and_payload_survive(tmp_path):
     eng = connect(f"sqlite:///{tmp_path / 'r.db'}")
     run_id = create_run(eng, "t")
     rec = RunRecorder(eng, run_id)
-    rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=["loved it"], payloads=[{"parent": 2}])))
+    rec.add_events(0, EventBatch.build(0, [1], EventType.POST, [3], texts=["loved it"], payloads=[{"parent": 2}]))
     rec.flush()
     with eng.connect() as con:
         row = con.execute(select(Event.text, Event.payload, Event.item_id)).one()
@@ -120,11 +120,11 @@ def test_writer_process_error_is_reported_and_in_memory_falls_back_to_a_thread(t
     eng = connect(f"sqlite:///{tmp_path / 'r.db'}")
     run_id = create_run(eng, "t")
     rec = RunRecorder(eng, run_id, background="process")
-    rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=["x"])))
+    rec.add_events(0, EventBatch.build(0, [1], EventType.POST, [3], texts=["x"]))
     rec.flush()  # the writer is up and has written
     with eng.begin() as con:  # the database loses its event table under the writer
         con.exec_driver_sql("DROP TABLE event")
-    rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=["x"])))
+    rec.add_events(0, EventBatch.build(0, [1], EventType.POST, [3], texts=["x"]))
     with pytest.raises(RecWorldError, match="the event log writer failed: OperationalError: .*no such table: event"):
         rec.flush()
     rec.close()  # never raises; the process is gone
@@ -147,7 +147,7 @@ def test_writer_process_from_a_script_without_a_main_guard(tmp_path):
         "from recworld.storage.recorder import RunRecorder, create_run\n"
         f"eng = connect('sqlite:///{tmp_path / 's.db'}')\n"
         "rec = RunRecorder(eng, create_run(eng, 't'), background='process')\n"
-        "rec._events.append((0, EventBatch.build(0, [1], EventType.POST, [3], texts=['hi'])))\n"
+        "rec.add_events(0, EventBatch.build(0, [1], EventType.POST, [3], texts=['hi']))\n"
         "rec.flush()\n"
         "rec.close()\n"
         "print('ran')\n"
@@ -159,3 +159,17 @@ def test_writer_process_from_a_script_without_a_main_guard(tmp_path):
     with eng.connect() as con:
         assert con.execute(select(Event.text)).scalars().all() == ["hi"]
     dispose_all()
+
+
+def test_auto_writer_is_a_process_for_large_worlds_on_two_cores(monkeypatch):
+    """``storage.writer: auto`` takes a writer process only where it pays: 2,000+ users and 2+ cores; an explicit choice stands."""
+    import os
+
+    from recworld.storage.recorder import PROCESS_WRITER_USERS, choose_writer
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert choose_writer("auto", PROCESS_WRITER_USERS) == "process"
+    assert choose_writer("auto", PROCESS_WRITER_USERS - 1) == "thread"
+    assert choose_writer("thread", 10**6) == "thread" and choose_writer("process", 10) == "process"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
+    assert choose_writer("auto", 10**6) == "thread"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 from tests_support import scan_cascades_and_leaves, summary_table
 
 from recworld.events import EventType
-from recworld.storage import Event, connect
+from recworld.storage import connect
 from recworld.storage.db import dispose_all
 from recworld.storage.summary import backfill, summary_rows
 
@@ -51,11 +50,13 @@ def test_recorded_summaries_count_every_post_and_leave(social_run):
 
 
 def test_recorded_summaries_are_per_tick_counts_of_the_stored_events(social_run):
-    """Each tick's rows are what :func:`summary_rows` makes of that tick's stored Event rows (so the backfill of an old database writes the same rows)."""
+    """Each tick's rows are what :func:`summary_rows` makes of that tick's stored events (so the backfill of an old database writes the same rows)."""
+    from recworld.storage.pagelog import log_tuples
+
     url, run_id = social_run
     eng = connect(url, create=False)
     with eng.connect() as con:
-        stored = con.execute(select(Event.tick, Event.type, Event.payload).where(Event.run_id == run_id)).all()
+        stored = [(r[0], r[2], r[6]) for r in log_tuples(con, run_id)]
     assert {int(t) for _, t, _ in stored} >= {int(EventType.POST), int(EventType.LEAVE)}
     want = sorted(r[1:] for r in summary_rows(run_id, stored))
     assert summary_table(eng, run_id) == want
@@ -68,6 +69,7 @@ def test_schema_v5_database_is_backfilled_when_opened(tmp_path, small_scenario):
     """A database written before schema 6 (no TickSummary table; made by dropping it from a simulator-written one) gets every run's rows on open."""
     from sqlalchemy import inspect
     from sqlmodel import Session
+    from tests_support import downgrade_log_to_schema_v7, event_log_hash
 
     from recworld.scenarios.runner import run_scenario
     from recworld.storage.models import SCHEMA_VERSION, SchemaInfo
@@ -79,6 +81,8 @@ def test_schema_v5_database_is_backfilled_when_opened(tmp_path, small_scenario):
     eng = connect(url)
     want = {r: summary_table(eng, r) for r in (a.run_id, b.run_id)}
     assert all(want.values()) and want[a.run_id] != want[b.run_id]
+    logs = {r: event_log_hash(eng, r) for r in want}
+    downgrade_log_to_schema_v7(eng)  # Page rows and session Event rows, as schemas 5-7 wrote them
     with eng.begin() as con:  # how a version-5 database looks
         con.exec_driver_sql("DROP TABLE ticksummary")
         for table, name in (("event", "ix_event_run_user"), ("page", "ix_page_run_user")):
@@ -90,7 +94,7 @@ def test_schema_v5_database_is_backfilled_when_opened(tmp_path, small_scenario):
     with Session(eng) as ses:
         assert ses.get(SchemaInfo, 1).version == SCHEMA_VERSION
     assert {r: summary_table(eng, r) for r in want} == want
-    indexes = {t: {ix["name"]: ix["column_names"] for ix in inspect(eng).get_indexes(t)} for t in ("event", "page")}
-    assert indexes["event"]["ix_event_run_user"] == ["run_id", "user_id", "tick", "type"]
-    assert indexes["page"]["ix_page_run_user"] == ["run_id", "user_id", "tick", "k", "n_watched", "n_rated", "flags"]
+    assert {r: event_log_hash(eng, r) for r in want} == logs  # and through 7 -> 8 the same log
+    assert {ix["name"]: ix["column_names"] for ix in inspect(eng).get_indexes("event")}["ix_event_run_user"] == ["run_id", "user_id", "tick", "type"]
+    assert "page" not in inspect(eng).get_table_names()
     dispose_all()
