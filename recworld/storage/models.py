@@ -107,7 +107,8 @@ class UserTick(SQLModel, table=True):
     __table_args__ = (
         # The session counts (and user): retention and a run's session counts are read from the index alone.
         Index("ix_usertick_run_tick", "run_id", "tick", "user_id", "starts", "returns", "leaves", "churns"),
-        Index("ix_usertick_run_user", "run_id", "user_id", "tick"),
+        # The counts too: a user's event counts (per kind, per tick) are read from the index alone, without the blobs.
+        Index("ix_usertick_run_user", "run_id", "user_id", "tick", "pages", "shown", "watched", "rated", "flags", "starts", "returns", "leaves", "churns"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

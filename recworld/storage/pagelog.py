@@ -321,7 +321,7 @@ class LoggedTick:
     """One tick's events as they wait to be written: the events that are not a page's per-item events, the pages' records and the ItemTick rows.
 
     Made in the world's process when the tick ends (:meth:`of`), so that a
-    writer process gets a quarter of the batch's bytes and the two
+    writer process gets about a third of the batch's bytes and the two
     processes share the work; :func:`split_batch` finishes the rows.
 
     Attributes:

@@ -45,7 +45,7 @@ from recworld.storage.models import (
     utcnow,
 )
 from recworld.storage.pagelog import ITEM_TICK_COLUMNS, USER_TICK_COLUMNS, LoggedTick, split_batch
-from recworld.storage.summary import SUMMARY_COLUMNS, SUMMARY_TYPES, summary_rows
+from recworld.storage.summary import SUMMARY_COLUMNS, batch_summary_input, summary_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
@@ -422,8 +422,7 @@ class RunRecorder:
             user_ticks.extend(ut)
             item_ticks.extend(it)
             # Cascade and leave-reason counts from the payload text as stored (recworld.storage.summary).
-            counted = np.flatnonzero(np.isin(ev.type, SUMMARY_TYPES))
-            summaries.extend(summary_rows(self.run_id, zip(ev.tick[counted].tolist(), ev.type[counted].tolist(), ev.stored_columns(counted)[3])))
+            summaries.extend(summary_rows(self.run_id, batch_summary_input(tick, ev)))
         with self.engine.begin() as con:
             insert_events(con, rows)
             insert_rows(con, "usertick", USER_TICK_COLUMNS, user_ticks)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection, Engine
 
-from recworld.events import EventType
+from recworld.events import EventBatch, EventType, payload_json
 from recworld.payloads import LeavePayload, PostPayload
 from recworld.storage.bulk import insert_rows
 
@@ -31,38 +32,55 @@ SUMMARY_TYPES = (POST_TYPE, LEAVE_TYPE)
 UNKNOWN_REASON = "unknown"
 
 
-def summary_rows(run_id: int, events: Iterable[tuple[int, int, str | None]]) -> list[tuple]:
-    """TickSummary rows (in :data:`SUMMARY_COLUMNS` order) of ``(tick, type, payload JSON)`` events; other types are ignored.
+def summary_rows(run_id: int, events: Iterable[tuple]) -> list[tuple]:
+    """TickSummary rows (in :data:`SUMMARY_COLUMNS` order) of ``(tick, type, payload JSON[, n])`` events; other types are ignored.
 
     Args:
         run_id: the run.
-        events: the events as stored (``Event.tick``, ``Event.type``, ``Event.payload``), any order.
+        events: the events as stored (``Event.tick``, ``Event.type``,
+            ``Event.payload``), any order; a fourth element ``n`` stands for
+            ``n`` such events (the recorder groups a tick's LEAVE events by payload).
     """
     counts: dict[tuple[int, str, str], list[int]] = {}
     leave_memo: dict[str | None, str] = {}  # LEAVE payloads take a handful of distinct values
 
-    def bump(tick: int, kind: str, key: str, depth: int = 0) -> None:
+    def bump(tick: int, kind: str, key: str, depth: int = 0, n: int = 1) -> None:
         c = counts.get((tick, kind, key))
         if c is None:
-            counts[(tick, kind, key)] = [1, depth]
+            counts[(tick, kind, key)] = [n, depth]
         else:
-            c[0] += 1
+            c[0] += n
             c[1] = max(c[1], depth)
 
-    for tick, typ, raw in events:
-        tick, typ = int(tick), int(typ)
+    for ev in events:
+        tick, typ, raw = int(ev[0]), int(ev[1]), ev[2]
+        n = int(ev[3]) if len(ev) > 3 else 1
         if typ == POST_TYPE:
-            bump(tick, POST, "")
+            bump(tick, POST, "", n=n)
             p = PostPayload.read(raw)
             if p is not None:
-                bump(tick, CASCADE, str(p.cascade), int(p.depth))
+                bump(tick, CASCADE, str(p.cascade), int(p.depth), n=n)
         elif typ == LEAVE_TYPE:
             reason = leave_memo.get(raw)
             if reason is None:
                 lp = LeavePayload.read(raw)
                 reason = leave_memo[raw] = UNKNOWN_REASON if lp is None else lp.reason
-            bump(tick, LEAVE, reason)
+            bump(tick, LEAVE, reason, n=n)
     return [(run_id, t, kind, key, n, d) for (t, kind, key), (n, d) in sorted(counts.items())]
+
+
+def batch_summary_input(tick: int, ev: EventBatch) -> list[tuple]:
+    """A tick's POST and LEAVE events as :func:`summary_rows` takes them, grouped by payload object (each serialised once)."""
+    types = ev.type.tolist()
+    groups: dict[tuple[int, int], list] = {}
+    for i in np.flatnonzero(np.isin(ev.type, SUMMARY_TYPES)).tolist():
+        p = ev.payload.get(i)
+        g = groups.get((types[i], id(p)))
+        if g is None:
+            groups[(types[i], id(p))] = [p, 1]
+        else:
+            g[1] += 1
+    return [(tick, t, None if p is None else payload_json(p), n) for (t, _), (p, n) in groups.items()]
 
 
 def backfill(engine: Engine, run_ids: Iterable[int] | None = None, chunk: int = 50_000) -> int:
@@ -102,4 +120,4 @@ def _events(con: Connection, event: type, run_id: int) -> Iterable[tuple[int, in
                 yield tick, ty, payload
 
 
-__all__ = ["CASCADE", "LEAVE", "POST", "SUMMARY_COLUMNS", "SUMMARY_TYPES", "UNKNOWN_REASON", "backfill", "summary_rows"]
+__all__ = ["CASCADE", "LEAVE", "POST", "SUMMARY_COLUMNS", "SUMMARY_TYPES", "UNKNOWN_REASON", "backfill", "batch_summary_input", "summary_rows"]
