@@ -35,6 +35,7 @@ from sqlalchemy import func, select, text
 
 from recworld.storage import connect
 from recworld.storage.models import Event, Run
+from recworld.storage.pagelog import SPAN_TICKS
 
 
 def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
@@ -64,8 +65,8 @@ def build(db_url: str, ticks: int, min_events: int) -> tuple[int, str]:
                 )
                 con.execute(
                     text(
-                        "INSERT INTO usertick (run_id, tick, user_id, pages, shown, watched, rated, flags, starts, returns, leaves, churns, data) "
-                        "SELECT run_id, tick + :shift, user_id, pages, shown, watched, rated, flags, starts, returns, leaves, churns, data"
+                        "INSERT INTO usertick (run_id, tick, span, user_id, pages, shown, watched, rated, flags, starts, returns, leaves, churns, data) "
+                        f"SELECT run_id, tick + :shift, (tick + :shift) / {SPAN_TICKS}, user_id, pages, shown, watched, rated, flags, starts, returns, leaves, churns, data"
                         " FROM usertick WHERE run_id = :r AND tick < :span"
                     ),
                     p,

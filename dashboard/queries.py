@@ -7,7 +7,7 @@ event queries are bounded by ``limit`` and served by the Event indexes
 ``(run_id, tick)``, ``(run_id, user_id, tick)``, ``(run_id, item_id)`` and
 ``(run_id, type, tick)``. A user's served pages and session events of a
 tick are packed in one UserTick row (:mod:`recworld.storage.pagelog`): a
-user's come from the UserTick index ``(run_id, user_id, tick)``, session
+user's come from the UserTick index ``(run_id, span, user_id, tick)``, session
 counts and retention from ``(run_id, tick, user_id, <session counts>)``, an
 item's counts and viewers from :class:`~recworld.storage.models.ItemTick`
 (one row per item and tick).
@@ -243,17 +243,27 @@ def event_type_counts(engine: Engine, run_id: int, user_id: int | None = None, i
     return out
 
 
+def _user_tick_conds(con, run_id: int, user_id: int, tick_min: int | None = None, tick_max: int | None = None) -> list:
+    """Conditions selecting a user's UserTick rows through the per-user index (one seek per span of ticks, see pagelog.user_spans)."""
+    u = UserTick
+    spans = pagelog.user_spans(con, run_id, tick_min=tick_min, tick_max=tick_max)
+    return [u.run_id == run_id, *([] if spans is None else [u.span.in_(spans)]), u.user_id == user_id, *_tick_range(u.tick, tick_min, tick_max)]
+
+
 def _session_counts(con, run_id: int, *, user_id: int | None = None, tick_min: int | None = None, tick_max: int | None = None) -> dict[int, int]:
     """SESSION_START/RETURN/LEAVE/CHURN counts of a run or a user (the UserTick count columns, summed)."""
     u = UserTick
-    conds = [u.run_id == run_id, *_tick_range(u.tick, tick_min, tick_max)] + ([u.user_id == user_id] if user_id is not None else [])
+    if user_id is not None:
+        conds = _user_tick_conds(con, run_id, user_id, tick_min, tick_max)
+    else:
+        conds = [u.run_id == run_id, *_tick_range(u.tick, tick_min, tick_max)]
     return pagelog.session_counts(*con.execute(select(func.sum(u.starts), func.sum(u.returns), func.sum(u.leaves), func.sum(u.churns)).where(*conds)).one())
 
 
 def _page_counts(con, run_id: int, logging: tuple[bool, bool], *, user_id: int | None = None, item_id: int | None = None) -> dict[int, int]:
     """IMPRESSION/WATCH/SKIP/RATE counts of served pages (UserTick rows for a user, ItemTick rows for an item or a run)."""
     if user_id is not None:
-        conds = [UserTick.run_id == run_id, UserTick.user_id == user_id]
+        conds = _user_tick_conds(con, run_id, user_id)
         if item_id is not None:  # both: expand that user's pages (bounded by one user's activity)
             rows = pagelog.user_log(con, run_id, user_id, types=_PAGE_TYPE_SET)
             out: dict[int, int] = {}
@@ -403,7 +413,7 @@ def _user_events(con, run_id, user_id, tset, tick_min, tick_max, limit, offset, 
         per_tick[int(t)] = int(n)
     if pagelog.wants_packed(tset):
         u = UserTick
-        pc = [u.run_id == run_id, u.user_id == user_id, *_tick_range(u.tick, tick_min, tick_max)]
+        pc = _user_tick_conds(con, run_id, user_id, tick_min, tick_max)
         for t, *counts in con.execute(select(u.tick, *(getattr(u, c) for c in pagelog.USER_TICK_COUNTS)).where(*pc)):
             n = pagelog.event_count(*counts, types=tset)
             if n:
@@ -625,9 +635,8 @@ def user_sessions(engine: Engine, run_id: int, user_id: int, limit: int = 50, of
     """
     p = {"r": run_id, "u": user_id}
     with engine.connect() as con:
-        ticks: set[int] = set()
-        for table in ("event", "usertick"):
-            ticks.update(int(t) for (t,) in con.execute(sql_text(f"SELECT DISTINCT tick FROM {table} WHERE run_id = :r AND user_id = :u"), p))
+        ticks = {int(t) for (t,) in con.execute(sql_text("SELECT DISTINCT tick FROM event WHERE run_id = :r AND user_id = :u"), p)}
+        ticks.update(int(t) for (t,) in con.execute(select(UserTick.tick).where(*_user_tick_conds(con, run_id, user_id))))
         order = sorted(ticks, reverse=True)
         page = order[offset : offset + limit] if limit > 0 else []
         log = pagelog.user_log(con, run_id, user_id, ticks=page) if page else []

@@ -107,8 +107,13 @@ class UserTick(SQLModel, table=True):
     __table_args__ = (
         # The session counts (and user): retention and a run's session counts are read from the index alone.
         Index("ix_usertick_run_tick", "run_id", "tick", "user_id", "starts", "returns", "leaves", "churns"),
+        # A user's rows, by span of ticks first (see pagelog.SPAN_TICKS): a tick's inserts land in the current span's
+        # part of the index only, so its upkeep stays flat as the log grows; a user is read with one seek per span.
         # The counts too: a user's event counts (per kind, per tick) are read from the index alone, without the blobs.
-        Index("ix_usertick_run_user", "run_id", "user_id", "tick", "pages", "shown", "watched", "rated", "flags", "starts", "returns", "leaves", "churns"),
+        Index(
+            "ix_usertick_run_user",
+            *("run_id", "span", "user_id", "tick", "pages", "shown", "watched", "rated", "flags", "starts", "returns", "leaves", "churns"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -124,6 +129,7 @@ class UserTick(SQLModel, table=True):
     returns: int = Field(sa_column=Column(SmallInteger, nullable=False))  # RETURN events
     leaves: int = Field(sa_column=Column(SmallInteger, nullable=False))  # LEAVE events
     churns: int = Field(sa_column=Column(SmallInteger, nullable=False))  # CHURN events
+    span: int  # tick // pagelog.SPAN_TICKS
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

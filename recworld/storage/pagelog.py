@@ -68,7 +68,9 @@ PAGE_HEAD = struct.Struct("<HHHBiii")  # k, n_watched, n_rated, flags, seq_i, se
 EVENT_HEAD = struct.Struct("<qBidii")  # seq, type, item (-1: none), value (NaN: none), text bytes, payload bytes (-1: none)
 _HEAD_DTYPE = np.dtype([("k", "<u2"), ("w", "<u2"), ("r", "<u2"), ("f", "u1"), ("si", "<i4"), ("sw", "<i4"), ("sr", "<i4")])  # PAGE_HEAD as an array
 _EVENT_DTYPE = np.dtype([("s", "<i8"), ("t", "u1"), ("i", "<i4"), ("v", "<f8"), ("lt", "<i4"), ("lp", "<i4")])  # EVENT_HEAD as an array
-USER_TICK_COLUMNS = ("run_id", "tick", "user_id", "pages", "shown", "watched", "rated", "flags", "starts", "returns", "leaves", "churns", "data")
+USER_TICK_COLUMNS = ("run_id", "tick", "user_id", "pages", "shown", "watched", "rated", "flags", "starts", "returns", "leaves", "churns", "span", "data")
+#: Ticks per span: UserTick's per-user index is keyed ``(run_id, span, user_id, tick)`` (see :func:`user_spans`).
+SPAN_TICKS = 8
 #: The columns :func:`expand` (through :func:`merge`) reads.
 USER_TICK_SELECT = "id, tick, user_id, pages, data"
 ITEM_TICK_COLUMNS = ("run_id", "tick", "item_id", "impressions", "watches", "ratings", "rating_sum", "users", "marks")
@@ -235,6 +237,7 @@ def _group(run_id: int, tick: int, pages: _Records, events: _Records) -> list[tu
             per_user(pages.rated),
             flags.tolist(),
             *sess,
+            [tick // SPAN_TICKS] * u,
             [b"".join(recs[a:z]) for a, z in zip(cut[:-1], cut[1:])],
         )
     )
@@ -661,29 +664,32 @@ def merge(event_rows: Iterable[tuple], user_tick_rows: Iterable[tuple], types: s
 _EVENT_SELECT = "SELECT id, tick, user_id, type, item_id, value, text, payload, seq FROM event"
 
 
-def tick_bounds(con: Any, run_id: int) -> tuple[int, int] | None:
-    """The first and last tick a run logged anything (Event and UserTick rows), or None."""
+def _min_max_tick(con: Any, table: str, run_id: int) -> tuple[int | None, int | None]:
+    # Two queries: SQLite answers min() or max() alone with one index seek, but both in one query with a scan.
     from sqlalchemy import text
 
-    b = [con.execute(text(f"SELECT min(tick), max(tick) FROM {t} WHERE run_id = :r"), {"r": run_id}).one() for t in ("event", "usertick")]
+    p = {"r": run_id}
+    return tuple(con.execute(text(f"SELECT {f}(tick) FROM {table} WHERE run_id = :r"), p).scalar() for f in ("min", "max"))  # type: ignore[return-value]
+
+
+def tick_bounds(con: Any, run_id: int) -> tuple[int, int] | None:
+    """The first and last tick a run logged anything (Event and UserTick rows), or None."""
+
+    b = [_min_max_tick(con, t, run_id) for t in ("event", "usertick")]
     los = [x[0] for x in b if x[0] is not None]
     if not los:
         return None
     return min(los), max(x[1] for x in b if x[1] is not None)
 
 
-def tick_log(con: Any, run_id: int, a: int, z: int, types: set[int] | None = None, event_conds: str = "") -> list[Row]:
-    """A run's events of ticks ``a .. z`` in log order (``event_conds``: extra SQL on Event rows, e.g. a type filter)."""
+def _tick_log(con: Any, run_id: int, a: int, z: int) -> list[Row]:
+    """A run's events of ticks ``a .. z`` in log order."""
     from sqlalchemy import text
 
     p = {"r": run_id, "a": a, "z": z}
-    evs = con.execute(text(f"{_EVENT_SELECT} WHERE run_id = :r AND tick BETWEEN :a AND :z{event_conds} ORDER BY id"), p).all()
-    ut = (
-        con.execute(text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p).all()
-        if wants_packed(types)
-        else []
-    )
-    return merge(evs, ut, types)
+    evs = con.execute(text(f"{_EVENT_SELECT} WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p).all()
+    ut = con.execute(text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p).all()
+    return merge(evs, ut)
 
 
 def iter_log(con: Any, run_id: int, *, tick_min: int | None = None, tick_max: int | None = None, ticks_per_chunk: int = 4) -> Iterator[Row]:
@@ -699,7 +705,7 @@ def iter_log(con: Any, run_id: int, *, tick_min: int | None = None, tick_max: in
     t = lo
     while t <= hi:
         z = min(hi, t + ticks_per_chunk - 1)
-        yield from tick_log(con, run_id, t, z)
+        yield from _tick_log(con, run_id, t, z)
         t = z + 1
 
 
@@ -707,6 +713,30 @@ def log_tuples(con: Any, run_id: int) -> Iterator[tuple]:
     """``(tick, user_id, type, item_id, value, text, payload)`` of every event of a run, in log order (what the log held before pages were packed)."""
     for r in iter_log(con, run_id):
         yield r[1:8]
+
+
+#: Above this many spans a user's rows are looked up without them (one scan of the run's part of the index).
+_MAX_SPANS = 4_096
+
+
+def user_spans(con: Any, run_id: int, *, tick_min: int | None = None, tick_max: int | None = None, ticks: Iterable[int] | None = None) -> list[int] | None:
+    """The spans (``tick // SPAN_TICKS``) a user's UserTick rows of these ticks can be in, for the per-user index; None: do not restrict.
+
+    UserTick's per-user index is keyed ``(run_id, span, user_id, tick)``, so
+    a user's rows are found with one seek per span (``span IN (...)``); the
+    run's first and last tick bound the spans when no ticks are given.
+    """
+
+    if ticks is not None:
+        return sorted({int(t) // SPAN_TICKS for t in ticks})
+    if tick_min is None or tick_max is None:
+        lo, hi = _min_max_tick(con, "usertick", run_id)
+        if lo is None:
+            return []
+        tick_min = lo if tick_min is None else max(tick_min, lo)
+        tick_max = hi if tick_max is None else min(tick_max, hi)
+    n = tick_max // SPAN_TICKS - tick_min // SPAN_TICKS + 1
+    return None if n > _MAX_SPANS else list(range(tick_min // SPAN_TICKS, tick_max // SPAN_TICKS + 1)) if n > 0 else []
 
 
 def user_log(
@@ -731,7 +761,12 @@ def user_log(
         # type + 0: keep SQLite on the selective user index, not (run_id, type, tick) (see recworld.dashboard.queries._nx).
         ev_types = " AND type + 0 IN (" + ",".join(str(int(t)) for t in sorted(types)) + ")" if types else " AND 1 = 0"
     evs = con.execute(text(f"{_EVENT_SELECT} WHERE {cond}{ev_types} ORDER BY id"), p).all()
-    ut = con.execute(text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE {cond} ORDER BY id"), p).all() if wants_packed(types) else []
+    ut: list = []
+    if wants_packed(types):
+        spans = user_spans(con, run_id, tick_min=tick_min, tick_max=tick_max, ticks=ticks)
+        if spans is None or spans:
+            in_spans = "" if spans is None else " AND span IN (" + ",".join(str(x) for x in spans) + ")"
+            ut = con.execute(text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE {cond}{in_spans} ORDER BY id"), p).all()
     return merge(evs, ut, types)
 
 
@@ -745,6 +780,7 @@ __all__ = [
     "USER_TICK_COLUMNS",
     "USER_TICK_COUNTS",
     "USER_TICK_SELECT",
+    "SPAN_TICKS",
     "backfill_marks",
     "decode",
     "event_count",
@@ -760,7 +796,7 @@ __all__ = [
     "session_counts",
     "split_batch",
     "tick_bounds",
-    "tick_log",
     "user_log",
+    "user_spans",
     "wants_packed",
 ]

@@ -75,7 +75,7 @@ def test_codec_keeps_fractional_shares_and_ratings():
     ev.payload[3] = {"reason": "bored"}
     keep, rows, _items = split_batch(1, 9, LoggedTick.of(1, 9, ev))
     assert keep.size == 0 and [r[2] for r in rows] == sorted({*range(100), *(np.arange(b) * 7).tolist()})
-    got = [e for i, r in enumerate(rows) for e in expand(i, r[1], r[2], r[3], r[12])]
+    got = [e for i, r in enumerate(rows) for e in expand(i, r[1], r[2], r[3], r[-1])]
     assert [e[7] for e in got if e[3] == int(EventType.LEAVE)] == ['{"reason": "bored"}']
     assert sorted(e[0] for e in got if e[3] in (int(EventType.RETURN), int(EventType.LEAVE))) == list(range(100))
     assert len({e[8] for e in got}) == len(got)  # every event its own id
