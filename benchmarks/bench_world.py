@@ -13,7 +13,7 @@ the cost of logging when wall time cannot. Sampled users
 with 8 sessions a day keep many users in session per tick; the social layer
 is off unless ``--social``.
 
-    .venv/bin/python benchmarks/bench_world.py [--users 1000 10000] [--ticks 24] [--recommenders popularity mf]
+    .venv/bin/python benchmarks/bench_world.py [--users 1000 10000] [--ticks 24] [--recommenders popularity mf] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -85,32 +85,50 @@ def _cpu_of(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+CONFIGS = ((False, True, ""), (True, True, "thread"), (True, True, "process"), (True, False, "thread"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--ticks", type=int, default=12)
     ap.add_argument("--recommenders", nargs="+", default=["random", "popularity", "mf", "linucb"])
     ap.add_argument("--social", action="store_true", help="also run the social layer (posts, feeds, chats, follows) each tick")
+    ap.add_argument("--repeat", type=int, default=1, help="run the four configurations this many rounds, in turn, and report each one's median (and its range)")
     args = ap.parse_args()
     t = Table(title="RecWorld utility world: user-page decisions per second (single process)", header_style="bold")
-    for col in ("users", "recommender", "logging", "pages", "seconds", "decisions/s", "events/s", "decisions/CPU-s"):
+    for col in ("users", "recommender", "logging", "pages", "seconds", "decisions/s", "events/s", "decisions/CPU-s", "x unlogged"):
         t.add_column(col, justify="right")
     for n in args.users:
         for rec in args.recommenders:
-            for db, skips, writer in ((False, True, ""), (True, True, "thread"), (True, True, "process"), (True, False, "thread")):
-                r = bench(n, args.ticks, rec, db, social=args.social, log_skips=skips, writer=writer)
+            # Rounds in turn, so that every configuration sees the machine's slow and fast spells alike.
+            runs: dict[tuple, list[dict]] = {c: [] for c in CONFIGS}
+            for _ in range(max(1, args.repeat)):
+                for db, skips, writer in CONFIGS:
+                    runs[(db, skips, writer)].append(bench(n, args.ticks, rec, db, social=args.social, log_skips=skips, writer=writer))
+            med = {c: _median(rs) for c, rs in runs.items()}
+            base = med[CONFIGS[0]]["rate"]
+            for (db, skips, writer), r in med.items():
+                rates = [x["rate"] for x in runs[(db, skips, writer)]]
+                spread = f" ({min(rates):,.0f}-{max(rates):,.0f})" if len(rates) > 1 else ""
                 t.add_row(
                     str(n),
                     rec,
                     f"SQLite, {writer}" + ("" if skips else ", no skips") if db else "none",
                     f"{r['pages']:,}",
                     f"{r['seconds']:.2f}",
-                    f"{r['rate']:,.0f}",
+                    f"{r['rate']:,.0f}{spread}",
                     f"{r['ev_rate']:,.0f}",
                     f"{r['cpu_rate']:,.0f}",
+                    f"{base / r['rate']:.2f}",
                 )
-    Console().print(t)
+    Console(width=160).print(t)
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def _median(rs: list[dict]) -> dict:
+    """The run of median speed (its other figures with it)."""
+    return sorted(rs, key=lambda r: r["rate"])[(len(rs) - 1) // 2]
 
 
 if __name__ == "__main__":

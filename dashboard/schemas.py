@@ -100,6 +100,7 @@ class RetentionOut(BaseModel):
     period_ticks: int
     curve: dict[int, float]
     cohorts: list[RetentionCell]
+    cohorts_truncated: bool = Field(False, description="the cohort table holds only the first 60 cohorts and periods (the curve has every period)")
 
 
 class LLMPurpose(BaseModel):

@@ -66,14 +66,26 @@ def run_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def retention_out(engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
-    """Retention as :class:`~recworld.dashboard.schemas.RetentionOut` data."""
+#: The cohort table sent with a run: its first this many cohorts, each up to this many periods on (the curve has them all).
+MAX_COHORT_PERIODS = 60
+
+
+def retention_out(engine: Engine, run: dict[str, Any], max_periods: int = MAX_COHORT_PERIODS) -> dict[str, Any]:
+    """Retention as :class:`~recworld.dashboard.schemas.RetentionOut` data.
+
+    The cohort table grows with the square of a run's periods (a 4,200-tick
+    run: 175 periods, 15k cells, 170 kB of every overview): the first
+    ``max_periods`` cohorts and periods are sent, and ``cohorts_truncated`` says so.
+    """
     r = Q.retention(engine, run)
+    first = min((c for c, *_ in r["rows"]), default=0)
+    cells = [(c, k, n, a) for c, k, n, a in r["rows"] if c - first < max_periods and k < max_periods]
     return {
         "source": r["source"],
         "period_ticks": r["period_ticks"],
         "curve": {int(k): float(v) for k, v in r["curve"].items()},
-        "cohorts": [{"cohort": c, "k": k, "cohort_size": n, "active": a, "share": (a / n if n else 0.0)} for c, k, n, a in r["rows"]],
+        "cohorts": [{"cohort": c, "k": k, "cohort_size": n, "active": a, "share": (a / n if n else 0.0)} for c, k, n, a in cells],
+        "cohorts_truncated": len(cells) < len(r["rows"]),
     }
 
 

@@ -70,7 +70,7 @@ const RW = (() => {
     }
     Plotly.react(el, [{ type: "heatmap", x: ks, y: cohorts, z: z, text: text, colorscale: "Blues", reversescale: true, zmin: 0, zmax: 1,
       hovertemplate: "cohort %{y}, k=%{x}: %{z:.1%} (%{text})<extra></extra>" }],
-      layout("Cohort retention", { xaxis: { title: { text: "k" }, dtick: 1 }, yaxis: { title: { text: "cohort (first period)" }, autorange: "reversed", dtick: 1 } }), CFG);
+      layout(ret.cohorts_truncated ? "Cohort retention (first 60 cohorts and periods)" : "Cohort retention", { xaxis: { title: { text: "k" }, dtick: 1 }, yaxis: { title: { text: "cohort (first period)" }, autorange: "reversed", dtick: 1 } }), CFG);
   }
 
   function retentionTable(ret) {
