@@ -13,8 +13,8 @@ Columns:
 - profiles: the run recorder's start (``write_world``: the catalog and one
   profile row per user, each persona built then); ``--no-profiles`` skips it
   (the events are still all logged).
-- s/tick: wall seconds per tick with every event logged to SQLite (the page
-  log, the background writer as ``recworld run`` uses it; the timing waits
+- s/tick: wall seconds per tick with every event logged to SQLite (the packed
+  log, the writer ``recworld run`` picks, ``storage.writer: auto``; the timing waits
   for the last commit), after ``--warmup`` ticks. ``--no-log`` times the world alone.
 - seen: the bytes of the seen matrix (one bit per user and item).
 - checkpoint: after the timed ticks, one checkpoint of the world as the run
@@ -70,10 +70,10 @@ def one(n_users: int, n_items: int, ticks: int, warmup: int, recommender: str, a
     profiles_s = 0.0
     if log:
         from recworld.storage import connect
-        from recworld.storage.recorder import RunRecorder, create_run
+        from recworld.storage.recorder import RunRecorder, choose_writer, create_run
 
         eng = connect(f"sqlite:///{Path(tempfile.mkdtemp()) / 'scale.db'}")
-        rec = RunRecorder(eng, create_run(eng, "bench_scale"), flush_every=1, snapshot_every=0, background=True)
+        rec = RunRecorder(eng, create_run(eng, "bench_scale"), flush_every=1, snapshot_every=0, background=choose_writer("auto", n_users))
         if profiles:
             t = time.perf_counter()
             rec.write_world(world)
