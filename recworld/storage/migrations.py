@@ -81,7 +81,7 @@ def _v6_to_v7(engine: Engine) -> None:
     # ItemTick.marks carries the ratings (the item page reads its watchers'
     # ratings from it instead of decoding their pages): rewrite the marks of
     # older runs from their Page rows with the recorder's own function.
-    from recworld.storage.pagelog import backfill_marks
+    from recworld.storage.legacy import backfill_marks
 
     backfill_marks(engine)
 
@@ -90,7 +90,7 @@ def _v7_to_v8(engine: Engine) -> None:
     # A user's pages and session events of a tick are one UserTick row (made
     # by create_all): older runs' Page rows and session Event rows are packed
     # with the recorder's own functions, and the page table goes.
-    from recworld.storage.pagelog import pack_legacy
+    from recworld.storage.legacy import pack_legacy
 
     pack_legacy(engine)
 
