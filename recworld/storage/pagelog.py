@@ -32,6 +32,12 @@ then event records up to the end.
 ``ItemTick.marks`` (schema 7) holds per user shown what they did with the
 item and their rating (see :func:`item_tick_rows`), so an item page reads
 its watchers' ratings without decoding a page.
+
+UserTick's per-user index is keyed by a span of :data:`SPAN_TICKS` ticks
+first, ``(run_id, span, user_id, tick, <counts>)``: a tick's inserts stay in
+the current span's part of the index, so writing does not slow down as the
+log grows, and a user's rows are found with one seek per span
+(:func:`user_spans`).
 """
 
 from __future__ import annotations
