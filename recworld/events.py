@@ -192,8 +192,7 @@ class EventBatch:
     def stored_columns(self, idx: np.ndarray) -> tuple[list[int | None], list[float | None], list[str | None], list[str | None]]:
         """Items, values, texts and payload JSON of the events at ``idx``, as the event log stores them (None where missing).
 
-        Built column-wise (the hot path of logging); many events share one
-        payload dict (LEAVE reasons), which is serialised once.
+        Built column-wise (the hot path of logging).
         """
         idx = np.asarray(idx, np.int64)
         item_a, value_a = self.item[idx], self.value[idx]
@@ -210,15 +209,22 @@ class EventBatch:
             if r is not None:
                 texts[r] = t
         payloads: list[str | None] = [None] * n
-        memo: dict[int, str] = {}
-        for i, p in self.payload.items():
+        for i, js in self.stored_payloads().items():
             r = i if pos is None else pos.get(i)
             if r is not None:
-                js = memo.get(id(p))
-                if js is None:
-                    js = memo[id(p)] = payload_json(p)
                 payloads[r] = js
         return items.tolist(), values.tolist(), texts, payloads
+
+    def stored_payloads(self) -> dict[int, str]:
+        """The payloads as the event log stores them (JSON, see :func:`payload_json`), by event index; a dict many events share (LEAVE reasons) is serialised once."""
+        memo: dict[int, str] = {}
+        out: dict[int, str] = {}
+        for i, p in self.payload.items():
+            js = memo.get(id(p))
+            if js is None:
+                js = memo[id(p)] = payload_json(p)
+            out[i] = js
+        return out
 
     def rows(self) -> Iterator[tuple[int, int, int, int | None, float | None, str | None, str | None]]:
         """Rows as (tick, user, type, item, value, text, payload_json) with None for missing."""

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from recworld.events import EventBatch, EventType, PageBlock, payload_json
+from recworld.events import EventBatch, EventType, PageBlock
 
 IMPRESSIONS = 1  # IMPRESSION events were logged for the page
 SKIPS = 2  # SKIP events were logged
@@ -359,13 +359,8 @@ def split_batch(run_id: int, tick: int, lt: LoggedTick) -> tuple[np.ndarray, lis
     ev = lt.events
     sess = np.isin(ev.type, SESSION_TYPES)
     sidx = np.flatnonzero(sess)
-    pos = np.full(len(ev), -1, np.int64)
-    pos[sidx] = np.arange(sidx.size)
-    at = pos.tolist()
-    texts = {at[i]: t for i, t in ev.text.items() if at[i] >= 0}
-    memo: dict[int, str] = {}  # many events share one payload dict (LEAVE reasons)
-    payloads = {at[i]: memo.get(id(p)) or memo.setdefault(id(p), payload_json(p)) for i, p in ev.payload.items() if at[i] >= 0}
-    events = _event_records(ev.user[sidx], lt.seq[sidx], ev.type[sidx], ev.item[sidx], ev.value[sidx], texts, payloads)
+    s = ev.take(sidx)
+    events = _event_records(s.user, lt.seq[sidx], s.type, s.item, s.value, s.text, s.stored_payloads())
     return np.flatnonzero(~sess), _group(run_id, tick, lt.pages, events), lt.items
 
 

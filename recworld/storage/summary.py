@@ -14,13 +14,14 @@ in UserTick rows since schema 8; the backfill reads them there too.)
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection, Engine
 
-from recworld.events import EventBatch, EventType, payload_json
+from recworld.events import EventBatch, EventType
 from recworld.payloads import LeavePayload, PostPayload
 from recworld.storage.bulk import insert_rows
 
@@ -70,17 +71,11 @@ def summary_rows(run_id: int, events: Iterable[tuple]) -> list[tuple]:
 
 
 def batch_summary_input(tick: int, ev: EventBatch) -> list[tuple]:
-    """A tick's POST and LEAVE events as :func:`summary_rows` takes them, grouped by payload object (each serialised once)."""
+    """A tick's POST and LEAVE events as :func:`summary_rows` takes them, one per distinct (type, stored payload) with its count."""
+    stored = ev.stored_payloads()
     types = ev.type.tolist()
-    groups: dict[tuple[int, int], list] = {}
-    for i in np.flatnonzero(np.isin(ev.type, SUMMARY_TYPES)).tolist():
-        p = ev.payload.get(i)
-        g = groups.get((types[i], id(p)))
-        if g is None:
-            groups[(types[i], id(p))] = [p, 1]
-        else:
-            g[1] += 1
-    return [(tick, t, None if p is None else payload_json(p), n) for (t, _), (p, n) in groups.items()]
+    counts = Counter((types[i], stored.get(i)) for i in np.flatnonzero(np.isin(ev.type, SUMMARY_TYPES)).tolist())
+    return [(tick, t, raw, n) for (t, raw), n in counts.items()]
 
 
 def backfill(engine: Engine, run_ids: Iterable[int] | None = None, chunk: int = 50_000) -> int:
