@@ -377,8 +377,6 @@ def _total(con, engine: Engine, run_id: int, ev_conds: list, tset: set[int] | No
 
 def _run_events(con, engine, run_id, tset, tick_min, tick_max, limit, offset, descending, count):
     """A run's events, walked a few ticks at a time from the start (or the end) until the page is full."""
-    from sqlalchemy import text as sql
-
     conds = _ev_conds(run_id, tset, tick_min, tick_max)
     total = _total(con, engine, run_id, conds, tset, None, tick_min, tick_max) if count else None
     bounds = pagelog.tick_bounds(con, run_id)
@@ -394,11 +392,7 @@ def _run_events(con, engine, run_id, tset, tick_min, tick_max, limit, offset, de
     while lo <= t <= hi and len(got) < want:
         a, z = (max(lo, t - step + 1), t) if descending else (t, min(hi, t + step - 1))
         evs = con.execute(select(*_EV_COLS).where(*conds, Event.tick >= a, Event.tick <= z).order_by(Event.id)).all()
-        packed = []
-        if pagelog.wants_packed(tset):
-            packed = con.execute(
-                sql(f"SELECT {pagelog.USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), {"r": run_id, "a": a, "z": z}
-            ).all()
+        packed = pagelog.tick_rows(con, run_id, a, z) if pagelog.wants_packed(tset) else []
         chunk = pagelog.merge(evs, packed, tset)
         got.extend(chunk[::-1] if descending else chunk)
         t = a - 1 if descending else z + 1
@@ -438,8 +432,6 @@ def _user_events(con, run_id, user_id, tset, tick_min, tick_max, limit, offset, 
 
 def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, offset, descending, count):
     """An item's events: its Event rows (index (run_id, item_id)) and, per tick it was shown (ItemTick), the UserTick rows of those users."""
-    from sqlalchemy import text as sql
-
     conds = _ev_conds(run_id, tset, tick_min, tick_max, scoped=True) + [Event.item_id == item_id]
     total = _total(con, engine, run_id, conds, tset, item_id, tick_min, tick_max) if count else None
     evs = con.execute(select(*_EV_COLS).where(*conds).order_by(Event.id)).all()
@@ -460,7 +452,7 @@ def _item_events(con, engine, run_id, item_id, tset, tick_min, tick_max, limit, 
                 part = ",".join(str(u) for u in users[i : i + 500])
                 pgs.extend(
                     con.execute(
-                        sql(f"SELECT {pagelog.USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick = :t AND user_id IN ({part}) ORDER BY id"),
+                        sql_text(f"SELECT {pagelog.USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick = :t AND user_id IN ({part}) ORDER BY id"),
                         {"r": run_id, "t": t},
                     )
                 )

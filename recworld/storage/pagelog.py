@@ -527,14 +527,21 @@ def tick_bounds(con: Any, run_id: int) -> tuple[int, int] | None:
     return min(los), max(x[1] for x in b if x[1] is not None)
 
 
+def tick_rows(con: Any, run_id: int, a: int, z: int) -> list:
+    """A run's UserTick rows (:data:`USER_TICK_SELECT`) of ticks ``a .. z``, for :func:`merge`."""
+    from sqlalchemy import text
+
+    return con.execute(
+        text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), {"r": run_id, "a": a, "z": z}
+    ).all()
+
+
 def _tick_log(con: Any, run_id: int, a: int, z: int) -> list[Row]:
     """A run's events of ticks ``a .. z`` in log order."""
     from sqlalchemy import text
 
-    p = {"r": run_id, "a": a, "z": z}
-    evs = con.execute(text(f"{_EVENT_SELECT} WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p).all()
-    ut = con.execute(text(f"SELECT {USER_TICK_SELECT} FROM usertick WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), p).all()
-    return merge(evs, ut)
+    evs = con.execute(text(f"{_EVENT_SELECT} WHERE run_id = :r AND tick BETWEEN :a AND :z ORDER BY id"), {"r": run_id, "a": a, "z": z}).all()
+    return merge(evs, tick_rows(con, run_id, a, z))
 
 
 def iter_log(con: Any, run_id: int, *, tick_min: int | None = None, tick_max: int | None = None, ticks_per_chunk: int = 4) -> Iterator[Row]:
@@ -638,6 +645,7 @@ __all__ = [
     "session_counts",
     "split_batch",
     "tick_bounds",
+    "tick_rows",
     "user_log",
     "user_spans",
     "wants_packed",
