@@ -296,7 +296,10 @@ def downgrade_log_to_schema_v7(engine) -> int:
     """
     from sqlalchemy import text
 
+    from recworld.storage.bulk import insert_rows
+    from recworld.storage.migrations import _PAGE_USER_INDEX
     from recworld.storage.pagelog import IMPRESSIONS, records
+    from recworld.storage.recorder import EVENT_COLUMNS
 
     pg = engine.dialect.name == "postgresql"
     ddl = (
@@ -315,14 +318,9 @@ def downgrade_log_to_schema_v7(engine) -> int:
         pages.sort(key=lambda r: (r[0], r[1], r[7] if r[6] & IMPRESSIONS else r[8]))
         con.exec_driver_sql(ddl)
         con.exec_driver_sql("CREATE INDEX ix_page_run_tick ON page (run_id, tick)")
-        con.exec_driver_sql("CREATE INDEX ix_page_run_user ON page (run_id, user_id, tick, k, n_watched, n_rated, flags)")
-        m = "%s" if pg else "?"
-        cols = "run_id, tick, user_id, k, n_watched, n_rated, flags, seq_i, seq_w, seq_r, data"
-        if pages:
-            con.exec_driver_sql(f"INSERT INTO page ({cols}) VALUES ({', '.join([m] * 11)})", pages)
-        if events:
-            cols = "run_id, tick, user_id, type, item_id, value, text, payload, seq"
-            con.exec_driver_sql(f"INSERT INTO event ({cols}) VALUES ({', '.join([m] * 9)})", events)
+        con.exec_driver_sql(f"CREATE INDEX ix_page_run_user ON page ({', '.join(_PAGE_USER_INDEX)})")
+        insert_rows(con, "page", ("run_id", "tick", "user_id", "k", "n_watched", "n_rated", "flags", "seq_i", "seq_w", "seq_r", "data"), pages)
+        insert_rows(con, "event", EVENT_COLUMNS, events)
         con.exec_driver_sql("DELETE FROM usertick")
         con.exec_driver_sql("UPDATE schemainfo SET version = 7")
     return len(pages)
