@@ -52,7 +52,7 @@ class _People:
     def __init__(self, engine: Engine, run_id: int, scenario: Any) -> None:
         ck = Q.last_checkpoint(engine, run_id)
         if ck is not None:
-            world = load_world(ck[1])
+            world = load_world(ck.state, ck.base)
         else:
             world = build_world(scenario)  # personas do not change during a run: the initial world has them
         self.catalog = world.catalog

@@ -10,16 +10,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from sqlalchemy import select
 
-from recworld.checkpoint import dump_world, load_world
+from recworld.checkpoint import Checkpointer, load_world
 from recworld.errors import ConfigError, RecWorldError
 from recworld.scenarios.build import build_world
 from recworld.scenarios.schema import Scenario, validate
 from recworld.storage import connect
 from recworld.storage.db import redact
-from recworld.storage.models import Checkpoint
-from recworld.storage.queries import get_run, run_config, run_summary
+from recworld.storage.queries import get_run, last_checkpoint, run_config, run_summary
 from recworld.storage.recorder import RunRecorder, choose_writer, create_run, rollback, set_status
 from recworld.world import World
 
@@ -147,7 +145,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         run_id,
         flush_every=st.flush_every,
         snapshot_every=st.snapshot_every,
-        checkpointer=dump_world if st.checkpoint_every else None,
+        checkpointer=Checkpointer(st.checkpoint_delta_share) if st.checkpoint_every else None,
         checkpoint_every=max(1, st.checkpoint_every),
         background=choose_writer(st.writer, world.n_users),
     )
@@ -200,15 +198,14 @@ def resume_run(
     if run.status == "completed":
         raise ConfigError(f"run {run_id} is already completed; nothing to resume")
     scenario = validate(run_config(run), source=f"run {run_id}")
-    with engine.connect() as con:
-        row = con.execute(select(Checkpoint.tick, Checkpoint.state).where(Checkpoint.run_id == run_id).order_by(Checkpoint.tick.desc()).limit(1)).first()
-    if row is None:
+    ck = last_checkpoint(engine, run_id)
+    if ck is None:
         world = build_world(scenario)
         ck_tick = -1
     else:
-        ck_tick, blob = int(row[0]), bytes(row[1])
-        world = load_world(blob)
+        ck_tick = ck.tick
+        world = load_world(ck.state, ck.base)
         world.reattach_layers()
     rollback(engine, run_id, ck_tick)
     console.print(f"[dim]resuming run {run_id} from tick {ck_tick + 1} of {scenario.ticks}[/]")
-    return _drive(world, scenario, engine, db_url, run_id, progress, console, on_tick, fresh=row is None)
+    return _drive(world, scenario, engine, db_url, run_id, progress, console, on_tick, fresh=ck is None)

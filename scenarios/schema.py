@@ -110,6 +110,9 @@ class StorageSpec(_Strict):
     url: str = "sqlite:///runs/recworld.db"
     flush_every: int = Field(1, ge=1, le=10_000)
     checkpoint_every: int = Field(1, ge=0, le=10_000)
+    #: A checkpoint holds only the rows of the world's large arrays changed since the last complete one while they are at
+    #: most this share of it (sized to the active users; a copy of those arrays is kept in memory); 0: every one complete.
+    checkpoint_delta_share: float = Field(0.25, ge=0.0, le=1.0)
     snapshot_every: int = Field(24, ge=0)
     #: Who writes the log while the world runs: a thread of the world's process, a writer process of its own (finishes and
     #: commits the rows on another core), or ``auto``: a process for worlds of 2,000+ users on a machine with 2+ cores, else a thread.

@@ -95,8 +95,13 @@ def _v7_to_v8(engine: Engine) -> None:
     pack_legacy(engine)
 
 
+def _v8_to_v9(engine: Engine) -> None:
+    # Incremental checkpoints name the complete one they apply to; older checkpoints are complete (NULL).
+    _add_column(engine, "checkpoint", "base_tick", "INTEGER")
+
+
 # version -> function that upgrades a database from that version to version+1
-STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7, 7: _v7_to_v8}
+STEPS: dict[int, Callable[[Engine], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7, 7: _v7_to_v8, 8: _v8_to_v9}
 
 
 def migrate(engine: Engine, from_version: int) -> None:

@@ -31,7 +31,10 @@ from sqlmodel import Field, SQLModel
 #    an Event row per session event (the database's cost is per row); older
 #    runs' Page rows and session Event rows are packed into UserTick rows and
 #    the page table is dropped.
-SCHEMA_VERSION = 8
+# 9: Checkpoint.base_tick: a checkpoint may hold only what changed since a
+#    complete one (the rows of large arrays), which it names; older
+#    checkpoints are complete (NULL).
+SCHEMA_VERSION = 9
 
 
 def utcnow() -> datetime:
@@ -353,13 +356,18 @@ class MemoryRecord(SQLModel, table=True):
 
 
 class Checkpoint(SQLModel, table=True):
-    """The complete state of a run after ``tick`` (pickled), written with that tick's events."""
+    """The state of a run after ``tick`` (``recworld.checkpoint``), written with that tick's events.
+
+    ``base_tick`` None: the complete state; else the state holds only what changed since the
+    run's complete checkpoint of that tick, which is kept as long as this one is.
+    """
 
     __table_args__ = (Index("ix_checkpoint_run_tick", "run_id", "tick"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int
     tick: int
+    base_tick: int | None = None
     state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, inspect, literal, select
 from sqlalchemy.engine import Engine
 
+from recworld.errors import RecWorldError
 from recworld.kpis import SWEEP, TICK_KPIS
 from recworld.storage.models import RetentionPoint, Run, TickMetrics
 
@@ -293,14 +294,29 @@ def columns_or_null(engine: Engine, model: type, names: Iterable[str]) -> list:
 
 
 # ------------------------------------------------------------------ interviews
-def last_checkpoint(engine: Engine, run_id: int) -> tuple[int, bytes] | None:
-    """The newest checkpoint of a run: (tick, state bytes), or None."""
+class StoredCheckpoint(NamedTuple):
+    """A run's checkpoint as stored: ``recworld.checkpoint.load_world(state, base)`` makes the world again."""
+
+    tick: int
+    state: bytes
+    base: bytes | None  # the complete checkpoint an incremental one applies to
+
+
+def last_checkpoint(engine: Engine, run_id: int) -> StoredCheckpoint | None:
+    """The newest checkpoint of a run (with the complete one it applies to, when incremental), or None."""
     from recworld.storage.models import Checkpoint
 
-    q = select(Checkpoint.tick, Checkpoint.state).where(Checkpoint.run_id == run_id).order_by(Checkpoint.tick.desc()).limit(1)
+    q = select(Checkpoint.tick, Checkpoint.state, Checkpoint.base_tick).where(Checkpoint.run_id == run_id).order_by(Checkpoint.tick.desc()).limit(1)
     with engine.connect() as con:
         row = con.execute(q).first()
-    return None if row is None else (int(row[0]), bytes(row[1]))
+        if row is None:
+            return None
+        base = None
+        if row[2] is not None:
+            base = con.execute(select(Checkpoint.state).where(Checkpoint.run_id == run_id, Checkpoint.tick == row[2], Checkpoint.base_tick.is_(None))).scalar()
+            if base is None:
+                raise RecWorldError(f"run {run_id}'s checkpoint of tick {row[0]} applies to a complete checkpoint of tick {row[2]} that is missing")
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), None if base is None else bytes(base))
 
 
 def user_story(engine: Engine, run_id: int, user_id: int, limit: int = 6) -> dict[str, Any]:

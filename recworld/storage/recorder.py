@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from recworld.errors import RecWorldError
@@ -138,8 +138,12 @@ class RunRecorder:
         flush_every: ticks buffered before a write (1 = every tick, the
             durable default; larger batches are faster on big runs).
         snapshot_every: ticks between user-state snapshots (0 = never).
-        checkpointer: optional ``f(world) -> bytes`` whose result is stored
-            as a checkpoint in the same transaction as the flushed ticks.
+        checkpointer: optional ``f(world)`` whose result is stored as a
+            checkpoint in the same transaction as the flushed ticks: the bytes
+            of a complete checkpoint, or ``(bytes, base_tick)`` for one that
+            applies to the complete checkpoint this recorder stored under
+            ``base_tick`` (``recworld.checkpoint.Checkpointer``); that one is
+            kept while a kept checkpoint names it.
         background: where the database work happens while the world goes on
             with the next tick (at most two flushes wait in line; each is
             still one transaction with its checkpoint): ``False`` in the
@@ -158,7 +162,7 @@ class RunRecorder:
         run_id: int,
         flush_every: int = 1,
         snapshot_every: int = 24,
-        checkpointer: Callable[[World], bytes] | None = None,
+        checkpointer: Callable[[World], bytes | tuple[bytes, int]] | None = None,
         checkpoint_every: int = 1,
         background: bool | Literal["thread", "process"] = False,
     ) -> None:
@@ -180,6 +184,7 @@ class RunRecorder:
         self.events_written = 0  # Event rows (pages' per-item events and session events are in UserTick rows)
         self.pages_written = 0
         self.last_tick = -1
+        self._complete_ticks: set[int] = set()  # where this recorder stored complete checkpoints
         self._error: BaseException | None = None
         self._queue: queue.Queue[_Job | None] | None = None
         self._proc: _WriterProcess | None = None
@@ -371,10 +376,16 @@ class RunRecorder:
         self._raise_if_failed()
         if not (self._events or self._metrics or self._llm or self._snapshots or self._memories or self._edges or self._removed or self._items):
             return
-        blob = None
+        blob, base = None, None
         if self.checkpointer is not None and world is not None and (self.last_tick + 1) % self.checkpoint_every == 0:
             blob = self.checkpointer(world)
-        job = _Job(self._events, self._metrics, self._snapshots, self._llm, self._memories, self._edges, self._removed, self._items, blob, self.last_tick)
+            if isinstance(blob, tuple):
+                blob, base = blob
+                if base not in self._complete_ticks:
+                    raise RecWorldError(f"an incremental checkpoint names tick {base}, where run {self.run_id} has no complete checkpoint of this recorder")
+            else:
+                self._complete_ticks.add(self.last_tick)
+        job = _Job(self._events, self._metrics, self._snapshots, self._llm, self._memories, self._edges, self._removed, self._items, blob, base, self.last_tick)
         self._events, self._metrics, self._snapshots = [], [], []
         self._llm, self._memories, self._edges, self._removed, self._items = [], [], [], [], []
         self._ticks_buffered = 0
@@ -438,9 +449,12 @@ class RunRecorder:
             _bulk(con, Edge, job.edges)
             _bulk(con, Item, job.items)
             if job.checkpoint is not None:
-                con.execute(insert(Checkpoint).values(run_id=self.run_id, tick=job.last_tick, state=job.checkpoint, created_at=utcnow()))
-                # Keep only the two newest checkpoints: older ones are never needed to resume.
-                con.execute(delete(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.tick < job.last_tick - 1))
+                values = {"run_id": self.run_id, "tick": job.last_tick, "base_tick": job.checkpoint_base, "state": job.checkpoint, "created_at": utcnow()}
+                con.execute(insert(Checkpoint).values(**values))
+                # Keep the two newest checkpoints and the complete ones they apply to: older ones are never needed to resume.
+                kept = (Checkpoint.run_id == self.run_id, Checkpoint.tick >= job.last_tick - 1, Checkpoint.base_tick.is_not(None))
+                bases = select(Checkpoint.base_tick).where(*kept)
+                con.execute(delete(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.tick < job.last_tick - 1, Checkpoint.tick.not_in(bases)))
             if job.last_tick >= 0:
                 con.execute(update(Run).where(Run.id == self.run_id).values(tick_done=job.last_tick))
         self.events_written += len(rows)
@@ -469,6 +483,7 @@ class _Job:
     removed: list[dict[str, Any]]
     items: list[dict[str, Any]]
     checkpoint: bytes | None
+    checkpoint_base: int | None  # the complete checkpoint's tick an incremental one applies to
     last_tick: int
 
 

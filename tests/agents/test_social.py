@@ -13,7 +13,8 @@ from recworld.checkpoint import load_world
 from recworld.errors import ConfigError
 from recworld.events import EventType
 from recworld.scenarios.runner import run_scenario
-from recworld.storage import Checkpoint, Edge, Event, Item, LLMCall, connect
+from recworld.storage import Edge, Event, Item, LLMCall, connect
+from recworld.storage.queries import last_checkpoint
 
 
 def pair_sim(world, edges):
@@ -115,7 +116,6 @@ def test_unfollows_close_edges_in_the_database(small_scenario):
     assert all(c <= t for _, _, c, t in rows if t is not None)
     # What is still live in the database is the social layer's graph at the end.
     live = sorted((s_, d) for s_, d, _, t in rows if t is None)
-    with eng.connect() as con:
-        blob = con.execute(select(Checkpoint.state).where(Checkpoint.run_id == out.run_id).order_by(Checkpoint.tick.desc())).scalars().first()
-    social = next(x for x in load_world(bytes(blob)).layers if isinstance(x, SocialLayer))
+    ck = last_checkpoint(eng, out.run_id)
+    social = next(x for x in load_world(ck.state, ck.base).layers if isinstance(x, SocialLayer))
     assert live == sorted(social.edges())

@@ -32,12 +32,11 @@ def test_live_retention_equals_stored(run_db, tmp_path):
 def test_impressions_follow_what_the_run_logged(tmp_path, log_skips, log_impressions, source):
     """Impressions = watches + skips when skips are logged, IMPRESSION events when only those are, unknown when neither."""
     import numpy as np
-    from sqlalchemy import select
 
     from recworld.checkpoint import load_world
     from recworld.scenarios.runner import run_scenario
     from recworld.scenarios.schema import load_scenario
-    from recworld.storage import Checkpoint
+    from recworld.storage.queries import last_checkpoint
 
     url = f"sqlite:///{tmp_path / 'imp.db'}"
     s = load_scenario("quickstart").with_overrides(
@@ -45,10 +44,8 @@ def test_impressions_follow_what_the_run_logged(tmp_path, log_skips, log_impress
     )
     out = run_scenario(s, db_url=url, progress=False)
     engine = connect(url, create=False)
-    with engine.connect() as con:
-        world = load_world(
-            bytes(con.execute(select(Checkpoint.state).where(Checkpoint.run_id == out.run_id).order_by(Checkpoint.tick.desc())).scalars().first())
-        )
+    ck = last_checkpoint(engine, out.run_id)
+    world = load_world(ck.state, ck.base)
     stats = Q.item_stats(engine, out.run_id)
     shown = np.flatnonzero(world.exposure[: len(world.catalog)])
     assert shown.size > 50

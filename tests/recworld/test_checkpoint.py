@@ -1,5 +1,6 @@
 """Checkpoints: a world restored from bytes continues exactly as the original."""
 
+import numpy as np
 import pytest
 
 from recworld.errors import RecWorldError
@@ -68,3 +69,95 @@ def test_user_agents_are_packed_and_made_again_on_load(make_world):
     assert not isinstance(a.__getstate__()["user_agents"], PackedAgents)
     c = load_world(dump_world(a))
     assert c.user_agents[7].note == "set from outside" and len(c.agents) == 25
+
+
+@pytest.fixture
+def small_arrays(monkeypatch):
+    """Keep arrays of 256+ bytes apart, so that a small test world has the large arrays a big one has (the seen bits, the users' state)."""
+    import recworld.checkpoint as C
+
+    monkeypatch.setattr(C, "LARGE_ARRAY_BYTES", 256)
+
+
+def test_incremental_checkpoint_holds_the_changed_rows_and_continues_identically(make_world, collect, small_arrays):
+    """After a complete checkpoint the next ones carry only the rows changed since (a few users were active), name their
+    complete one, and loaded with it continue as the original world does."""
+    from recworld.checkpoint import Checkpointer, _Rows, _unpack, load_world
+
+    a = make_world(n=200, recommender="linucb", seed=5)
+    a.run(3)
+    ck = Checkpointer(delta_share=0.9)
+    full = ck(a)
+    assert isinstance(full, bytes)  # the first one is complete, stored under the tick that just ended
+    a.run(1)
+    inc, base_tick = ck(a)
+    assert base_tick == 2 and len(inc) < len(full) / 2
+    stored = _unpack(inc)
+    seen_rows = [c for c in stored.arrays.values() if isinstance(c, _Rows) and c.values.dtype == np.uint8]
+    assert seen_rows and 0 < seen_rows[0].index.size < a.n_users  # only the rows of users shown something since
+    assert _same_future(a, load_world(inc, full), 8, collect)
+
+
+def test_incremental_checkpoint_needs_its_own_complete_one(make_world, small_arrays):
+    from recworld.checkpoint import Checkpointer, load_world
+
+    a = make_world(n=50, seed=2)
+    a.run(2)
+    ck = Checkpointer(delta_share=0.9)
+    ck(a)
+    a.run(1)
+    inc, _ = ck(a)
+    with pytest.raises(RecWorldError, match="incremental: loading it needs the run's complete checkpoint of tick 1"):
+        load_world(inc)
+    other = Checkpointer(delta_share=0.9)(a)  # complete, of the same world, but not the one `inc` applies to
+    with pytest.raises(RecWorldError, match="not the complete checkpoint of tick 1"):
+        load_world(inc, other)
+    with pytest.raises(RecWorldError, match="not the complete checkpoint"):
+        load_world(inc, inc)
+
+
+def test_checkpoint_is_complete_again_when_the_changes_outgrow_its_share(make_world, small_arrays):
+    """Past ``delta_share`` of the complete checkpoint the next one is complete (and the base of those after it); 0 keeps none."""
+    from recworld.checkpoint import Checkpointer
+
+    a = make_world(n=80, seed=1)
+    a.run(2)
+    tight = Checkpointer(delta_share=0.001)
+    assert isinstance(tight(a), bytes)
+    a.run(1)
+    assert isinstance(tight(a), bytes)  # even the world's pickle without its arrays is over 0.1% of a complete one
+    off = Checkpointer(delta_share=0.0)
+    assert isinstance(off(a), bytes) and isinstance(off(a), bytes) and off._base == {}
+    with pytest.raises(ValueError, match="delta_share"):
+        Checkpointer(delta_share=1.5)
+
+
+def test_an_array_replaced_since_the_complete_checkpoint_is_stored_whole(make_world, collect, small_arrays):
+    """The seen matrix widened (a new array, not written in place) after the complete checkpoint: the incremental one carries it whole."""
+    from recworld.checkpoint import Checkpointer, load_world
+
+    a = make_world(n=60, seed=6)
+    a.run(2)
+    ck = Checkpointer(delta_share=1.0)
+    full = ck(a)
+    a.seen.grow(a.seen.capacity + 64)
+    a.run(1)
+    inc, _ = ck(a)
+    b = load_world(inc, full)
+    assert b.seen.shape == a.seen.shape and np.array_equal(b.seen.bits, a.seen.bits)
+    assert _same_future(a, b, 4, collect)
+
+
+def test_changed_rows_compares_bytes_row_by_row():
+    from recworld.checkpoint import changed_rows
+
+    rng = np.random.default_rng(0)
+    for shape, dtype in (((1000, 3), np.float32), ((70000, 2, 4), np.float64), ((5000,), np.int64), ((300, 13), np.uint8)):
+        before = rng.normal(size=shape).astype(dtype)
+        now = before.copy()
+        rows = np.sort(rng.choice(shape[0], 17, replace=False))
+        now[rows] += 1
+        assert changed_rows(now, before).tolist() == rows.tolist()
+    nan = np.full((10, 4), np.nan)
+    assert changed_rows(nan.copy(), nan).size == 0  # NaN rows are unchanged (bytes, not ==)
+    assert changed_rows(np.zeros((0, 3)), np.zeros((0, 3))).size == 0

@@ -21,13 +21,14 @@ from recworld.events import EventType
 from recworld.storage import Event, connect
 from recworld.storage.db import dispose_all
 from recworld.storage.models import Run
+from recworld.storage.queries import last_checkpoint
 
 pytestmark = pytest.mark.slow
 
 TICKS = 24  # a day: kills land anywhere in ticks 3..18
 
 
-def _scenario(tmp_path, seed, writer="thread"):
+def _scenario(tmp_path, seed, writer="thread", delta_share=0.25):
     f = tmp_path / "s.yaml"
     f.write_text(
         yaml.safe_dump(
@@ -40,7 +41,7 @@ def _scenario(tmp_path, seed, writer="thread"):
                 # Conversations and searches are part of the state a resume must restore.
                 "conversation": {"enabled": True, "rate": 0.3},
                 "search": {"enabled": True, "rate": 0.3},
-                "storage": {"url": f"sqlite:///{tmp_path / 'r.db'}", "writer": writer},
+                "storage": {"url": f"sqlite:///{tmp_path / 'r.db'}", "writer": writer, "checkpoint_delta_share": delta_share},
             }
         )
     )
@@ -76,10 +77,11 @@ def _wait_for_tick(db, run_id, tick, proc, timeout=120):
     raise AssertionError("run did not reach the tick in time")
 
 
-@pytest.mark.parametrize(("seed", "writer"), [(1, "thread"), (2, "thread"), (3, "process")])
-def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed, writer):
-    """A run killed at a random tick and resumed logs what an uninterrupted run logs; with a writer process, the orphaned writer writes nothing after the kill."""
-    scen = _scenario(tmp_path, seed, writer)
+@pytest.mark.parametrize(("seed", "writer", "delta_share"), [(1, "thread", 0.0), (2, "thread", 1.0), (3, "process", 1.0)])
+def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed, writer, delta_share):
+    """A run killed at a random tick and resumed logs what an uninterrupted run logs; with a writer process, the orphaned
+    writer writes nothing after the kill; a resume from an incremental checkpoint (with its complete one) is as exact."""
+    scen = _scenario(tmp_path, seed, writer, delta_share)
     db = f"sqlite:///{tmp_path / 'r.db'}"
     _uninterrupted(scen)
     kill_at = random.Random(seed).randint(3, TICKS - 6)
@@ -89,6 +91,8 @@ def test_sigkill_at_random_tick_then_resume_equals_uninterrupted(tmp_path, seed,
     p.wait(timeout=30)
     p.stdout.close()
     p.stderr.close()
+    # 0: every checkpoint complete; 1.0: incremental after the first.
+    assert (last_checkpoint(connect(db, create=False), 2).base is not None) == (delta_share == 1.0)
     res = subprocess.run([sys.executable, "-m", "recworld.scenarios.cli", "resume", "2", "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     eng = connect(db, create=False)

@@ -173,3 +173,43 @@ def test_auto_writer_is_a_process_for_large_worlds_on_two_cores(monkeypatch):
     assert choose_writer("thread", 10**6) == "thread" and choose_writer("process", 10) == "process"
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
     assert choose_writer("auto", 10**6) == "thread"
+
+
+@pytest.mark.parametrize("background", [False, "process"])
+def test_incremental_checkpoints_keep_their_complete_one(tmp_path, make_world, collect, monkeypatch, background):
+    """Incremental checkpoints are stored with the tick of their complete one, which stays while they need it (older ones
+    go); the newest loads with it into the world as it was, and one that names a tick with no complete checkpoint is refused."""
+    import recworld.checkpoint as C
+    from recworld.checkpoint import Checkpointer, load_world
+    from recworld.storage import Checkpoint
+    from recworld.storage.queries import last_checkpoint
+
+    monkeypatch.setattr(C, "LARGE_ARRAY_BYTES", 256)  # a small world's arrays kept apart, as a big one's are
+    eng = connect(f"sqlite:///{tmp_path / 'ck.db'}")
+    world = make_world(n=120, seed=3)
+    ck = Checkpointer(delta_share=0.95)
+    rec = RunRecorder(eng, create_run(eng, "t"), checkpointer=ck, background=background)
+    world.subscribe(rec)
+    world.run(6)
+    rec.flush(world)
+    with eng.connect() as con:
+        rows = con.execute(select(Checkpoint.tick, Checkpoint.base_tick).where(Checkpoint.run_id == rec.run_id).order_by(Checkpoint.tick)).all()
+    assert rows == [(0, None), (4, 0), (5, 0)]
+    stored = last_checkpoint(eng, rec.run_id)
+    assert stored.tick == 5 and stored.base is not None
+    again = load_world(stored.state, stored.base)
+    ca, cb = collect(), collect()
+    world.observers.remove(rec)
+    world.subscribe(ca)
+    again.subscribe(cb)
+    world.run(3)
+    again.run(3)
+    assert EventBatch.concat(ca.events).digest() == EventBatch.concat(cb.events).digest()
+    rec.close()
+
+    ck._base_tick = 99  # a checkpointer out of step with its recorder
+    rec2 = RunRecorder(eng, create_run(eng, "t2"), checkpointer=ck)
+    world.subscribe(rec2)
+    with pytest.raises(RecWorldError, match="names tick 99, where run"):
+        world.run(1)
+    dispose_all()
