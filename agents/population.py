@@ -420,7 +420,7 @@ def _demographics(rng: np.random.Generator, n: int, occupations: Sequence[str]) 
 
 def _attach(world: World, arrays: UserArrays, personas: Sequence[Persona]) -> None:
     world.users = arrays
-    world.user_agents = [UserAgent(world, i, personas) for i in range(len(personas))]
+    world.user_agents = UserAgent.make_all(world, personas)
 
 
 def _first_arrivals(activity: np.ndarray, rng: np.random.Generator) -> np.ndarray:

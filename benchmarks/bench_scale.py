@@ -17,12 +17,14 @@ Columns:
   log, the writer ``recworld run`` picks, ``storage.writer: auto``; the timing waits
   for the last commit), after ``--warmup`` ticks. ``--no-log`` times the world alone.
 - seen: the bytes of the seen matrix (one bit per user and item).
-- checkpoint: after the timed ticks, one checkpoint of the world as the run
-  recorder stores it (``recworld.checkpoint.dump_world``: the pickle, LZ4) —
-  seconds and MiB, then the same pickle compressed as checkpoints were
-  before (zlib level 1) side by side, and the seconds to load it back
-  (``load_world``). Taken in
-  the world's thread, every ``storage.checkpoint_every`` ticks (default 1).
+- checkpoint: after the timed ticks, the checkpoints the run recorder
+  stores (``recworld.checkpoint.Checkpointer`` with ``--delta-share``, the
+  scenario default 0.25): a complete one (the world's pickle with its large
+  arrays, LZ4; the checkpointer also keeps a copy of those arrays to compare
+  against), then, one more logged tick later, an incremental one (only the
+  rows changed since) — seconds and MiB each, both in the world's thread,
+  every ``storage.checkpoint_every`` ticks (default 1) — and the seconds to
+  load the incremental one with its complete one (``load_world``).
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--items 10000] [--ticks 2]
 """
@@ -40,7 +42,9 @@ import time
 from pathlib import Path
 
 
-def one(n_users: int, n_items: int, ticks: int, warmup: int, recommender: str, activity: float, log: bool, profiles: bool = True) -> dict:
+def one(
+    n_users: int, n_items: int, ticks: int, warmup: int, recommender: str, activity: float, log: bool, profiles: bool = True, delta_share: float = 0.25
+) -> dict:
     """Build and run one size in this process; returns the figures."""
     from recworld.scenarios.build import build_world
     from recworld.scenarios.schema import load_scenario
@@ -96,9 +100,15 @@ def one(n_users: int, n_items: int, ticks: int, warmup: int, recommender: str, a
     if rec is not None:
         rec.flush()  # wait for the log writer's last commit
     tick_s = (time.perf_counter() - t) / max(ticks, 1)
+
+    def one_more_tick() -> None:
+        world.run(1)
+        if rec is not None:
+            rec.flush()
+
+    ck = checkpoint_costs(world, one_more_tick, delta_share)
     if rec is not None:
         rec.close()
-    ck = checkpoint_costs(world)
     return {
         **ck,
         "users": n_users,
@@ -116,23 +126,31 @@ def one(n_users: int, n_items: int, ticks: int, warmup: int, recommender: str, a
     }
 
 
-def checkpoint_costs(world: object) -> dict:
-    """Seconds and MiB of one checkpoint (LZ4, as stored), of the earlier zlib format, and of loading it back."""
-    import pickle
-    import zlib
+def checkpoint_costs(world: object, step: object, delta_share: float) -> dict:
+    """Seconds and MiB of a complete checkpoint and, after ``step()`` (one more tick), of an incremental one; seconds to load that back."""
+    from recworld.checkpoint import Checkpointer, load_world
 
-    from recworld.checkpoint import dump_world, load_world
-
+    ck = Checkpointer(delta_share)
     t = time.perf_counter()
-    blob = dump_world(world)
-    ck_s = time.perf_counter() - t
+    full = ck(world)
+    full_s = time.perf_counter() - t
+    step()
     t = time.perf_counter()
-    old = zlib.compress(pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL), 1)
-    zlib_s = time.perf_counter() - t
+    inc = ck(world)
+    inc_s = time.perf_counter() - t
+    incremental = isinstance(inc, tuple)
+    blob = inc[0] if incremental else inc
     t = time.perf_counter()
-    load_world(blob)
+    load_world(blob, full if incremental else None)
     load_s = time.perf_counter() - t
-    return {"ckpt_s": ck_s, "ckpt_mib": len(blob) / 2**20, "ckpt_zlib_s": zlib_s, "ckpt_zlib_mib": len(old) / 2**20, "ckpt_load_s": load_s}
+    return {
+        "ckpt_s": full_s,
+        "ckpt_mib": len(full) / 2**20,
+        "inc_s": inc_s,
+        "inc_mib": len(blob) / 2**20,
+        "inc_is_incremental": incremental,
+        "inc_load_s": load_s,
+    }
 
 
 def _rss_mib() -> float:
@@ -149,10 +167,11 @@ def main() -> None:
     ap.add_argument("--activity", type=float, default=1.0, help="mean sessions per user per day")
     ap.add_argument("--no-log", dest="log", action="store_false", help="time the world without its event log")
     ap.add_argument("--no-profiles", dest="profiles", action="store_false", help="log events but skip the recorder's catalog and profile rows (write_world)")
+    ap.add_argument("--delta-share", type=float, default=0.25, help="the checkpointer's storage.checkpoint_delta_share")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # run one size here and print its JSON (the parent's subprocess)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.items, args.ticks, args.warmup, args.recommender, args.activity, args.log, args.profiles)))
+        print(json.dumps(one(args.one, args.items, args.ticks, args.warmup, args.recommender, args.activity, args.log, args.profiles, args.delta_share)))
         return
     from rich.console import Console
     from rich.table import Table
@@ -170,15 +189,15 @@ def main() -> None:
         "RSS after build MiB",
         "peak RSS MiB",
         "checkpoint s / MiB",
-        "same pickle, zlib s / MiB",
-        "load checkpoint s",
+        "next tick's checkpoint s / MiB",
+        "load it s",
         "load",
     ):
         t.add_column(col, justify="right")
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--items", str(args.items), "--ticks", str(args.ticks), "--warmup", str(args.warmup)]
         cmd += (
-            ["--recommender", args.recommender, "--activity", str(args.activity)]
+            ["--recommender", args.recommender, "--activity", str(args.activity), "--delta-share", str(args.delta_share)]
             + ([] if args.log else ["--no-log"])
             + ([] if args.profiles else ["--no-profiles"])
         )
@@ -200,8 +219,8 @@ def main() -> None:
             f"{r['build_rss_mib']:,.0f}",
             f"{r['peak_rss_mib']:,.0f}",
             f"{r['ckpt_s']:.2f} / {r['ckpt_mib']:,.0f}",
-            f"{r['ckpt_zlib_s']:.2f} / {r['ckpt_zlib_mib']:,.0f}",
-            f"{r['ckpt_load_s']:.2f}",
+            f"{r['inc_s']:.2f} / {r['inc_mib']:,.0f}" + ("" if r["inc_is_incremental"] else " (complete)"),
+            f"{r['inc_load_s']:.2f}",
             f"{r['load']:.1f}",
         )
     Console(width=200).print(t)

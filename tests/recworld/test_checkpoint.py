@@ -152,7 +152,7 @@ def test_changed_rows_compares_bytes_row_by_row():
     from recworld.checkpoint import changed_rows
 
     rng = np.random.default_rng(0)
-    for shape, dtype in (((1000, 3), np.float32), ((70000, 2, 4), np.float64), ((5000,), np.int64), ((300, 13), np.uint8)):
+    for shape, dtype in (((1000, 3), np.float32), ((70000, 2, 4), np.float64), ((5000,), np.int64), ((300, 13), np.uint8), ((3_000_000, 12), np.uint8)):
         before = rng.normal(size=shape).astype(dtype)
         now = before.copy()
         rows = np.sort(rng.choice(shape[0], 17, replace=False))
