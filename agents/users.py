@@ -9,6 +9,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import mesa
+import numpy as np
 
 from recworld.gcpause import paused_gc
 
@@ -146,6 +147,15 @@ class UserAgent(mesa.Agent):
                 model._agents_by_type[cls] = mesa.agent.AgentSet(agents, random=model.random)
             model._all_agents._agents.update(dict.fromkeys(agents))
             return agents
+
+    @classmethod
+    def personas_of(cls, agents: Sequence[UserAgent]) -> list[Persona]:
+        """The personas of ``agents``: built together when they share a table that builds in batches (a sampled
+        population's, see ``SampledPersonas.build``), else one by one."""
+        table = agents[0]._personas if agents else None
+        if hasattr(table, "build") and all(a._personas is table for a in agents):
+            return table.build(np.fromiter((a.index for a in agents), np.int64, len(agents)))
+        return [a.persona for a in agents]
 
     @classmethod
     def pack_agents(cls, agents: Sequence[UserAgent]) -> dict[str, Any] | None:

@@ -77,3 +77,22 @@ def test_sampled_personas_are_built_on_demand_from_the_core_taste(catalog):
     assert p.disliked_titles == [catalog.titles[j] for j in np.argsort(sims)[:2]]
     with pytest.raises(IndexError):
         personas[50]
+
+
+@pytest.mark.parametrize("content", [False, True])
+def test_personas_built_in_a_batch_are_those_built_one_by_one(catalog, content):
+    """SampledPersonas.build ranks many users at once (the recorder's profile rows); each persona equals the one
+    built alone, for the fitted and the content-only model; the titles are the taste's best and worst items."""
+    from recworld.usermodel.bundled import bundled_model
+
+    a, personas = SampledPopulation(catalog, 300, seed=5, model=None if content else bundled_model()).build_arrays()
+    users = np.array([7, 0, 299, 7, 150, *range(20, 60)])
+    batch = personas.build(users)
+    assert batch == [personas[int(u)] for u in users] and batch[0] == batch[3]
+    assert personas[10:40] == [personas[i] for i in range(10, 40)]
+    items = personas.items
+    for u, p in zip(users.tolist(), batch):
+        sims = items @ a.taste0[u]
+        assert p.liked_titles == [catalog.titles[j] for j in np.argsort(-sims)[:3]]
+        assert p.disliked_titles == [catalog.titles[j] for j in np.argsort(sims)[:2]]
+    assert sum(bool(p.liked_genres) for p in batch) > len(batch) // 2

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from recworld.arrays import add_counts
+from recworld.arrays import add_counts, dot_rows, smallest_rows
 
 
 def test_add_counts_matches_add_at_and_rejects_out_of_range():
@@ -35,3 +35,27 @@ def test_add_counts_small_and_large_batches_give_the_same_bits(m):
 def test_add_counts_rejects_negative_indices():
     with pytest.raises(ValueError):
         add_counts(np.zeros(3), np.array([1, -1]))
+
+
+def test_smallest_rows_is_each_rows_sort_even_with_ties():
+    rng = np.random.default_rng(4)
+    for n in (3, 5, 31, 32, 1000):
+        keys = rng.standard_normal((40, n)).astype(np.float32)
+        keys[::3] = np.round(keys[::3], 1)  # every third row full of ties
+        for k in (2, 3, 30):
+            got = smallest_rows(keys, k)
+            assert all(np.array_equal(got[r], np.argsort(keys[r])[:k]) for r in range(40))
+            assert np.array_equal(smallest_rows(-keys, k, negate=True), got)
+            if k == 30 and n > 31:  # the first 3 of 30 ranked are the 3 ranked alone
+                assert np.array_equal(got[:, :3], smallest_rows(keys, 3))
+
+
+def test_dot_rows_gives_a_row_the_same_bits_in_any_batch():
+    """Scores summed in a fixed order: a user's row is the same alone or in a batch of any size (BLAS's can differ)."""
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((600, 16)).astype(np.float32)
+    items_t = rng.standard_normal((16, 3000)).astype(np.float32)
+    whole = dot_rows(vectors, items_t)
+    assert np.allclose(whole, vectors @ items_t, atol=1e-4)
+    for lo, hi in ((0, 1), (5, 12), (77, 589), (599, 600)):
+        assert np.array_equal(dot_rows(vectors[lo:hi], items_t), whole[lo:hi])
