@@ -131,6 +131,20 @@ def rollback(engine: Engine, run_id: int, tick: int) -> None:
 
 #: Personas built at a time for the profile rows.
 PERSONA_BATCH = 512
+PROFILE_COLUMNS = (
+    "run_id",
+    "user_id",
+    "external_id",
+    "age",
+    "gender",
+    "occupation",
+    "activity",
+    "patience",
+    "conformity",
+    "diversity_seeking",
+    "role",
+    "profile_text",
+)
 
 
 class RunRecorder:
@@ -220,36 +234,24 @@ class RunRecorder:
             for i in range(len(cat))
         ]
         u = world.users
-        profiles = []
+        traits = np.stack([u.activity, u.patience, u.conformity, u.diversity_seeking], axis=1).astype(np.float64).tolist()
+        profiles: list[tuple] = []
         agents = world.user_agents
         # An agent class may build many personas at once (UserAgent.personas_of: a million sampled users' in about a minute).
         many = getattr(type(agents[0]), "personas_of", None) if agents else None
         for s in range(0, len(agents), PERSONA_BATCH):
             chunk = agents[s : s + PERSONA_BATCH]
             personas = many(chunk) if many is not None else [a.persona for a in chunk]
-            profiles.extend(self._profile_row(s + j, p, u) for j, p in enumerate(personas))
+            profiles.extend(self._profile_row(s + j, p, traits) for j, p in enumerate(personas))
         with self.engine.begin() as con:
             con.execute(delete(Item).where(Item.run_id == self.run_id))
             con.execute(delete(UserProfile).where(UserProfile.run_id == self.run_id))
             _bulk(con, Item, items)
-            _bulk(con, UserProfile, profiles)
+            insert_rows(con, "userprofile", PROFILE_COLUMNS, profiles)
             con.execute(update(Run).where(Run.id == self.run_id).values(n_users=world.n_users, n_items=len(cat), status="running"))
 
-    def _profile_row(self, i: int, p: Any, u: Any) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "user_id": i,
-            "external_id": p.external_id,
-            "age": p.age,
-            "gender": p.gender,
-            "occupation": p.occupation,
-            "activity": float(u.activity[i]),
-            "patience": float(u.patience[i]),
-            "conformity": float(u.conformity[i]),
-            "diversity_seeking": float(u.diversity_seeking[i]),
-            "role": p.role,
-            "profile_text": p.profile_text(),
-        }
+    def _profile_row(self, i: int, p: Any, traits: list[list[float]]) -> tuple:
+        return (self.run_id, i, p.external_id, p.age, p.gender, p.occupation, *traits[i], p.role, p.profile_text())
 
     def add_edges(self, edges: Iterable[tuple[int, int, int]]) -> None:
         """Queue follow edges (src, dst, tick) for the next flush."""

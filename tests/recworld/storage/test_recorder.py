@@ -213,3 +213,23 @@ def test_incremental_checkpoints_keep_their_complete_one(tmp_path, make_world, c
     with pytest.raises(RecWorldError, match="names tick 99, where run"):
         world.run(1)
     dispose_all()
+
+
+def test_profile_rows_are_the_agents_personas_built_in_batches(tmp_path, make_world):
+    """write_world builds a sampled population's personas 512 at a time: each row is the user's own persona and traits."""
+    from recworld.storage import UserProfile
+    from recworld.storage.recorder import PERSONA_BATCH
+
+    world = make_world(n=PERSONA_BATCH + 190, sampled=True, seed=8)
+    eng = connect(f"sqlite:///{tmp_path / 'p.db'}")
+    rec = RunRecorder(eng, create_run(eng, "p"))
+    rec.write_world(world)
+    with eng.connect() as con:
+        rows = con.execute(select(UserProfile).where(UserProfile.run_id == rec.run_id).order_by(UserProfile.user_id)).all()
+    assert len(rows) == world.n_users
+    for r in rows:
+        p = world.user_agents[r.user_id].persona
+        assert (r.external_id, r.age, r.gender, r.occupation, r.role, r.profile_text) == (p.external_id, p.age, p.gender, p.occupation, p.role, p.profile_text())
+        assert r.patience == float(world.users.patience[r.user_id]) and r.activity == float(world.users.activity[r.user_id])
+    rec.close()
+    dispose_all()
