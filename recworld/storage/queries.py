@@ -7,6 +7,7 @@ loads a run's whole event log into Python.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -269,7 +270,8 @@ def tick_rows(engine: Engine, run_id: int, after: int = -1, limit: int = 100_000
         return [dict(r._mapping) for r in con.execute(q)]
 
 
-_PRESENT: dict[tuple[int, str], frozenset[str]] = {}
+# Per engine object (weakly: an id() key could be reused by a later engine of another database and answer stale).
+_PRESENT: weakref.WeakKeyDictionary[Engine, dict[str, frozenset[str]]] = weakref.WeakKeyDictionary()
 
 
 def present_columns(engine: Engine, model: type) -> frozenset[str]:
@@ -278,13 +280,14 @@ def present_columns(engine: Engine, model: type) -> frozenset[str]:
     A database written by an older RecWorld may lack columns added since;
     readers read what is there and report the rest as None.
     """
-    key = (id(engine), model.__tablename__)
-    if key not in _PRESENT:
+    known = _PRESENT.setdefault(engine, {})
+    name = model.__tablename__
+    if name not in known:
         try:
-            _PRESENT[key] = frozenset(c["name"] for c in inspect(engine).get_columns(model.__tablename__))
+            known[name] = frozenset(c["name"] for c in inspect(engine).get_columns(name))
         except Exception:  # noqa: BLE001 - a missing table reads as "no columns"
             return frozenset()
-    return _PRESENT[key]
+    return known[name]
 
 
 def columns_or_null(engine: Engine, model: type, names: Iterable[str]) -> list:
