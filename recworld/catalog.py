@@ -13,6 +13,7 @@ import numpy as np
 
 from recworld.data.records import RawItem
 from recworld.embeddings import TextEncoder, default_encoder
+from recworld.threads import one_blas_thread
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -58,6 +59,7 @@ class Catalog:
         return int(self.embeddings.shape[1])
 
     @classmethod
+    @one_blas_thread()  # its vectors' last bits must not depend on the caller's BLAS threads (see recworld.threads)
     def build(
         cls,
         items: Sequence[RawItem],

@@ -41,6 +41,7 @@ from scipy import sparse
 
 from recworld.data.movielens import MovieLens
 from recworld.errors import ConfigError, DataError
+from recworld.threads import one_blas_thread
 from recworld.usermodel.fidelity import holdout_split
 from recworld.usermodel.kernels import ItemTable
 from recworld.usermodel.logit import fit_awareness, fit_logit
@@ -455,6 +456,7 @@ def cache_dir() -> Path:
     return root() / "usermodels"
 
 
+@one_blas_thread()  # the fit (and the cache file other processes read) must not depend on the caller's BLAS threads
 def fitted_model(
     log: MovieLens,
     text: np.ndarray,

@@ -55,3 +55,18 @@ def test_replicate_grows_the_catalog_with_seeded_near_copies(catalog):
     table = replicate_item_table(content_item_table(catalog), src, seed=3)
     assert table.factors.shape[0] == n0 + 500 and np.array_equal(table.appeal[n0:], table.appeal[src[n0:]])
     assert catalog.replicate(10)[0] is catalog
+
+
+def test_catalog_vectors_do_not_depend_on_the_callers_blas_threads(ml):
+    """Catalog.build runs its products on one BLAS thread whoever calls it: a catalog built (and cached) by a command
+    running on two threads is the one a world's build makes (else a later run in that process logged other events)."""
+    from threadpoolctl import threadpool_limits
+
+    from recworld.data.movielens import item_quality
+
+    quality, _ = item_quality(ml)
+    with threadpool_limits(limits=2, user_api="blas"):
+        two = Catalog.build(ml.items, quality=quality)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = Catalog.build(ml.items, quality=quality)
+    assert np.array_equal(two.embeddings, one.embeddings)

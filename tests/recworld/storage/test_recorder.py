@@ -229,7 +229,14 @@ def test_profile_rows_are_the_agents_personas_built_in_batches(tmp_path, make_wo
     assert len(rows) == world.n_users
     for r in rows:
         p = world.user_agents[r.user_id].persona
-        assert (r.external_id, r.age, r.gender, r.occupation, r.role, r.profile_text) == (p.external_id, p.age, p.gender, p.occupation, p.role, p.profile_text())
+        assert (r.external_id, r.age, r.gender, r.occupation, r.role, r.profile_text) == (
+            p.external_id,
+            p.age,
+            p.gender,
+            p.occupation,
+            p.role,
+            p.profile_text(),
+        )
         assert r.patience == float(world.users.patience[r.user_id]) and r.activity == float(world.users.activity[r.user_id])
     rec.close()
     dispose_all()
