@@ -39,39 +39,40 @@ def mean_ci(values: Iterable[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def slate_gram(emb: np.ndarray, slates: np.ndarray) -> np.ndarray:
-    """(B, k, k) cosine similarities between the items of each slate."""
-    e = emb[slates]
-    return np.matmul(e, e.transpose(0, 2, 1))
-
-
-def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None = None, gram: np.ndarray | None = None) -> np.ndarray:
+def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None = None, vectors: np.ndarray | None = None) -> np.ndarray:
     """Mean pairwise cosine distance (1 - cos) within each row of ``slates``.
+
+    The sum of a slate's pairwise similarities is ``|sum of its vectors|^2``
+    less their squared norms, so this costs one pass over the slate's
+    vectors instead of its (k x k) Gram matrix (a fifth of a tick at 10,000
+    users before).
 
     Args:
         emb: (n_items, d) unit vectors.
         slates: (B, k) item indices.
         mask: optional (B, k) bool; only masked items count.
-        gram: optional precomputed :func:`slate_gram` (saves the main cost).
+        vectors: optional ``emb[slates]`` already gathered (the world asks twice per page).
 
     Returns:
         (B,) diversities; NaN for rows with fewer than two counted items.
     """
     if slates.size == 0:
         return np.zeros(0)
-    g = slate_gram(emb, slates) if gram is None else gram
-    k = slates.shape[1]
+    e = emb[slates] if vectors is None else vectors
+    sq = np.einsum("bkd,bkd->bk", e, e)
     if mask is None:
-        total = k * k - g.sum(axis=(1, 2)) - (k - np.trace(g, axis1=1, axis2=2))
-        n = k * (k - 1)
-        return total / n if n else np.full(slates.shape[0], np.nan)
-    w = mask.astype(np.float32)
-    cnt = w.sum(axis=1)
+        total = e.sum(axis=1, dtype=np.float64)
+        norms = sq.sum(axis=1, dtype=np.float64)
+        cnt = np.full(slates.shape[0], float(slates.shape[1]))
+    else:
+        w = mask.astype(np.float32)
+        total = np.einsum("bk,bkd->bd", w, e).astype(np.float64)
+        norms = (sq * w).sum(axis=1, dtype=np.float64)
+        cnt = w.sum(axis=1, dtype=np.float64)
     n = cnt * cnt - cnt
-    wg = np.einsum("bi,bij,bj->b", w, g, w) - np.einsum("bi,bii->b", w, g)
-    total = n - wg
+    similar = np.einsum("bd,bd->b", total, total) - norms
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+        return np.where(n > 0, (n - similar) / np.maximum(n, 1), np.nan)
 
 
 def gini(counts: np.ndarray) -> float:

@@ -47,3 +47,20 @@ def test_mean_ci_student_t_interval():
     assert mean_ci([0.7]) == (0.7, 0.7, 0.7)
     with pytest.raises(ValueError):
         mean_ci([])
+
+
+def test_pairwise_diversity_is_the_mean_distance_over_pairs():
+    """The one-pass form (|sum|^2 less the norms) equals the mean of 1 - cos over each slate's (masked) pairs."""
+    rng = np.random.default_rng(2)
+    emb = rng.standard_normal((50, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    slates = rng.integers(0, 50, (30, 6))
+    mask = rng.random((30, 6)) < 0.5
+    mask[0] = False
+    mask[1, 1:] = False  # one counted item: no pair
+    for m in (None, mask):
+        got = M.pairwise_diversity(emb, slates, m, vectors=emb[slates] if m is None else None)
+        for r in range(30):
+            items = [slates[r, i] for i in range(6) if m is None or m[r, i]]
+            pairs = [1 - float(emb[a] @ emb[b]) for x, a in enumerate(items) for y, b in enumerate(items) if x != y]
+            assert (np.isnan(got[r]) and not pairs) or abs(got[r] - np.mean(pairs)) < 1e-5
