@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from recworld.jit import njit
+
 # Two-sided 95% (0.975 quantile) Student-t critical values by degrees of freedom;
 # between listed values the next smaller df is used, which errs on the wide side.
 _T975 = {
@@ -39,40 +41,55 @@ def mean_ci(values: Iterable[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None = None, vectors: np.ndarray | None = None) -> np.ndarray:
+@njit(cache=True)
+def _pairwise_diversity(emb, slates, mask, out) -> None:
+    d = emb.shape[1]
+    total = np.empty(d, np.float64)
+    for b in range(slates.shape[0]):
+        total[:] = 0.0
+        norms = 0.0
+        cnt = 0
+        for i in range(slates.shape[1]):
+            if not mask[b, i]:
+                continue
+            cnt += 1
+            it = slates[b, i]
+            for t in range(d):
+                v = np.float64(emb[it, t])
+                total[t] += v
+                norms += v * v
+        n = cnt * cnt - cnt
+        if n == 0:
+            out[b] = np.nan
+            continue
+        similar = -norms
+        for t in range(d):
+            similar += total[t] * total[t]
+        out[b] = (n - similar) / n
+
+
+def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Mean pairwise cosine distance (1 - cos) within each row of ``slates``.
 
     The sum of a slate's pairwise similarities is ``|sum of its vectors|^2``
-    less their squared norms, so this costs one pass over the slate's
-    vectors instead of its (k x k) Gram matrix (a fifth of a tick at 10,000
-    users before).
+    less their squared norms: one compiled pass over the slate's vectors
+    instead of its (k x k) Gram matrix (which took a fifth of an unlogged
+    tick at 10,000 users).
 
     Args:
         emb: (n_items, d) unit vectors.
         slates: (B, k) item indices.
         mask: optional (B, k) bool; only masked items count.
-        vectors: optional ``emb[slates]`` already gathered (the world asks twice per page).
 
     Returns:
         (B,) diversities; NaN for rows with fewer than two counted items.
     """
     if slates.size == 0:
         return np.zeros(0)
-    e = emb[slates] if vectors is None else vectors
-    sq = np.einsum("bkd,bkd->bk", e, e)
-    if mask is None:
-        total = e.sum(axis=1, dtype=np.float64)
-        norms = sq.sum(axis=1, dtype=np.float64)
-        cnt = np.full(slates.shape[0], float(slates.shape[1]))
-    else:
-        w = mask.astype(np.float32)
-        total = np.einsum("bk,bkd->bd", w, e).astype(np.float64)
-        norms = (sq * w).sum(axis=1, dtype=np.float64)
-        cnt = w.sum(axis=1, dtype=np.float64)
-    n = cnt * cnt - cnt
-    similar = np.einsum("bd,bd->b", total, total) - norms
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, (n - similar) / np.maximum(n, 1), np.nan)
+    keep = np.ones(slates.shape, np.bool_) if mask is None else np.ascontiguousarray(mask, np.bool_)
+    out = np.empty(slates.shape[0], np.float64)
+    _pairwise_diversity(np.ascontiguousarray(emb), np.ascontiguousarray(slates, np.int64), keep, out)
+    return out
 
 
 def gini(counts: np.ndarray) -> float:

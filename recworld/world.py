@@ -576,9 +576,8 @@ class World(mesa.Model):
         stats.rating_sum += float(ratings[rated].sum())
         stats.watched_items.append(w_items)
         if k > 1 and not self.light_metrics:
-            vectors = self.catalog.embeddings[slates]
-            stats.diversity.append(M.pairwise_diversity(self.catalog.embeddings, slates, vectors=vectors))
-            stats.consumption.append(M.pairwise_diversity(self.catalog.embeddings, slates, watched, vectors=vectors))
+            stats.diversity.append(M.pairwise_diversity(self.catalog.embeddings, slates))
+            stats.consumption.append(M.pairwise_diversity(self.catalog.embeddings, slates, watched))
 
         self.recommender.observe(Feedback(tick, active, slates, watched, ratings, leave, ev, instr))
         return ev, leave, dec, slates

@@ -59,7 +59,7 @@ def test_pairwise_diversity_is_the_mean_distance_over_pairs():
     mask[0] = False
     mask[1, 1:] = False  # one counted item: no pair
     for m in (None, mask):
-        got = M.pairwise_diversity(emb, slates, m, vectors=emb[slates] if m is None else None)
+        got = M.pairwise_diversity(emb, slates, m)
         for r in range(30):
             items = [slates[r, i] for i in range(6) if m is None or m[r, i]]
             pairs = [1 - float(emb[a] @ emb[b]) for x, a in enumerate(items) for y, b in enumerate(items) if x != y]
