@@ -62,7 +62,7 @@ def main() -> None:
         world.run(args.block_ticks)
         t0, c0 = time.perf_counter(), time.process_time()
         for tick, lt in ticks:
-            rec._write(_Job([(tick, lt)], [], [], [], [], [], [], [], None, tick))
+            rec._write(_Job([(tick, lt)], [], [], [], [], [], [], [], None, None, tick))
         wall, cpu = (time.perf_counter() - t0) / len(ticks), (time.process_time() - c0) / len(ticks)
         with eng.connect() as con:
             n_rows = con.exec_driver_sql("SELECT count(*) FROM usertick WHERE tick BETWEEN ? AND ?", (ticks[0][0], ticks[-1][0])).scalar()
