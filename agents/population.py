@@ -386,11 +386,6 @@ class SampledPersonas(Sequence[Persona]):
         ]
 
 
-def smallest(keys: np.ndarray, k: int) -> np.ndarray:
-    """``np.argsort(keys)[:k]`` in one pass over ``keys`` (the full sort only when ties make the order ambiguous)."""
-    return smallest_rows(keys[None, :], k)[0]
-
-
 def _liked_tags(cat: Catalog, best: np.ndarray, n: int = 3) -> list[list[str]]:
     """Per row of ``best`` (users x their best-matching items), the most frequent tags among those items."""
     counts = cat.tag_matrix[best].sum(axis=1)

@@ -320,12 +320,11 @@ def load_world(blob: bytes, base: bytes | None = None) -> World:
 
 
 def _apply(base: dict[int, Any], changes: dict[int, np.ndarray | _Rows]) -> dict[int, np.ndarray]:
+    # The base's arrays are writable views of its own decompressed buffer (see _unpack): changed rows go in place.
     arrays = dict(base)
     for key, change in changes.items():
         if isinstance(change, _Rows):
-            a = arrays[key] if arrays[key].flags.writeable else arrays[key].copy()
-            a[change.index] = change.values
-            arrays[key] = a
+            arrays[key][change.index] = change.values
         else:
             arrays[key] = change
     return arrays

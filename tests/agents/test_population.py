@@ -45,17 +45,6 @@ def test_bad_sizes(ml, catalog):
         SampledPopulation(catalog, 0)
 
 
-def test_smallest_is_the_sorts_first_k_even_with_ties():
-    from recworld.agents.population import smallest
-
-    rng = np.random.default_rng(3)
-    for n in (2, 5, 40, 1000):
-        keys = rng.standard_normal(n).astype(np.float32)
-        assert np.array_equal(smallest(keys, 3), np.argsort(keys)[:3])
-        tied = np.round(keys, 1)  # many ties: the full sort's order must still come back
-        assert np.array_equal(smallest(tied, 3), np.argsort(tied)[:3])
-
-
 def test_demographics_in_one_draw_are_the_per_user_draws():
     from recworld.agents.population import _demographics
 

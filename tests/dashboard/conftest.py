@@ -60,11 +60,10 @@ class RunDB:
 
 def _world_at_end(engine, run_id: int):
     from recworld.checkpoint import load_world
-    from recworld.storage import Checkpoint
+    from recworld.storage.queries import last_checkpoint
 
-    with engine.connect() as con:
-        blob = con.execute(select(Checkpoint.state).where(Checkpoint.run_id == run_id).order_by(Checkpoint.tick.desc())).scalars().first()
-    return load_world(bytes(blob))
+    ck = last_checkpoint(engine, run_id)  # incremental or complete: loaded with its base
+    return load_world(ck.state, ck.base)
 
 
 def _pick_user(engine, run_id: int) -> int:

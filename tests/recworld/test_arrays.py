@@ -59,3 +59,12 @@ def test_dot_rows_gives_a_row_the_same_bits_in_any_batch():
     assert np.allclose(whole, vectors @ items_t, atol=1e-4)
     for lo, hi in ((0, 1), (5, 12), (77, 589), (599, 600)):
         assert np.array_equal(dot_rows(vectors[lo:hi], items_t), whole[lo:hi])
+
+
+def test_smallest_rows_of_one_row_is_the_sorts_first_k_even_with_ties():
+    rng = np.random.default_rng(3)
+    for n in (2, 5, 40, 1000):
+        keys = rng.standard_normal(n).astype(np.float32)
+        assert np.array_equal(smallest_rows(keys[None, :], 3)[0], np.argsort(keys)[:3])
+        tied = np.round(keys, 1)  # many ties: the full sort's order must still come back
+        assert np.array_equal(smallest_rows(tied[None, :], 3)[0], np.argsort(tied)[:3])
