@@ -42,30 +42,55 @@ def mean_ci(values: Iterable[float]) -> tuple[float, float, float]:
 
 
 @njit(cache=True)
-def _pairwise_diversity(emb, slates, mask, out) -> None:
-    d = emb.shape[1]
-    total = np.empty(d, np.float64)
+def _sum_vectors(emb, it, total, norms) -> float:
+    # Adds item ``it``'s vector to ``total`` and its squares to ``norms`` (float64 accumulators, one term at a time).
+    for t in range(emb.shape[1]):
+        v = np.float64(emb[it, t])
+        total[t] += v
+        norms += v * v
+    return norms
+
+
+@njit(cache=True)
+def _mean_distance(total, norms, cnt) -> float:
+    n = cnt * cnt - cnt
+    if n == 0:
+        return np.nan
+    similar = -norms
+    for t in range(total.shape[0]):
+        similar += total[t] * total[t]
+    return (n - similar) / n
+
+
+@njit(cache=True)
+def _pairwise_diversity(emb, slates, mask, out_all, out_masked) -> None:
+    # out_all of size 0: the masked diversity only.
+    both = out_all.shape[0] > 0
+    total_a = np.empty(emb.shape[1], np.float64)
+    total_m = np.empty(emb.shape[1], np.float64)
     for b in range(slates.shape[0]):
-        total[:] = 0.0
-        norms = 0.0
-        cnt = 0
+        total_a[:] = 0.0
+        total_m[:] = 0.0
+        norms_a = norms_m = 0.0
+        cnt_a = cnt_m = 0
         for i in range(slates.shape[1]):
-            if not mask[b, i]:
-                continue
-            cnt += 1
-            it = slates[b, i]
-            for t in range(d):
-                v = np.float64(emb[it, t])
-                total[t] += v
-                norms += v * v
-        n = cnt * cnt - cnt
-        if n == 0:
-            out[b] = np.nan
-            continue
-        similar = -norms
-        for t in range(d):
-            similar += total[t] * total[t]
-        out[b] = (n - similar) / n
+            if both:
+                norms_a = _sum_vectors(emb, slates[b, i], total_a, norms_a)
+                cnt_a += 1
+            if mask[b, i]:
+                norms_m = _sum_vectors(emb, slates[b, i], total_m, norms_m)
+                cnt_m += 1
+        out_masked[b] = _mean_distance(total_m, norms_m, cnt_m)
+        if both:
+            out_all[b] = _mean_distance(total_a, norms_a, cnt_a)
+
+
+def _diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None, both: bool) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.ones(slates.shape, np.bool_) if mask is None else np.ascontiguousarray(mask, np.bool_)
+    out_all = np.empty(slates.shape[0] if both else 0, np.float64)
+    out = np.empty(slates.shape[0], np.float64)
+    _pairwise_diversity(np.ascontiguousarray(emb), np.ascontiguousarray(slates, np.int64), keep, out_all, out)
+    return out_all, out
 
 
 def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -86,10 +111,14 @@ def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | N
     """
     if slates.size == 0:
         return np.zeros(0)
-    keep = np.ones(slates.shape, np.bool_) if mask is None else np.ascontiguousarray(mask, np.bool_)
-    out = np.empty(slates.shape[0], np.float64)
-    _pairwise_diversity(np.ascontiguousarray(emb), np.ascontiguousarray(slates, np.int64), keep, out)
-    return out
+    return _diversity(emb, slates, mask, False)[1]
+
+
+def slate_diversity(emb: np.ndarray, slates: np.ndarray, watched: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pairwise_diversity` of each whole slate and of its watched items, in one pass over the vectors (the same values)."""
+    if slates.size == 0:
+        return np.zeros(0), np.zeros(0)
+    return _diversity(emb, slates, watched, True)
 
 
 def gini(counts: np.ndarray) -> float:

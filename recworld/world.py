@@ -576,8 +576,9 @@ class World(mesa.Model):
         stats.rating_sum += float(ratings[rated].sum())
         stats.watched_items.append(w_items)
         if k > 1 and not self.light_metrics:
-            stats.diversity.append(M.pairwise_diversity(self.catalog.embeddings, slates))
-            stats.consumption.append(M.pairwise_diversity(self.catalog.embeddings, slates, watched))
+            shown_div, watched_div = M.slate_diversity(self.catalog.embeddings, slates, watched)
+            stats.diversity.append(shown_div)
+            stats.consumption.append(watched_div)
 
         self.recommender.observe(Feedback(tick, active, slates, watched, ratings, leave, ev, instr))
         return ev, leave, dec, slates

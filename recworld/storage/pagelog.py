@@ -113,50 +113,13 @@ class _Records:
 
 def _page_records(block: PageBlock, start: int) -> _Records | None:
     """The page records (head and data) of one block whose first event is at ``start`` of its tick, in one buffer."""
+    # Imported here: only the world's process packs pages, and the writer process is kept free of numba's import.
+    from recworld.storage.pagepack import pack_pages
+
     b, k = block.slates.shape
     if b == 0:
         return None
-    watched = np.ascontiguousarray(block.watched, bool)
-    n_w = watched.sum(axis=1)
-    rated = watched & ~np.isnan(block.ratings)
-    n_r = rated.sum(axis=1)
-    n_imp = b * k if block.impressions else 0
-    ws = np.full(b, k) if block.skips else n_w
-    head = np.empty(b, _HEAD_DTYPE)
-    head["k"], head["w"], head["r"] = k, n_w, n_r
-    head["si"] = start + np.arange(b) * k if block.impressions else start
-    head["sw"] = start + n_imp + np.concatenate(([0], np.cumsum(ws)[:-1]))
-    head["sr"] = start + n_imp + int(ws.sum()) + np.concatenate(([0], np.cumsum(n_r)[:-1]))
-    fr = np.ascontiguousarray(block.frac[watched], "<f8")
-    rt = block.ratings[watched]
-    flags = (IMPRESSIONS if block.impressions else 0) | (SKIPS if block.skips else 0)
-    has_frac = bool((fr != 1.0).any())
-    if has_frac:
-        flags |= FRAC
-    got = rt[~np.isnan(rt)]
-    if got.size and ((got != np.round(got)).any() or got.min() < 1 or got.max() > 127):
-        flags |= FLOAT_RATINGS
-        rbytes, rsize = np.ascontiguousarray(rt, "<f8").tobytes(), 8
-    else:
-        rbytes, rsize = np.nan_to_num(rt, nan=0.0).astype(np.int8).tobytes(), 1
-    head["f"] = flags
-    prefix = np.hstack(
-        [head.view(np.uint8).reshape(b, PAGE_HEAD.size), block.slates.astype("<i4").view(np.uint8).reshape(b, 4 * k), np.packbits(watched, axis=1)]
-    )
-    # Every page's record laid out in one buffer (head and prefix, shares, ratings): no per-page byte joins.
-    f_len = 8 * n_w if has_frac else np.zeros(b, np.int64)
-    r_len = np.where(n_r > 0, rsize * n_w, 0)
-    p_len = prefix.shape[1]
-    lens = p_len + f_len + r_len
-    starts = np.cumsum(lens) - lens
-    buf = np.empty(int(lens.sum()), np.uint8)
-    buf[(starts[:, None] + np.arange(p_len)).ravel()] = prefix.ravel()
-    if has_frac:
-        buf[_runs(starts + p_len, f_len)] = np.frombuffer(fr.tobytes(), np.uint8)
-    if r_len.any():
-        keep = np.repeat(n_r > 0, n_w)  # a page with no rating stores none of its watched items' slots
-        rb = np.frombuffer(rbytes, np.uint8).reshape(-1, rsize)[keep].ravel()
-        buf[_runs(starts + p_len + f_len, r_len)] = rb
+    buf, lens, n_w, n_r, flags = pack_pages(block.slates, block.watched, block.frac, block.ratings, start, block.impressions, block.skips)
     return _Records(buf, lens, block.users, shown=np.full(b, k), watched=n_w, rated=n_r, flags=np.full(b, flags))
 
 

@@ -64,3 +64,17 @@ def test_pairwise_diversity_is_the_mean_distance_over_pairs():
             items = [slates[r, i] for i in range(6) if m is None or m[r, i]]
             pairs = [1 - float(emb[a] @ emb[b]) for x, a in enumerate(items) for y, b in enumerate(items) if x != y]
             assert (np.isnan(got[r]) and not pairs) or abs(got[r] - np.mean(pairs)) < 1e-5
+
+
+def test_slate_diversity_gives_both_diversities_of_one_pass():
+    """The world's one pass (whole slates and their watched items) gives exactly the two separate diversities."""
+    rng = np.random.default_rng(5)
+    emb = rng.standard_normal((40, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    slates = rng.integers(0, 40, (25, 7))
+    watched = rng.random((25, 7)) < 0.4
+    shown, seen = M.slate_diversity(emb, slates, watched)
+    assert shown.tobytes() == M.pairwise_diversity(emb, slates).tobytes()
+    assert seen.tobytes() == M.pairwise_diversity(emb, slates, watched).tobytes()
+    assert np.isnan(seen).any() and not np.isnan(shown).any()
+    assert [a.size for a in M.slate_diversity(emb, slates[:0], watched[:0])] == [0, 0]
