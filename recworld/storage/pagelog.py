@@ -56,7 +56,6 @@ IMPRESSIONS = 1  # IMPRESSION events were logged for the page
 SKIPS = 2  # SKIP events were logged
 FRAC = 4  # watched shares stored (else all 1.0)
 FLOAT_RATINGS = 8  # ratings stored as float64 (else int8)
-_MAX_MARK_RATING = 126  # ItemTick marks hold 1 + rating in an int8
 
 _IMP, _WATCH, _SKIP, _RATE = int(EventType.IMPRESSION), int(EventType.WATCH), int(EventType.SKIP), int(EventType.RATE)
 _START, _RETURN, _LEAVE, _CHURN = int(EventType.SESSION_START), int(EventType.RETURN), int(EventType.LEAVE), int(EventType.CHURN)
@@ -229,29 +228,18 @@ def item_tick_rows(run_id: int, tick: int, blocks: Iterable[PageBlock]) -> list[
     appends their ratings as float64 (log order): its blob is then longer
     than ``impressions`` bytes. :func:`read_marks` reads both.
     """
+    # Imported here: only the world's process builds these rows (see _page_records).
+    from recworld.storage.pagepack import impressions_by_item
+
     blocks = [bl for bl in blocks if bl.slates.size]
     if not blocks:
         return []
     items = np.concatenate([bl.slates.ravel() for bl in blocks])
-    users = np.concatenate([np.repeat(bl.users, bl.slates.shape[1]) for bl in blocks]).astype("<i4")
+    users = np.concatenate([np.repeat(bl.users, bl.slates.shape[1]) for bl in blocks])
     watched = np.concatenate([bl.watched.ravel() for bl in blocks])
     ratings = np.concatenate([bl.ratings.ravel() for bl in blocks])
-    rated = watched & ~np.isnan(ratings)
-    rv = np.where(rated, ratings, 0.0)
-    with np.errstate(invalid="ignore"):  # whole arrays, no masks: a masked write costs more than the rest of this function
-        rvi = rv.astype(np.int8)
-    odd = (rvi != rv) | (rv > _MAX_MARK_RATING) | (rated & (rv < 1))  # a rating an int8 mark cannot hold
-    marks = watched.astype(np.int8) + rvi
-    if odd.any():
-        marks[odd] = 2  # rare: rated, the value follows as float64 (below)
-    order = _stable_order(items)  # per item, users in log order
-    items, users, marks, rv = items[order], users[order], marks[order], rv[order]
-    first = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1])))
-    uniq = items[first]
-    ends = np.append(first[1:], items.size)
-    counts = ends - first
-    w = np.add.reduceat((marks > 0).astype(np.int64), first)
-    nr = np.add.reduceat((marks >= 2).astype(np.int64), first)
+    uniq, first, counts, w, nr, users, marks, rv, odd = impressions_by_item(items, users, watched, ratings)
+    ends = first + counts
     rs = np.add.reduceat(rv, first)
     ub, mb = users.tobytes(), marks.tobytes()
     rows = [
@@ -259,7 +247,7 @@ def item_tick_rows(run_id: int, tick: int, blocks: Iterable[PageBlock]) -> list[
         for it, n, ww, rr, s, a, z in zip(uniq.tolist(), counts.tolist(), w.tolist(), nr.tolist(), rs.tolist(), first.tolist(), ends.tolist())
     ]
     if odd.any():  # rare: the rows holding such a rating carry all their ratings as float64 instead
-        rated, odd = rated[order], odd[order]
+        rated = marks >= 2
         for i in np.flatnonzero(np.add.reduceat(odd.astype(np.int64), first)).tolist():
             a, z = int(first[i]), int(ends[i])
             m = np.where(rated[a:z], 2, marks[a:z]).astype(np.int8)

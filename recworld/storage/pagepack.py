@@ -15,6 +15,7 @@ from recworld.jit import njit
 # Page record flags (the values pagelog.IMPRESSIONS, SKIPS, FRAC and FLOAT_RATINGS name).
 _IMPRESSIONS, _SKIPS, _FRAC, _FLOAT_RATINGS = 1, 2, 4, 8
 HEAD_SIZE = 19  # pagelog.PAGE_HEAD: <HHHBiii
+MAX_MARK_RATING = 126  # ItemTick marks hold 1 + rating in an int8
 
 
 @njit(cache=True)
@@ -102,6 +103,59 @@ def _pack(slates, watched, frac_bits, ratings, rating_bits, start, impressions, 
     return lens, n_w, n_r, flags
 
 
+@njit(cache=True)
+def _by_item(items, users, watched, ratings, n_items, out_users, out_marks, out_rv, out_odd, counts, w, nr):
+    # A stable counting sort of a tick's impressions by item (log order kept within an item), with each one's mark.
+    n = items.shape[0]
+    for e in range(n):
+        counts[items[e]] += 1
+    pos = np.empty(n_items, np.int64)
+    acc = 0
+    for it in range(n_items):
+        pos[it] = acc
+        acc += counts[it]
+    for e in range(n):
+        it = items[e]
+        p = pos[it]
+        pos[it] += 1
+        out_users[p] = users[e]
+        r = ratings[e]
+        rated = watched[e] and r == r
+        rv = r if rated else 0.0
+        odd = rated and (r != np.floor(r) or r < 1.0 or r > MAX_MARK_RATING)  # a rating an int8 mark (1 + r) cannot hold
+        mark = 2 if odd else (1 + np.int64(rv) if rated else (1 if watched[e] else 0))
+        out_marks[p] = mark
+        out_rv[p] = rv
+        out_odd[p] = odd
+        if mark > 0:
+            w[it] += 1
+        if mark >= 2:
+            nr[it] += 1
+
+
+def impressions_by_item(items: np.ndarray, users: np.ndarray, watched: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A tick's impressions (flat arrays, one entry per item shown to a user) grouped by item, in log order within an item.
+
+    Returns the items shown (ascending), each one's first position and count,
+    watched and rated counts, and per impression (grouped): the user, the
+    ItemTick mark (layout: ``pagelog.item_tick_rows``; 2 where the rating
+    needs float64), the rating or 0.0, and whether it needs float64.
+    """
+    it = np.ascontiguousarray(items, np.int64)
+    n_items = int(it.max()) + 1 if it.size else 0
+    n = it.size
+    out_users = np.empty(n, "<i4")
+    out_marks = np.empty(n, np.int8)
+    out_rv = np.empty(n, np.float64)
+    out_odd = np.empty(n, np.bool_)
+    counts, w, nr = (np.zeros(n_items, np.int64) for _ in range(3))
+    args = (np.ascontiguousarray(users, np.int64), np.ascontiguousarray(watched, np.bool_), np.ascontiguousarray(ratings, np.float64))
+    _by_item(it, *args, n_items, out_users, out_marks, out_rv, out_odd, counts, w, nr)
+    shown = np.flatnonzero(counts)
+    first = (np.cumsum(counts) - counts)[shown]
+    return shown, first, counts[shown], w[shown], nr[shown], out_users, out_marks, out_rv, out_odd
+
+
 def pack_pages(
     slates: np.ndarray, watched: np.ndarray, frac: np.ndarray, ratings: np.ndarray, start: int, impressions: bool, skips: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -126,4 +180,4 @@ def pack_pages(
     return buf, lens, n_w, n_r, int(flags)
 
 
-__all__ = ["pack_pages"]
+__all__ = ["impressions_by_item", "pack_pages"]
