@@ -189,10 +189,12 @@ class EventBatch:
         payload = {pos[i]: p for i, p in self.payload.items() if pos[i] >= 0}
         return EventBatch(self.tick[idx], self.user[idx], self.type[idx], self.item[idx], self.value[idx], text, payload)
 
-    def stored_columns(self, idx: np.ndarray) -> tuple[list[int | None], list[float | None], list[str | None], list[str | None]]:
+    def stored_columns(
+        self, idx: np.ndarray, stored: dict[int, str] | None = None
+    ) -> tuple[list[int | None], list[float | None], list[str | None], list[str | None]]:
         """Items, values, texts and payload JSON of the events at ``idx``, as the event log stores them (None where missing).
 
-        Built column-wise (the hot path of logging).
+        Built column-wise (the hot path of logging). ``stored``: :meth:`stored_payloads`, when the caller has it already.
         """
         idx = np.asarray(idx, np.int64)
         item_a, value_a = self.item[idx], self.value[idx]
@@ -209,7 +211,7 @@ class EventBatch:
             if r is not None:
                 texts[r] = t
         payloads: list[str | None] = [None] * n
-        for i, js in self.stored_payloads().items():
+        for i, js in (self.stored_payloads() if stored is None else stored).items():
             r = i if pos is None else pos.get(i)
             if r is not None:
                 payloads[r] = js

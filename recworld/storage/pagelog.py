@@ -129,28 +129,28 @@ def _event_records(
     n = len(users)
     head = np.empty(n, _EVENT_DTYPE)
     head["s"], head["t"], head["i"], head["v"] = seqs, types, items, values
+    # An event's tail is its text, then its payload: pieces coded into a table of distinct strings (a tick's LEAVE
+    # payloads take a handful of values), each encoded once, and every event's bytes gathered by numpy.
+    table: dict[str, int] = {}
+    ev_t = np.fromiter(texts.keys(), np.int64, len(texts))
+    ev_p = np.fromiter(payloads.keys(), np.int64, len(payloads))
+    code_t = np.array([table.setdefault(x, len(table)) for x in texts.values()], np.int64)
+    code_p = np.array([table.setdefault(x, len(table)) for x in payloads.values()], np.int64)
+    enc = [x.encode() for x in table]
+    size = np.array([len(b) for b in enc], np.int64)
     lt, lp = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-    tails: dict[int, bytes] = {}
-    for j, tx in texts.items():
-        tails[j] = b = tx.encode()
-        lt[j] = len(b)
-    memo: dict[str, bytes] = {}  # a tick's LEAVE payloads take a handful of values
-    for j, pl in payloads.items():
-        b = memo.get(pl)
-        if b is None:
-            b = memo[pl] = pl.encode()
-        tails[j] = tails.get(j, b"") + b
-        lp[j] = len(b)
+    lt[ev_t], lp[ev_p] = size[code_t], size[code_p]
     head["lt"], head["lp"] = lt, lp
     hs = EVENT_HEAD.size
     lens = hs + np.maximum(lt, 0) + np.maximum(lp, 0)
     starts = np.cumsum(lens) - lens
     buf = np.empty(int(lens.sum()), np.uint8)
     buf[(starts[:, None] + np.arange(hs)).ravel()] = head.view(np.uint8)
-    if tails:
-        at = sorted(tails)
-        ta = np.array(at, np.int64)
-        buf[_runs(starts[ta] + hs, lens[ta] - hs)] = np.frombuffer(b"".join(tails[j] for j in at), np.uint8)
+    if enc:
+        code = np.concatenate([code_t, code_p])
+        at = np.concatenate([starts[ev_t] + hs, starts[ev_p] + hs + np.maximum(lt[ev_p], 0)])
+        strings = np.frombuffer(b"".join(enc), np.uint8)
+        buf[_runs(at, size[code])] = strings[_runs((np.cumsum(size) - size)[code], size[code])]
     return _Records(buf, lens, users, types=types)
 
 
@@ -177,7 +177,8 @@ def _group(run_id: int, tick: int, pages: _Records, events: _Records) -> list[tu
     key[n_p:] += 1
     order = _stable_order(key)  # per user: pages, then events, each in the given order
     raw = np.concatenate([pages.buf, events.buf]).tobytes()
-    recs = [raw[a:z] for a, z in zip((ends - lens)[order].tolist(), ends[order].tolist())]
+    # The records in user order as one byte string (a slice each, one join), then one slice per user.
+    grouped = b"".join([raw[a:z] for a, z in zip((ends - lens)[order].tolist(), ends[order].tolist())])
     su = users[order]
     head = np.flatnonzero(np.concatenate(([True], su[1:] != su[:-1])))
     uniq = su[head]
@@ -192,7 +193,9 @@ def _group(run_id: int, tick: int, pages: _Records, events: _Records) -> list[tu
     flags = np.zeros(u, np.int64)
     np.bitwise_or.at(flags, ip, pages.flags)
     sess = [np.bincount(ie[events.types == t], minlength=u).tolist() for t in SESSION_TYPES]
-    cut = head.tolist() + [su.size]
+    at = np.append(np.cumsum(lens[order])[head - 1], 0)  # each user's first byte in ``grouped``, then the end
+    at[0], at[-1] = 0, len(grouped)
+    cut = at.tolist()
     return list(
         zip(
             [run_id] * u,
@@ -205,7 +208,7 @@ def _group(run_id: int, tick: int, pages: _Records, events: _Records) -> list[tu
             flags.tolist(),
             *sess,
             [tick // SPAN_TICKS] * u,
-            [b"".join(recs[a:z]) for a, z in zip(cut[:-1], cut[1:])],
+            [grouped[a:z] for a, z in zip(cut[:-1], cut[1:])],
         )
     )
 
@@ -305,13 +308,23 @@ class LoggedTick:
         return cls(ev.take(idx), idx, pages, item_tick_rows(run_id, tick, ev.pages) if ev.pages else [])
 
 
-def split_batch(run_id: int, tick: int, lt: LoggedTick) -> tuple[np.ndarray, list[tuple], list[tuple]]:
-    """One tick as stored: indices (in ``lt.events``) of the events kept as Event rows, UserTick rows and ItemTick rows."""
+def split_batch(run_id: int, tick: int, lt: LoggedTick, stored: dict[int, str] | None = None) -> tuple[np.ndarray, list[tuple], list[tuple]]:
+    """One tick as stored: indices (in ``lt.events``) of the events kept as Event rows, UserTick rows and ItemTick rows.
+
+    ``stored``: the events' payloads as stored (``lt.events.stored_payloads()``), when the caller has them already.
+    """
     ev = lt.events
+    stored = ev.stored_payloads() if stored is None else stored
     sess = np.isin(ev.type, SESSION_TYPES)
     sidx = np.flatnonzero(sess)
-    s = ev.take(sidx)
-    events = _event_records(s.user, lt.seq[sidx], s.type, s.item, s.value, s.text, s.stored_payloads())
+    texts, payloads = ev.text, stored
+    if sidx.size < len(ev):  # other events too (social, search...): the session events' texts and payloads by their new position
+        at = np.full(len(ev), -1, np.int64)
+        at[sidx] = np.arange(sidx.size)
+        pos = at.tolist()
+        texts = {pos[i]: t for i, t in ev.text.items() if pos[i] >= 0}
+        payloads = {pos[i]: js for i, js in stored.items() if pos[i] >= 0}
+    events = _event_records(ev.user[sidx], lt.seq[sidx], ev.type[sidx], ev.item[sidx], ev.value[sidx], texts, payloads)
     return np.flatnonzero(~sess), _group(run_id, tick, lt.pages, events), lt.items
 
 

@@ -438,13 +438,14 @@ class RunRecorder:
         item_ticks: list[tuple] = []
         summaries: list[tuple] = []
         for tick, lt in job.events:
-            keep, ut, it = split_batch(self.run_id, tick, lt)
             ev = lt.events
-            rows.extend(event_tuples(self.run_id, ev, keep, lt.seq))
+            stored = ev.stored_payloads()  # one JSON text per payload, for the rows and the summaries alike
+            keep, ut, it = split_batch(self.run_id, tick, lt, stored)
+            rows.extend(event_tuples(self.run_id, ev, keep, lt.seq, stored))
             user_ticks.extend(ut)
             item_ticks.extend(it)
             # Cascade and leave-reason counts from the payload text as stored (recworld.storage.summary).
-            summaries.extend(summary_rows(self.run_id, batch_summary_input(tick, ev)))
+            summaries.extend(summary_rows(self.run_id, batch_summary_input(tick, ev, stored)))
         with self.engine.begin() as con:
             insert_events(con, rows)
             insert_rows(con, "usertick", USER_TICK_COLUMNS, user_ticks)
@@ -664,7 +665,9 @@ def _write_jobs(url: str, run_id: int, jobs: Any, acks: Any, parent: int) -> Non
 EVENT_COLUMNS = ("run_id", "tick", "user_id", "type", "item_id", "value", "text", "payload", "seq")
 
 
-def event_tuples(run_id: int, ev: EventBatch, keep: np.ndarray | None = None, seq: np.ndarray | None = None) -> list[tuple]:
+def event_tuples(
+    run_id: int, ev: EventBatch, keep: np.ndarray | None = None, seq: np.ndarray | None = None, stored: dict[int, str] | None = None
+) -> list[tuple]:
     """Rows of the event table as tuples (built column-wise: this is the hot path of logging).
 
     Args:
@@ -672,11 +675,12 @@ def event_tuples(run_id: int, ev: EventBatch, keep: np.ndarray | None = None, se
         ev: one tick's events.
         keep: indices of the events to write (default all).
         seq: each event's place in the tick's stream (default: its index in ``ev``).
+        stored: ``ev.stored_payloads()``, when the caller has it already.
     """
     idx = np.arange(len(ev)) if keep is None else np.asarray(keep, np.int64)
     if idx.size == 0:
         return []
-    items, values, texts, payloads = ev.stored_columns(idx)
+    items, values, texts, payloads = ev.stored_columns(idx, stored)
     n = idx.size
     seqs = idx if seq is None else np.asarray(seq)[idx]
     return list(zip([run_id] * n, ev.tick[idx].tolist(), ev.user[idx].tolist(), ev.type[idx].tolist(), items, values, texts, payloads, seqs.tolist()))

@@ -70,9 +70,12 @@ def summary_rows(run_id: int, events: Iterable[tuple]) -> list[tuple]:
     return [(run_id, t, kind, key, n, d) for (t, kind, key), (n, d) in sorted(counts.items())]
 
 
-def batch_summary_input(tick: int, ev: EventBatch) -> list[tuple]:
-    """A tick's POST and LEAVE events as :func:`summary_rows` takes them, one per distinct (type, stored payload) with its count."""
-    stored = ev.stored_payloads()
+def batch_summary_input(tick: int, ev: EventBatch, stored: dict[int, str] | None = None) -> list[tuple]:
+    """A tick's POST and LEAVE events as :func:`summary_rows` takes them, one per distinct (type, stored payload) with its count.
+
+    ``stored``: ``ev.stored_payloads()``, when the caller has it already.
+    """
+    stored = ev.stored_payloads() if stored is None else stored
     types = ev.type.tolist()
     counts = Counter((types[i], stored.get(i)) for i in np.flatnonzero(np.isin(ev.type, SUMMARY_TYPES)).tolist())
     return [(tick, t, raw, n) for (t, raw), n in counts.items()]
