@@ -85,12 +85,12 @@ def _pairwise_diversity(emb, sq_norms, slates, mask, out_all, out_masked) -> Non
             out_all[b] = _mean_distance(total_a, norms_a, cnt_a)
 
 
-def _diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None, both: bool) -> tuple[np.ndarray, np.ndarray]:
+def _diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | None, both: bool, sq_norms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     keep = np.ones(slates.shape, np.bool_) if mask is None else np.ascontiguousarray(mask, np.bool_)
     out_all = np.empty(slates.shape[0] if both else 0, np.float64)
     out = np.empty(slates.shape[0], np.float64)
     emb = np.ascontiguousarray(emb)
-    sq_norms = np.einsum("ij,ij->i", emb, emb, dtype=np.float64)
+    sq_norms = squared_norms(emb) if sq_norms is None else sq_norms
     _pairwise_diversity(emb, sq_norms, np.ascontiguousarray(slates, np.int64), keep, out_all, out)
     return out_all, out
 
@@ -116,11 +116,19 @@ def pairwise_diversity(emb: np.ndarray, slates: np.ndarray, mask: np.ndarray | N
     return _diversity(emb, slates, mask, False)[1]
 
 
-def slate_diversity(emb: np.ndarray, slates: np.ndarray, watched: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`pairwise_diversity` of each whole slate and of its watched items, in one pass over the vectors (the same values)."""
+def slate_diversity(emb: np.ndarray, slates: np.ndarray, watched: np.ndarray, sq_norms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pairwise_diversity` of each whole slate and of its watched items, in one pass over the vectors (the same values).
+
+    ``sq_norms``: :func:`squared_norms` of ``emb``, when the caller keeps them.
+    """
     if slates.size == 0:
         return np.zeros(0), np.zeros(0)
-    return _diversity(emb, slates, watched, True)
+    return _diversity(emb, slates, watched, True, sq_norms)
+
+
+def squared_norms(emb: np.ndarray) -> np.ndarray:
+    """Each row's squared norm, summed in float64 (what the diversity kernel takes)."""
+    return np.einsum("ij,ij->i", emb, emb, dtype=np.float64)
 
 
 def gini(counts: np.ndarray) -> float:
@@ -174,15 +182,19 @@ def retention_curve(rows: list[tuple[int, int, int, int]]) -> dict[int, float]:
     return {k: act[k] / size[k] for k in sorted(size) if size[k] > 0}
 
 
-def spread(vectors: np.ndarray) -> float | None:
+def spread(vectors: np.ndarray, rows: np.ndarray | None = None) -> float | None:
     """1 - mean pairwise cosine of the non-zero rows (self-pairs included): how different users' consumption is.
 
-    Uses mean pairwise cosine = ||mean of unit vectors||^2, so it is O(n d).
+    Uses mean pairwise cosine = ||mean of unit vectors||^2, so it is O(n d);
+    the mean is one matrix-vector product (no normalised copy of the rows).
+    ``rows``: an optional bool mask of the rows to count (the world's living users).
     """
-    norms = np.linalg.norm(vectors, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     ok = norms > 1e-8
-    if ok.sum() < 2:
+    if rows is not None:
+        ok &= rows
+    n = int(ok.sum())
+    if n < 2:
         return None
-    unit = vectors[ok] / norms[ok, None]
-    m = unit.mean(axis=0)
+    m = (np.where(ok, 1.0 / np.where(ok, norms, 1.0), 0.0) @ vectors) / n
     return float(1.0 - m @ m)

@@ -417,6 +417,7 @@ class World(mesa.Model):
         state["observers"] = []
         state["instruction_encoder"] = None
         state.pop("_platform", None)  # a view of arrays stored below
+        state.pop("_norms", None)  # a cache of the catalog's (made again on use)
         # The seen matrix (most of the state) pickles as its bits.
         packed = self._packed_agents()
         if packed is not None:
@@ -576,12 +577,21 @@ class World(mesa.Model):
         stats.rating_sum += float(ratings[rated].sum())
         stats.watched_items.append(w_items)
         if k > 1 and not self.light_metrics:
-            shown_div, watched_div = M.slate_diversity(self.catalog.embeddings, slates, watched)
+            shown_div, watched_div = M.slate_diversity(self.catalog.embeddings, slates, watched, self._embedding_norms())
             stats.diversity.append(shown_div)
             stats.consumption.append(watched_div)
 
         self.recommender.observe(Feedback(tick, active, slates, watched, ratings, leave, ev, instr))
         return ev, leave, dec, slates
+
+    def _embedding_norms(self) -> np.ndarray:
+        """The catalog vectors' squared norms, for the slate diversities: computed again only when the catalog's
+        array is replaced (items added), not for every page round."""
+        emb = self.catalog.embeddings
+        cached = self.__dict__.get("_norms")
+        if cached is None or cached[0] is not emb:
+            cached = self._norms = (emb, M.squared_norms(emb))
+        return cached[1]
 
     def _page_draws(self, rows: int, k: int) -> np.ndarray:
         """The uniforms a page's decisions take (the brain's stream)."""
@@ -655,7 +665,7 @@ class World(mesa.Model):
             gini=None if self.light_metrics else M.gini(self.exposure[:n_items]),
             novelty=None if self.light_metrics else M.novelty(watched, self.watch_counts[:n_items]),
             mean_satisfaction=float(self.users.satisfaction[alive].mean()) if alive.any() else 0.0,
-            population_diversity=None if self.light_metrics else M.spread(self.users.recent[alive]),
+            population_diversity=None if self.light_metrics else M.spread(self.users.recent, alive),
             posts=int((t == EventType.POST).sum()),
             chats=int((t == EventType.CHAT).sum()),
             social_watches=int((t == EventType.SOCIAL_WATCH).sum()),
