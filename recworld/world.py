@@ -406,10 +406,11 @@ class World(mesa.Model):
 
     def run(self, ticks: int, progress: Callable[[int], Any] | None = None) -> None:
         """Step ``ticks`` times, calling ``progress(tick)`` after each."""
-        for _ in range(ticks):
-            self.step()
-            if progress is not None:
-                progress(self.tick)
+        with one_blas_thread():  # once for all the ticks (each step's own block is then free)
+            for _ in range(ticks):
+                self.step()
+                if progress is not None:
+                    progress(self.tick)
 
     def __getstate__(self) -> dict[str, Any]:
         # Observers hold database connections; they are re-attached on resume.

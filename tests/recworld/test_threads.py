@@ -21,6 +21,18 @@ def test_one_blas_thread_limits_and_restores():
         assert _blas_threads() == 2
 
 
+def test_an_inner_block_keeps_one_thread_and_the_outer_restores():
+    with threadpool_limits(limits=2, user_api="blas"):
+        with one_blas_thread():
+            with one_blas_thread():
+                assert _blas_threads() == 1
+            assert _blas_threads() == 1  # the inner block's end does not restore
+        assert _blas_threads() == 2
+        with one_blas_thread():  # and a later block limits again
+            assert _blas_threads() == 1
+        assert _blas_threads() == 2
+
+
 def test_world_ticks_with_one_blas_thread(make_world):
     world = make_world(n=30, recommender="mf")
     seen_threads: list[int] = []
@@ -33,6 +45,8 @@ def test_world_ticks_with_one_blas_thread(make_world):
     world.recommender.recommend = spy
     with threadpool_limits(limits=2, user_api="blas"):
         world.run(3)
+        assert _blas_threads() == 2
+        world.step()  # a step alone (as the envs take them) limits too
         assert _blas_threads() == 2
     assert seen_threads and set(seen_threads) == {1}
     assert np.isfinite(world.recommender.P).all()
