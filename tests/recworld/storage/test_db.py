@@ -4,6 +4,8 @@ from sqlalchemy import select
 from recworld.errors import ConfigError
 from recworld.storage import connect, normalise_url
 from recworld.storage.db import dispose_all, table_names
+from recworld.storage.models import Run
+from recworld.storage.recorder import create_run
 
 
 def test_plain_path_is_sqlite(tmp_path):
@@ -16,6 +18,24 @@ def test_connect_creates_tables_and_wal(tmp_path):
     assert {"run", "event", "tickmetrics", "llmcall", "checkpoint", "schemainfo"} <= names
     with eng.connect() as con:
         assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert con.exec_driver_sql("PRAGMA page_size").scalar() == 16384
+    dispose_all()
+
+
+def test_an_existing_database_keeps_its_page_size(tmp_path):
+    """A file made with SQLite's default 4 KiB pages (older RecWorld) opens, is written and read, and keeps them."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE other (x INTEGER)")
+    raw.commit()
+    raw.close()
+    eng = connect(f"sqlite:///{path}")
+    run_id = create_run(eng, "kept")
+    with eng.connect() as con:
+        assert con.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert con.execute(select(Run.name).where(Run.id == run_id)).scalar() == "kept"
     dispose_all()
 
 
