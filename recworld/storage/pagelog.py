@@ -33,6 +33,10 @@ then event records up to the end.
 item and their rating (see :func:`item_tick_rows`), so an item page reads
 its watchers' ratings without decoding a page.
 
+The world's process lays out the page records and groups the ItemTick rows
+with compiled kernels (:mod:`recworld.storage.pagepack`); the writer
+finishes the rows with numpy alone.
+
 UserTick's per-user index is keyed by a span of :data:`SPAN_TICKS` ticks
 first, ``(run_id, span, user_id, tick, <counts>)``: a tick's inserts stay in
 the current span's part of the index, so writing does not slow down as the
