@@ -182,12 +182,16 @@ class EventBatch:
     def take(self, idx: np.ndarray) -> EventBatch:
         """The events at ``idx`` (ascending) as a batch of their own, without page blocks (texts and payloads kept, the same objects)."""
         idx = np.asarray(idx, np.int64)
-        at = np.full(len(self), -1, np.int64)
-        at[idx] = np.arange(idx.size)
-        pos = at.tolist()
+        pos = self.positions(idx)
         text = {pos[i]: t for i, t in self.text.items() if pos[i] >= 0}
         payload = {pos[i]: p for i, p in self.payload.items() if pos[i] >= 0}
         return EventBatch(self.tick[idx], self.user[idx], self.type[idx], self.item[idx], self.value[idx], text, payload)
+
+    def positions(self, idx: np.ndarray) -> list[int]:
+        """Each event's position in ``idx`` (ascending indices), -1 for events not in it: how :meth:`take` re-keys texts and payloads."""
+        at = np.full(len(self), -1, np.int64)
+        at[np.asarray(idx, np.int64)] = np.arange(len(idx))
+        return at.tolist()
 
     def stored_columns(
         self, idx: np.ndarray, stored: dict[int, str] | None = None

@@ -197,9 +197,8 @@ def _group(run_id: int, tick: int, pages: _Records, events: _Records) -> list[tu
     flags = np.zeros(u, np.int64)
     np.bitwise_or.at(flags, ip, pages.flags)
     sess = [np.bincount(ie[events.types == t], minlength=u).tolist() for t in SESSION_TYPES]
-    at = np.append(np.cumsum(lens[order])[head - 1], 0)  # each user's first byte in ``grouped``, then the end
-    at[0], at[-1] = 0, len(grouped)
-    cut = at.tolist()
+    first_byte = np.cumsum(lens[order]) - lens[order]  # each record's first byte in ``grouped``
+    cut = first_byte[head].tolist() + [len(grouped)]
     return list(
         zip(
             [run_id] * u,
@@ -323,9 +322,7 @@ def split_batch(run_id: int, tick: int, lt: LoggedTick, stored: dict[int, str] |
     sidx = np.flatnonzero(sess)
     texts, payloads = ev.text, stored
     if sidx.size < len(ev):  # other events too (social, search...): the session events' texts and payloads by their new position
-        at = np.full(len(ev), -1, np.int64)
-        at[sidx] = np.arange(sidx.size)
-        pos = at.tolist()
+        pos = ev.positions(sidx)
         texts = {pos[i]: t for i, t in ev.text.items() if pos[i] >= 0}
         payloads = {pos[i]: js for i, js in stored.items() if pos[i] >= 0}
     events = _event_records(ev.user[sidx], lt.seq[sidx], ev.type[sidx], ev.item[sidx], ev.value[sidx], texts, payloads)

@@ -12,8 +12,9 @@ import numpy as np
 
 from recworld.jit import njit
 
-# Page record flags (the values pagelog.IMPRESSIONS, SKIPS, FRAC and FLOAT_RATINGS name).
-_IMPRESSIONS, _SKIPS, _FRAC, _FLOAT_RATINGS = 1, 2, 4, 8
+# Copies of pagelog's layout constants, not imports: kernels compile constants in, and pagelog is not under the
+# kernel cache key (tests/recworld/test_jit.py); test_pagepack.py reads every record back through pagelog's own.
+_IMPRESSIONS, _SKIPS, _FRAC, _FLOAT_RATINGS = 1, 2, 4, 8  # pagelog.IMPRESSIONS, SKIPS, FRAC, FLOAT_RATINGS
 HEAD_SIZE = 19  # pagelog.PAGE_HEAD: <HHHBiii
 MAX_MARK_RATING = 126  # ItemTick marks hold 1 + rating in an int8
 

@@ -49,13 +49,17 @@ def test_mean_ci_student_t_interval():
         mean_ci([])
 
 
+def _random_slates(seed: int, n_items: int, dim: int, rows: int, k: int, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit float32 item vectors, random slates over them and a random mask (``share`` of the items set)."""
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((n_items, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb, rng.integers(0, n_items, (rows, k)), rng.random((rows, k)) < share
+
+
 def test_pairwise_diversity_is_the_mean_distance_over_pairs():
     """The one-pass form (|sum|^2 less the norms) equals the mean of 1 - cos over each slate's (masked) pairs."""
-    rng = np.random.default_rng(2)
-    emb = rng.standard_normal((50, 8)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    slates = rng.integers(0, 50, (30, 6))
-    mask = rng.random((30, 6)) < 0.5
+    emb, slates, mask = _random_slates(2, 50, 8, 30, 6, 0.5)
     mask[0] = False
     mask[1, 1:] = False  # one counted item: no pair
     for m in (None, mask):
@@ -68,11 +72,7 @@ def test_pairwise_diversity_is_the_mean_distance_over_pairs():
 
 def test_slate_diversity_gives_both_diversities_of_one_pass():
     """The world's one pass (whole slates and their watched items) gives exactly the two separate diversities."""
-    rng = np.random.default_rng(5)
-    emb = rng.standard_normal((40, 16)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    slates = rng.integers(0, 40, (25, 7))
-    watched = rng.random((25, 7)) < 0.4
+    emb, slates, watched = _random_slates(5, 40, 16, 25, 7, 0.4)
     shown, seen = M.slate_diversity(emb, slates, watched)
     assert shown.tobytes() == M.pairwise_diversity(emb, slates).tobytes()
     assert seen.tobytes() == M.pairwise_diversity(emb, slates, watched).tobytes()
