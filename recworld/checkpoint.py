@@ -5,7 +5,7 @@ their memory, the recommender's parameters, RNG states, the clock, the social
 graph) is pickled. Observers (database connections, live views) and LLM
 clients are not state: they are re-attached on resume.
 
-A checkpoint is the world's pickle with its large arrays (64 KiB or more:
+A checkpoint is the world's pickle with its large arrays (16 KiB or more:
 the seen bits, the users' state, the catalog's vectors, a recommender's
 factors) kept apart by key, compressed with LZ4 (its fastest level: at
 100,000 users it compressed 103 MiB in about 0.1 s where zlib's fastest
@@ -15,15 +15,17 @@ speed is the world's).
 A run's :class:`Checkpointer` makes the next checkpoints *incremental*: the
 world's pickle without its large arrays, plus only the rows of those arrays
 that differ from the last complete checkpoint (compared byte for byte
-against a copy kept in memory). A tick changes the rows of the users who
-were active, so an incremental checkpoint is sized to the active share: at
-a million users the seen bits alone are 1.4 GiB, of which a tick touches a
-few per cent. When the changed rows grow past ``delta_share`` of the
-complete checkpoint the next one is complete again. Loading an
-incremental checkpoint needs its complete one (``base``): the run database
-keeps it (``Checkpoint.base_tick``).
+against a copy kept in memory), and of an array replaced by a longer one
+(the catalog's, as items are added) its changed and its new rows. A tick
+changes the rows of the users who were active, so an incremental
+checkpoint is sized to the active share: at a million users the seen bits
+alone are 1.4 GiB, of which a tick touches a few per cent. When the
+changed rows grow past ``delta_share`` of the large arrays the next one is
+complete again. Loading an incremental checkpoint needs its complete one
+(``base``): the run database keeps it (``Checkpoint.base_tick``). A world
+without large arrays gets complete checkpoints only.
 
-Checkpoints written before (one pickle: LZ4 ``RWCK2``, zlib ``RWCK1``) still load.
+Checkpoints written before (arrays by persistent id: ``RWCK3``; one pickle: LZ4 ``RWCK2``, zlib ``RWCK1``) still load.
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ from recworld.gcpause import paused_gc
 if TYPE_CHECKING:  # pragma: no cover
     from recworld.world import World
 
-MAGIC = b"RWCK3"  # LZ4 frame of a pickled _Stored (the world's pickle, its large arrays apart), the arrays' bytes out of band
+MAGIC = b"RWCK4"  # LZ4 frame of a pickled _Stored (the world's pickle, its large arrays apart), the arrays' bytes out of band
+MAGIC_PERSISTENT_ID = b"RWCK3"  # written before: the same, the arrays referred to by persistent id
 MAGIC_PICKLE_LZ4 = b"RWCK2"  # written before: the world's whole pickle, LZ4
 MAGIC_ZLIB = b"RWCK1"  # written before LZ4
 
 #: Arrays of at least this many bytes are kept apart (and diffed by rows in incremental checkpoints).
-LARGE_ARRAY_BYTES = 1 << 16
-_PID = "rw-array"
+LARGE_ARRAY_BYTES = 1 << 14
+_PID = "rw-array"  # RWCK3's persistent ids
 _WORD_CHUNK = 1 << 22  # 8-byte words compared at a time (bounds the temporary arrays)
 _LZ4_CHUNK = 1 << 26  # bytes handed to the compressor at a time (bounds its output buffer)
 _ALIGN = 64  # each array's bytes start at a multiple of this in the decompressed checkpoint
@@ -67,13 +70,24 @@ class _Rows:
 
 
 @dataclass
+class _Grown:
+    """An array replaced since the complete checkpoint by a longer one (the catalog's arrays when items are added):
+    the complete one's array ``base`` with its changed rows, then the new rows."""
+
+    base: int
+    index: np.ndarray
+    values: np.ndarray
+    tail: np.ndarray
+
+
+@dataclass
 class _Stored:
     """What a checkpoint's bytes hold."""
 
     token: str  # names a complete checkpoint; an incremental one carries its base's token
     base_tick: int | None  # None: complete
-    world: bytes  # the world's pickle, large arrays as persistent ids (_PID, key)
-    arrays: dict[int, np.ndarray | _Rows]
+    world: bytes  # the world's pickle, large arrays as references to their keys (RWCK3: persistent ids (_PID, key))
+    arrays: dict[int, np.ndarray | _Rows | _Grown]
 
 
 class _TooLarge(Exception):
@@ -85,20 +99,27 @@ def _large(obj: Any) -> bool:
 
 
 class _Pickler(pickle.Pickler):
-    """Pickles a world with its large arrays replaced by ``(_PID, key)``; ``place(array) -> key`` decides the keys."""
+    """Pickles a world with its large arrays replaced by references to keys; ``place(array) -> key`` decides the keys.
+
+    The arrays are caught by ``reducer_override``, which pickle calls for every object but the plain builtins (str,
+    int, float, list, dict, tuple, ...); a ``persistent_id`` hook (the format before, ``RWCK3``) is called for all of
+    them and cost half of a 1,000-user world's pickling time.
+    """
 
     def __init__(self, file: io.BytesIO, place: Any) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._place = place
-        self._keys: dict[int, int] = {}  # id(array) -> key: one array met twice is one key
 
-    def persistent_id(self, obj: Any) -> Any:
+    def reducer_override(self, obj: Any) -> Any:
         if not _large(obj):
-            return None
-        key = self._keys.get(id(obj))
-        if key is None:
-            key = self._keys[id(obj)] = self._place(obj)
-        return (_PID, key)
+            return NotImplemented
+        # Pickle memoises what this returns: an array met twice is placed once and loads as one array.
+        return _stored_array, (self._place(obj),)
+
+
+def _stored_array(key: int) -> np.ndarray:
+    """Stands for a checkpoint's array ``key`` in the world's pickle; :class:`_Unpickler` resolves it."""
+    raise pickle.UnpicklingError(f"array {key} of a checkpoint read outside recworld.checkpoint.load_world")
 
 
 class _Unpickler(pickle.Unpickler):
@@ -106,7 +127,18 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(file)
         self._arrays = arrays
 
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == _stored_array.__name__:
+            return self._array
+        return super().find_class(module, name)
+
+    def _array(self, key: Any) -> np.ndarray:
+        if key not in self._arrays:
+            raise pickle.UnpicklingError(f"the checkpoint has no array {key!r}")
+        return self._arrays[key]
+
     def persistent_load(self, pid: Any) -> Any:
+        # Checkpoints written before (RWCK3) refer to their arrays by persistent id.
         if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _PID and pid[1] in self._arrays):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
         return self._arrays[pid[1]]
@@ -183,28 +215,39 @@ class Checkpointer:
         blob = _pack(_Stored(token, None, pickled, dict(enumerate(arrays))))
         old = {k: before for k, (_, before) in self._base.items()}
         self._base, self._base_tick, self._base_bytes = {}, None, 0
-        if self.delta_share > 0:
+        size = sum(a.nbytes for a in arrays)
+        if self.delta_share > 0 and size > 0:  # without large arrays an incremental checkpoint would be the same bytes
             self._base = {k: (weakref.ref(a), _copy_into(old.get(k), a)) for k, a in enumerate(arrays)}
-            self._base_bytes = len(pickled) + sum(a.nbytes for a in arrays)
+            self._base_bytes = size
             self._token, self._base_tick = token, world.tick - 1
         return blob
 
     def _incremental(self, world: World) -> bytes:
-        arrays: dict[int, np.ndarray | _Rows] = {}
+        arrays: dict[int, np.ndarray | _Rows | _Grown] = {}
         budget = self.delta_share * self._base_bytes
         used = 0
         fresh = iter(range(len(self._base), 2**62))
         live = {id(a): key for key, (ref, _) in self._base.items() if (a := ref()) is not None}
+        placed = 0  # arrays met so far: the world is pickled in the same order each time
 
         def place(a: np.ndarray) -> int:
-            nonlocal used
+            nonlocal used, placed
+            at, placed = placed, placed + 1
             key = live.get(id(a))
             before = None if key is None else self._base[key][1]
             if before is None or a.shape != before.shape or a.dtype != before.dtype:
-                # An array the complete checkpoint did not have (or one replaced since): whole.
+                # An array the complete checkpoint did not have, or one replaced since: whole, or as the array in the
+                # same place in the complete one when it only grew (compared row by row, so any such array is exact).
                 key = next(fresh)
-                arrays[key] = a
-                used += a.nbytes
+                then = self._base.get(at, (None, None))[1]
+                if then is not None and then.dtype == a.dtype and then.shape[1:] == a.shape[1:] and 0 < then.shape[0] <= a.shape[0]:
+                    n = then.shape[0]
+                    idx = changed_rows(a[:n], then)
+                    arrays[key] = _Grown(at, idx, a[idx], a[n:])
+                    used += idx.nbytes + (idx.size + a.shape[0] - n) * (a.nbytes // max(a.shape[0], 1))
+                else:
+                    arrays[key] = a
+                    used += a.nbytes
                 self._check(used, budget)
                 return key
             idx = changed_rows(a, before)
@@ -214,8 +257,9 @@ class Checkpointer:
                 self._check(used, budget)
             return key
 
+        # The world's pickle (without its large arrays) is in every checkpoint whole, complete or not: only the
+        # arrays' bytes differ between the two kinds, so only they count against the share.
         pickled = _dumps(world, place)
-        self._check(used + len(pickled), budget)
         return _pack(_Stored(self._token, self._base_tick, pickled, arrays))
 
     @staticmethod
@@ -301,7 +345,7 @@ def load_world(blob: bytes, base: bytes | None = None) -> World:
             an incremental checkpoint comes without its complete one.
     """
     blob = bytes(blob)
-    if blob.startswith(MAGIC):
+    if blob.startswith((MAGIC, MAGIC_PERSISTENT_ID)):
         stored = _unpack(blob)
         arrays = stored.arrays
         if stored.base_tick is not None:
@@ -319,13 +363,19 @@ def load_world(blob: bytes, base: bytes | None = None) -> World:
     raise RecWorldError("not a RecWorld checkpoint (bad header); the database may be from another tool")
 
 
-def _apply(base: dict[int, Any], changes: dict[int, np.ndarray | _Rows]) -> dict[int, np.ndarray]:
-    # The base's arrays are writable views of its own decompressed buffer (see _unpack): changed rows go in place.
+def _apply(base: dict[int, Any], changes: dict[int, np.ndarray | _Rows | _Grown]) -> dict[int, np.ndarray]:
+    # The base's arrays are writable views of its own decompressed buffer (see _unpack): changed rows go in place,
+    # after the grown arrays have copied the rows they start from.
     arrays = dict(base)
+    for key, change in changes.items():
+        if isinstance(change, _Grown):
+            grown = np.concatenate([base[change.base], change.tail])
+            grown[change.index] = change.values
+            arrays[key] = grown
     for key, change in changes.items():
         if isinstance(change, _Rows):
             arrays[key][change.index] = change.values
-        else:
+        elif not isinstance(change, _Grown):
             arrays[key] = change
     return arrays
 

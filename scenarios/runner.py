@@ -101,12 +101,15 @@ def run_scenario(
     on_tick: Callable[[World], None] | None = None,
     run_name: str | None = None,
     run_id: int | None = None,
+    cores: int | None = None,
 ) -> RunOutcome:
     """Run ``scenario`` from tick 0 and log it.
 
     Args:
         run_id: an existing Run row (status ``created``, made by :func:`plan_run`) to
             fill instead of inserting a new one; sweeps plan all their runs up front.
+        cores: the cores this run may use, for ``storage.writer: auto``
+            (:func:`recworld.storage.recorder.choose_writer`; default: this process's).
 
     Returns:
         The run id, final status and summary KPIs.
@@ -121,7 +124,7 @@ def run_scenario(
     world = build_world(scenario)
     if run_id is None:
         run_id = plan_run(engine, scenario, run_name)
-    return _drive(world, scenario, engine, url, run_id, progress, console, on_tick, fresh=True)
+    return _drive(world, scenario, engine, url, run_id, progress, console, on_tick, fresh=True, cores=cores)
 
 
 def plan_run(engine, scenario: Scenario, run_name: str | None = None) -> int:
@@ -138,7 +141,9 @@ def plan_run(engine, scenario: Scenario, run_name: str | None = None) -> int:
     )
 
 
-def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, progress: bool, console: Console, on_tick, fresh: bool) -> RunOutcome:
+def _drive(
+    world: World, scenario: Scenario, engine, url: str, run_id: int, progress: bool, console: Console, on_tick, fresh: bool, cores: int | None = None
+) -> RunOutcome:
     st = scenario.storage
     recorder = RunRecorder(
         engine,
@@ -147,7 +152,7 @@ def _drive(world: World, scenario: Scenario, engine, url: str, run_id: int, prog
         snapshot_every=st.snapshot_every,
         checkpointer=Checkpointer(st.checkpoint_delta_share) if st.checkpoint_every else None,
         checkpoint_every=max(1, st.checkpoint_every),
-        background=choose_writer(st.writer, world.n_users),
+        background=choose_writer(st.writer, world.n_users, cores),
     )
     if fresh:
         recorder.write_world(world)

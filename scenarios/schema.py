@@ -111,12 +111,13 @@ class StorageSpec(_Strict):
     flush_every: int = Field(1, ge=1, le=10_000)
     checkpoint_every: int = Field(1, ge=0, le=10_000)
     #: A checkpoint holds only the rows of the world's large arrays changed since the last complete one while they are at
-    #: most this share of it (sized to the active users; a copy of those arrays is kept in memory); 0: every one complete.
+    #: most this share of those arrays (sized to the active users; a copy of the arrays is kept in memory); 0: every one complete.
     checkpoint_delta_share: float = Field(0.25, ge=0.0, le=1.0)
     snapshot_every: int = Field(24, ge=0)
-    #: Who writes the log while the world runs: a thread of the world's process, a writer process of its own (finishes and
-    #: commits the rows on another core), or ``auto``: a process for worlds of 2,000+ users on a machine with 2+ cores, else a thread.
-    writer: Literal["auto", "thread", "process"] = "auto"
+    #: Who writes the log while the world runs: the world's own thread between ticks (``inline``), a thread of the world's
+    #: process, a writer process of its own (finishes and commits the rows on another core), or ``auto``: a process for
+    #: worlds of 2,000+ users when the run may use 2+ cores, inline with one core (a sweep's Ray task), else a thread.
+    writer: Literal["auto", "inline", "thread", "process"] = "auto"
 
 
 class Scenario(_Strict):

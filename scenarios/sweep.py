@@ -140,11 +140,16 @@ def plan(base: Scenario, seeds: Sequence[int], recommenders: Sequence[str], db_u
     return [Job(plan_run(engine, s, run_name), s.recommender.name, s.seed, s.model_dump(mode="json")) for s in scenarios]
 
 
-def run_planned(job: Job, db_url: str) -> JobResult:
+def run_planned(job: Job, db_url: str, cores: int | None = None) -> JobResult:
     """Run one planned job to completion (the body of a Ray task, or of an in-process step).
 
     Runs are bit-identical to ``recworld run`` on the driver: the world's ticks
-    use one BLAS thread wherever they run (:mod:`recworld.threads`).
+    use one BLAS thread wherever they run (:mod:`recworld.threads`), and who
+    writes the log does not change what is logged.
+
+    Args:
+        cores: the cores the run may use (a Ray task has the one CPU it asked for: under
+            ``storage.writer: auto`` its world writes its own log, ``inline``); default: this process's.
 
     Never raises for a failed run: the failure is recorded on the run and reported back.
     """
@@ -153,7 +158,7 @@ def run_planned(job: Job, db_url: str) -> JobResult:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         scenario = validate(job.config, source=f"run {job.run_id}")
-        out = run_scenario(scenario, db_url=db_url, progress=False, run_id=job.run_id)
+        out = run_scenario(scenario, db_url=db_url, progress=False, run_id=job.run_id, cores=cores)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - reported to the driver and stored on the run
@@ -232,13 +237,13 @@ class RayCluster:
 
 
 def iter_ray(jobs: Sequence[Job], db_url: str, ray: Any) -> Iterator[JobResult]:
-    """Run the jobs as Ray tasks (one CPU each), yielding results in the order they finish.
+    """Run the jobs as Ray tasks (one CPU each, which their worlds keep to: see :func:`run_planned`), yielding results in the order they finish.
 
     A task that dies with its worker is reported as a failed run. On an interrupt
     the tasks not yet finished are cancelled.
     """
     task = ray.remote(num_cpus=1, max_retries=0)(run_planned)
-    pending = {task.remote(job, db_url): job for job in jobs}
+    pending = {task.remote(job, db_url, 1): job for job in jobs}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -165,7 +165,7 @@ class RunRecorder:
         background: where the database work happens while the world goes on
             with the next tick (at most two flushes wait in line; each is
             still one transaction with its checkpoint): ``False`` in the
-            world's thread; ``True`` or ``"thread"`` a background thread;
+            world's thread (also ``"inline"``); ``True`` or ``"thread"`` a background thread;
             ``"process"`` a writer process of its own, which builds the rows
             and commits them on another core, outside the world's GIL (measured
             0.7x-1.3x of the thread's speed depending on the machine's load:
@@ -182,7 +182,7 @@ class RunRecorder:
         snapshot_every: int = 24,
         checkpointer: Callable[[World], bytes | tuple[bytes, int]] | None = None,
         checkpoint_every: int = 1,
-        background: bool | Literal["thread", "process"] = False,
+        background: bool | Writer = False,
     ) -> None:
         self.engine = engine
         self.run_id = run_id
@@ -210,7 +210,7 @@ class RunRecorder:
             background = "thread"
         if background == "process":
             self._proc = _WriterProcess(engine, run_id)
-        elif background:
+        elif background and background != "inline":
             # SQLite and psycopg release the GIL while they write: the world simulates the next tick meanwhile.
             self._queue = queue.Queue(maxsize=2)
             self._thread = threading.Thread(target=self._writer, name=f"recworld-log-{run_id}", daemon=True)
@@ -515,21 +515,34 @@ class _RemoteError(Exception):
 #: Below this many users a world's log is written by a thread under ``storage.writer: auto`` (see :func:`choose_writer`).
 PROCESS_WRITER_USERS = 2_000
 
+Writer = Literal["inline", "thread", "process"]
 
-def choose_writer(setting: Literal["auto", "thread", "process"], n_users: int) -> Literal["thread", "process"]:
-    """The writer ``storage.writer`` asks for; ``auto``: a process for a world of :data:`PROCESS_WRITER_USERS`+ users when this process may use 2+ cores, else a thread.
+
+def choose_writer(setting: Literal["auto", "inline", "thread", "process"], n_users: int, cores: int | None = None) -> Writer:
+    """The writer ``storage.writer`` asks for. ``auto``: a process for a world of :data:`PROCESS_WRITER_USERS`+ users
+    when the run may use 2+ cores, the world's own thread (``inline``) when it has one core, else a thread.
 
     A process takes the rows' finishing and the database's work to another
     core (at 10,000 users about 1.8x the thread's logged speed, README); a
     small world's log is cheap, and a process would only add its start-up.
+    With one core there is nothing for a thread to overlap with, and its
+    inserts, waiting for the world's thread to let go of the GIL, held the
+    database's write lock 2-3x as long as the same inserts made inline —
+    time the other runs of a sweep writing to the same SQLite file waited.
+
+    Args:
+        cores: the cores this run may use (default: this process's CPU affinity); a sweep's Ray task has one.
     """
     if setting != "auto":
         return setting
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return "process" if cores >= 2 and n_users >= PROCESS_WRITER_USERS else "thread"
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+    if cores < 2:
+        return "inline"
+    return "process" if n_users >= PROCESS_WRITER_USERS else "thread"
 
 
 def _describe(exc: BaseException) -> str:

@@ -51,6 +51,95 @@ def test_checkpoints_of_the_zlib_format_still_load(make_world, collect):
     assert _same_future(load_world(old), load_world(dump_world(a)), 5, collect)
 
 
+def test_checkpoints_with_arrays_by_persistent_id_still_load(make_world, collect, small_arrays):
+    """Checkpoints written before RWCK4 (header RWCK3) referred to their arrays by persistent id: they resume the same,
+    complete or incremental."""
+    import io
+    import pickle
+
+    import recworld.checkpoint as C
+
+    class OldPickler(pickle.Pickler):  # the RWCK3 writer: every large array as the persistent id (_PID, key)
+        def __init__(self, file, place):
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._place, self._keys = place, {}
+
+        def persistent_id(self, obj):
+            if not C._large(obj):
+                return None
+            if id(obj) not in self._keys:
+                self._keys[id(obj)] = self._place(obj)
+            return (C._PID, self._keys[id(obj)])
+
+    def old_dumps(world, place):
+        buf = io.BytesIO()
+        OldPickler(buf, place).dump(world)
+        return buf.getvalue()
+
+    def old_format(blob):
+        return C.MAGIC_PERSISTENT_ID + blob[len(C.MAGIC) :]
+
+    a = make_world(n=60, seed=8)
+    a.run(3)
+    new_full = C.dump_world(a)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(C, "_dumps", old_dumps)
+        ck = C.Checkpointer(delta_share=1.0)
+        full = old_format(ck(a))
+        a.run(1)
+        inc, _ = ck(a)
+        inc = old_format(inc)
+    assert C._unpack(full).world != C._unpack(new_full).world  # really the other pickle
+    assert _same_future(C.load_world(inc, full), C.load_world(C.dump_world(a)), 5, collect)
+
+
+def test_an_array_met_twice_loads_as_one_array(small_arrays):
+    from recworld.checkpoint import dump_world, load_world
+
+    shared = np.arange(1000.0)
+    b = load_world(dump_world({"x": shared, "y": [shared], "z": shared[:10].copy()}))  # type: ignore[arg-type]
+    assert b["x"] is b["y"][0] and np.array_equal(b["x"], shared) and np.array_equal(b["z"], shared[:10])
+    b["x"][0] = -1.0
+    assert b["y"][0][0] == -1.0
+
+
+def test_an_array_that_grew_is_stored_as_its_new_and_changed_rows(small_arrays):
+    """The catalog's arrays are replaced by longer ones when items are added: the incremental checkpoint holds the
+    new rows and the changed old ones, and loads exactly; an array whose rows changed shape is stored whole."""
+    from types import SimpleNamespace
+
+    from recworld.checkpoint import Checkpointer, _Grown, _unpack, load_world
+
+    rng = np.random.default_rng(1)
+    state = SimpleNamespace(tick=5, items=rng.normal(size=(400, 8)).astype(np.float32), other=np.arange(300), wide=np.zeros((50, 4)))
+    ck = Checkpointer(delta_share=0.5)
+    full = ck(state)
+    grown = np.concatenate([state.items, rng.normal(size=(7, 8)).astype(np.float32)])
+    grown[[3, 99]] += 1
+    state.items, state.wide, state.tick = grown, np.ones((50, 5)), 6
+    inc, base_tick = ck(state)
+    assert base_tick == 4
+    kinds = {type(c).__name__: c for c in _unpack(inc).arrays.values()}
+    assert set(kinds) == {"_Grown", "ndarray"} and isinstance(kinds["_Grown"], _Grown)
+    assert kinds["_Grown"].index.tolist() == [3, 99] and kinds["_Grown"].tail.shape == (7, 8)
+    back = load_world(inc, full)
+    assert np.array_equal(back.items, state.items) and np.array_equal(back.other, state.other) and np.array_equal(back.wide, state.wide)
+
+
+def test_a_world_without_large_arrays_gets_complete_checkpoints(make_world, monkeypatch):
+    """Without large arrays an incremental checkpoint would hold the same bytes as a complete one: none is made and no copy kept."""
+    import recworld.checkpoint as C
+
+    monkeypatch.setattr(C, "LARGE_ARRAY_BYTES", 1 << 40)
+    a = make_world(n=30, seed=3)
+    a.run(2)
+    ck = C.Checkpointer(delta_share=1.0)
+    for _ in range(3):
+        assert isinstance(ck(a), bytes)
+        a.run(1)
+    assert ck._base == {} and ck._base_tick is None
+
+
 def test_user_agents_are_packed_and_made_again_on_load(make_world):
     """The checkpoint keeps the user agents' shared persona table, not a million agent objects; on load they are
     mesa agents of the restored world again, with the same ids; an agent with an attribute set from outside is kept as it is."""

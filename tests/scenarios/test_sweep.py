@@ -57,6 +57,22 @@ def _assert_same_as_one_by_one(url: str, name: str, reference) -> None:
         assert r["summary"] == summary
 
 
+def test_a_job_with_one_cpu_writes_its_log_inline_and_the_same(tmp_path, reference, monkeypatch):
+    """A Ray task has one CPU: under ``storage.writer: auto`` its world writes its own log, and the run is the one made alone."""
+    from recworld.scenarios import runner
+    from recworld.scenarios.sweep import plan, run_planned
+
+    chosen: list[str] = []
+    real = runner.choose_writer
+    monkeypatch.setattr(runner, "choose_writer", lambda setting, n, cores=None: chosen.append(real(setting, n, cores)) or chosen[-1])
+    url = f"sqlite:///{tmp_path / 'one-cpu.db'}"
+    (job,) = plan(_base(), SEEDS[:1], RECS[:1], url, "one-cpu")
+    res = run_planned(job, url, cores=1)
+    assert res.status == "completed" and chosen == ["inline"]
+    h, summary = reference[(RECS[0], SEEDS[0])]
+    assert event_log_hash(connect(url), job.run_id) == h and res.summary == summary
+
+
 def test_parse_seeds_and_recommenders():
     assert parse_seeds("0-3") == [0, 1, 2, 3]
     assert parse_seeds("0,1, 2") == [0, 1, 2]

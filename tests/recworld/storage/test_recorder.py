@@ -1,4 +1,5 @@
 import os
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -162,7 +163,8 @@ def test_writer_process_from_a_script_without_a_main_guard(tmp_path):
 
 
 def test_auto_writer_is_a_process_for_large_worlds_on_two_cores(monkeypatch):
-    """``storage.writer: auto`` takes a writer process only where it pays: 2,000+ users and 2+ cores; an explicit choice stands."""
+    """``storage.writer: auto`` takes a writer process only where it pays: 2,000+ users and 2+ cores; with one core the
+    world writes its own log (inline); an explicit choice stands."""
     import os
 
     from recworld.storage.recorder import PROCESS_WRITER_USERS, choose_writer
@@ -171,8 +173,26 @@ def test_auto_writer_is_a_process_for_large_worlds_on_two_cores(monkeypatch):
     assert choose_writer("auto", PROCESS_WRITER_USERS) == "process"
     assert choose_writer("auto", PROCESS_WRITER_USERS - 1) == "thread"
     assert choose_writer("thread", 10**6) == "thread" and choose_writer("process", 10) == "process"
+    assert choose_writer("inline", 10**6) == "inline"
+    assert choose_writer("auto", 10**6, cores=1) == "inline" and choose_writer("auto", 10, cores=4) == "thread"  # a Ray task's one CPU
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
-    assert choose_writer("auto", 10**6) == "thread"
+    assert choose_writer("auto", 10**6) == "inline" and choose_writer("auto", 10) == "inline"
+
+
+def test_an_inline_writer_has_the_rows_in_the_database_when_the_tick_returns(tmp_path, make_world):
+    """``inline``: no thread or process; a flushed tick is committed before the world goes on."""
+    engine = connect(f"sqlite:///{tmp_path / 'inline.db'}")
+    world = make_world(n=30, seed=1)
+    run_id = create_run(engine, "inline", scenario="t", recommender="random", brain="utility", seed=1, config={}, ticks_total=3)
+    threads = threading.active_count()
+    rec = RunRecorder(engine, run_id, background="inline")
+    assert threading.active_count() == threads
+    world.subscribe(rec)
+    for tick in range(3):
+        world.step()
+        with engine.connect() as con:
+            assert con.execute(select(func.count()).select_from(TickMetrics).where(TickMetrics.run_id == run_id)).scalar() == tick + 1
+    rec.close()
 
 
 @pytest.mark.parametrize("background", [False, "process"])
