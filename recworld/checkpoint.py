@@ -239,21 +239,25 @@ class Checkpointer:
                 # An array the complete checkpoint did not have, or one replaced since: whole, or as the array in the
                 # same place in the complete one when it only grew (compared row by row, so any such array is exact).
                 key = next(fresh)
+                arrays[key] = a
+                nbytes = a.nbytes
                 then = self._base.get(at, (None, None))[1]
                 if then is not None and then.dtype == a.dtype and then.shape[1:] == a.shape[1:] and 0 < then.shape[0] <= a.shape[0]:
                     n = then.shape[0]
                     idx = changed_rows(a[:n], then)
-                    arrays[key] = _Grown(at, idx, a[idx], a[n:])
-                    used += idx.nbytes + (idx.size + a.shape[0] - n) * (a.nbytes // max(a.shape[0], 1))
-                else:
-                    arrays[key] = a
-                    used += a.nbytes
+                    grown = idx.nbytes + (idx.size + a.shape[0] - n) * (a.nbytes // a.shape[0])
+                    if grown < nbytes:  # else an unrelated array that happens to fit: whole is smaller
+                        arrays[key], nbytes = _Grown(at, idx, a[idx], a[n:]), grown
+                used += nbytes
                 self._check(used, budget)
                 return key
             idx = changed_rows(a, before)
             if idx.size:
-                arrays[key] = _Rows(idx, a[idx])
-                used += idx.nbytes + arrays[key].values.nbytes
+                rows = _Rows(idx, a[idx])
+                nbytes = idx.nbytes + rows.values.nbytes
+                # Most rows changed (state every user's tick touches): the array whole is fewer bytes than rows and indices.
+                arrays[key], nbytes = (rows, nbytes) if nbytes < a.nbytes else (a, a.nbytes)
+                used += nbytes
                 self._check(used, budget)
             return key
 

@@ -105,7 +105,8 @@ def test_an_array_met_twice_loads_as_one_array(small_arrays):
 
 def test_an_array_that_grew_is_stored_as_its_new_and_changed_rows(small_arrays):
     """The catalog's arrays are replaced by longer ones when items are added: the incremental checkpoint holds the
-    new rows and the changed old ones, and loads exactly; an array whose rows changed shape is stored whole."""
+    new rows and the changed old ones, and loads exactly; an array whose rows changed shape, or all of whose rows
+    changed, is stored whole."""
     from types import SimpleNamespace
 
     from recworld.checkpoint import Checkpointer, _Grown, _unpack, load_world
@@ -117,10 +118,13 @@ def test_an_array_that_grew_is_stored_as_its_new_and_changed_rows(small_arrays):
     grown = np.concatenate([state.items, rng.normal(size=(7, 8)).astype(np.float32)])
     grown[[3, 99]] += 1
     state.items, state.wide, state.tick = grown, np.ones((50, 5)), 6
+    state.other += 1  # every row changed, in place: whole is fewer bytes than rows and their indices
     inc, base_tick = ck(state)
     assert base_tick == 4
-    kinds = {type(c).__name__: c for c in _unpack(inc).arrays.values()}
+    stored = list(_unpack(inc).arrays.values())
+    kinds = {type(c).__name__: c for c in stored}
     assert set(kinds) == {"_Grown", "ndarray"} and isinstance(kinds["_Grown"], _Grown)
+    assert sorted(c.shape for c in stored if isinstance(c, np.ndarray)) == [(50, 5), (300,)]
     assert kinds["_Grown"].index.tolist() == [3, 99] and kinds["_Grown"].tail.shape == (7, 8)
     back = load_world(inc, full)
     assert np.array_equal(back.items, state.items) and np.array_equal(back.other, state.other) and np.array_equal(back.wide, state.wide)
