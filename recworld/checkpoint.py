@@ -245,7 +245,7 @@ class Checkpointer:
                 if then is not None and then.dtype == a.dtype and then.shape[1:] == a.shape[1:] and 0 < then.shape[0] <= a.shape[0]:
                     n = then.shape[0]
                     idx = changed_rows(a[:n], then)
-                    grown = idx.nbytes + (idx.size + a.shape[0] - n) * (a.nbytes // a.shape[0])
+                    grown = _by_rows_bytes(a, idx, a.shape[0] - n)
                     if grown < nbytes:  # else an unrelated array that happens to fit: whole is smaller
                         arrays[key], nbytes = _Grown(at, idx, a[idx], a[n:]), grown
                 used += nbytes
@@ -253,10 +253,9 @@ class Checkpointer:
                 return key
             idx = changed_rows(a, before)
             if idx.size:
-                rows = _Rows(idx, a[idx])
-                nbytes = idx.nbytes + rows.values.nbytes
+                nbytes = _by_rows_bytes(a, idx, 0)
                 # Most rows changed (state every user's tick touches): the array whole is fewer bytes than rows and indices.
-                arrays[key], nbytes = (rows, nbytes) if nbytes < a.nbytes else (a, a.nbytes)
+                arrays[key], nbytes = (_Rows(idx, a[idx]), nbytes) if nbytes < a.nbytes else (a, a.nbytes)
                 used += nbytes
                 self._check(used, budget)
             return key
@@ -270,6 +269,11 @@ class Checkpointer:
     def _check(used: float, budget: float) -> None:
         if used > budget:
             raise _TooLarge
+
+
+def _by_rows_bytes(a: np.ndarray, changed: np.ndarray, new_rows: int) -> int:
+    """Bytes of ``a`` stored by rows (:class:`_Rows`, :class:`_Grown`): the changed rows' indices and values, and its new rows."""
+    return changed.nbytes + (changed.size + new_rows) * (a.nbytes // a.shape[0])
 
 
 def _copy_into(buffer: np.ndarray | None, a: np.ndarray) -> np.ndarray:
